@@ -1,0 +1,108 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, findEdge, loadClusterFile } from './common/config.js';
+
+const USAGE = `reelcdn — an Open Connect-style CDN for video
+
+Usage:
+  reelcdn demo [--dir DIR]                            start a whole cluster on this machine
+  reelcdn origin   --config FILE                      run the origin
+  reelcdn steering --config FILE                      run steering
+  reelcdn edge     --config FILE --id EDGE_ID         run one edge node
+  reelcdn ingest   --config FILE --title ID DIR       add an HLS/DASH folder to the origin catalog
+  reelcdn fill     --config FILE --id EDGE_ID --now   run a node's fill outside its window
+
+Environment:
+  REELCDN_ADMIN_TOKEN   bearer token of every admin port
+`;
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string' },
+      id: { type: 'string' },
+      title: { type: 'string' },
+      dir: { type: 'string' },
+      now: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (!command || command === 'help' || command === '--help' || command === '-h' || values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const config = () => {
+    if (!values.config) throw new UsageError(`${command} needs --config FILE`);
+    return loadClusterFile(values.config);
+  };
+  const edgeId = () => {
+    if (!values.id) throw new UsageError(`${command} needs --id EDGE_ID`);
+    return values.id;
+  };
+
+  switch (command) {
+    case 'edge': {
+      const cfg = config();
+      const { runEdge } = await import('./edge/main.js');
+      await runEdge(cfg, findEdge(cfg, edgeId()));
+      return;
+    }
+    case 'origin': {
+      const { runOrigin } = await import('./origin/main.js');
+      await runOrigin(config());
+      return;
+    }
+    case 'steering': {
+      const { runSteering } = await import('./steering/main.js');
+      await runSteering(config());
+      return;
+    }
+    case 'ingest': {
+      const cfg = config();
+      if (!values.title) throw new UsageError('ingest needs --title ID');
+      const dir = positionals[0];
+      if (!dir) throw new UsageError('ingest needs the folder to add: reelcdn ingest --config FILE --title ID DIR');
+      const { ingestTitle } = await import('./origin/ingest.js');
+      const entry = await ingestTitle(cfg, values.title, dir);
+      process.stdout.write(`ingested ${entry.title}: ${entry.files.length} files, ${entry.bytes} bytes\n`);
+      return;
+    }
+    case 'fill': {
+      const cfg = config();
+      const edge = findEdge(cfg, edgeId());
+      if (!values.now) throw new UsageError('fill runs only with --now (the node fills inside its window by itself)');
+      const { runFillNow } = await import('./edge/fill-cli.js');
+      await runFillNow(cfg, edge);
+      return;
+    }
+    case 'demo': {
+      const { runDemo } = await import('./demo.js');
+      await runDemo({ dir: values.dir ?? 'demo-data' });
+      return;
+    }
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+class UsageError extends Error {}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`reelcdn: config error: ${err.message}\n`);
+    process.exit(2);
+  }
+  if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`reelcdn: ${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if ((err as { userFacing?: boolean }).userFacing) {
+    process.stderr.write(`reelcdn: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`reelcdn: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,72 @@
+/**
+ * All time goes through a Clock so that a test can run a night in seconds.
+ * `now()` is milliseconds since the epoch; timers fire in clock time.
+ */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+}
+
+export interface TimerHandle {
+  readonly id: number | NodeJS.Timeout;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout(fn, ms) {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return { id: t };
+  },
+  clearTimeout(handle) {
+    clearTimeout(handle.id as NodeJS.Timeout);
+  },
+};
+
+/** A clock that moves only when told to; timers due by then fire in order. */
+export class FakeClock implements Clock {
+  private timers = new Map<number, { at: number; fn: () => void }>();
+  private nextId = 1;
+
+  constructor(private t = 0) {}
+
+  now(): number {
+    return this.t;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.t + Math.max(0, ms), fn });
+    return { id };
+  }
+
+  clearTimeout(handle: TimerHandle): void {
+    this.timers.delete(handle.id as number);
+  }
+
+  /** Moves time forward by `ms`, firing each timer at its own due time. */
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      let dueId: number | undefined;
+      let dueAt = Infinity;
+      for (const [id, timer] of this.timers) {
+        if (timer.at <= end && timer.at < dueAt) {
+          dueAt = timer.at;
+          dueId = id;
+        }
+      }
+      if (dueId === undefined) break;
+      const timer = this.timers.get(dueId)!;
+      this.timers.delete(dueId);
+      this.t = Math.max(this.t, timer.at);
+      timer.fn();
+    }
+    this.t = end;
+  }
+
+  set(ms: number): void {
+    this.advance(Math.max(0, ms - this.t));
+  }
+}

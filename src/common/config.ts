@@ -1,0 +1,373 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { isIP } from 'node:net';
+
+/**
+ * The one cluster file every role reads (see DESIGN.md "One cluster file").
+ * Validated completely at start; a bad file is a ConfigError naming the field.
+ */
+export interface ClusterConfig {
+  signing: SigningConfig;
+  origin: OriginConfig;
+  steering: SteeringConfig;
+  isps: IspConfig[];
+  /** ISP id used for clients no prefix matches; absent → every edge is a candidate. */
+  defaultIsp?: string;
+  edges: EdgeConfig[];
+  admin: AdminConfig;
+  log: LogConfig;
+  /** Directory of the cluster file; relative dataDirs were resolved against it. */
+  baseDir: string;
+}
+
+export interface SigningConfig {
+  /** keyId → secret. Every key here is accepted by edges (rotation). */
+  keys: Record<string, string>;
+  /** The key steering signs with. */
+  activeKey: string;
+  /** Lifetime of a signed URL. */
+  ttlSeconds: number;
+  /** Edges verify tokens unless this is false (lab setups, benchmarks). Default true. */
+  required: boolean;
+}
+
+export interface OriginConfig {
+  url: string;
+  adminUrl: string;
+  dataDir: string;
+}
+
+export interface HealthThresholds {
+  /** An edge whose error ratio (5xx / requests, last interval) exceeds this is down. */
+  maxErrorRatio: number;
+  /** An edge whose disk tier is fuller than this ratio is down for new clients. */
+  maxDiskUsedRatio: number;
+  /** An edge with more open connections than this is down for new clients. */
+  maxConnections: number;
+}
+
+export interface SteeringConfig {
+  url: string;
+  adminUrl: string;
+  healthIntervalMs: number;
+  /** Consecutive failed polls before an edge is marked down. */
+  downAfter: number;
+  /** Consecutive good polls before a down edge is up again. */
+  upAfter: number;
+  /** Addresses or CIDR prefixes whose X-Forwarded-For is believed. */
+  trustedProxies: string[];
+  thresholds: HealthThresholds;
+  /** TTL of the content steering manifest, seconds (players re-poll after it). */
+  steeringTtlSeconds: number;
+}
+
+export interface IspConfig {
+  id: string;
+  prefixes: string[];
+}
+
+export interface FillConfig {
+  /** "HH:MM-HH:MM" in the edge's timezone; may cross midnight. */
+  window: string;
+  bytesPerSec: number;
+}
+
+export interface EdgeConfig {
+  id: string;
+  isp: string;
+  url: string;
+  adminUrl: string;
+  dataDir: string;
+  diskBytes: number;
+  memoryBytes: number;
+  /** IANA timezone of the node, for its fill window. */
+  timezone: string;
+  fill: FillConfig;
+  /** Slice size of the disk and memory tiers. Default 2 MiB. */
+  sliceBytes: number;
+  /** Upstream for misses: another edge's id (a parent) instead of the origin. */
+  parent?: string;
+}
+
+export interface AdminConfig {
+  /** /health readable without the admin token (for load balancers and steering). */
+  openHealth: boolean;
+  /** /metrics readable without the admin token (for Prometheus). */
+  openMetrics: boolean;
+}
+
+export interface LogConfig {
+  level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export const DEFAULT_SLICE_BYTES = 2 * 1024 * 1024;
+
+/** A problem in the cluster file, naming the field, e.g. `edges[1].diskBytes: must be a positive integer`. */
+export class ConfigError extends Error {
+  constructor(
+    readonly field: string,
+    readonly problem: string,
+  ) {
+    super(`${field}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Json = unknown;
+
+function isObject(v: Json): v is Record<string, Json> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function obj(v: Json, field: string): Record<string, Json> {
+  if (!isObject(v)) throw new ConfigError(field, 'must be an object');
+  return v;
+}
+
+function str(v: Json, field: string): string {
+  if (typeof v !== 'string' || v.length === 0) throw new ConfigError(field, 'must be a non-empty string');
+  return v;
+}
+
+function optStr(v: Json, field: string): string | undefined {
+  return v === undefined ? undefined : str(v, field);
+}
+
+function posInt(v: Json, field: string, dflt?: number): number {
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
+    throw new ConfigError(field, 'must be a positive integer');
+  }
+  return v;
+}
+
+function ratio(v: Json, field: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new ConfigError(field, 'must be a number from 0 to 1');
+  return v;
+}
+
+function bool(v: Json, field: string, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') throw new ConfigError(field, 'must be true or false');
+  return v;
+}
+
+function arr(v: Json, field: string, dflt?: Json[]): Json[] {
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (!Array.isArray(v)) throw new ConfigError(field, 'must be an array');
+  return v;
+}
+
+function httpUrl(v: Json, field: string): string {
+  const s = str(v, field);
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    throw new ConfigError(field, `"${s}" is not a URL`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(field, 'must be an http:// or https:// URL');
+  if (!u.port && u.protocol === 'http:') u.port = '80';
+  return s.replace(/\/+$/, '');
+}
+
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function id(v: Json, field: string): string {
+  const s = str(v, field);
+  if (!ID_RE.test(s)) throw new ConfigError(field, `"${s}" must be 1-64 characters of letters, digits, '.', '_' or '-'`);
+  return s;
+}
+
+/** Parses "a.b.c.d/n" or "v6::/n"; returns the normalised form or throws. */
+export function checkPrefix(v: Json, field: string): string {
+  const s = str(v, field);
+  const slash = s.indexOf('/');
+  const addr = slash < 0 ? s : s.slice(0, slash);
+  const family = isIP(addr);
+  if (family === 0) throw new ConfigError(field, `"${s}" is not an IPv4 or IPv6 prefix`);
+  const max = family === 4 ? 32 : 128;
+  const lenText = slash < 0 ? String(max) : s.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max) {
+    throw new ConfigError(field, `"${s}" has a prefix length outside 0-${max}`);
+  }
+  return `${addr}/${lenText}`;
+}
+
+const WINDOW_RE = /^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$/;
+
+function fillWindow(v: Json, field: string): string {
+  const s = str(v, field);
+  if (!WINDOW_RE.test(s)) throw new ConfigError(field, `"${s}" must look like "02:00-06:00"`);
+  return s;
+}
+
+function timezone(v: Json, field: string): string {
+  const s = v === undefined ? 'UTC' : str(v, field);
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: s });
+  } catch {
+    throw new ConfigError(field, `"${s}" is not an IANA timezone`);
+  }
+  return s;
+}
+
+function dir(v: Json, field: string, baseDir: string): string {
+  const s = str(v, field);
+  if (s.includes('\0')) throw new ConfigError(field, 'must not contain NUL');
+  return isAbsolute(s) ? s : resolve(baseDir, s);
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Validates a parsed cluster file. `baseDir` resolves relative data directories. */
+export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
+  const root = obj(raw, '(cluster file)');
+
+  const s = obj(root.signing, 'signing');
+  const keysRaw = obj(s.keys, 'signing.keys');
+  const keys: Record<string, string> = {};
+  for (const [k, secret] of Object.entries(keysRaw)) {
+    id(k, `signing.keys.${k}`);
+    const sec = str(secret, `signing.keys.${k}`);
+    if (sec.length < 16) throw new ConfigError(`signing.keys.${k}`, 'secret must be at least 16 characters');
+    keys[k] = sec;
+  }
+  if (Object.keys(keys).length === 0) throw new ConfigError('signing.keys', 'must hold at least one key');
+  const activeKey = str(s.activeKey, 'signing.activeKey');
+  if (!(activeKey in keys)) throw new ConfigError('signing.activeKey', `"${activeKey}" is not in signing.keys`);
+  const signing: SigningConfig = {
+    keys,
+    activeKey,
+    ttlSeconds: posInt(s.ttlSeconds, 'signing.ttlSeconds', 6 * 3600),
+    required: bool(s.required, 'signing.required', true),
+  };
+
+  const o = obj(root.origin, 'origin');
+  const origin: OriginConfig = {
+    url: httpUrl(o.url, 'origin.url'),
+    adminUrl: httpUrl(o.adminUrl, 'origin.adminUrl'),
+    dataDir: dir(o.dataDir, 'origin.dataDir', baseDir),
+  };
+
+  const st = obj(root.steering, 'steering');
+  const th = st.thresholds === undefined ? {} : obj(st.thresholds, 'steering.thresholds');
+  const steering: SteeringConfig = {
+    url: httpUrl(st.url, 'steering.url'),
+    adminUrl: httpUrl(st.adminUrl, 'steering.adminUrl'),
+    healthIntervalMs: posInt(st.healthIntervalMs, 'steering.healthIntervalMs', 500),
+    downAfter: posInt(st.downAfter, 'steering.downAfter', 2),
+    upAfter: posInt(st.upAfter, 'steering.upAfter', 2),
+    trustedProxies: arr(st.trustedProxies, 'steering.trustedProxies', []).map((p, i) =>
+      checkPrefix(p, `steering.trustedProxies[${i}]`),
+    ),
+    thresholds: {
+      maxErrorRatio: ratio(th.maxErrorRatio, 'steering.thresholds.maxErrorRatio', 0.5),
+      maxDiskUsedRatio: ratio(th.maxDiskUsedRatio, 'steering.thresholds.maxDiskUsedRatio', 0.99),
+      maxConnections: posInt(th.maxConnections, 'steering.thresholds.maxConnections', 20000),
+    },
+    steeringTtlSeconds: posInt(st.steeringTtlSeconds, 'steering.steeringTtlSeconds', 10),
+  };
+
+  const ispIds = new Set<string>();
+  const isps: IspConfig[] = arr(root.isps, 'isps').map((v, i) => {
+    const f = `isps[${i}]`;
+    const isp = obj(v, f);
+    const ispId = id(isp.id, `${f}.id`);
+    if (ispIds.has(ispId)) throw new ConfigError(`${f}.id`, `"${ispId}" is used twice`);
+    ispIds.add(ispId);
+    return {
+      id: ispId,
+      prefixes: arr(isp.prefixes, `${f}.prefixes`).map((p, j) => checkPrefix(p, `${f}.prefixes[${j}]`)),
+    };
+  });
+  const defaultIsp = optStr(root.defaultIsp, 'defaultIsp');
+  if (defaultIsp !== undefined && !ispIds.has(defaultIsp)) {
+    throw new ConfigError('defaultIsp', `"${defaultIsp}" is not an ISP in isps`);
+  }
+
+  const edgeIds = new Set<string>();
+  const edgesRaw = arr(root.edges, 'edges');
+  if (edgesRaw.length === 0) throw new ConfigError('edges', 'must list at least one edge');
+  const edges: EdgeConfig[] = edgesRaw.map((v, i) => {
+    const f = `edges[${i}]`;
+    const e = obj(v, f);
+    const edgeId = id(e.id, `${f}.id`);
+    if (edgeIds.has(edgeId)) throw new ConfigError(`${f}.id`, `"${edgeId}" is used twice`);
+    edgeIds.add(edgeId);
+    const isp = str(e.isp, `${f}.isp`);
+    if (!ispIds.has(isp)) throw new ConfigError(`${f}.isp`, `"${isp}" is not an ISP in isps`);
+    const fill = e.fill === undefined ? {} : obj(e.fill, `${f}.fill`);
+    const sliceBytes = posInt(e.sliceBytes, `${f}.sliceBytes`, DEFAULT_SLICE_BYTES);
+    if (sliceBytes < 4096 || sliceBytes > 64 * 1024 * 1024) {
+      throw new ConfigError(`${f}.sliceBytes`, 'must be between 4096 and 67108864');
+    }
+    return {
+      id: edgeId,
+      isp,
+      url: httpUrl(e.url, `${f}.url`),
+      adminUrl: httpUrl(e.adminUrl, `${f}.adminUrl`),
+      dataDir: dir(e.dataDir, `${f}.dataDir`, baseDir),
+      diskBytes: posInt(e.diskBytes, `${f}.diskBytes`),
+      memoryBytes: posInt(e.memoryBytes, `${f}.memoryBytes`),
+      timezone: timezone(e.timezone, `${f}.timezone`),
+      fill: {
+        window: fill.window === undefined ? '02:00-06:00' : fillWindow(fill.window, `${f}.fill.window`),
+        bytesPerSec: posInt(fill.bytesPerSec, `${f}.fill.bytesPerSec`, 50_000_000),
+      },
+      sliceBytes,
+      parent: optStr(e.parent, `${f}.parent`),
+    };
+  });
+  edges.forEach((e, i) => {
+    if (e.parent === undefined) return;
+    if (!edgeIds.has(e.parent)) throw new ConfigError(`edges[${i}].parent`, `"${e.parent}" is not an edge id`);
+    if (e.parent === e.id) throw new ConfigError(`edges[${i}].parent`, 'an edge cannot be its own parent');
+  });
+
+  const a = root.admin === undefined ? {} : obj(root.admin, 'admin');
+  const admin: AdminConfig = {
+    openHealth: bool(a.openHealth, 'admin.openHealth', true),
+    openMetrics: bool(a.openMetrics, 'admin.openMetrics', false),
+  };
+
+  const l = root.log === undefined ? {} : obj(root.log, 'log');
+  const level = l.level === undefined ? 'info' : str(l.level, 'log.level');
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new ConfigError('log.level', `must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+
+  return { signing, origin, steering, isps, defaultIsp, edges, admin, log: { level: level as LogConfig['level'] }, baseDir };
+}
+
+/** Reads and validates a cluster file; every failure is a ConfigError. */
+export function loadClusterFile(path: string): ClusterConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError('(cluster file)', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  let raw: Json;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError('(cluster file)', `${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  return validateCluster(raw, dirname(resolve(path)));
+}
+
+export function findEdge(config: ClusterConfig, edgeId: string): EdgeConfig {
+  const edge = config.edges.find((e) => e.id === edgeId);
+  if (!edge) throw new ConfigError('--id', `"${edgeId}" is not an edge in the cluster file (${config.edges.map((e) => e.id).join(', ')})`);
+  return edge;
+}
+
+/** host and port a service should listen on, from its configured URL. */
+export function listenAddress(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
+  return { host, port };
+}

@@ -1,0 +1,113 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from './logger.js';
+import { adminTokenFromEnv, isAuthorized } from './admin-auth.js';
+
+export interface AppOptions {
+  logger: Logger;
+  /** Logs one line per request at this level ('debug' keeps busy nodes quiet). */
+  requestLogLevel?: 'info' | 'debug';
+}
+
+/**
+ * A fastify instance with the conventions every ReelCDN port shares: a request id,
+ * one log line per request (path without the query: tokens are never logged),
+ * errors that never leak a stack, and no 500 for a client's mistake.
+ */
+export function createApp(opts: AppOptions): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    maxParamLength: 2048,
+    bodyLimit: 8 * 1024 * 1024,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    keepAliveTimeout: 65_000,
+    routerOptions: { ignoreDuplicateSlashes: false },
+  });
+  const level = opts.requestLogLevel ?? 'info';
+  const log = opts.logger;
+
+  app.addHook('onResponse', async (req, reply) => {
+    if (!log.isLevelEnabled(level)) return;
+    const q = req.url.indexOf('?');
+    log[level](
+      {
+        reqId: req.id,
+        method: req.method,
+        path: q < 0 ? req.url : req.url.slice(0, q),
+        range: req.headers.range,
+        status: reply.statusCode,
+        tier: reply.getHeader('x-cache'),
+        bytes: Number(reply.getHeader('content-length') ?? 0),
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        remote: req.socket.remoteAddress,
+        traceparent: req.headers.traceparent,
+      },
+      'request',
+    );
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) log.error({ err, reqId: req.id, url: req.url.split('?')[0] }, 'request failed');
+    if (reply.sent || reply.raw.headersSent) {
+      reply.raw.destroy();
+      return;
+    }
+    reply.code(status).type('text/plain; charset=utf-8').send(status >= 500 ? 'internal error\n' : `${err.message}\n`);
+  });
+
+  app.setNotFoundHandler((_req, reply) => {
+    reply.code(404).type('text/plain; charset=utf-8').send('not found\n');
+  });
+
+  return app;
+}
+
+/** Sends a short plain-text error: one line, the reason. */
+export function sendError(reply: FastifyReply, status: number, reason: string, headers: Record<string, string> = {}): FastifyReply {
+  return reply.code(status).headers(headers).type('text/plain; charset=utf-8').send(`${reason}\n`);
+}
+
+/**
+ * An onRequest guard for admin routes: the bearer token from REELCDN_ADMIN_TOKEN,
+ * except for the paths the cluster file made open.
+ */
+export function adminGuard(openPaths: Set<string>, token = adminTokenFromEnv()) {
+  return async (req: FastifyRequest, reply: FastifyReply) => {
+    const path = req.url.split('?')[0]!;
+    if (openPaths.has(path)) return;
+    if (!isAuthorized(req.headers.authorization, token)) {
+      reply.header('www-authenticate', 'Bearer realm="reelcdn-admin"');
+      return sendError(reply, 401, token ? 'admin token required' : 'admin token not configured (set REELCDN_ADMIN_TOKEN)');
+    }
+  };
+}
+
+/** Closes a server on SIGTERM/SIGINT: stop accepting, let in-flight answers finish, then exit 0. */
+export function drainOnSignal(log: Logger, close: () => Promise<void>, graceMs = 30_000): void {
+  let closing = false;
+  const onSignal = (sig: string) => {
+    if (closing) return;
+    closing = true;
+    log.info({ signal: sig }, 'draining');
+    const force = setTimeout(() => {
+      log.warn('drain timed out, exiting');
+      process.exit(0);
+    }, graceMs);
+    force.unref();
+    close()
+      .then(() => {
+        log.info('drained, exiting');
+        process.exit(0);
+      })
+      .catch((err) => {
+        log.error({ err }, 'error while draining');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+}
