@@ -1,0 +1,51 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Catalog } from './catalog.js';
+
+export interface OriginMetrics {
+  /** Public requests by method and status. */
+  requests: Counter<'method' | 'status'>;
+  /** File bytes sent on the public port, by class (`manifest` or `media`); multipart framing excluded. */
+  bytes: Counter<'class'>;
+  /** Plays reported by steering, by ISP. */
+  plays: Counter<'isp'>;
+}
+
+/** Registers the origin's series; the catalog gauges read the current catalog on scrape. */
+export function createOriginMetrics(registry: Registry, catalog: () => Catalog): OriginMetrics {
+  new Gauge({
+    name: 'reelcdn_origin_catalog_titles',
+    help: 'Titles in the catalog',
+    registers: [registry],
+    collect() {
+      this.set(catalog().size);
+    },
+  });
+  new Gauge({
+    name: 'reelcdn_origin_catalog_bytes',
+    help: 'Bytes of all titles in the catalog',
+    registers: [registry],
+    collect() {
+      this.set(catalog().bytes);
+    },
+  });
+  return {
+    requests: new Counter({
+      name: 'reelcdn_origin_requests_total',
+      help: 'Requests on the origin public port',
+      labelNames: ['method', 'status'],
+      registers: [registry],
+    }),
+    bytes: new Counter({
+      name: 'reelcdn_origin_bytes_total',
+      help: 'File bytes sent on the origin public port',
+      labelNames: ['class'],
+      registers: [registry],
+    }),
+    plays: new Counter({
+      name: 'reelcdn_origin_plays_total',
+      help: 'Plays reported by steering',
+      labelNames: ['isp'],
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,105 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { sendError } from '../common/http-app.js';
+import { parseObjectPath } from '../common/paths.js';
+import { type BodyPart, type ObjectMeta, planResponse, requestView } from '../common/response-plan.js';
+import { type Catalog, type CatalogFile, type TitleEntry, titleDir } from './catalog.js';
+
+/** Catalog files never change under their URL: a re-ingest gives new ETags, caches may keep them a year. */
+export const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+export const OBJECT_PREFIX = '/o/';
+
+/** A strong ETag from the content hash: the same bytes have the same tag on every origin replica. */
+export function etagFor(file: CatalogFile): string {
+  return `"${file.sha256.slice(0, 32)}"`;
+}
+
+export function objectMeta(entry: TitleEntry, file: CatalogFile): ObjectMeta {
+  return {
+    size: file.size,
+    contentType: file.contentType,
+    etag: etagFor(file),
+    lastModified: new Date(entry.ingestedAt).toUTCString(),
+    cacheControl: IMMUTABLE,
+  };
+}
+
+export interface ObjectRouteDeps {
+  dataDir: string;
+  catalog: () => Catalog;
+  /** Called for every chunk of file bytes sent (metrics). */
+  onBytes: (contentType: string, n: number) => void;
+  /** The disk no longer matches the catalog (a re-ingest under way): look again. */
+  onStale: () => void;
+}
+
+/**
+ * `GET|HEAD /o/{title}/{file}`: the catalog decides what exists; only a file the catalog
+ * lists is ever opened. The answer is planned by planResponse (conditionals, ranges,
+ * multipart) and the bytes are streamed from disk range by range, never read whole.
+ */
+export function objectHandler(deps: ObjectRouteDeps) {
+  return async (req: FastifyRequest, reply: FastifyReply) => {
+    const raw = req.raw.url ?? '';
+    const q = raw.indexOf('?');
+    const path = q < 0 ? raw : raw.slice(0, q);
+    const parsed = parseObjectPath(path.slice(OBJECT_PREFIX.length));
+    if (!parsed.ok) return sendError(reply, 400, parsed.reason);
+
+    const catalog = deps.catalog();
+    const entry = catalog.get(parsed.title);
+    const file = catalog.file(parsed.title, parsed.file);
+    if (!entry || !file) return sendError(reply, 404, 'not found');
+
+    const plan = planResponse(requestView(req.method, req.headers), objectMeta(entry, file));
+    const parts = plan.body;
+    if (!parts.some((p) => p.kind === 'bytes')) return reply.code(plan.status).headers(plan.headers).send();
+
+    // Open before answering, so a file gone or replaced is an error status, not a cut body.
+    const abs = join(titleDir(deps.dataDir, parsed.title), ...file.path.split('/'));
+    let fh: FileHandle;
+    try {
+      fh = await open(abs, 'r');
+    } catch {
+      deps.onStale();
+      return sendError(reply, 503, 'title is being replaced, try again', { 'retry-after': '1' });
+    }
+    const st = await fh.stat();
+    if (st.size !== file.size) {
+      await fh.close();
+      deps.onStale();
+      return sendError(reply, 503, 'title is being replaced, try again', { 'retry-after': '1' });
+    }
+    return reply.code(plan.status).headers(plan.headers).send(streamParts(fh, parts, (n) => deps.onBytes(file.contentType, n)));
+  };
+}
+
+/** The planned body as one stream; the file handle is closed however the stream ends. */
+function streamParts(fh: FileHandle, parts: BodyPart[], onBytes: (n: number) => void): Readable {
+  let closed = false;
+  const closeOnce = () => {
+    if (closed) return;
+    closed = true;
+    fh.close().catch(() => {});
+  };
+  async function* chunks() {
+    for (const p of parts) {
+      if (p.kind === 'literal') {
+        yield p.data;
+        continue;
+      }
+      // `end` is inclusive for createReadStream; our ranges are half-open.
+      const s = fh.createReadStream({ start: p.range.start, end: p.range.end - 1, autoClose: false, highWaterMark: 64 * 1024 });
+      for await (const c of s) {
+        onBytes((c as Buffer).length);
+        yield c as Buffer;
+      }
+    }
+  }
+  const body = Readable.from(chunks(), { objectMode: false });
+  body.once('close', closeOnce);
+  return body;
+}

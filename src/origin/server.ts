@@ -1,0 +1,199 @@
+import { stat } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import { adminTokenFromEnv } from '../common/admin-auth.js';
+import { type Clock, type TimerHandle, systemClock } from '../common/clock.js';
+import { type ClusterConfig, listenAddress } from '../common/config.js';
+import { adminGuard, createApp, sendError } from '../common/http-app.js';
+import type { Logger } from '../common/logger.js';
+import { createRegistry } from '../common/metrics.js';
+import { Catalog, catalogPath, loadCatalog } from './catalog.js';
+import { createOriginMetrics } from './metrics.js';
+import { OBJECT_PREFIX, objectHandler } from './object-route.js';
+import { PlayStore } from './play-store.js';
+import { parsePlaysBody } from './plays.js';
+import { packageVersion } from './version.js';
+
+export interface ListenOverride {
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+}
+
+export interface OriginServerOptions {
+  config: ClusterConfig;
+  logger: Logger;
+  clock?: Clock;
+  /** Defaults to a fresh registry with process metrics. */
+  registry?: Registry;
+  /** Listen somewhere other than config.origin.url / adminUrl. */
+  listen?: { public?: ListenOverride; admin?: ListenOverride };
+  /** Admin bearer token; defaults to REELCDN_ADMIN_TOKEN. */
+  adminToken?: string;
+  /** How often to look for a catalog changed by `reelcdn ingest` (ms, clock time). 0 = never. Default 2000. */
+  catalogPollMs?: number;
+  /** Debounce of plays.json writes (ms). Default 1000. */
+  playFlushMs?: number;
+}
+
+export interface OriginServer {
+  publicApp: FastifyInstance;
+  adminApp: FastifyInstance;
+  /** Loads the catalog and the play counts, then listens; resolves to the bound URLs. */
+  start(): Promise<{ publicUrl: string; adminUrl: string }>;
+  /** Stops listening (in-flight answers finish), stops polling, saves play counts. */
+  close(): Promise<void>;
+  /** Re-reads catalog.json now; a file that does not verify leaves the current catalog in place. */
+  reloadCatalog(): Promise<void>;
+  /** The catalog being served. */
+  catalog(): Catalog;
+  /** The play counts (available after start()). */
+  plays(): PlayStore;
+}
+
+const MANIFEST_TYPES = new Set(['application/vnd.apple.mpegurl', 'application/dash+xml']);
+
+export function createOriginServer(opts: OriginServerOptions): OriginServer {
+  const { config, logger } = opts;
+  const clock = opts.clock ?? systemClock;
+  const dataDir = config.origin.dataDir;
+  const registry = opts.registry ?? createRegistry('origin');
+  const pollMs = opts.catalogPollMs ?? 2000;
+  const startedAt = clock.now();
+
+  let catalog = Catalog.empty();
+  let catalogStamp = '';
+  let playStore: PlayStore | undefined;
+  let pollTimer: TimerHandle | undefined;
+  let closed = false;
+  let reloading: Promise<void> | undefined;
+
+  const metrics = createOriginMetrics(registry, () => catalog);
+
+  /** Identity of catalog.json on disk; an atomic rename always changes the inode. */
+  const stampOf = async (): Promise<string> => {
+    try {
+      const st = await stat(catalogPath(dataDir));
+      return `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return 'absent';
+    }
+  };
+
+  const reloadCatalog = (): Promise<void> => {
+    // One reload at a time; concurrent callers share it.
+    reloading ??= (async () => {
+      try {
+        const stamp = await stampOf();
+        const next = await loadCatalog(dataDir);
+        catalog = next;
+        catalogStamp = stamp;
+        logger.info({ titles: next.size, bytes: next.bytes }, 'catalog loaded');
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, 'catalog not reloaded; serving the previous one');
+      } finally {
+        reloading = undefined;
+      }
+    })();
+    return reloading;
+  };
+
+  const schedulePoll = () => {
+    if (pollMs <= 0 || closed) return;
+    pollTimer = clock.setTimeout(() => {
+      void (async () => {
+        if ((await stampOf()) !== catalogStamp) await reloadCatalog();
+        schedulePoll();
+      })();
+    }, pollMs);
+  };
+
+  // Public port: objects only, for edges.
+  const publicApp = createApp({ logger, requestLogLevel: 'debug' });
+  publicApp.addHook('onResponse', async (req, reply) => {
+    metrics.requests.inc({ method: req.method, status: String(reply.statusCode) });
+  });
+  publicApp.route({
+    method: ['GET', 'HEAD'],
+    url: `${OBJECT_PREFIX}*`,
+    exposeHeadRoute: false,
+    handler: objectHandler({
+      dataDir,
+      catalog: () => catalog,
+      onBytes: (type, n) => metrics.bytes.inc({ class: MANIFEST_TYPES.has(type) ? 'manifest' : 'media' }, n),
+      onStale: () => void reloadCatalog(),
+    }),
+  });
+
+  // Admin port.
+  const adminApp = createApp({ logger });
+  const open = new Set<string>();
+  if (config.admin.openHealth) open.add('/health');
+  if (config.admin.openMetrics) open.add('/metrics');
+  adminApp.addHook('onRequest', adminGuard(open, opts.adminToken ?? adminTokenFromEnv()));
+
+  adminApp.get('/health', async () => ({
+    status: 'ok',
+    version: packageVersion(),
+    uptimeSec: Math.floor((clock.now() - startedAt) / 1000),
+    titles: catalog.size,
+    bytes: catalog.bytes,
+  }));
+  adminApp.get('/metrics', async (_req, reply) => {
+    reply.type(registry.contentType);
+    return registry.metrics();
+  });
+  adminApp.get('/v1/catalog', async () => ({ titles: catalog.titles() }));
+  adminApp.post('/v1/plays', async (req, reply) => {
+    const parsed = parsePlaysBody(req.body);
+    if (!parsed.ok) return sendError(reply, 400, parsed.error);
+    if (!playStore) return sendError(reply, 503, 'starting');
+    playStore.record(parsed.plays);
+    for (const p of parsed.plays) metrics.plays.inc({ isp: p.isp });
+    return reply.code(204).send();
+  });
+
+  const urlOf = (app: FastifyInstance): string => {
+    const a = app.server.address() as AddressInfo;
+    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+    return `http://${host}:${a.port}`;
+  };
+
+  return {
+    publicApp,
+    adminApp,
+    async start() {
+      // A broken catalog at start is fatal (and clear); later ones only keep the old catalog.
+      catalogStamp = await stampOf();
+      catalog = await loadCatalog(dataDir);
+      playStore = await PlayStore.open({
+        file: join(dataDir, 'plays.json'),
+        clock,
+        debounceMs: opts.playFlushMs,
+        logger,
+      });
+      const pub = opts.listen?.public ?? listenAddress(config.origin.url);
+      const adm = opts.listen?.admin ?? listenAddress(config.origin.adminUrl);
+      await publicApp.listen({ host: pub.host, port: pub.port });
+      await adminApp.listen({ host: adm.host, port: adm.port });
+      schedulePoll();
+      const urls = { publicUrl: urlOf(publicApp), adminUrl: urlOf(adminApp) };
+      logger.info({ ...urls, titles: catalog.size }, 'origin listening');
+      return urls;
+    },
+    async close() {
+      closed = true;
+      if (pollTimer) clock.clearTimeout(pollTimer);
+      await Promise.all([publicApp.close(), adminApp.close()]);
+      await playStore?.close();
+    },
+    reloadCatalog,
+    catalog: () => catalog,
+    plays: () => {
+      if (!playStore) throw new Error('origin not started');
+      return playStore;
+    },
+  };
+}
