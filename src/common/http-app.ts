@@ -17,14 +17,13 @@ export interface AppOptions {
 export function createApp(opts: AppOptions): FastifyInstance {
   const app = Fastify({
     logger: false,
-    maxParamLength: 2048,
     bodyLimit: 8 * 1024 * 1024,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     keepAliveTimeout: 65_000,
-    routerOptions: { ignoreDuplicateSlashes: false },
+    routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 2048 },
   });
   const level = opts.requestLogLevel ?? 'info';
   const log = opts.logger;

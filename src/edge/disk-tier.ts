@@ -1,0 +1,387 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../common/logger.js';
+import { sliceBounds } from './slice-math.js';
+
+/** What the disk keeps of an object's representation, in every slice file's header. */
+export interface StoredMeta {
+  size: number;
+  contentType: string;
+  etag?: string;
+  lastModified?: string;
+  cacheControl?: string;
+  /** Epoch ms the representation was fetched or last validated. */
+  storedAt: number;
+}
+
+interface SliceHeader {
+  key: string;
+  index: number;
+  length: number;
+  sliceBytes: number;
+  meta: StoredMeta;
+}
+
+interface DiskSlice {
+  path: string;
+  dataOffset: number;
+  length: number;
+  /** Bytes on disk, header included. */
+  fileBytes: number;
+}
+
+interface DiskObject {
+  key: string;
+  meta: StoredMeta;
+  slices: Map<number, DiskSlice>;
+  pinned: boolean;
+}
+
+const MAGIC = Buffer.from('RCDN1\n');
+const HEADER_PREFIX = MAGIC.length + 4;
+const MAX_HEADER = 64 * 1024;
+const TMP_PREFIX = '.tmp-';
+
+export interface DiskTierOptions {
+  dir: string;
+  capacityBytes: number;
+  sliceBytes: number;
+  logger: Logger;
+  onEvict?: (bytes: number) => void;
+}
+
+export interface DiskStats {
+  usedBytes: number;
+  capacityBytes: number;
+  objects: number;
+  slices: number;
+  pinnedBytes: number;
+}
+
+/**
+ * The disk tier: one file per slice (header + bytes) under `dir/cache/hh/`, visible only once
+ * whole (temp file, fsync, rename), bounded by `capacityBytes` with least-recently-used eviction
+ * of unpinned slices. The index lives in memory and is rebuilt from the files at start;
+ * anything a crash left behind (temp files, short or foreign files) is removed then.
+ */
+export class DiskTier {
+  private readonly root: string;
+  private readonly objects = new Map<string, DiskObject>();
+  /** Unpinned slices, least recently used first (Map keeps insertion order). */
+  private readonly lru = new Map<string, { obj: DiskObject; index: number }>();
+  private used = 0;
+  private pinnedBytesTotal = 0;
+  private readonly pinnedKeys = new Set<string>();
+  /** Bumped on purge so a write that started before it does not resurrect the object. */
+  private readonly generation = new Map<string, number>();
+
+  constructor(private readonly opts: DiskTierOptions) {
+    this.root = join(opts.dir, 'cache');
+  }
+
+  get capacityBytes(): number {
+    return this.opts.capacityBytes;
+  }
+
+  stats(): DiskStats {
+    let slices = 0;
+    for (const o of this.objects.values()) slices += o.slices.size;
+    return {
+      usedBytes: this.used,
+      capacityBytes: this.opts.capacityBytes,
+      objects: this.objects.size,
+      slices,
+      pinnedBytes: this.pinnedBytesTotal,
+    };
+  }
+
+  /** Rebuilds the index from disk, removing what is partial, foreign or over capacity. */
+  async open(): Promise<{ slices: number; removed: number; ms: number }> {
+    const started = performance.now();
+    await mkdir(this.root, { recursive: true });
+    let removed = 0;
+    const found: { header: SliceHeader; slice: DiskSlice; mtimeMs: number }[] = [];
+    for (const sub of await readdir(this.root)) {
+      const subDir = join(this.root, sub);
+      let names: string[];
+      try {
+        names = await readdir(subDir);
+      } catch {
+        await rm(subDir, { force: true, recursive: true });
+        continue;
+      }
+      await mapLimit(names, 32, async (name) => {
+        const path = join(subDir, name);
+        const parsed = name.startsWith(TMP_PREFIX) ? undefined : await this.readHeader(path);
+        if (!parsed) {
+          removed++;
+          await unlink(path).catch(() => {});
+          return;
+        }
+        found.push({ ...parsed, slice: { ...parsed.slice, path } });
+      });
+    }
+    // Oldest first, so that insertion order is recency order.
+    found.sort((a, b) => a.mtimeMs - b.mtimeMs);
+    for (const { header, slice } of found) {
+      const obj = this.objects.get(header.key);
+      if (obj && !sameRepresentation(obj.meta, header.meta)) {
+        // Two representations of one object: the later one wins.
+        this.dropObject(obj);
+      }
+      const target = this.objects.get(header.key) ?? this.newObject(header.key, header.meta);
+      if (header.meta.storedAt > target.meta.storedAt) target.meta = header.meta;
+      target.slices.set(header.index, slice);
+      this.used += slice.fileBytes;
+      this.lru.set(slice.path, { obj: target, index: header.index });
+    }
+    removed += this.evictUntil(0);
+    const ms = performance.now() - started;
+    this.opts.logger.info({ slices: found.length, removed, ms: Math.round(ms) }, 'disk tier index rebuilt');
+    return { slices: found.length, removed, ms };
+  }
+
+  private async readHeader(path: string): Promise<{ header: SliceHeader; slice: DiskSlice; mtimeMs: number } | undefined> {
+    let fh;
+    try {
+      fh = await open(path, 'r');
+      const st = await fh.stat();
+      if (!st.isFile() || st.size < HEADER_PREFIX) return undefined;
+      const prefix = Buffer.alloc(HEADER_PREFIX);
+      await fh.read(prefix, 0, HEADER_PREFIX, 0);
+      if (!prefix.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+      const headerLen = prefix.readUInt32BE(MAGIC.length);
+      if (headerLen > MAX_HEADER || HEADER_PREFIX + headerLen > st.size) return undefined;
+      const json = Buffer.alloc(headerLen);
+      await fh.read(json, 0, headerLen, HEADER_PREFIX);
+      const header = JSON.parse(json.toString('utf8')) as SliceHeader;
+      const dataOffset = HEADER_PREFIX + headerLen;
+      if (
+        typeof header.key !== 'string' ||
+        header.sliceBytes !== this.opts.sliceBytes ||
+        !header.meta ||
+        typeof header.meta.size !== 'number'
+      ) {
+        return undefined;
+      }
+      const bounds = sliceBounds(header.index, this.opts.sliceBytes, header.meta.size);
+      // A slice is whole or it is nothing: the length must be exactly the slice's.
+      if (header.length !== bounds.end - bounds.start || st.size !== dataOffset + header.length) return undefined;
+      if (this.pathFor(header.key, header.index) !== path) return undefined;
+      return { header, slice: { path, dataOffset, length: header.length, fileBytes: st.size }, mtimeMs: st.mtimeMs };
+    } catch {
+      return undefined;
+    } finally {
+      await fh?.close().catch(() => {});
+    }
+  }
+
+  private pathFor(key: string, index: number): string {
+    const h = createHash('sha256').update(key).digest('hex').slice(0, 40);
+    return join(this.root, h.slice(0, 2), `${h}.${index}`);
+  }
+
+  private newObject(key: string, meta: StoredMeta): DiskObject {
+    const obj: DiskObject = { key, meta, slices: new Map(), pinned: this.pinnedKeys.has(key) };
+    this.objects.set(key, obj);
+    return obj;
+  }
+
+  meta(key: string): StoredMeta | undefined {
+    return this.objects.get(key)?.meta;
+  }
+
+  has(key: string, index: number): boolean {
+    return this.objects.get(key)?.slices.has(index) ?? false;
+  }
+
+  /** Keys of every object with at least one slice on disk. */
+  keys(): IterableIterator<string> {
+    return this.objects.keys();
+  }
+
+  /** Which slices of `key` are on disk. */
+  sliceIndexes(key: string): number[] {
+    return [...(this.objects.get(key)?.slices.keys() ?? [])];
+  }
+
+  /** Marks the representation validated at `at` (a 304 from upstream). */
+  touchValidated(key: string, at: number, cacheControl?: string): void {
+    const obj = this.objects.get(key);
+    if (!obj) return;
+    obj.meta = { ...obj.meta, storedAt: at, ...(cacheControl ? { cacheControl } : {}) };
+  }
+
+  /** A slice's bytes, or undefined if it is not (or no longer) on disk. */
+  async read(key: string, index: number): Promise<Buffer | undefined> {
+    const obj = this.objects.get(key);
+    const slice = obj?.slices.get(index);
+    if (!obj || !slice) return undefined;
+    if (!obj.pinned) {
+      this.lru.delete(slice.path);
+      this.lru.set(slice.path, { obj, index });
+    }
+    let fh;
+    try {
+      fh = await open(slice.path, 'r');
+      const buf = Buffer.allocUnsafe(slice.length);
+      const { bytesRead } = await fh.read(buf, 0, slice.length, slice.dataOffset);
+      if (bytesRead !== slice.length) throw new Error('short read');
+      return buf;
+    } catch (err) {
+      // Gone or damaged underneath us: forget it, the caller refetches.
+      this.opts.logger.warn({ err: (err as Error).message, path: slice.path }, 'disk slice unreadable, dropped');
+      this.dropSlice(obj, index);
+      return undefined;
+    } finally {
+      await fh?.close().catch(() => {});
+    }
+  }
+
+  /**
+   * Stores a whole slice. Returns false if it does not fit (everything left is pinned);
+   * throws on I/O errors (a full disk), having cleaned up after itself.
+   */
+  async write(key: string, index: number, meta: StoredMeta, data: Buffer): Promise<boolean> {
+    const existing = this.objects.get(key);
+    if (existing && !sameRepresentation(existing.meta, meta)) this.dropObject(existing);
+    if (this.objects.get(key)?.slices.has(index)) return true;
+
+    const header = Buffer.from(JSON.stringify({ key, index, length: data.length, sliceBytes: this.opts.sliceBytes, meta } satisfies SliceHeader));
+    const prefix = Buffer.alloc(HEADER_PREFIX);
+    MAGIC.copy(prefix);
+    prefix.writeUInt32BE(header.length, MAGIC.length);
+    const fileBytes = HEADER_PREFIX + header.length + data.length;
+    if (fileBytes > this.opts.capacityBytes) return false;
+    this.evictUntil(fileBytes);
+    if (this.used + fileBytes > this.opts.capacityBytes) return false;
+
+    const gen = this.generation.get(key) ?? 0;
+    this.used += fileBytes; // reserved now so concurrent writers cannot overshoot
+    const path = this.pathFor(key, index);
+    const dir = join(path, '..');
+    const tmp = join(dir, `${TMP_PREFIX}${randomBytes(6).toString('hex')}`);
+    try {
+      await mkdir(dir, { recursive: true });
+      const fh = await open(tmp, 'wx');
+      try {
+        await fh.writev([prefix, header, data]);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, path);
+    } catch (err) {
+      this.used -= fileBytes;
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+    if ((this.generation.get(key) ?? 0) !== gen) {
+      // Purged while we wrote.
+      this.used -= fileBytes;
+      await unlink(path).catch(() => {});
+      return false;
+    }
+    const obj = this.objects.get(key) ?? this.newObject(key, meta);
+    const old = obj.slices.get(index);
+    if (old) this.used -= old.fileBytes;
+    obj.slices.set(index, { path, dataOffset: HEADER_PREFIX + header.length, length: data.length, fileBytes });
+    if (obj.pinned) this.pinnedBytesTotal += fileBytes;
+    else this.lru.set(path, { obj, index });
+    return true;
+  }
+
+  /** Evicts unpinned slices, least recently used first, until `need` more bytes fit. */
+  private evictUntil(need: number): number {
+    let evicted = 0;
+    for (const [path, { obj, index }] of this.lru) {
+      if (this.used + need <= this.opts.capacityBytes) break;
+      this.lru.delete(path);
+      const slice = obj.slices.get(index);
+      if (!slice) continue;
+      this.dropSlice(obj, index);
+      evicted++;
+      this.opts.onEvict?.(slice.fileBytes);
+    }
+    return evicted;
+  }
+
+  private dropSlice(obj: DiskObject, index: number): void {
+    const slice = obj.slices.get(index);
+    if (!slice) return;
+    obj.slices.delete(index);
+    this.lru.delete(slice.path);
+    this.used -= slice.fileBytes;
+    if (obj.pinned) this.pinnedBytesTotal -= slice.fileBytes;
+    // Readers that already opened the file keep reading it; the name goes now.
+    unlink(slice.path).catch(() => {});
+    if (obj.slices.size === 0) this.objects.delete(obj.key);
+  }
+
+  private dropObject(obj: DiskObject): void {
+    for (const index of [...obj.slices.keys()]) this.dropSlice(obj, index);
+    this.objects.delete(obj.key);
+  }
+
+  /** Removes an object; returns the bytes freed. */
+  purge(key: string): number {
+    this.generation.set(key, (this.generation.get(key) ?? 0) + 1);
+    const obj = this.objects.get(key);
+    if (!obj) return 0;
+    const before = this.used;
+    this.dropObject(obj);
+    return before - this.used;
+  }
+
+  /** Pinned content is never evicted (fill manifests pin what the node must hold). */
+  pin(key: string): void {
+    this.pinnedKeys.add(key);
+    const obj = this.objects.get(key);
+    if (!obj || obj.pinned) return;
+    obj.pinned = true;
+    for (const s of obj.slices.values()) {
+      this.lru.delete(s.path);
+      this.pinnedBytesTotal += s.fileBytes;
+    }
+  }
+
+  /** Unpinned content stays as cache until space is needed. */
+  unpin(key: string): void {
+    this.pinnedKeys.delete(key);
+    const obj = this.objects.get(key);
+    if (!obj || !obj.pinned) return;
+    obj.pinned = false;
+    for (const [index, s] of obj.slices) {
+      this.pinnedBytesTotal -= s.fileBytes;
+      this.lru.set(s.path, { obj, index });
+    }
+  }
+
+  isPinned(key: string): boolean {
+    return this.pinnedKeys.has(key);
+  }
+
+  /** Bytes of files under the cache directory, measured on disk (for tests and checks). */
+  async measureOnDisk(): Promise<number> {
+    let total = 0;
+    for (const sub of await readdir(this.root).catch(() => [] as string[])) {
+      for (const name of await readdir(join(this.root, sub)).catch(() => [] as string[])) {
+        total += (await stat(join(this.root, sub, name)).catch(() => ({ size: 0 }))).size;
+      }
+    }
+    return total;
+  }
+}
+
+function sameRepresentation(a: StoredMeta, b: StoredMeta): boolean {
+  return a.size === b.size && a.etag === b.etag && a.lastModified === b.lastModified;
+}
+
+async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  });
+  await Promise.all(workers);
+}

@@ -1,0 +1,454 @@
+import { LRUCache } from 'lru-cache';
+import type { Clock } from '../common/clock.js';
+import type { Logger } from '../common/logger.js';
+import { contentTypeFor } from '../common/mime.js';
+import { objectKey } from '../common/paths.js';
+import { type ByteRange, parseContentRange } from '../common/range.js';
+import type { ObjectMeta } from '../common/response-plan.js';
+import type { DiskTier, StoredMeta } from './disk-tier.js';
+import { computeFreshness } from './freshness.js';
+import { SliceFetch, SliceLock } from './slice-lock.js';
+import { sliceBounds, slicesFor } from './slice-math.js';
+import { type Upstream, UpstreamError, toUpstreamError } from './upstream.js';
+
+/** Where a response's bytes come from: Pingora's cache phase, spoken in X-Cache. */
+export type Tier = 'HIT-MEM' | 'HIT-DISK' | 'MISS';
+
+/** What the edge knows of an object's current representation. */
+export interface CachedMeta extends ObjectMeta {
+  key: string;
+  title: string;
+  file: string;
+  storable: boolean;
+  /** Epoch ms the representation was fetched or last revalidated. */
+  storedAt: number;
+  freshUntil: number;
+  staleIfErrorUntil: number;
+}
+
+interface SliceHead {
+  status: number;
+  meta?: CachedMeta;
+  /** Size learnt from a 416 (Content-Range: bytes \*\/N). */
+  unsatisfiedSize?: number;
+}
+
+/** A slice fetch that resolving an object started; the response joins it rather than racing it. */
+export interface PrimedFetch {
+  index: number;
+  fetch: SliceFetch<SliceHead>;
+}
+
+export type Resolution =
+  | { kind: 'found'; meta: CachedMeta; stale: boolean; primed?: PrimedFetch }
+  | { kind: 'not-found' };
+
+/** Events the cache reports; metrics and health subscribe. */
+export interface CacheEvents {
+  upstreamFetch?(result: 'ok' | 'not-found' | 'error' | 'not-modified', bytes: number): void;
+  coalescedWait?(): void;
+  evicted?(tier: 'memory' | 'disk', bytes: number): void;
+  diskWriteError?(): void;
+}
+
+export interface EdgeCacheOptions {
+  disk: DiskTier;
+  memoryBytes: number;
+  sliceBytes: number;
+  upstream: Upstream;
+  clock: Clock;
+  logger: Logger;
+  events?: CacheEvents;
+  /** How long an upstream 404 is remembered. */
+  negativeTtlMs?: number;
+}
+
+/**
+ * The edge's cache: memory tier (lru-cache bounded in bytes) over the disk tier over
+ * upstream, in slices. A slice missing everywhere is fetched once, however many requests
+ * want it (SliceLock), and streamed to them as it arrives; whole, it goes to disk.
+ * A disk hit is promoted to memory, so the memory tier holds what is asked twice.
+ */
+export class EdgeCache {
+  private readonly memory: LRUCache<string, Buffer>;
+  private readonly metas = new LRUCache<string, CachedMeta>({ max: 500_000 });
+  private readonly notFound = new LRUCache<string, number>({ max: 10_000 });
+  private readonly lock = new SliceLock<SliceHead>();
+  private readonly revalidations = new Map<string, Promise<'fresh' | 'changed' | 'gone'>>();
+  readonly sliceBytes: number;
+
+  constructor(private readonly opts: EdgeCacheOptions) {
+    this.sliceBytes = opts.sliceBytes;
+    this.memory = new LRUCache<string, Buffer>({
+      maxSize: opts.memoryBytes,
+      sizeCalculation: (b) => Math.max(1, b.length),
+      dispose: (b, _k, reason) => {
+        if (reason === 'evict') opts.events?.evicted?.('memory', b.length);
+      },
+    });
+  }
+
+  /** Rebuilds what we know of objects from the disk tier's index (after `disk.open()`). */
+  loadFromDisk(): void {
+    for (const key of this.opts.disk.keys()) {
+      const stored = this.opts.disk.meta(key);
+      if (!stored) continue;
+      const [title, file] = JSON.parse(key) as [string, string];
+      this.metas.set(key, this.toCachedMeta(key, title, file, stored, stored.storedAt));
+    }
+  }
+
+  memoryStats(): { usedBytes: number; capacityBytes: number; slices: number } {
+    return { usedBytes: this.memory.calculatedSize, capacityBytes: this.opts.memoryBytes, slices: this.memory.size };
+  }
+
+  get inflight(): number {
+    return this.lock.size;
+  }
+
+  private toCachedMeta(key: string, title: string, file: string, s: StoredMeta, at: number): CachedMeta {
+    const f = computeFreshness({ cacheControl: s.cacheControl, lastModified: s.lastModified, now: at });
+    return { key, title, file, ...s, storable: f.storable, freshUntil: f.freshUntil, staleIfErrorUntil: f.staleIfErrorUntil };
+  }
+
+  /**
+   * Finds the current representation of an object: cached and fresh, revalidated, or
+   * learnt from the first slice fetch (the slice holding `hintOffset`, so a seek into a
+   * cold file costs one upstream round trip, not two).
+   */
+  async resolve(title: string, file: string, hintOffset: number | undefined, traceparent?: string): Promise<Resolution> {
+    const key = objectKey(title, file);
+    const now = this.opts.clock.now();
+    const known = this.metas.get(key);
+    if (known && now < known.freshUntil) return { kind: 'found', meta: known, stale: false };
+    if (known) {
+      try {
+        const verdict = await this.revalidate(known, traceparent);
+        if (verdict === 'fresh') return { kind: 'found', meta: this.metas.get(key) ?? known, stale: false };
+        if (verdict === 'gone') return { kind: 'not-found' };
+      } catch (err) {
+        if (now < known.staleIfErrorUntil) {
+          this.opts.logger.warn({ key, err: (err as Error).message }, 'serving stale (stale-if-error)');
+          return { kind: 'found', meta: known, stale: true };
+        }
+        throw err;
+      }
+    }
+
+    const neg = this.notFound.get(key);
+    if (neg !== undefined && now < neg) return { kind: 'not-found' };
+
+    let index = hintOffset === undefined ? 0 : Math.floor(hintOffset / this.sliceBytes);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const { fetch } = this.acquire(title, file, index, undefined, traceparent);
+      const head = await fetch.head;
+      if (head.meta) return { kind: 'found', meta: head.meta, stale: false, primed: { index, fetch } };
+      if (head.status === 404 || head.status === 410) return { kind: 'not-found' };
+      if (head.status === 416 && index !== 0) {
+        index = 0; // the hint was past the end; slice 0 tells the size and validators
+        continue;
+      }
+      throw new UpstreamError(`upstream answered ${head.status}`, 502);
+    }
+    throw new UpstreamError('upstream could not say the object size', 502);
+  }
+
+  /** The tier a response needing these ranges is served from, decided before headers go out. */
+  tierFor(meta: CachedMeta, ranges: ByteRange[]): Tier {
+    let allMem = true;
+    for (const r of ranges) {
+      for (const i of slicesFor(r, this.sliceBytes)) {
+        if (this.memory.has(this.sliceKey(meta.key, i))) continue;
+        allMem = false;
+        if (this.opts.disk.has(meta.key, i)) continue;
+        // Whole and on its way to disk: no upstream traffic needed, so not a miss.
+        if (this.lock.get(this.sliceKey(meta.key, i))?.state === 'done') continue;
+        return 'MISS';
+      }
+    }
+    return allMem ? 'HIT-MEM' : 'HIT-DISK';
+  }
+
+  /** The one memory slice that holds all of `range`, for a zero-copy answer; else undefined. */
+  memorySlice(meta: CachedMeta, range: ByteRange): Buffer | undefined {
+    const index = Math.floor(range.start / this.sliceBytes);
+    const b = sliceBounds(index, this.sliceBytes, meta.size);
+    if (range.end > b.end) return undefined;
+    const buf = this.memory.get(this.sliceKey(meta.key, index));
+    return buf?.subarray(range.start - b.start, range.end - b.start);
+  }
+
+  /** Yields the bytes of `range`, slice by slice, from whichever tier has them. */
+  async *read(meta: CachedMeta, range: ByteRange, primed?: PrimedFetch, traceparent?: string): AsyncGenerator<Buffer> {
+    for (const index of slicesFor(range, this.sliceBytes)) {
+      const b = sliceBounds(index, this.sliceBytes, meta.size);
+      const from = Math.max(range.start, b.start) - b.start;
+      const to = Math.min(range.end, b.end) - b.start;
+      const sk = this.sliceKey(meta.key, index);
+
+      const mem = this.memory.get(sk);
+      if (mem) {
+        yield mem.subarray(from, to);
+        continue;
+      }
+      if (this.opts.disk.has(meta.key, index)) {
+        const disk = await this.opts.disk.read(meta.key, index);
+        if (disk && disk.length === b.end - b.start) {
+          this.memory.set(sk, disk);
+          yield disk.subarray(from, to);
+          continue;
+        }
+      }
+      let pos = from;
+      for (let attempt = 0; ; attempt++) {
+        const fetch =
+          primed && primed.index === index && primed.fetch.state !== 'failed'
+            ? primed.fetch
+            : this.acquire(meta.title, meta.file, index, meta, traceparent).fetch;
+        try {
+          for await (const piece of fetch.read(pos, to)) {
+            pos += piece.length;
+            yield piece;
+          }
+          if (pos < to) throw new UpstreamError('upstream slice shorter than expected', 502);
+          break;
+        } catch (err) {
+          // The writer failed: one new writer is elected and we resume where we were.
+          if (attempt >= 1) throw toUpstreamError(err);
+          if (primed?.index === index) primed = undefined;
+        }
+      }
+    }
+  }
+
+  private sliceKey(key: string, index: number): string {
+    return `${key}#${index}`;
+  }
+
+  private acquire(title: string, file: string, index: number, known: CachedMeta | undefined, traceparent?: string) {
+    const key = objectKey(title, file);
+    const got = this.lock.acquire(this.sliceKey(key, index), (fetch) => {
+      void this.runFetch(fetch, key, title, file, index, known, traceparent);
+    });
+    if (got.joined) this.opts.events?.coalescedWait?.();
+    return got;
+  }
+
+  /** The writer of one slice: fetch, stream to waiters, store, release — always with a reason. */
+  private async runFetch(
+    fetch: SliceFetch<SliceHead>,
+    key: string,
+    title: string,
+    file: string,
+    index: number,
+    known: CachedMeta | undefined,
+    traceparent?: string,
+  ): Promise<void> {
+    const lockKey = this.sliceKey(key, index);
+    const start = index * this.sliceBytes;
+    const wantEnd = known ? Math.min(start + this.sliceBytes, known.size) : start + this.sliceBytes;
+    let upstreamBytes = 0;
+    try {
+      const res = await this.opts.upstream.request({ title, file, start, end: wantEnd, traceparent });
+      const now = this.opts.clock.now();
+      if (res.status !== 206 && res.status !== 200) {
+        await res.dump();
+        let unsatisfiedSize: number | undefined;
+        if (res.status === 416) {
+          const cr = parseContentRange(res.headers['content-range']);
+          if (cr && 'unsatisfied' in cr) unsatisfiedSize = cr.size;
+        }
+        if (res.status === 404 || res.status === 410) {
+          this.notFound.set(key, now + (this.opts.negativeTtlMs ?? 10_000));
+          this.opts.events?.upstreamFetch?.('not-found', 0);
+        } else {
+          this.opts.events?.upstreamFetch?.('error', 0);
+        }
+        fetch.setHead({ status: res.status, unsatisfiedSize });
+        fetch.fail(new UpstreamError(`upstream answered ${res.status}`, 502));
+        return;
+      }
+
+      let size: number;
+      let skip = 0; // bytes to drop before the slice starts (an upstream that ignores Range)
+      if (res.status === 206) {
+        const cr = parseContentRange(res.headers['content-range']);
+        if (!cr || 'unsatisfied' in cr) throw new UpstreamError('upstream 206 without a usable Content-Range', 502);
+        size = cr.size;
+        if (cr.start !== start || cr.end !== Math.min(start + this.sliceBytes, size)) {
+          throw new UpstreamError(`upstream sent bytes ${cr.start}-${cr.end - 1}, asked for ${start}-`, 502);
+        }
+      } else {
+        const len = Number(res.headers['content-length']);
+        if (!Number.isSafeInteger(len)) throw new UpstreamError('upstream 200 without Content-Length', 502);
+        size = len;
+        skip = start;
+      }
+      const b = sliceBounds(index, this.sliceBytes, size);
+      const expected = b.end - b.start;
+      if (expected <= 0) throw new UpstreamError('slice past the end of the object', 502);
+
+      const stored: StoredMeta = {
+        size,
+        contentType: res.headers['content-type'] ?? contentTypeFor(file),
+        etag: res.headers.etag,
+        lastModified: res.headers['last-modified'],
+        cacheControl: res.headers['cache-control'],
+        storedAt: now,
+      };
+      const fresh = computeFreshness({
+        cacheControl: stored.cacheControl,
+        age: res.headers.age,
+        date: res.headers.date,
+        lastModified: stored.lastModified,
+        now,
+      });
+      const meta: CachedMeta = {
+        key,
+        title,
+        file,
+        ...stored,
+        storable: fresh.storable,
+        freshUntil: fresh.freshUntil,
+        staleIfErrorUntil: fresh.staleIfErrorUntil,
+      };
+      if (known && (known.size !== size || known.etag !== meta.etag)) {
+        // The object changed upstream under a cached copy: drop ours, this client retries.
+        await res.dump();
+        this.purgeKey(key);
+        throw new UpstreamError('object changed upstream while being served', 502);
+      }
+      if (meta.storable) this.metas.set(key, meta);
+      fetch.setHead({ status: res.status, meta });
+
+      let received = 0;
+      let data: Buffer | undefined;
+      for await (const raw of res.body) {
+        let chunk = raw;
+        upstreamBytes += chunk.length;
+        if (skip > 0) {
+          if (chunk.length <= skip) {
+            skip -= chunk.length;
+            continue;
+          }
+          chunk = chunk.subarray(skip);
+          skip = 0;
+        }
+        if (received + chunk.length > expected) chunk = chunk.subarray(0, expected - received);
+        fetch.push(chunk);
+        received += chunk.length;
+        if (received >= expected) {
+          // Done before the body stream is torn down: readers must see `done` at once.
+          data = fetch.finish();
+          break;
+        }
+      }
+      if (!data) throw new UpstreamError(`upstream body ended after ${received} of ${expected} bytes`, 502);
+      if (res.status === 200) await res.dump();
+      this.opts.events?.upstreamFetch?.('ok', upstreamBytes);
+      if (meta.storable) await this.store(key, index, stored, data);
+    } catch (err) {
+      const e = toUpstreamError(err);
+      this.opts.events?.upstreamFetch?.('error', upstreamBytes);
+      this.opts.logger.warn({ key, index, err: e.message }, 'upstream slice fetch failed');
+      fetch.fail(e);
+    } finally {
+      this.lock.release(lockKey, fetch);
+    }
+  }
+
+  private async store(key: string, index: number, meta: StoredMeta, data: Buffer): Promise<void> {
+    try {
+      if (await this.opts.disk.write(key, index, meta, data)) return;
+    } catch (err) {
+      this.opts.events?.diskWriteError?.();
+      this.opts.logger.error({ key, index, err: (err as Error).message }, 'disk write failed, keeping the slice in memory only');
+    }
+    // Disk full of pinned content or failing: memory still serves it.
+    this.memory.set(this.sliceKey(key, index), data);
+  }
+
+  /** Asks upstream whether a stale representation is still current. */
+  private revalidate(meta: CachedMeta, traceparent?: string): Promise<'fresh' | 'changed' | 'gone'> {
+    let p = this.revalidations.get(meta.key);
+    if (p) return p;
+    p = (async () => {
+      const res = await this.opts.upstream.request({
+        title: meta.title,
+        file: meta.file,
+        start: 0,
+        end: Math.max(1, Math.min(this.sliceBytes, meta.size)),
+        ifNoneMatch: meta.etag,
+        ifModifiedSince: meta.etag ? undefined : meta.lastModified,
+        traceparent,
+      });
+      await res.dump();
+      const now = this.opts.clock.now();
+      const cr = parseContentRange(res.headers['content-range']);
+      const sameRep =
+        res.status === 304 ||
+        ((res.status === 206 || res.status === 200) &&
+          res.headers.etag !== undefined &&
+          res.headers.etag === meta.etag &&
+          (cr === undefined || ('size' in cr && cr.size === meta.size)));
+      if (sameRep) {
+        const cacheControl = res.headers['cache-control'] ?? meta.cacheControl;
+        const f = computeFreshness({ cacheControl, age: res.headers.age, date: res.headers.date, lastModified: meta.lastModified, now });
+        this.metas.set(meta.key, { ...meta, cacheControl, storedAt: now, freshUntil: f.freshUntil, staleIfErrorUntil: f.staleIfErrorUntil });
+        this.opts.disk.touchValidated(meta.key, now, cacheControl);
+        this.opts.events?.upstreamFetch?.('not-modified', 0);
+        return 'fresh' as const;
+      }
+      if (res.status === 404 || res.status === 410) {
+        this.purgeKey(meta.key);
+        this.notFound.set(meta.key, now + (this.opts.negativeTtlMs ?? 10_000));
+        return 'gone' as const;
+      }
+      if (res.status >= 500) throw new UpstreamError(`upstream answered ${res.status}`, 502);
+      this.purgeKey(meta.key);
+      return 'changed' as const;
+    })().finally(() => this.revalidations.delete(meta.key));
+    this.revalidations.set(meta.key, p);
+    return p;
+  }
+
+  private purgeKey(key: string): number {
+    const meta = this.metas.get(key);
+    this.metas.delete(key);
+    this.notFound.delete(key);
+    let freed = this.opts.disk.purge(key);
+    if (meta) {
+      const n = Math.ceil(meta.size / this.sliceBytes);
+      for (let i = 0; i < n; i++) {
+        const sk = this.sliceKey(key, i);
+        const b = this.memory.get(sk);
+        if (b) freed += b.length;
+        this.memory.delete(sk);
+      }
+    }
+    return freed;
+  }
+
+  /** Purges one file, or every file of a title. Returns objects and bytes removed. */
+  purge(title: string, file?: string): { objects: number; bytes: number } {
+    const keys = new Set<string>();
+    if (file !== undefined) keys.add(objectKey(title, file));
+    else {
+      const prefix = JSON.stringify([title]).slice(0, -1) + ',';
+      for (const k of this.metas.keys()) if (k.startsWith(prefix)) keys.add(k);
+      for (const k of this.opts.disk.keys()) if (k.startsWith(prefix)) keys.add(k);
+      for (const k of this.notFound.keys()) if (k.startsWith(prefix)) keys.add(k);
+    }
+    let bytes = 0;
+    for (const k of keys) bytes += this.purgeKey(k);
+    // Memory slices of objects whose meta was already evicted.
+    for (const sk of [...this.memory.keys()]) {
+      const k = sk.slice(0, sk.lastIndexOf('#'));
+      if (keys.has(k) || (file === undefined && k.startsWith(JSON.stringify([title]).slice(0, -1) + ','))) {
+        bytes += this.memory.get(sk)?.length ?? 0;
+        this.memory.delete(sk);
+      }
+    }
+    return { objects: keys.size, bytes };
+  }
+}

@@ -1,0 +1,85 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { CacheEvents } from './edge-cache.js';
+
+/** The edge's Prometheus series. Tier labels: HIT-MEM, HIT-DISK, MISS, and "none" for answers without a body source. */
+export class EdgeMetrics {
+  readonly requests: Counter<'tier' | 'status'>;
+  readonly responseBytes: Counter<'tier'>;
+  readonly duration: Histogram<'tier'>;
+  readonly upstreamFetches: Counter<'result'>;
+  readonly upstreamBytes: Counter;
+  readonly coalescedWaits: Counter;
+  readonly evictions: Counter<'tier'>;
+  readonly evictedBytes: Counter<'tier'>;
+  readonly diskWriteErrors: Counter;
+  readonly tierBytes: Gauge<'tier'>;
+  readonly tierCapacity: Gauge<'tier'>;
+  readonly connections: Gauge;
+
+  constructor(
+    readonly registry: Registry,
+    sample: () => { memory: number; memoryCap: number; disk: number; diskCap: number; connections: number },
+  ) {
+    const registers = [registry];
+    this.requests = new Counter({ name: 'reelcdn_edge_requests_total', help: 'Answers to /c/ requests by cache tier and status', labelNames: ['tier', 'status'], registers });
+    this.responseBytes = new Counter({ name: 'reelcdn_edge_response_bytes_total', help: 'Body bytes answered by cache tier', labelNames: ['tier'], registers });
+    this.duration = new Histogram({
+      name: 'reelcdn_edge_request_duration_seconds',
+      help: 'Time to answer a /c/ request, by tier',
+      labelNames: ['tier'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.upstreamFetches = new Counter({ name: 'reelcdn_edge_upstream_fetches_total', help: 'Slice fetches and revalidations sent upstream, by result', labelNames: ['result'], registers });
+    this.upstreamBytes = new Counter({ name: 'reelcdn_edge_upstream_bytes_total', help: 'Bytes received from upstream', registers });
+    this.coalescedWaits = new Counter({ name: 'reelcdn_edge_coalesced_waits_total', help: 'Requests that joined an in-flight slice fetch instead of starting one', registers });
+    this.evictions = new Counter({ name: 'reelcdn_edge_evictions_total', help: 'Slices evicted, by tier', labelNames: ['tier'], registers });
+    this.evictedBytes = new Counter({ name: 'reelcdn_edge_evicted_bytes_total', help: 'Bytes evicted, by tier', labelNames: ['tier'], registers });
+    this.diskWriteErrors = new Counter({ name: 'reelcdn_edge_disk_write_errors_total', help: 'Slices that could not be written to disk (full or failing disk)', registers });
+    this.tierBytes = new Gauge({
+      name: 'reelcdn_edge_tier_bytes',
+      help: 'Bytes held, by tier',
+      labelNames: ['tier'],
+      registers,
+      collect() {
+        const s = sample();
+        this.set({ tier: 'memory' }, s.memory);
+        this.set({ tier: 'disk' }, s.disk);
+      },
+    });
+    this.tierCapacity = new Gauge({
+      name: 'reelcdn_edge_tier_capacity_bytes',
+      help: 'Capacity, by tier',
+      labelNames: ['tier'],
+      registers,
+      collect() {
+        const s = sample();
+        this.set({ tier: 'memory' }, s.memoryCap);
+        this.set({ tier: 'disk' }, s.diskCap);
+      },
+    });
+    this.connections = new Gauge({
+      name: 'reelcdn_edge_open_connections',
+      help: 'Open client connections on the public port',
+      registers,
+      collect() {
+        this.set(sample().connections);
+      },
+    });
+  }
+
+  cacheEvents(): CacheEvents {
+    return {
+      upstreamFetch: (result, bytes) => {
+        this.upstreamFetches.inc({ result });
+        if (bytes > 0) this.upstreamBytes.inc(bytes);
+      },
+      coalescedWait: () => this.coalescedWaits.inc(),
+      evicted: (tier, bytes) => {
+        this.evictions.inc({ tier });
+        this.evictedBytes.inc({ tier }, bytes);
+      },
+      diskWriteError: () => this.diskWriteErrors.inc(),
+    };
+  }
+}

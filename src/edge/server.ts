@@ -1,0 +1,274 @@
+import { Readable } from 'node:stream';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { systemClock, type Clock } from '../common/clock.js';
+import type { ClusterConfig, EdgeConfig } from '../common/config.js';
+import { listenAddress } from '../common/config.js';
+import { CORS_HEADERS, CORS_PREFLIGHT_HEADERS } from '../common/cors.js';
+import { adminGuard, createApp, sendError } from '../common/http-app.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { createRegistry } from '../common/metrics.js';
+import { parseObjectPath } from '../common/paths.js';
+import { type BodyPart, planResponse, requestView } from '../common/response-plan.js';
+import { verifyToken } from '../common/signing.js';
+import { VERSION } from '../common/version.js';
+import { DiskTier } from './disk-tier.js';
+import { type CachedMeta, EdgeCache, type PrimedFetch, type Tier } from './edge-cache.js';
+import { EdgeMetrics } from './edge-metrics.js';
+import { TrafficStats } from './traffic-stats.js';
+import { DEFAULT_TIMEOUTS, Upstream, UpstreamError, type UpstreamTarget, type UpstreamTimeouts } from './upstream.js';
+
+export interface EdgeServerOptions {
+  config: ClusterConfig;
+  edge: EdgeConfig;
+  clock?: Clock;
+  logger?: Logger;
+  /** Overrides where misses go (tests point it at their own origin). */
+  upstreamUrl?: string;
+  upstreamTimeouts?: UpstreamTimeouts;
+  /** Overrides the listen addresses from the cluster file (tests use port 0). */
+  listen?: { public?: { host: string; port: number }; admin?: { host: string; port: number } };
+  adminToken?: string;
+}
+
+export type EdgeStatus = 'ok' | 'draining' | 'overloaded';
+
+/** Event-loop delay above which the node tells steering it is overloaded. */
+const OVERLOAD_LOOP_DELAY_MS = 250;
+
+export interface EdgeServer {
+  publicApp: FastifyInstance;
+  adminApp: FastifyInstance;
+  cache: EdgeCache;
+  disk: DiskTier;
+  metrics: EdgeMetrics;
+  /** Opens the disk tier and listens; resolves with the bound URLs. */
+  start(): Promise<{ publicUrl: string; adminUrl: string }>;
+  /** Drains: stops accepting, finishes in-flight answers, closes upstream connections. */
+  close(): Promise<void>;
+  health(): EdgeHealth;
+}
+
+export interface EdgeHealth {
+  status: EdgeStatus;
+  id: string;
+  isp: string;
+  version: string;
+  uptimeSec: number;
+  connections: number;
+  requestsPerSec: number;
+  bytesPerSec: number;
+  errorRatio: number;
+  eventLoopDelayMs: number;
+  memory: { usedBytes: number; capacityBytes: number };
+  disk: { usedBytes: number; capacityBytes: number; pinnedBytes: number };
+  hitRatio: { requests: number; bytes: number };
+  byTier: Record<Tier, { requests: number; bytes: number }>;
+  upstream: { url: string; inflightSlices: number };
+}
+
+function upstreamTarget(config: ClusterConfig, edge: EdgeConfig, override?: string): UpstreamTarget {
+  if (override) return { kind: 'origin', url: override };
+  if (edge.parent) {
+    const parent = config.edges.find((e) => e.id === edge.parent)!;
+    return { kind: 'parent', url: parent.url, signing: config.signing };
+  }
+  return { kind: 'origin', url: config.origin.url };
+}
+
+/** The first byte a Range header asks for, to fetch that slice first on a cold object. */
+function firstOffset(range: string | undefined): number | undefined {
+  const m = range ? /^\s*bytes\s*=\s*(\d{1,15})-/i.exec(range) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
+  const { config, edge } = opts;
+  const clock = opts.clock ?? systemClock;
+  const logger = opts.logger ?? createLogger('edge', config.log.level, edge.id);
+  const startedAt = clock.now();
+  const registry = createRegistry('edge', edge.id);
+  const stats = new TrafficStats(clock);
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  loopDelay.enable();
+  let connections = 0;
+  let draining = false;
+
+  // Metrics sample the tiers lazily, so the cache may be created after them.
+  let cache!: EdgeCache;
+  const disk = new DiskTier({
+    dir: edge.dataDir,
+    capacityBytes: edge.diskBytes,
+    sliceBytes: edge.sliceBytes,
+    logger,
+    onEvict: (bytes) => metrics.cacheEvents().evicted?.('disk', bytes),
+  });
+  const metrics = new EdgeMetrics(registry, () => {
+    const m = cache.memoryStats();
+    const d = disk.stats();
+    return { memory: m.usedBytes, memoryCap: m.capacityBytes, disk: d.usedBytes, diskCap: d.capacityBytes, connections };
+  });
+  const upstream = new Upstream(upstreamTarget(config, edge, opts.upstreamUrl), clock, opts.upstreamTimeouts ?? DEFAULT_TIMEOUTS);
+  cache = new EdgeCache({
+    disk,
+    memoryBytes: edge.memoryBytes,
+    sliceBytes: edge.sliceBytes,
+    upstream,
+    clock,
+    logger,
+    events: metrics.cacheEvents(),
+  });
+
+  const publicApp = createApp({ logger });
+  publicApp.server.on('connection', (socket) => {
+    connections++;
+    socket.once('close', () => connections--);
+  });
+
+  publicApp.addHook('onResponse', async (req, reply) => {
+    if (!req.url.startsWith('/c/')) return;
+    const tier = reply.getHeader('x-cache') as Tier | undefined;
+    const bytes = req.method === 'HEAD' ? 0 : Number(reply.getHeader('content-length') ?? 0);
+    stats.record(reply.statusCode, bytes, tier);
+    const label = tier ?? 'none';
+    metrics.requests.inc({ tier: label, status: String(reply.statusCode) });
+    if (bytes > 0) metrics.responseBytes.inc({ tier: label }, bytes);
+    metrics.duration.observe({ tier: label }, reply.elapsedTime / 1000);
+  });
+
+  publicApp.options('/c/*', async (_req, reply) => reply.code(204).headers(CORS_PREFLIGHT_HEADERS).send());
+  const handler = (req: FastifyRequest, reply: FastifyReply) => serveObject(req, reply);
+  publicApp.get('/c/*', handler); // fastify exposes HEAD for every GET route
+
+  async function serveObject(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    reply.headers(CORS_HEADERS);
+    const q = req.url.indexOf('?');
+    const path = q < 0 ? req.url : req.url.slice(0, q);
+    const parsed = parseObjectPath(path.slice('/c/'.length));
+    if (!parsed.ok) return sendError(reply, 400, parsed.reason);
+
+    if (config.signing.required) {
+      const params = new URLSearchParams(q < 0 ? '' : req.url.slice(q + 1));
+      const verdict = verifyToken(config.signing.keys, path, { e: params.get('e'), k: params.get('k'), t: params.get('t') }, clock.now() / 1000);
+      if (!verdict.ok) return sendError(reply, 403, `forbidden: ${verdict.reason}`);
+    }
+
+    const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
+    if (traceparent) reply.header('traceparent', traceparent);
+    let resolved;
+    try {
+      resolved = await cache.resolve(parsed.title, parsed.file, firstOffset(req.headers.range), traceparent);
+    } catch (err) {
+      const status = err instanceof UpstreamError ? err.status : 502;
+      return sendError(reply, status, `bad gateway: ${(err as Error).message}`);
+    }
+    if (resolved.kind === 'not-found') return sendError(reply, 404, 'not found');
+
+    const meta = resolved.meta;
+    const plan = planResponse(requestView(req.method, req.headers), meta);
+    const ranges = plan.body.flatMap((p) => (p.kind === 'bytes' ? [p.range] : []));
+    const tier: Tier = resolved.primed
+      ? 'MISS'
+      : ranges.length > 0
+        ? cache.tierFor(meta, ranges)
+        : 'HIT-MEM'; // answered from what we know of the object, no body bytes needed
+    reply.code(plan.status).headers(plan.headers).header('x-cache', tier);
+    if (resolved.stale) reply.header('warning', '110 - "Response is Stale"');
+    if (plan.body.length === 0) return reply.send();
+
+    // Hot path: one range inside one memory slice goes out without a stream.
+    if (plan.body.length === 1 && tier === 'HIT-MEM') {
+      const buf = cache.memorySlice(meta, ranges[0]!);
+      if (buf) return reply.send(buf);
+    }
+    return reply.send(Readable.from(bodyOf(meta, plan.body, resolved.primed, traceparent), { objectMode: false, highWaterMark: 1 }));
+  }
+
+  async function* bodyOf(meta: CachedMeta, body: BodyPart[], primed: PrimedFetch | undefined, traceparent?: string) {
+    for (const part of body) {
+      if (part.kind === 'literal') yield part.data;
+      else yield* cache.read(meta, part.range, primed, traceparent);
+    }
+  }
+
+  // ---- admin port ----
+  const adminApp = createApp({ logger, requestLogLevel: 'debug' });
+  const open = new Set<string>();
+  if (config.admin.openHealth) open.add('/health');
+  if (config.admin.openMetrics) open.add('/metrics');
+  adminApp.addHook('onRequest', adminGuard(open, opts.adminToken));
+
+  function status(): EdgeStatus {
+    if (draining) return 'draining';
+    const delayMs = loopDelay.percentile(99) / 1e6;
+    if (delayMs > OVERLOAD_LOOP_DELAY_MS || connections > config.steering.thresholds.maxConnections) return 'overloaded';
+    return 'ok';
+  }
+
+  function health(): EdgeHealth {
+    const t = stats.snapshot();
+    const m = cache.memoryStats();
+    const d = disk.stats();
+    const h: EdgeHealth = {
+      status: status(),
+      id: edge.id,
+      isp: edge.isp,
+      version: VERSION,
+      uptimeSec: Math.round((clock.now() - startedAt) / 1000),
+      connections,
+      requestsPerSec: t.requestsPerSec,
+      bytesPerSec: t.bytesPerSec,
+      errorRatio: t.errorRatio,
+      eventLoopDelayMs: Math.round((loopDelay.percentile(99) / 1e6) * 10) / 10,
+      memory: { usedBytes: m.usedBytes, capacityBytes: m.capacityBytes },
+      disk: { usedBytes: d.usedBytes, capacityBytes: d.capacityBytes, pinnedBytes: d.pinnedBytes },
+      hitRatio: t.hitRatio,
+      byTier: t.byTier,
+      upstream: { url: upstream.target.url, inflightSlices: cache.inflight },
+    };
+    loopDelay.reset();
+    return h;
+  }
+
+  adminApp.get('/health', async (_req, reply) => {
+    const h = health();
+    return reply.code(h.status === 'draining' ? 503 : 200).send(h);
+  });
+  adminApp.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  adminApp.post('/purge', async (req, reply) => {
+    const body = (req.body ?? {}) as { title?: unknown; file?: unknown };
+    if (typeof body.title !== 'string' || body.title === '') return sendError(reply, 400, 'body must be JSON {"title": "...", "file"?: "..."}');
+    if (body.file !== undefined && typeof body.file !== 'string') return sendError(reply, 400, 'file must be a string');
+    const check = parseObjectPath(`${body.title}/${body.file ?? 'x'}`);
+    if (!check.ok) return sendError(reply, 400, check.reason);
+    const result = cache.purge(body.title, body.file as string | undefined);
+    logger.info({ title: body.title, file: body.file, ...result }, 'purged');
+    return reply.send({ purged: result.objects, bytes: result.bytes });
+  });
+
+  return {
+    publicApp,
+    adminApp,
+    cache,
+    disk,
+    metrics,
+    health,
+    async start() {
+      await disk.open();
+      cache.loadFromDisk();
+      const pub = opts.listen?.public ?? listenAddress(edge.url);
+      const adm = opts.listen?.admin ?? listenAddress(edge.adminUrl);
+      const publicUrl = await publicApp.listen({ host: pub.host, port: pub.port });
+      const adminUrl = await adminApp.listen({ host: adm.host, port: adm.port });
+      logger.info({ publicUrl, adminUrl, upstream: upstream.target.url }, 'edge listening');
+      return { publicUrl, adminUrl };
+    },
+    async close() {
+      draining = true;
+      await publicApp.close();
+      await upstream.close();
+      await adminApp.close();
+      loopDelay.disable();
+    },
+  };
+}
