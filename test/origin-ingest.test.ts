@@ -1,0 +1,217 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../src/common/clock.js';
+import { CatalogError, catalogPath, loadCatalog, titleDir, verifyCatalog } from '../src/origin/catalog.js';
+import { ingestTitle } from '../src/origin/ingest.js';
+import { FIXTURES, copyFixture, originTempDir, originTestConfig } from './helpers/origin-harness.js';
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+async function refusal(p: Promise<unknown>): Promise<Error & { userFacing?: boolean }> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error & { userFacing?: boolean };
+  }
+  throw new Error('expected the ingest to be refused');
+}
+
+describe('ingestTitle', () => {
+  it.each([
+    ['hls-bytes', 'hls', ['master.m3u8'], ['master.m3u8', 'stream_180p.m3u8', 'stream_180p.mp4', 'stream_360p.m3u8', 'stream_360p.mp4']],
+    ['hls-segments', 'hls', ['master.m3u8'], ['index_180p.m3u8', 'init_180p.mp4', 'master.m3u8', 'seg_180p_000.m4s', 'seg_180p_005.m4s']],
+    ['dash', 'dash', ['manifest.mpd'], ['manifest.mpd', 'init-0.m4s', 'init-2.m4s', 'chunk-0-00001.m4s', 'chunk-2-00006.m4s']],
+  ])('itIngestsTheFixture %s with correct hashes', async (fixture, kind, manifests, someFiles) => {
+    const config = originTestConfig();
+    const clock = new FakeClock(Date.parse('2025-03-01T12:00:00Z'));
+    const entry = await ingestTitle(config, `t-${fixture}`, join(FIXTURES, fixture), { clock });
+
+    expect(entry.kind).toBe(kind);
+    expect(entry.manifests).toEqual(manifests);
+    expect(entry.ingestedAt).toBe('2025-03-01T12:00:00.000Z');
+    const paths = entry.files.map((f) => f.path);
+    for (const f of someFiles) expect(paths).toContain(f);
+    // Every file of the fixture folder is referenced, so all of them were taken.
+    expect(paths.sort()).toEqual(readdirSync(join(FIXTURES, fixture)).sort());
+
+    for (const f of entry.files) {
+      const src = readFileSync(join(FIXTURES, fixture, f.path));
+      const copy = readFileSync(join(titleDir(config.origin.dataDir, entry.title), f.path));
+      expect(f.size).toBe(src.length);
+      expect(f.sha256).toBe(sha256(src));
+      expect(copy.equals(src)).toBe(true);
+    }
+    expect(entry.bytes).toBe(entry.files.reduce((n, f) => n + f.size, 0));
+    expect(entry.files.find((f) => f.path.endsWith('.m3u8') || f.path.endsWith('.mpd'))!.contentType).toMatch(/mpegurl|dash\+xml/);
+
+    const catalog = await loadCatalog(config.origin.dataDir);
+    expect(catalog.get(entry.title)).toEqual(entry);
+  });
+
+  it('itKeepsEveryTitleWhenSeveralAreIngested', async () => {
+    const config = originTestConfig();
+    await ingestTitle(config, 'a', join(FIXTURES, 'hls-segments'));
+    await ingestTitle(config, 'b', join(FIXTURES, 'dash'));
+    const catalog = await loadCatalog(config.origin.dataDir);
+    expect(catalog.titles().map((t) => t.title)).toEqual(['a', 'b']);
+  });
+
+  it('itReplacesATitleWholeOnReingest', async () => {
+    const config = originTestConfig();
+    await ingestTitle(config, 'movie', join(FIXTURES, 'hls-bytes'));
+    const second = await ingestTitle(config, 'movie', join(FIXTURES, 'dash'));
+    const dir = titleDir(config.origin.dataDir, 'movie');
+    expect(readdirSync(dir).sort()).toEqual(second.files.map((f) => f.path).sort());
+    expect((await loadCatalog(config.origin.dataDir)).get('movie')!.kind).toBe('dash');
+    // No staging or old copies are left behind.
+    expect(readdirSync(join(config.origin.dataDir, 'titles'))).toEqual(['movie']);
+  });
+
+  it('itRefusesAFolderWithAMissingSegmentNamingItAndIngestsNothing', async () => {
+    const config = originTestConfig();
+    await ingestTitle(config, 'keep', join(FIXTURES, 'hls-segments'));
+    const before = readFileSync(catalogPath(config.origin.dataDir), 'utf8');
+
+    const src = copyFixture('hls-segments');
+    rmSync(join(src, 'seg_180p_003.m4s'));
+    const err = await refusal(ingestTitle(config, 'broken', src));
+    expect(err.userFacing).toBe(true);
+    expect(err.message).toContain('seg_180p_003.m4s');
+    expect(err.message).toContain('index_180p.m3u8');
+
+    expect(readFileSync(catalogPath(config.origin.dataDir), 'utf8')).toBe(before);
+    expect(readdirSync(join(config.origin.dataDir, 'titles'))).toEqual(['keep']);
+    expect(existsSync(join(config.origin.dataDir, '.ingest.lock'))).toBe(false);
+  });
+
+  it('itKeepsThePreviousVersionWhenAReingestIsRefused', async () => {
+    const config = originTestConfig();
+    const first = await ingestTitle(config, 'movie', join(FIXTURES, 'dash'));
+    const src = copyFixture('dash');
+    rmSync(join(src, 'init-1.m4s'));
+    const err = await refusal(ingestTitle(config, 'movie', src));
+    expect(err.message).toMatch(/init-1\.m4s.*missing/);
+    expect((await loadCatalog(config.origin.dataDir)).get('movie')).toEqual(first);
+    expect(readdirSync(titleDir(config.origin.dataDir, 'movie')).length).toBe(first.files.length);
+  });
+
+  it('itRefusesAMissingVariantPlaylist', async () => {
+    const src = copyFixture('hls-bytes');
+    rmSync(join(src, 'stream_360p.m3u8'));
+    const err = await refusal(ingestTitle(originTestConfig(), 'x', src));
+    expect(err.message).toMatch(/stream_360p\.m3u8, referenced by master\.m3u8, is missing/);
+  });
+
+  it('itRefusesByteRangesBeyondTheFile', async () => {
+    const src = copyFixture('hls-bytes');
+    const file = join(src, 'stream_180p.mp4');
+    writeFileSync(file, readFileSync(file).subarray(0, 5000));
+    const err = await refusal(ingestTitle(originTestConfig(), 'x', src));
+    expect(err.message).toMatch(/stream_180p\.mp4, which has only 5000 bytes/);
+  });
+
+  it('itRefusesReferencesOutOfTheFolder', async () => {
+    const src = copyFixture('hls-segments');
+    const p = join(src, 'index_180p.m3u8');
+    writeFileSync(p, readFileSync(p, 'utf8').replace('seg_180p_001.m4s', '../outside.m4s'));
+    writeFileSync(join(src, '..', 'outside.m4s'), 'x');
+    const err = await refusal(ingestTitle(originTestConfig(), 'x', src));
+    expect(err.userFacing).toBe(true);
+    expect(err.message).toMatch(/outside the title folder/);
+  });
+
+  it('itRefusesSymlinksPointingOutOfTheFolder', async () => {
+    const src = copyFixture('hls-segments');
+    const outside = join(originTempDir(), 'secret.m4s');
+    writeFileSync(outside, 'secret');
+    rmSync(join(src, 'seg_180p_002.m4s'));
+    symlinkSync(outside, join(src, 'seg_180p_002.m4s'));
+    const err = await refusal(ingestTitle(originTestConfig(), 'x', src));
+    expect(err.message).toMatch(/seg_180p_002\.m4s.*link to outside the folder/);
+  });
+
+  it('itFollowsSymlinksThatStayInsideTheFolder', async () => {
+    const src = copyFixture('hls-segments');
+    const data = readFileSync(join(src, 'seg_180p_002.m4s'));
+    writeFileSync(join(src, 'real.bin'), data);
+    rmSync(join(src, 'seg_180p_002.m4s'));
+    symlinkSync('real.bin', join(src, 'seg_180p_002.m4s'));
+    const config = originTestConfig();
+    const entry = await ingestTitle(config, 'x', src);
+    const f = entry.files.find((x) => x.path === 'seg_180p_002.m4s')!;
+    expect(f.sha256).toBe(sha256(data));
+    // Only referenced files are ingested.
+    expect(entry.files.some((x) => x.path === 'real.bin')).toBe(false);
+  });
+
+  it.each([
+    ['bad title', 'a/b', /title "a\/b"/],
+    ['no folder', 'x', /does not exist/],
+  ])('itRefusesBadArguments: %s', async (_n, title, msg) => {
+    const err = await refusal(ingestTitle(originTestConfig(), title, title === 'x' ? '/nonexistent/folder' : FIXTURES));
+    expect(err.userFacing).toBe(true);
+    expect(err.message).toMatch(msg);
+  });
+
+  it('itRefusesAFolderWithoutManifests', async () => {
+    const dir = originTempDir();
+    writeFileSync(join(dir, 'seg.m4s'), 'x');
+    const err = await refusal(ingestTitle(originTestConfig(), 'x', dir));
+    expect(err.message).toMatch(/no HLS \(\.m3u8\) or DASH \(\.mpd\) manifest/);
+  });
+
+  it('itMarksATitleWithBothKindsAsBoth', async () => {
+    const src = copyFixture('hls-segments');
+    for (const f of readdirSync(join(FIXTURES, 'dash'))) writeFileSync(join(src, f), readFileSync(join(FIXTURES, 'dash', f)));
+    const entry = await ingestTitle(originTestConfig(), 'x', src);
+    expect(entry.kind).toBe('both');
+    expect(entry.manifests).toEqual(['manifest.mpd', 'master.m3u8']);
+  });
+});
+
+describe('catalog verification', () => {
+  const good = () => ({
+    version: 1,
+    titles: [
+      {
+        title: 't',
+        kind: 'hls',
+        manifests: ['m.m3u8'],
+        files: [{ path: 'm.m3u8', size: 3, sha256: 'a'.repeat(64), contentType: 'application/vnd.apple.mpegurl' }],
+        bytes: 3,
+        ingestedAt: '2025-01-01T00:00:00.000Z',
+      },
+    ],
+  });
+
+  it('itAcceptsAGoodDocument', () => {
+    expect(verifyCatalog(good(), 'c.json')[0]!.title).toBe('t');
+  });
+
+  it.each([
+    [(d: any) => (d.version = 2), 'version'],
+    [(d: any) => (d.titles[0].title = '../x'), 'titles[0].title'],
+    [(d: any) => (d.titles[0].kind = 'mp4'), 'titles[0].kind'],
+    [(d: any) => (d.titles[0].files[0].path = '../etc/passwd'), 'titles[0].files[0].path'],
+    [(d: any) => (d.titles[0].files[0].sha256 = 'xyz'), 'titles[0].files[0].sha256'],
+    [(d: any) => (d.titles[0].files[0].size = -1), 'titles[0].files[0].size'],
+    [(d: any) => (d.titles[0].manifests = ['other.m3u8']), 'titles[0].manifests[0]'],
+    [(d: any) => (d.titles[0].bytes = 4), 'titles[0].bytes'],
+    [(d: any) => (d.titles[0].ingestedAt = 'yesterday'), 'titles[0].ingestedAt'],
+    [(d: any) => d.titles.push(d.titles[0]), 'titles[1].title'],
+  ])('itNamesTheBadField %#', (mutate, field) => {
+    const d = good();
+    mutate(d);
+    expect(() => verifyCatalog(d, 'c.json')).toThrow(CatalogError);
+    expect(() => verifyCatalog(d, 'c.json')).toThrow(`c.json: ${field}:`);
+  });
+
+  it('itRefusesAnUnparsableCatalogFileClearly', async () => {
+    const config = originTestConfig();
+    await ingestTitle(config, 'a', join(FIXTURES, 'hls-segments'));
+    writeFileSync(catalogPath(config.origin.dataDir), '{"version":1,"titles":[');
+    await expect(loadCatalog(config.origin.dataDir)).rejects.toThrow(/catalog\.json: \(file\): not valid JSON/);
+  });
+});
