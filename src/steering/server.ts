@@ -1,0 +1,403 @@
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { request } from 'undici';
+import type { Registry } from 'prom-client';
+import { adminTokenFromEnv } from '../common/admin-auth.js';
+import { type Clock, systemClock } from '../common/clock.js';
+import { type ClusterConfig, type EdgeConfig, listenAddress } from '../common/config.js';
+import { CORS_HEADERS, CORS_PREFLIGHT_HEADERS } from '../common/cors.js';
+import { adminGuard, createApp, sendError } from '../common/http-app.js';
+import type { Logger } from '../common/logger.js';
+import { createRegistry } from '../common/metrics.js';
+import { contentTypeFor } from '../common/mime.js';
+import { isValidTitle, parseObjectPath } from '../common/paths.js';
+import { Ring } from '../common/ring.js';
+import { signQuery } from '../common/signing.js';
+import { CatalogSource, OriginUnavailableError } from './catalog.js';
+import { clientAddress } from './client-address.js';
+import { rewriteMpd } from './dash-rewrite.js';
+import { isEligible } from './health.js';
+import { type HealthFetcher, HealthPoller, undiciHealthFetcher } from './health-poller.js';
+import { isMultivariant, rewriteMedia, rewriteMultivariant } from './hls-rewrite.js';
+import { ManifestRewriteError } from './manifest-paths.js';
+import { EDGE_STATE_VALUE, createSteeringMetrics } from './metrics.js';
+import { PlayReporter, type PlayRecord } from './play-reporter.js';
+import { buildIspTable, buildPrefixSet } from './prefix-table.js';
+import { rankEdges } from './ranking.js';
+import { buildSteeringManifest, steeringManifestUrl } from './steer-manifest.js';
+
+export interface ListenOverride {
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+}
+
+export interface SteeringServerOptions {
+  config: ClusterConfig;
+  logger: Logger;
+  clock?: Clock;
+  /** Defaults to a fresh registry with process metrics. */
+  registry?: Registry;
+  /** Listen somewhere other than config.steering.url / adminUrl. */
+  listen?: { public?: ListenOverride; admin?: ListenOverride };
+  /** Admin bearer token (sent to the origin and edges, required on our admin port). Defaults to REELCDN_ADMIN_TOKEN. */
+  adminToken?: string;
+  /**
+   * Base URL written into manifests (media playlist and steering manifest URLs).
+   * Defaults to config.steering.url, or to the bound address when `listen.public` is given.
+   */
+  publicUrl?: string;
+  /** Replaces the undici /health poller (tests). */
+  healthFetcher?: HealthFetcher;
+  /** Timeout of one /health poll (ms). Default min(1000, healthIntervalMs). */
+  healthTimeoutMs?: number;
+  /** Catalog refresh period (ms, default 30000) and the minimum gap of refreshes caused by misses (default 3000). */
+  catalogRefreshMs?: number;
+  missRefreshMs?: number;
+  /** Play batching to the origin (see PlayReporterOptions). */
+  plays?: { flushMs?: number; batchSize?: number; maxBuffered?: number; minBackoffMs?: number; maxBackoffMs?: number };
+  /** Edges that hold a title (from fill manifests): ranked first. Absent: ring order only. */
+  holders?: (title: string) => ReadonlySet<string> | undefined;
+}
+
+export interface SteeringServer {
+  publicApp: FastifyInstance;
+  adminApp: FastifyInstance;
+  /** Loads the catalog, polls every edge once, then listens; resolves to the bound URLs. */
+  start(): Promise<{ publicUrl: string; adminUrl: string }>;
+  /** Stops listening (in-flight answers finish), stops polling, flushes plays. */
+  close(): Promise<void>;
+  /** Health poller (snapshots, pollOnce for tests). */
+  health: HealthPoller;
+  /** The ring over every configured edge. */
+  ring: Ring;
+  plays: PlayReporter;
+  catalog: CatalogSource;
+}
+
+/** The decision for one client and title. */
+interface Decision {
+  isp: string | undefined;
+  edges: EdgeConfig[];
+}
+
+export function createSteeringServer(opts: SteeringServerOptions): SteeringServer {
+  const { config, logger } = opts;
+  const clock = opts.clock ?? systemClock;
+  const registry = opts.registry ?? createRegistry('steering');
+  const adminToken = opts.adminToken ?? adminTokenFromEnv();
+  const st = config.steering;
+
+  const ispTable = buildIspTable(config.isps);
+  const trusted = st.trustedProxies.length > 0 ? buildPrefixSet(st.trustedProxies) : undefined;
+  const edgesById = new Map(config.edges.map((e) => [e.id, e]));
+  const ring = new Ring(config.edges.map((e) => e.id));
+  const retryAfter = String(Math.max(1, Math.ceil((st.healthIntervalMs * st.upAfter) / 1000)));
+  let publicUrl = opts.publicUrl ?? st.url;
+
+  const catalog = new CatalogSource({
+    originUrl: config.origin.url,
+    originAdminUrl: config.origin.adminUrl,
+    adminToken,
+    clock,
+    logger,
+    refreshMs: opts.catalogRefreshMs,
+    missRefreshMs: opts.missRefreshMs,
+  });
+
+  const playAgentTimeout = 5000;
+  const plays = new PlayReporter({
+    clock,
+    logger,
+    ...opts.plays,
+    send: async (batch: PlayRecord[]) => {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (adminToken) headers.authorization = `Bearer ${adminToken}`;
+      const res = await request(`${config.origin.adminUrl}/v1/plays`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ plays: batch }),
+        headersTimeout: playAgentTimeout,
+        bodyTimeout: playAgentTimeout,
+      });
+      await res.body.dump();
+      if (res.statusCode >= 300) throw new Error(`origin answered HTTP ${res.statusCode} to POST /v1/plays`);
+    },
+  });
+
+  const metrics = createSteeringMetrics(registry, () => ({ sent: plays.sent, buffered: plays.buffered, dropped: plays.dropped }));
+  for (const e of config.edges) metrics.edgeState.set({ edge: e.id, isp: e.isp }, EDGE_STATE_VALUE.unknown);
+
+  const realFetcher = opts.healthFetcher
+    ? undefined
+    : undiciHealthFetcher({ timeoutMs: opts.healthTimeoutMs ?? Math.min(1000, st.healthIntervalMs), adminToken });
+  // Eligible edges are recomputed after each poll, not per request.
+  let eligible = new Set<string>();
+  const health = new HealthPoller({
+    edges: config.edges,
+    params: { downAfter: st.downAfter, upAfter: st.upAfter, thresholds: st.thresholds },
+    intervalMs: st.healthIntervalMs,
+    clock,
+    logger,
+    fetcher: opts.healthFetcher ?? realFetcher!.fetcher,
+    onPoll: (edgeId, result, h) => {
+      const edge = edgesById.get(edgeId)!;
+      metrics.edgeState.set({ edge: edgeId, isp: edge.isp }, EDGE_STATE_VALUE[h.state]);
+      metrics.pollLatency.observe({ edge: edgeId, outcome: result.ok ? 'ok' : 'error' }, result.latencyMs / 1000);
+      const ok = isEligible(h);
+      if (ok !== eligible.has(edgeId)) {
+        const next = new Set(eligible);
+        if (ok) next.add(edgeId);
+        else next.delete(edgeId);
+        eligible = next;
+      }
+    },
+  });
+
+  const decide = (req: FastifyRequest, title: string): Decision => {
+    const addr = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trusted);
+    const isp = ispTable.lookup(addr) ?? config.defaultIsp;
+    const edges = rankEdges({ title, isp, edgesById, ring, eligible, holders: opts.holders?.(title) });
+    return { isp, edges };
+  };
+
+  const signedPath = (title: string, file: string) => `/c/${title}/${file}`;
+  const signedQueryFor = (title: string, file: string) =>
+    signQuery(config.signing.keys, config.signing.activeKey, signedPath(title, file), clock.now() / 1000, config.signing.ttlSeconds);
+  const edgeFileUrl = (edge: EdgeConfig, title: string, file: string) => `${edge.url}${signedPath(title, file)}?${signedQueryFor(title, file)}`;
+
+  /** Whether the title (and file) is in the catalog; a miss refreshes the catalog (rate-limited) once. */
+  const lookup = async (title: string, file?: string): Promise<'found' | 'unknown' | 'no-catalog'> => {
+    const has = (v = catalog.current()) => {
+      const t = v?.titles.get(title);
+      return t !== undefined && (file === undefined || t.files.has(file));
+    };
+    if (has()) return 'found';
+    const v = await catalog.refreshAfterMiss();
+    if (!v) return 'no-catalog';
+    return has(v) ? 'found' : 'unknown';
+  };
+
+  // ---------- public port ----------
+  const publicApp = createApp({ logger, requestLogLevel: 'debug' });
+  publicApp.addHook('onSend', async (_req, reply, payload) => {
+    reply.headers(CORS_HEADERS);
+    return payload;
+  });
+  publicApp.options('/*', async (_req, reply) => reply.code(204).headers(CORS_PREFLIGHT_HEADERS).send());
+
+  const rawRest = (req: FastifyRequest, prefix: string) => {
+    const path = req.url.split('?')[0]!;
+    return path.slice(prefix.length);
+  };
+  type Kind = 'play' | 'steer' | 'locate';
+  const count = (kind: Kind, isp: string | undefined, outcome: string) => metrics.decisions.inc({ kind, isp: isp ?? 'none', outcome });
+
+  /** Common checks: path, catalog, healthy edges. Returns the decision or sends the error. */
+  const prepare = async (req: FastifyRequest, reply: FastifyReply, kind: Kind, title: string, file?: string): Promise<Decision | undefined> => {
+    const found = await lookup(title, file);
+    if (found === 'no-catalog') {
+      count(kind, undefined, 'origin_error');
+      sendError(reply, 503, 'catalog unavailable: the origin cannot be reached', { 'retry-after': '5' });
+      return undefined;
+    }
+    if (found === 'unknown') {
+      count(kind, undefined, 'not_found');
+      sendError(reply, 404, file === undefined ? `unknown title "${title}"` : `"${file}" is not a file of "${title}"`);
+      return undefined;
+    }
+    const d = decide(req, title);
+    if (d.edges.length === 0) {
+      count(kind, d.isp, 'no_edge');
+      sendError(reply, 503, 'no healthy edge', { 'retry-after': retryAfter });
+      return undefined;
+    }
+    return d;
+  };
+
+  publicApp.get('/v1/play/*', async (req, reply) => {
+    const parsed = parseObjectPath(rawRest(req, '/v1/play/'));
+    if (!parsed.ok) {
+      count('play', undefined, 'bad_request');
+      return sendError(reply, 400, parsed.reason);
+    }
+    const { title, file } = parsed;
+    const isHls = file.endsWith('.m3u8');
+    if (!isHls && !file.endsWith('.mpd')) {
+      count('play', undefined, 'bad_request');
+      return sendError(reply, 400, 'only .m3u8 and .mpd manifests are played through steering; use /v1/locate for media');
+    }
+    const d = await prepare(req, reply, 'play', title, file);
+    if (!d) return reply;
+    let text: string;
+    try {
+      text = await catalog.manifest(title, file);
+    } catch (err) {
+      count('play', d.isp, 'origin_error');
+      logger.warn({ title, file, err: (err as Error).message }, 'manifest unavailable');
+      return sendError(reply, err instanceof OriginUnavailableError ? 502 : 500, 'manifest unavailable from the origin');
+    }
+    const q = req.query as Record<string, string | undefined>;
+    const pathway = typeof q.pathway === 'string' ? q.pathway : undefined;
+    const steeringUri = steeringManifestUrl(publicUrl, title);
+    let body: string;
+    let topLevel: boolean;
+    try {
+      if (isHls && isMultivariant(text)) {
+        body = rewriteMultivariant(text, {
+          manifest: file,
+          pathways: d.edges.map((e) => e.id),
+          steeringUri,
+          mediaPlaylistUrl: (f, p) => `${publicUrl}/v1/play/${title}/${f}?pathway=${encodeURIComponent(p)}`,
+        });
+        topLevel = true;
+      } else if (isHls) {
+        // The requested pathway while it is healthy, else the best edge now.
+        const edge = (pathway !== undefined ? d.edges.find((e) => e.id === pathway) : undefined) ?? d.edges[0]!;
+        body = rewriteMedia(text, { manifest: file, fileUrl: (f) => edgeFileUrl(edge, title, f) });
+        topLevel = pathway === undefined;
+      } else {
+        body = rewriteMpd(text, {
+          title,
+          manifest: file,
+          edges: d.edges,
+          steeringUri,
+          signedQuery: (f) => signedQueryFor(title, f),
+        });
+        topLevel = true;
+      }
+    } catch (err) {
+      if (!(err instanceof ManifestRewriteError)) throw err;
+      count('play', d.isp, 'origin_error');
+      logger.error({ title, file, err: err.message }, 'manifest cannot be rewritten');
+      return sendError(reply, 502, `manifest cannot be served: ${err.message}`);
+    }
+    if (topLevel) plays.record({ title, isp: d.isp ?? 'none', at: clock.now() });
+    count('play', d.isp, 'ok');
+    return reply
+      .header('content-type', contentTypeFor(file))
+      .header('cache-control', 'no-store')
+      .header('x-steering-edge', d.edges[0]!.id)
+      .send(body);
+  });
+
+  publicApp.get('/v1/steer/:name', async (req, reply) => {
+    const name = (req.params as { name: string }).name;
+    const title = name.endsWith('.json') ? name.slice(0, -'.json'.length) : '';
+    if (!isValidTitle(title)) {
+      count('steer', undefined, 'bad_request');
+      return sendError(reply, 400, 'expected /v1/steer/{title}.json');
+    }
+    const d = await prepare(req, reply, 'steer', title);
+    if (!d) return reply;
+    count('steer', d.isp, 'ok');
+    return reply
+      .header('cache-control', 'no-store')
+      .send(
+        buildSteeringManifest({
+          ttlSeconds: st.steeringTtlSeconds,
+          reloadUri: steeringManifestUrl(publicUrl, title),
+          priority: d.edges.map((e) => e.id),
+        }),
+      );
+  });
+
+  publicApp.get('/v1/locate/*', async (req, reply) => {
+    const parsed = parseObjectPath(rawRest(req, '/v1/locate/'));
+    if (!parsed.ok) {
+      count('locate', undefined, 'bad_request');
+      return sendError(reply, 400, parsed.reason);
+    }
+    const { title, file } = parsed;
+    const d = await prepare(req, reply, 'locate', title, file);
+    if (!d) return reply;
+    count('locate', d.isp, 'ok');
+    const query = signedQueryFor(title, file);
+    const path = signedPath(title, file);
+    return reply.header('cache-control', 'no-store').send({
+      title,
+      file,
+      isp: d.isp ?? null,
+      urls: d.edges.map((e) => ({ edge: e.id, url: `${e.url}${path}?${query}` })),
+    });
+  });
+
+  // ---------- admin port ----------
+  const adminApp = createApp({ logger, requestLogLevel: 'debug' });
+  const open = new Set<string>();
+  if (config.admin.openHealth) open.add('/health');
+  if (config.admin.openMetrics) open.add('/metrics');
+  adminApp.addHook('onRequest', adminGuard(open, adminToken));
+  const startedAt = clock.now();
+  adminApp.get('/health', async () => {
+    const snap = health.snapshot();
+    let up = 0;
+    for (const h of snap.values()) if (isEligible(h)) up++;
+    return {
+      status: 'ok',
+      id: 'steering',
+      uptimeSec: Math.round((clock.now() - startedAt) / 1000),
+      edges: { total: snap.size, eligible: up },
+      catalogTitles: catalog.current()?.titles.size ?? null,
+      plays: { sent: plays.sent, buffered: plays.buffered, dropped: plays.dropped },
+    };
+  });
+  adminApp.get('/metrics', async (_req, reply) => reply.header('content-type', registry.contentType).send(await registry.metrics()));
+  adminApp.get('/v1/edges', async () => ({
+    edges: config.edges.map((e) => {
+      const h = health.get(e.id)!;
+      return {
+        id: e.id,
+        isp: e.isp,
+        url: e.url,
+        state: h.state,
+        eligible: isEligible(h),
+        reason: h.reason,
+        since: new Date(h.since).toISOString(),
+        failures: h.failures,
+        successes: h.successes,
+        lastPollAt: h.lastPollAt === undefined ? null : new Date(h.lastPollAt).toISOString(),
+        lastLatencyMs: h.lastLatencyMs ?? null,
+        health: h.lastReport ?? null,
+      };
+    }),
+  }));
+
+  const urlOf = (app: FastifyInstance) => {
+    const a = app.server.address() as AddressInfo;
+    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+    return `http://${host}:${a.port}`;
+  };
+
+  let started = false;
+  return {
+    publicApp,
+    adminApp,
+    health,
+    ring,
+    plays,
+    catalog,
+    async start() {
+      await catalog.start();
+      if (!catalog.current()) logger.warn('origin catalog not loaded yet; plays answer 503 until it is');
+      await health.pollOnce();
+      health.start();
+      const pub = opts.listen?.public ?? listenAddress(st.url);
+      const adm = opts.listen?.admin ?? listenAddress(st.adminUrl);
+      await publicApp.listen({ host: pub.host, port: pub.port });
+      await adminApp.listen({ host: adm.host, port: adm.port });
+      started = true;
+      const urls = { publicUrl: urlOf(publicApp), adminUrl: urlOf(adminApp) };
+      if (opts.publicUrl === undefined && opts.listen?.public) publicUrl = urls.publicUrl;
+      logger.info({ ...urls, edges: config.edges.length, eligible: eligible.size }, 'steering listening');
+      return urls;
+    },
+    async close() {
+      await health.stop();
+      if (started) await Promise.all([publicApp.close(), adminApp.close()]);
+      await plays.close();
+      await catalog.close();
+      await realFetcher?.close();
+    },
+  };
+}
