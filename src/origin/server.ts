@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -165,6 +165,8 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     publicApp,
     adminApp,
     async start() {
+      // A fresh origin has no data folder yet; plays.json will be written into it.
+      await mkdir(dataDir, { recursive: true });
       // A broken catalog at start is fatal (and clear); later ones only keep the old catalog.
       catalogStamp = await stampOf();
       catalog = await loadCatalog(dataDir);
