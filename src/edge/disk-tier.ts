@@ -67,7 +67,10 @@ export interface DiskStats {
  */
 export class DiskTier {
   private readonly root: string;
+  private readonly stagingRoot: string;
   private readonly objects = new Map<string, DiskObject>();
+  /** Slices written by fill, invisible to clients until their whole file is verified and published. */
+  private readonly staged = new Map<string, { meta: StoredMeta; slices: Map<number, DiskSlice> }>();
   /** Unpinned slices, least recently used first (Map keeps insertion order). */
   private readonly lru = new Map<string, { obj: DiskObject; index: number }>();
   private used = 0;
@@ -78,6 +81,7 @@ export class DiskTier {
 
   constructor(private readonly opts: DiskTierOptions) {
     this.root = join(opts.dir, 'cache');
+    this.stagingRoot = join(opts.dir, 'staging');
   }
 
   get capacityBytes(): number {
@@ -136,13 +140,34 @@ export class DiskTier {
       this.used += slice.fileBytes;
       this.lru.set(slice.path, { obj: target, index: header.index });
     }
+    await mkdir(this.stagingRoot, { recursive: true });
+    const stagedNames = await readdir(this.stagingRoot);
+    await mapLimit(stagedNames, 32, async (name) => {
+      const path = join(this.stagingRoot, name);
+      const parsed = name.startsWith(TMP_PREFIX) ? undefined : await this.readHeader(path, 'staging');
+      if (!parsed) {
+        removed++;
+        await unlink(path).catch(() => {});
+        return;
+      }
+      const entry = this.staged.get(parsed.header.key);
+      if (entry && !sameRepresentation(entry.meta, parsed.header.meta)) {
+        removed++;
+        await unlink(path).catch(() => {});
+        return;
+      }
+      const e = entry ?? { meta: parsed.header.meta, slices: new Map<number, DiskSlice>() };
+      this.staged.set(parsed.header.key, e);
+      e.slices.set(parsed.header.index, parsed.slice);
+      this.used += parsed.slice.fileBytes;
+    });
     removed += this.evictUntil(0);
     const ms = performance.now() - started;
     this.opts.logger.info({ slices: found.length, removed, ms: Math.round(ms) }, 'disk tier index rebuilt');
     return { slices: found.length, removed, ms };
   }
 
-  private async readHeader(path: string): Promise<{ header: SliceHeader; slice: DiskSlice; mtimeMs: number } | undefined> {
+  private async readHeader(path: string, area: 'cache' | 'staging' = 'cache'): Promise<{ header: SliceHeader; slice: DiskSlice; mtimeMs: number } | undefined> {
     let fh;
     try {
       fh = await open(path, 'r');
@@ -168,7 +193,7 @@ export class DiskTier {
       const bounds = sliceBounds(header.index, this.opts.sliceBytes, header.meta.size);
       // A slice is whole or it is nothing: the length must be exactly the slice's.
       if (header.length !== bounds.end - bounds.start || st.size !== dataOffset + header.length) return undefined;
-      if (this.pathFor(header.key, header.index) !== path) return undefined;
+      if (this.pathFor(header.key, header.index, area) !== path) return undefined;
       return { header, slice: { path, dataOffset, length: header.length, fileBytes: st.size }, mtimeMs: st.mtimeMs };
     } catch {
       return undefined;
@@ -177,9 +202,9 @@ export class DiskTier {
     }
   }
 
-  private pathFor(key: string, index: number): string {
+  private pathFor(key: string, index: number, area: 'cache' | 'staging' = 'cache'): string {
     const h = createHash('sha256').update(key).digest('hex').slice(0, 40);
-    return join(this.root, h.slice(0, 2), `${h}.${index}`);
+    return area === 'cache' ? join(this.root, h.slice(0, 2), `${h}.${index}`) : join(this.stagingRoot, `${h}.${index}`);
   }
 
   private newObject(key: string, meta: StoredMeta): DiskObject {
@@ -222,20 +247,13 @@ export class DiskTier {
       this.lru.delete(slice.path);
       this.lru.set(slice.path, { obj, index });
     }
-    let fh;
     try {
-      fh = await open(slice.path, 'r');
-      const buf = Buffer.allocUnsafe(slice.length);
-      const { bytesRead } = await fh.read(buf, 0, slice.length, slice.dataOffset);
-      if (bytesRead !== slice.length) throw new Error('short read');
-      return buf;
+      return await readSlice(slice);
     } catch (err) {
       // Gone or damaged underneath us: forget it, the caller refetches.
       this.opts.logger.warn({ err: (err as Error).message, path: slice.path }, 'disk slice unreadable, dropped');
       this.dropSlice(obj, index);
       return undefined;
-    } finally {
-      await fh?.close().catch(() => {});
     }
   }
 
@@ -248,10 +266,7 @@ export class DiskTier {
     if (existing && !sameRepresentation(existing.meta, meta)) this.dropObject(existing);
     if (this.objects.get(key)?.slices.has(index)) return true;
 
-    const header = Buffer.from(JSON.stringify({ key, index, length: data.length, sliceBytes: this.opts.sliceBytes, meta } satisfies SliceHeader));
-    const prefix = Buffer.alloc(HEADER_PREFIX);
-    MAGIC.copy(prefix);
-    prefix.writeUInt32BE(header.length, MAGIC.length);
+    const { prefix, header } = this.encodeHeader(key, index, meta, data.length);
     const fileBytes = HEADER_PREFIX + header.length + data.length;
     if (fileBytes > this.opts.capacityBytes) return false;
     this.evictUntil(fileBytes);
@@ -260,21 +275,10 @@ export class DiskTier {
     const gen = this.generation.get(key) ?? 0;
     this.used += fileBytes; // reserved now so concurrent writers cannot overshoot
     const path = this.pathFor(key, index);
-    const dir = join(path, '..');
-    const tmp = join(dir, `${TMP_PREFIX}${randomBytes(6).toString('hex')}`);
     try {
-      await mkdir(dir, { recursive: true });
-      const fh = await open(tmp, 'wx');
-      try {
-        await fh.writev([prefix, header, data]);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, path);
+      await writeWhole(path, [prefix, header, data]);
     } catch (err) {
       this.used -= fileBytes;
-      await unlink(tmp).catch(() => {});
       throw err;
     }
     if ((this.generation.get(key) ?? 0) !== gen) {
@@ -290,6 +294,101 @@ export class DiskTier {
     if (obj.pinned) this.pinnedBytesTotal += fileBytes;
     else this.lru.set(path, { obj, index });
     return true;
+  }
+
+  private encodeHeader(key: string, index: number, meta: StoredMeta, length: number): { prefix: Buffer; header: Buffer } {
+    const header = Buffer.from(JSON.stringify({ key, index, length, sliceBytes: this.opts.sliceBytes, meta } satisfies SliceHeader));
+    const prefix = Buffer.alloc(HEADER_PREFIX);
+    MAGIC.copy(prefix);
+    prefix.writeUInt32BE(header.length, MAGIC.length);
+    return { prefix, header };
+  }
+
+  // ---- staging (fill): whole slices kept across restarts, published when the file verifies ----
+
+  /** Staged slice indexes of `key` whose representation matches `meta` (others are dropped). */
+  stagedSlices(key: string, meta?: Pick<StoredMeta, 'size' | 'etag' | 'lastModified'>): number[] {
+    const e = this.staged.get(key);
+    if (!e) return [];
+    if (meta && !sameRepresentation(e.meta, meta as StoredMeta)) {
+      this.dropStaged(key);
+      return [];
+    }
+    return [...e.slices.keys()];
+  }
+
+  async writeStaged(key: string, index: number, meta: StoredMeta, data: Buffer): Promise<boolean> {
+    const existing = this.staged.get(key);
+    if (existing && !sameRepresentation(existing.meta, meta)) this.dropStaged(key);
+    const { prefix, header } = this.encodeHeader(key, index, meta, data.length);
+    const fileBytes = HEADER_PREFIX + header.length + data.length;
+    this.evictUntil(fileBytes);
+    if (this.used + fileBytes > this.opts.capacityBytes) return false;
+    this.used += fileBytes;
+    const path = this.pathFor(key, index, 'staging');
+    try {
+      await writeWhole(path, [prefix, header, data]);
+    } catch (err) {
+      this.used -= fileBytes;
+      throw err;
+    }
+    const e = this.staged.get(key) ?? { meta, slices: new Map<number, DiskSlice>() };
+    this.staged.set(key, e);
+    const old = e.slices.get(index);
+    if (old) this.used -= old.fileBytes;
+    e.slices.set(index, { path, dataOffset: HEADER_PREFIX + header.length, length: data.length, fileBytes });
+    return true;
+  }
+
+  async readStaged(key: string, index: number): Promise<Buffer | undefined> {
+    const slice = this.staged.get(key)?.slices.get(index);
+    if (!slice) return undefined;
+    return readSlice(slice).catch(() => {
+      this.dropStagedSlice(key, index);
+      return undefined;
+    });
+  }
+
+  private dropStagedSlice(key: string, index: number): void {
+    const e = this.staged.get(key);
+    const slice = e?.slices.get(index);
+    if (!e || !slice) return;
+    e.slices.delete(index);
+    this.used -= slice.fileBytes;
+    unlink(slice.path).catch(() => {});
+    if (e.slices.size === 0) this.staged.delete(key);
+  }
+
+  dropStaged(key: string): void {
+    for (const index of [...(this.staged.get(key)?.slices.keys() ?? [])]) this.dropStagedSlice(key, index);
+  }
+
+  /**
+   * Makes a verified file visible: its staged slices move into the cache (a rename each),
+   * pinned, replacing any cached copy of another representation.
+   */
+  async publish(key: string): Promise<void> {
+    const e = this.staged.get(key);
+    if (!e) return;
+    const existing = this.objects.get(key);
+    if (existing && !sameRepresentation(existing.meta, e.meta)) this.dropObject(existing);
+    this.pin(key);
+    this.generation.set(key, (this.generation.get(key) ?? 0) + 1);
+    for (const [index, slice] of [...e.slices]) {
+      const obj = this.objects.get(key) ?? this.newObject(key, e.meta);
+      e.slices.delete(index);
+      if (obj.slices.has(index)) {
+        this.used -= slice.fileBytes;
+        await unlink(slice.path).catch(() => {});
+        continue;
+      }
+      const path = this.pathFor(key, index);
+      await mkdir(join(path, '..'), { recursive: true });
+      await rename(slice.path, path);
+      obj.slices.set(index, { ...slice, path });
+      this.pinnedBytesTotal += slice.fileBytes;
+    }
+    this.staged.delete(key);
   }
 
   /** Evicts unpinned slices, least recently used first, until `need` more bytes fit. */
@@ -371,6 +470,38 @@ export class DiskTier {
       }
     }
     return total;
+  }
+}
+
+async function readSlice(slice: DiskSlice): Promise<Buffer> {
+  const fh = await open(slice.path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(slice.length);
+    const { bytesRead } = await fh.read(buf, 0, slice.length, slice.dataOffset);
+    if (bytesRead !== slice.length) throw new Error('short read');
+    return buf;
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
+/** Writes a file so that it exists whole or not at all: temp file, fsync, rename. */
+async function writeWhole(path: string, parts: Buffer[]): Promise<void> {
+  const dir = join(path, '..');
+  const tmp = join(dir, `${TMP_PREFIX}${randomBytes(6).toString('hex')}`);
+  try {
+    await mkdir(dir, { recursive: true });
+    const fh = await open(tmp, 'wx');
+    try {
+      await fh.writev(parts);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
   }
 }
 
