@@ -5,9 +5,8 @@ import { createRequire } from 'node:module';
  * A consistent-hash ring of node ids keyed by title (DESIGN.md "Client → ISP → node").
  *
  * Every process must compute the same ring from node ids alone, so control points are
- * never random: point i of node N is sha256(`${N}#${i}`) mod `range`. A point claimed by
- * two nodes goes to the smaller id (a rule independent of the order nodes are listed in);
- * removing that node hands the point to the other one, which is exactly the ring without it.
+ * never random: point i of node N is sha256(`${N}#${i}`) mod `range`; the rare collision is
+ * settled by sorted id (see the constructor), never by the order nodes are listed in.
  *
  * Keys are hashed with sha256 before the ring sees them: the ring's own string hash is
  * skewed for correlated keys ("title-1", "title-2", ...).
@@ -69,19 +68,18 @@ export class Ring {
     this.cacheSize = options.cacheSize ?? 100_000;
     const ids = [...new Set(nodeIds)].sort();
     this.nodeIds = ids;
-    // Resolve collisions order-independently: a point belongs to the smallest id claiming it.
-    const owner = new Map<number, string>();
-    const pointsOf = new Map<string, number[]>();
-    for (const id of ids) {
-      const pts = controlPoints(id, perNode, range);
-      pointsOf.set(id, pts);
-      for (const p of pts) if (!owner.has(p)) owner.set(p, id);
-    }
+    // Collisions are resolved from the sorted ids, so the answer depends on the set alone:
+    // the smaller id keeps the point, the other node takes the nearest free point below it.
+    // Removing the smaller node then hands the titles at that point to the other node only.
+    const taken = new Set<number>();
     this.ring = new ConsistentHash({ range, weight: perNode });
     for (const id of ids) {
-      const mine = [...new Set(pointsOf.get(id)!.filter((p) => owner.get(p) === id))];
-      // A node that lost every point (practically impossible) still gets one, past the owners.
-      if (mine.length === 0) throw new Error(`ring: node "${id}" has no control point of its own`);
+      const mine: number[] = [];
+      for (let p of controlPoints(id, perNode, range)) {
+        while (taken.has(p)) p = (p - 1 + range) % range;
+        taken.add(p);
+        mine.push(p);
+      }
       this.ring.add(id, mine.length, mine);
     }
   }
