@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { type EdgeHealth, type EdgeHealthReport, type HealthParams, type PollResult, initialHealth, isEligible, step } from '../src/steering/health.js';
+
+const params: HealthParams = { downAfter: 2, upAfter: 2, thresholds: { maxErrorRatio: 0.5, maxDiskUsedRatio: 0.9, maxConnections: 100 } };
+const report = (over: Partial<EdgeHealthReport> = {}): EdgeHealthReport => ({
+  status: 'ok',
+  id: 'e1',
+  connections: 3,
+  errorRatio: 0,
+  disk: { usedBytes: 10, capacityBytes: 100 },
+  ...over,
+});
+const good = (over?: Partial<EdgeHealthReport>): PollResult => ({ ok: true, report: report(over), latencyMs: 1 });
+const bad: PollResult = { ok: false, error: 'timeout', latencyMs: 500 };
+
+function run(results: PollResult[], from: EdgeHealth = initialHealth(0)): EdgeHealth[] {
+  const out: EdgeHealth[] = [];
+  let h = from;
+  results.forEach((r, i) => {
+    h = step(h, r, params, i + 1);
+    out.push(h);
+  });
+  return out;
+}
+
+describe('edge health state machine', () => {
+  it('itStartsUnknownAndIneligibleThenUpOnTheFirstGoodPoll', () => {
+    expect(isEligible(initialHealth(0))).toBe(false);
+    expect(run([good()]).map((h) => h.state)).toEqual(['up']);
+  });
+
+  it('itGoesUpSuspectDownAfterDownAfterFailures', () => {
+    const states = run([good(), bad, bad, bad]);
+    expect(states.map((h) => h.state)).toEqual(['up', 'suspect', 'down', 'down']);
+    expect(isEligible(states[1]!)).toBe(true);
+    expect(isEligible(states[2]!)).toBe(false);
+    expect(states[2]!.reason).toBe('poll failed: timeout');
+  });
+
+  it('itForgivesOneFailureFollowedByAGoodPoll', () => {
+    expect(run([good(), bad, good(), bad]).map((h) => h.state)).toEqual(['up', 'suspect', 'up', 'suspect']);
+  });
+
+  it('itComesBackOnlyAfterUpAfterGoodPollsInARow', () => {
+    const states = run([good(), bad, bad, good(), bad, good(), good()]);
+    expect(states.map((h) => h.state)).toEqual(['up', 'suspect', 'down', 'down', 'down', 'down', 'up']);
+    expect(states[3]!.reason).toMatch(/recovering/);
+  });
+
+  it.each([
+    [{ status: 'draining' as const }, 'draining'],
+    [{ status: 'overloaded' as const }, 'overloaded'],
+    [{ errorRatio: 0.8 }, 'error ratio'],
+    [{ disk: { usedBytes: 95, capacityBytes: 100 } }, 'disk'],
+    [{ connections: 500 }, 'connections'],
+  ])('itTakesAnEdgeRefusingClientsDownAtOnce %j', (over, reason) => {
+    const [, h] = run([good(), good(over)]);
+    expect(h!.state).toBe('down');
+    expect(h!.reason).toContain(reason);
+  });
+
+  it('itKeepsTheLastReportAndLatency', () => {
+    const [, h] = run([good({ connections: 7 }), bad]);
+    expect(h!.lastReport?.connections).toBe(7);
+    expect(h!.lastLatencyMs).toBe(500);
+    expect(h!.since).toBe(2);
+  });
+});
