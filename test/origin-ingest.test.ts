@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../src/common/clock.js';
@@ -153,6 +153,25 @@ describe('ingestTitle', () => {
     const err = await refusal(ingestTitle(originTestConfig(), title, title === 'x' ? '/nonexistent/folder' : FIXTURES));
     expect(err.userFacing).toBe(true);
     expect(err.message).toMatch(msg);
+  });
+
+  it('itTakesOverALockLeftByACrashedIngest', async () => {
+    const config = originTestConfig();
+    mkdirSync(config.origin.dataDir, { recursive: true });
+    writeFileSync(join(config.origin.dataDir, '.ingest.lock'), '2147483646');
+    await ingestTitle(config, 'a', join(FIXTURES, 'hls-segments'));
+    expect(existsSync(join(config.origin.dataDir, '.ingest.lock'))).toBe(false);
+  });
+
+  it('itRefusesToIngestWhileAnotherLiveProcessHoldsTheLock', async () => {
+    const config = originTestConfig();
+    mkdirSync(config.origin.dataDir, { recursive: true });
+    // Our parent process is alive: its lock must be respected, and left in place.
+    writeFileSync(join(config.origin.dataDir, '.ingest.lock'), String(process.ppid));
+    const err = await refusal(ingestTitle(config, 'a', join(FIXTURES, 'dash')));
+    expect(err.message).toMatch(new RegExp(`already running \\(pid ${process.ppid}\\)`));
+    expect(existsSync(join(config.origin.dataDir, '.ingest.lock'))).toBe(true);
+    expect(existsSync(titleDir(config.origin.dataDir, 'a'))).toBe(false);
   });
 
   it('itRefusesAFolderWithoutManifests', async () => {

@@ -241,3 +241,23 @@ describe('origin admin port, everything open', () => {
     }
   });
 });
+
+describe('origin during a re-ingest', () => {
+  it('itAnswers503InsteadOfWrongBytesUntilTheNewCatalogIsLoaded', async () => {
+    const cfg = originTestConfig();
+    await ingestTitle(cfg, 'movie', join(FIXTURES, 'hls-bytes'));
+    const o = await startTestOrigin(cfg);
+    try {
+      // Another process replaces the title; this origin has not polled the catalog yet.
+      await ingestTitle(cfg, 'movie', join(FIXTURES, 'dash'));
+      const r = await rawRequest(o.publicUrl, `/o/movie/${FILE}`);
+      expect(r.status).toBe(503);
+      expect(r.headers['retry-after']).toBe('1');
+      await o.server.reloadCatalog();
+      expect((await rawRequest(o.publicUrl, `/o/movie/${FILE}`)).status).toBe(404);
+      expect((await rawRequest(o.publicUrl, '/o/movie/manifest.mpd')).status).toBe(200);
+    } finally {
+      await o.close();
+    }
+  });
+});

@@ -30,6 +30,11 @@ export interface TitleEntry {
   ingestedAt: string;
 }
 
+/** The body of the origin's admin `GET /v1/catalog`. */
+export interface CatalogResponse {
+  titles: TitleEntry[];
+}
+
 /** catalog.json on disk. */
 export interface CatalogDocument {
   version: 1;

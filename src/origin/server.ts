@@ -9,7 +9,7 @@ import { type ClusterConfig, listenAddress } from '../common/config.js';
 import { adminGuard, createApp, sendError } from '../common/http-app.js';
 import type { Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
-import { Catalog, catalogPath, loadCatalog } from './catalog.js';
+import { Catalog, type CatalogResponse, catalogPath, loadCatalog } from './catalog.js';
 import { createOriginMetrics } from './metrics.js';
 import { OBJECT_PREFIX, objectHandler } from './object-route.js';
 import { PlayStore } from './play-store.js';
@@ -145,7 +145,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     reply.type(registry.contentType);
     return registry.metrics();
   });
-  adminApp.get('/v1/catalog', async () => ({ titles: catalog.titles() }));
+  adminApp.get('/v1/catalog', async (): Promise<CatalogResponse> => ({ titles: catalog.titles() }));
   adminApp.post('/v1/plays', async (req, reply) => {
     const parsed = parsePlaysBody(req.body);
     if (!parsed.ok) return sendError(reply, 400, parsed.error);
