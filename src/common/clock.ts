@@ -70,3 +70,59 @@ export class FakeClock implements Clock {
     this.advance(Math.max(0, ms - this.t));
   }
 }
+
+/**
+ * Simulated time for running a night in seconds: whenever a timer is pending, time jumps
+ * straight to it (on the next turn of the real event loop), so sleeps cost no real time
+ * while real I/O still runs for real.
+ */
+export class VirtualClock implements Clock {
+  private timers = new Map<number, { at: number; fn: () => void }>();
+  private nextId = 1;
+  private scheduled = false;
+
+  constructor(private t = Date.now()) {}
+
+  now(): number {
+    return this.t;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.t + Math.max(0, ms), fn });
+    this.schedule();
+    return { id };
+  }
+
+  clearTimeout(handle: TimerHandle): void {
+    this.timers.delete(handle.id as number);
+  }
+
+  /** Moves time forward without firing anything early (timers due by then fire in order). */
+  advance(ms: number): void {
+    this.t += ms;
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // setTimeout(0), not setImmediate: real I/O callbacks get their turn before time jumps.
+    setTimeout(() => {
+      this.scheduled = false;
+      let dueId: number | undefined;
+      let dueAt = Infinity;
+      for (const [id, timer] of this.timers) {
+        if (timer.at < dueAt) {
+          dueAt = timer.at;
+          dueId = id;
+        }
+      }
+      if (dueId === undefined) return;
+      const timer = this.timers.get(dueId)!;
+      this.timers.delete(dueId);
+      this.t = Math.max(this.t, timer.at);
+      timer.fn();
+      if (this.timers.size > 0) this.schedule();
+    }, 0).unref?.();
+  }
+}

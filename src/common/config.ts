@@ -35,6 +35,14 @@ export interface OriginConfig {
   url: string;
   adminUrl: string;
   dataDir: string;
+  fill: OriginFillConfig;
+}
+
+export interface OriginFillConfig {
+  /** Share of each edge's disk the plan leaves free for on-demand slices (0-1). Default 0.1. */
+  headroomRatio: number;
+  /** Half-life, in days, of past plays in the popularity prediction. Default 2. */
+  halfLifeDays: number;
 }
 
 export interface HealthThresholds {
@@ -64,12 +72,17 @@ export interface SteeringConfig {
 export interface IspConfig {
   id: string;
   prefixes: string[];
+  /** Titles every edge of the ISP holds whatever their popularity (new releases, seasonal titles). */
+  pinnedTitles: string[];
 }
 
 export interface FillConfig {
-  /** "HH:MM-HH:MM" in the edge's timezone; may cross midnight. */
+  /** "HH:MM-HH:MM" in the edge's timezone; may cross midnight; equal ends mean all day. */
   window: string;
+  /** Cap on the node's fill traffic (all sources together). */
   bytesPerSec: number;
+  /** How often the node asks the origin for its manifest. Default 600000 (10 min). */
+  pollIntervalMs: number;
 }
 
 export interface EdgeConfig {
@@ -245,10 +258,16 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
   };
 
   const o = obj(root.origin, 'origin');
+  const of = o.fill === undefined ? {} : obj(o.fill, 'origin.fill');
+  const halfLife = of.halfLifeDays === undefined ? 2 : of.halfLifeDays;
+  if (typeof halfLife !== 'number' || !(halfLife > 0 && halfLife <= 365)) {
+    throw new ConfigError('origin.fill.halfLifeDays', 'must be a number of days above 0 and at most 365');
+  }
   const origin: OriginConfig = {
     url: httpUrl(o.url, 'origin.url'),
     adminUrl: httpUrl(o.adminUrl, 'origin.adminUrl'),
     dataDir: dir(o.dataDir, 'origin.dataDir', baseDir),
+    fill: { headroomRatio: ratio(of.headroomRatio, 'origin.fill.headroomRatio', 0.1), halfLifeDays: halfLife },
   };
 
   const st = obj(root.steering, 'steering');
@@ -280,6 +299,7 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
     return {
       id: ispId,
       prefixes: arr(isp.prefixes, `${f}.prefixes`).map((p, j) => checkPrefix(p, `${f}.prefixes[${j}]`)),
+      pinnedTitles: arr(isp.pinnedTitles, `${f}.pinnedTitles`, []).map((t, j) => str(t, `${f}.pinnedTitles[${j}]`)),
     };
   });
   const defaultIsp = optStr(root.defaultIsp, 'defaultIsp');
@@ -315,6 +335,7 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
       fill: {
         window: fill.window === undefined ? '02:00-06:00' : fillWindow(fill.window, `${f}.fill.window`),
         bytesPerSec: posInt(fill.bytesPerSec, `${f}.fill.bytesPerSec`, 50_000_000),
+        pollIntervalMs: posInt(fill.pollIntervalMs, `${f}.fill.pollIntervalMs`, 600_000),
       },
       sliceBytes,
       parent: optStr(e.parent, `${f}.parent`),
