@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isValidFilePath, isValidTitle } from '../common/paths.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../common/atomic-file.js';
 import { OriginInputError } from './errors.js';
 
 /** One file of a title, as ingested. */

@@ -8,7 +8,7 @@ import { contentTypeFor } from '../common/mime.js';
 import { isValidFilePath, isValidTitle } from '../common/paths.js';
 import { type CatalogFile, type TitleEntry, type TitleKind, loadCatalog, saveCatalog, titleDir } from './catalog.js';
 import { extractDashReferences } from './dash-mpd.js';
-import { fsyncDir } from './atomic-file.js';
+import { fsyncDir } from '../common/atomic-file.js';
 import { OriginInputError } from './errors.js';
 import { extractHlsReferences } from './hls-playlist.js';
 import { acquireLock } from './lock-file.js';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Clock, TimerHandle } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../common/atomic-file.js';
 import { OriginInputError } from './errors.js';
 import { type DayCounts, type Play, DAY_RE, addPlays, copyCounts, pruneDays, utcDay } from './plays.js';
 
