@@ -13,6 +13,8 @@ export interface Misbehaviour {
   hangBody?: boolean;
   /** Sends this many body bytes then closes the socket. */
   truncateAfter?: number;
+  /** Sends this many body bytes then stalls forever (a hang mid-slice). */
+  hangAfter?: number;
   cacheControl?: string;
   etag?: string;
   noRange?: boolean;
@@ -110,6 +112,10 @@ export class TestOrigin {
       }
       const stream = createReadStream(file, { start: part.range.start, end: part.range.end - 1 });
       for await (const chunk of stream) {
+        if (b.hangAfter !== undefined && sent + chunk.length > b.hangAfter) {
+          res.write(chunk.subarray(0, b.hangAfter - sent));
+          return; // headers and some bytes out, the rest never comes
+        }
         if (b.truncateAfter !== undefined && sent + chunk.length > b.truncateAfter) {
           res.write(chunk.subarray(0, b.truncateAfter - sent));
           res.socket?.destroy();
