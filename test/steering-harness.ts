@@ -1,0 +1,139 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { type ClusterConfig, validateCluster } from '../src/common/config.js';
+import { ingestTitle } from '../src/origin/ingest.js';
+import { type OriginServer, createOriginServer } from '../src/origin/server.js';
+import type { EdgeHealthReport } from '../src/steering/health.js';
+import { type SteeringServer, type SteeringServerOptions, createSteeringServer } from '../src/steering/server.js';
+
+export const TOKEN = 'steering-test-admin-token';
+export const KEYS = { k1: 'steering-test-secret-0123456789' };
+export const FIXTURES = resolve(import.meta.dirname, 'fixtures', 'media');
+export const silent = pino({ level: 'silent' });
+
+/**
+ * A test double of an edge's admin port: answers GET /health with a report whose status
+ * the test sets, can be stopped and restarted on the same port (a dead edge).
+ */
+export class FakeEdgeHealth {
+  status: EdgeHealthReport['status'] = 'ok';
+  polls = 0;
+  authorized = 0;
+  private app: FastifyInstance | undefined;
+  port = 0;
+
+  constructor(readonly id: string) {}
+
+  async start(): Promise<this> {
+    const app = Fastify();
+    app.get('/health', async (req) => {
+      this.polls++;
+      if (req.headers.authorization === `Bearer ${TOKEN}`) this.authorized++;
+      const report: EdgeHealthReport = {
+        status: this.status,
+        id: this.id,
+        version: 'test',
+        uptimeSec: 1,
+        connections: 1,
+        requestsPerSec: 0,
+        bytesPerSec: 0,
+        errorRatio: 0,
+        memory: { usedBytes: 0, capacityBytes: 100 },
+        disk: { usedBytes: 0, capacityBytes: 100 },
+        hitRatio: { requests: 0, bytes: 0 },
+      };
+      return report;
+    });
+    await app.listen({ host: '127.0.0.1', port: this.port });
+    this.port = (app.server.address() as { port: number }).port;
+    this.app = app;
+    return this;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async stop(): Promise<void> {
+    await this.app?.close();
+    this.app = undefined;
+  }
+}
+
+export interface SteeringWorld {
+  origin: OriginServer;
+  originUrls: { publicUrl: string; adminUrl: string };
+  edges: FakeEdgeHealth[];
+  config: ClusterConfig;
+  start(extra?: Partial<SteeringServerOptions>): Promise<{ server: SteeringServer; publicUrl: string; adminUrl: string }>;
+  close(): Promise<void>;
+}
+
+/** A real origin holding the fixture titles, four fake edges (two ISPs), and a steering config for them. */
+export async function steeringWorld(): Promise<SteeringWorld> {
+  const base = mkdtempSync(join(tmpdir(), 'reelcdn-steering-'));
+  const edges = await Promise.all(['edge-a1', 'edge-a2', 'edge-b1', 'edge-b2'].map((id) => new FakeEdgeHealth(id).start()));
+  const raw = (originUrl: string, originAdminUrl: string) => ({
+    signing: { keys: KEYS, activeKey: 'k1', ttlSeconds: 3600 },
+    origin: { url: originUrl, adminUrl: originAdminUrl, dataDir: 'origin' },
+    steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1', healthIntervalMs: 50, downAfter: 2, upAfter: 2, steeringTtlSeconds: 5 },
+    isps: [
+      { id: 'isp-a', prefixes: ['127.0.0.0/16'] },
+      { id: 'isp-b', prefixes: ['127.2.0.0/16'] },
+    ],
+    edges: edges.map((e) => ({
+      id: e.id,
+      isp: e.id.startsWith('edge-a') ? 'isp-a' : 'isp-b',
+      url: e.url,
+      adminUrl: e.url,
+      dataDir: e.id,
+      diskBytes: 1e9,
+      memoryBytes: 1e8,
+    })),
+    log: { level: 'silent' },
+  });
+  const originConfig = validateCluster(raw('http://127.0.0.1:1', 'http://127.0.0.1:1'), base);
+  await ingestTitle(originConfig, 'bbb-hls', join(FIXTURES, 'hls-bytes'));
+  await ingestTitle(originConfig, 'bbb-seg', join(FIXTURES, 'hls-segments'));
+  await ingestTitle(originConfig, 'bbb-dash', join(FIXTURES, 'dash'));
+  const origin = createOriginServer({
+    config: originConfig,
+    logger: silent,
+    registry: new Registry(),
+    adminToken: TOKEN,
+    listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
+    playFlushMs: 50,
+  });
+  const originUrls = await origin.start();
+  const config = validateCluster(raw(originUrls.publicUrl, originUrls.adminUrl), base);
+  const servers: SteeringServer[] = [];
+  return {
+    origin,
+    originUrls,
+    edges,
+    config,
+    async start(extra = {}) {
+      const server = createSteeringServer({
+        config,
+        logger: silent,
+        registry: new Registry(),
+        adminToken: TOKEN,
+        listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
+        plays: { flushMs: 50, minBackoffMs: 50 },
+        ...extra,
+      });
+      servers.push(server);
+      const urls = await server.start();
+      return { server, ...urls };
+    },
+    async close() {
+      for (const s of servers) await s.close();
+      await origin.close();
+      for (const e of edges) await e.stop();
+    },
+  };
+}
