@@ -37,9 +37,12 @@ export function parseCacheControl(header: string | undefined): Map<string, strin
   return out;
 }
 
+/** RFC 9111 §1.2.2: delta-seconds too large to represent count as 2^31, never as absent. */
+const MAX_DELTA_SECONDS = 2 ** 31;
+
 function seconds(v: string | true | undefined): number | undefined {
-  if (typeof v !== 'string' || !/^\d{1,10}$/.test(v)) return undefined;
-  return Number(v);
+  if (typeof v !== 'string' || !/^\d+$/.test(v)) return undefined;
+  return v.length > 10 ? MAX_DELTA_SECONDS : Math.min(Number(v), MAX_DELTA_SECONDS);
 }
 
 export function computeFreshness(input: FreshnessInput): Freshness {
