@@ -57,6 +57,7 @@ export interface DiskStats {
   objects: number;
   slices: number;
   pinnedBytes: number;
+  stagedBytes: number;
 }
 
 /**
@@ -97,6 +98,7 @@ export class DiskTier {
       objects: this.objects.size,
       slices,
       pinnedBytes: this.pinnedBytesTotal,
+      stagedBytes: [...this.staged.values()].reduce((sum, e) => sum + [...e.slices.values()].reduce((a, sl) => a + sl.fileBytes, 0), 0),
     };
   }
 
@@ -315,6 +317,11 @@ export class DiskTier {
       return [];
     }
     return [...e.slices.keys()];
+  }
+
+  /** The representation the staged slices of `key` belong to. */
+  stagedMeta(key: string): StoredMeta | undefined {
+    return this.staged.get(key)?.meta;
   }
 
   async writeStaged(key: string, index: number, meta: StoredMeta, data: Buffer): Promise<boolean> {

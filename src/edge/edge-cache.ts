@@ -153,6 +153,12 @@ export class EdgeCache {
     throw new UpstreamError('upstream could not say the object size', 502);
   }
 
+  /** What is known of an object without asking upstream: fresh metadata, or nothing. */
+  peek(title: string, file: string): CachedMeta | undefined {
+    const meta = this.metas.get(objectKey(title, file));
+    return meta && this.opts.clock.now() < meta.freshUntil ? meta : undefined;
+  }
+
   /** The tier a response needing these ranges is served from, decided before headers go out. */
   tierFor(meta: CachedMeta, ranges: ByteRange[]): Tier {
     let allMem = true;

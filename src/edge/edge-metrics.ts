@@ -15,6 +15,7 @@ export class EdgeMetrics {
   readonly tierBytes: Gauge<'tier'>;
   readonly tierCapacity: Gauge<'tier'>;
   readonly connections: Gauge;
+  readonly fillBytes: Counter<'source'>;
 
   constructor(
     readonly registry: Registry,
@@ -58,12 +59,48 @@ export class EdgeMetrics {
         this.set({ tier: 'disk' }, s.diskCap);
       },
     });
+    this.fillBytes = new Counter({ name: 'reelcdn_edge_fill_fetched_bytes_total', help: 'Bytes fetched by the fill agent, by source kind (peer or origin)', labelNames: ['source'], registers });
     this.connections = new Gauge({
       name: 'reelcdn_edge_open_connections',
       help: 'Open client connections on the public port',
       registers,
       collect() {
         this.set(sample().connections);
+      },
+    });
+  }
+
+  /** Fill progress gauges sample the agent lazily. */
+  watchFill(progress: () => { filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number; held: number }): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'reelcdn_edge_fill_files',
+      help: 'Files of the fill manifest, by state (done or total)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const p = progress();
+        this.set({ state: 'done' }, p.filesDone);
+        this.set({ state: 'total' }, p.filesTotal);
+      },
+    });
+    new Gauge({
+      name: 'reelcdn_edge_fill_bytes',
+      help: 'Bytes of the fill manifest, by state (done or total)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const p = progress();
+        this.set({ state: 'done' }, p.bytesDone);
+        this.set({ state: 'total' }, p.bytesTotal);
+      },
+    });
+    new Gauge({
+      name: 'reelcdn_edge_fill_held_titles',
+      help: 'Titles of the fill manifest held whole and verified',
+      registers,
+      collect() {
+        this.set(progress().held);
       },
     });
   }

@@ -5,6 +5,7 @@ import { systemClock, type Clock } from '../common/clock.js';
 import type { ClusterConfig, EdgeConfig } from '../common/config.js';
 import { listenAddress } from '../common/config.js';
 import { CORS_HEADERS, CORS_PREFLIGHT_HEADERS } from '../common/cors.js';
+import { adminTokenFromEnv } from '../common/admin-auth.js';
 import { adminGuard, createApp, sendError } from '../common/http-app.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
@@ -15,6 +16,7 @@ import { VERSION } from '../common/version.js';
 import { DiskTier } from './disk-tier.js';
 import { type CachedMeta, EdgeCache, type PrimedFetch, type Tier } from './edge-cache.js';
 import { EdgeMetrics } from './edge-metrics.js';
+import { FillAgent, type FillProgress } from './fill-agent.js';
 import { TrafficStats } from './traffic-stats.js';
 import { DEFAULT_TIMEOUTS, Upstream, UpstreamError, type UpstreamTarget, type UpstreamTimeouts } from './upstream.js';
 
@@ -29,6 +31,8 @@ export interface EdgeServerOptions {
   /** Overrides the listen addresses from the cluster file (tests use port 0). */
   listen?: { public?: { host: string; port: number }; admin?: { host: string; port: number } };
   adminToken?: string;
+  /** Run fill passes by the window (default true); tests and `reelcdn fill` drive the agent themselves. */
+  autoFill?: boolean;
 }
 
 export type EdgeStatus = 'ok' | 'draining' | 'overloaded';
@@ -42,6 +46,7 @@ export interface EdgeServer {
   cache: EdgeCache;
   disk: DiskTier;
   metrics: EdgeMetrics;
+  fill: FillAgent;
   /** Opens the disk tier and listens; resolves with the bound URLs. */
   start(): Promise<{ publicUrl: string; adminUrl: string }>;
   /** Drains: stops accepting, finishes in-flight answers, closes upstream connections. */
@@ -65,6 +70,12 @@ export interface EdgeHealth {
   hitRatio: { requests: number; bytes: number };
   byTier: Record<Tier, { requests: number; bytes: number }>;
   upstream: { url: string; inflightSlices: number };
+  fill: Pick<FillProgress, 'state' | 'windowOpen' | 'nextWindowStart' | 'heldTitles' | 'manifestVersion'> & {
+    filesDone: number;
+    filesTotal: number;
+    bytesDone: number;
+    bytesTotal: number;
+  };
 }
 
 function upstreamTarget(config: ClusterConfig, edge: EdgeConfig, override?: string): UpstreamTarget {
@@ -119,6 +130,27 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     events: metrics.cacheEvents(),
   });
 
+  // Fill yields to clients: a separate delay monitor, reset every second, says when the loop is busy.
+  const fillLoopDelay = monitorEventLoopDelay({ resolution: 10 });
+  fillLoopDelay.enable();
+  const fillLoopReset = setInterval(() => fillLoopDelay.reset(), 1000);
+  fillLoopReset.unref();
+  const fill = new FillAgent({
+    config,
+    edge,
+    disk,
+    clock,
+    logger,
+    adminToken: opts.adminToken ?? adminTokenFromEnv(),
+    busy: () => fillLoopDelay.percentile(99) / 1e6 > 40,
+    onBytes: (source, bytes) => metrics.fillBytes.inc({ source }, bytes),
+  });
+
+  metrics.watchFill(() => {
+    const p = fill.progress();
+    return { filesDone: p.files.done, filesTotal: p.files.total, bytesDone: p.bytes.done, bytesTotal: p.bytes.total, held: p.heldTitles.length };
+  });
+
   const publicApp = createApp({ logger });
   publicApp.server.on('connection', (socket) => {
     connections++;
@@ -155,6 +187,14 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
 
     const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
     if (traceparent) reply.header('traceparent', traceparent);
+    // RFC 9111 §5.2.1.7: answer from the cache or 504 — peers filling from us never make us go upstream.
+    if (/\bonly-if-cached\b/i.test(String(req.headers['cache-control'] ?? ''))) {
+      const meta = cache.peek(parsed.title, parsed.file);
+      if (!meta) return sendError(reply, 504, 'not cached (only-if-cached)');
+      const plan = planResponse(requestView(req.method, req.headers), meta);
+      const ranges = plan.body.flatMap((p) => (p.kind === 'bytes' ? [p.range] : []));
+      if (ranges.length > 0 && cache.tierFor(meta, ranges) === 'MISS') return sendError(reply, 504, 'not cached (only-if-cached)');
+    }
     let resolved;
     try {
       resolved = await cache.resolve(parsed.title, parsed.file, firstOffset(req.headers.range), traceparent);
@@ -225,6 +265,20 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       hitRatio: t.hitRatio,
       byTier: t.byTier,
       upstream: { url: upstream.target.url, inflightSlices: cache.inflight },
+      fill: (() => {
+        const p = fill.progress();
+        return {
+          state: p.state,
+          windowOpen: p.windowOpen,
+          nextWindowStart: p.nextWindowStart,
+          heldTitles: p.heldTitles,
+          manifestVersion: p.manifestVersion,
+          filesDone: p.files.done,
+          filesTotal: p.files.total,
+          bytesDone: p.bytes.done,
+          bytesTotal: p.bytes.total,
+        };
+      })(),
     };
     loopDelay.reset();
     return h;
@@ -246,16 +300,34 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     return reply.send({ purged: result.objects, bytes: result.bytes });
   });
 
+  adminApp.get('/fill', async (_req, reply) => reply.send(fill.progress()));
+  adminApp.post('/fill', async (req, reply) => {
+    const wait = (req.query as { wait?: string }).wait === '1';
+    const run = fill.runOnce({ force: true });
+    if (wait) {
+      try {
+        return reply.send(await run);
+      } catch (err) {
+        return sendError(reply, 502, `fill failed: ${(err as Error).message}`);
+      }
+    }
+    run.catch((err) => logger.error({ err: (err as Error).message }, 'fill pass failed'));
+    return reply.code(202).send(fill.progress());
+  });
+
   return {
     publicApp,
     adminApp,
     cache,
     disk,
     metrics,
+    fill,
     health,
     async start() {
       await disk.open();
       cache.loadFromDisk();
+      await fill.open();
+      if (opts.autoFill ?? true) fill.start();
       const pub = opts.listen?.public ?? listenAddress(edge.url);
       const adm = opts.listen?.admin ?? listenAddress(edge.adminUrl);
       const publicUrl = await publicApp.listen({ host: pub.host, port: pub.port });
@@ -265,6 +337,9 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     },
     async close() {
       draining = true;
+      clearInterval(fillLoopReset);
+      fillLoopDelay.disable();
+      await fill.stop();
       await publicApp.close();
       await upstream.close();
       await adminApp.close();

@@ -10,6 +10,7 @@ import { adminGuard, createApp, sendError } from '../common/http-app.js';
 import type { Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
 import { Catalog, type CatalogResponse, catalogPath, loadCatalog } from './catalog.js';
+import { FillPlans } from './fill-plans.js';
 import { createOriginMetrics } from './metrics.js';
 import { OBJECT_PREFIX, objectHandler } from './object-route.js';
 import { PlayStore } from './play-store.js';
@@ -36,6 +37,8 @@ export interface OriginServerOptions {
   catalogPollMs?: number;
   /** Debounce of plays.json writes (ms). Default 1000. */
   playFlushMs?: number;
+  /** How long a fill plan is reused (ms). Default 60000. */
+  replanMs?: number;
 }
 
 export interface OriginServer {
@@ -154,6 +157,27 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     for (const p of parsed.plays) metrics.plays.inc({ isp: p.isp });
     return reply.code(204).send();
   });
+
+  const plans = new FillPlans({
+    config,
+    clock,
+    catalog: () => catalog,
+    plays: () => {
+      if (!playStore) throw new Error('origin not started');
+      return playStore;
+    },
+    replanMs: opts.replanMs,
+  });
+  adminApp.get('/v1/manifests/:edgeId', async (req, reply) => {
+    const { edgeId } = req.params as { edgeId: string };
+    const manifest = plans.manifestFor(edgeId);
+    if (!manifest) return sendError(reply, 404, `no edge "${edgeId}" in the cluster file`);
+    const etag = `"${manifest.version}"`;
+    reply.header('etag', etag).header('cache-control', 'no-cache');
+    if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+    return reply.send(manifest);
+  });
+  adminApp.get('/v1/placements', async () => ({ placements: plans.current().placements }));
 
   const urlOf = (app: FastifyInstance): string => {
     const a = app.server.address() as AddressInfo;

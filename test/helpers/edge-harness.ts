@@ -30,6 +30,7 @@ export async function startEdge(config: ClusterConfig, upstreamUrl: string, extr
     edge,
     upstreamUrl,
     adminToken: TEST_ADMIN_TOKEN,
+    autoFill: false,
     listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
     ...extra,
   });

@@ -1,0 +1,47 @@
+import { request } from 'undici';
+import { adminTokenFromEnv } from '../common/admin-auth.js';
+import { systemClock } from '../common/clock.js';
+import type { ClusterConfig, EdgeConfig } from '../common/config.js';
+import { createLogger } from '../common/logger.js';
+import { DiskTier } from './disk-tier.js';
+import { FillAgent, type FillProgress } from './fill-agent.js';
+
+/**
+ * `reelcdn fill --config FILE --id EDGE_ID --now`: asks the running node to fill now and waits;
+ * if the node is not running, fills its data folder directly (the node picks it up at start).
+ */
+export async function runFillNow(config: ClusterConfig, edge: EdgeConfig): Promise<void> {
+  const token = adminTokenFromEnv();
+  let progress: FillProgress;
+  try {
+    const res = await request(`${edge.adminUrl}/fill?wait=1`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token ?? ''}` },
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw Object.assign(new Error(`edge ${edge.id} answered ${res.statusCode}: ${text.trim()}`), { userFacing: true });
+    progress = JSON.parse(text) as FillProgress;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code !== 'ECONNREFUSED') throw err;
+    process.stderr.write(`edge ${edge.id} is not running; filling ${edge.dataDir} directly\n`);
+    const logger = createLogger('fill', config.log.level, edge.id);
+    const disk = new DiskTier({ dir: edge.dataDir, capacityBytes: edge.diskBytes, sliceBytes: edge.sliceBytes, logger });
+    await disk.open();
+    const agent = new FillAgent({ config, edge, disk, clock: systemClock, logger, adminToken: token });
+    await agent.open();
+    try {
+      progress = await agent.runOnce({ force: true });
+    } finally {
+      await agent.stop();
+    }
+  }
+  process.stdout.write(
+    `fill of ${edge.id}: ${progress.files.done}/${progress.files.total} files, ` +
+      `${progress.bytes.fetched} bytes fetched (${JSON.stringify(progress.bySource)}), ${progress.files.failed} failed\n`,
+  );
+  for (const e of progress.errors) process.stdout.write(`  error: ${e}\n`);
+  if (progress.files.failed > 0) process.exitCode = 1;
+}
