@@ -1,0 +1,214 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { type ClusterConfig, loadClusterFile } from './common/config.js';
+
+/** Where the package lives, from dist/src/demo.js or src/demo.ts alike. */
+const PACKAGE_ROOT = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    dir = dirname(dir);
+  }
+  return process.cwd();
+})();
+
+const CLI = join(PACKAGE_ROOT, 'dist', 'src', 'cli.js');
+
+/** Sample titles shipped with the package: folder under test/fixtures/media → title id. */
+export const DEMO_TITLES: Record<string, string> = {
+  'hls-bytes': 'demo-hls',
+  'hls-segments': 'demo-hls-segments',
+  dash: 'demo-dash',
+};
+
+export interface DemoOptions {
+  dir: string;
+  /** First port; the cluster uses a block of ports from here. Default 7000. */
+  basePort?: number;
+  /** Print to this stream (tests pass their own). */
+  out?: NodeJS.WritableStream;
+  /** Resolve once the cluster is up instead of waiting for Ctrl-C (tests). */
+  detach?: boolean;
+}
+
+export interface RunningDemo {
+  config: ClusterConfig;
+  clusterFile: string;
+  adminToken: string;
+  playerUrl: string;
+  dashboardUrl: string;
+  children: Map<string, ChildProcess>;
+  stop(): Promise<void>;
+}
+
+/** The demo cluster file: an origin, steering, three edges in two ISPs, all on loopback. */
+export function demoClusterFile(base: number, secret: string): object {
+  const edge = (id: string, isp: string, host: string, port: number) => ({
+    id,
+    isp,
+    url: `http://${host}:${port}`,
+    adminUrl: `http://127.0.0.1:${port + 100}`,
+    dataDir: `edges/${id}`,
+    diskBytes: 512 * 1024 * 1024,
+    memoryBytes: 64 * 1024 * 1024,
+    timezone: 'UTC',
+    fill: { window: '02:00-06:00', bytesPerSec: 20_000_000 },
+  });
+  return {
+    signing: { keys: { k1: secret }, activeKey: 'k1', ttlSeconds: 21600 },
+    origin: { url: `http://127.0.0.1:${base}`, adminUrl: `http://127.0.0.1:${base + 1}`, dataDir: 'origin' },
+    steering: {
+      url: `http://127.0.0.1:${base + 80}`,
+      adminUrl: `http://127.0.0.1:${base + 81}`,
+      healthIntervalMs: 500,
+      downAfter: 2,
+      upAfter: 2,
+      trustedProxies: [],
+    },
+    isps: [
+      { id: 'isp-a', prefixes: ['127.0.0.0/16', '::1/128'] },
+      { id: 'isp-b', prefixes: ['127.2.0.0/16'] },
+    ],
+    edges: [
+      edge('edge-a1', 'isp-a', '127.0.0.1', base + 101),
+      edge('edge-a2', 'isp-a', '127.0.0.1', base + 102),
+      edge('edge-b1', 'isp-b', '127.0.0.1', base + 201),
+    ],
+    admin: { openHealth: true, openMetrics: true },
+    log: { level: 'info' },
+  };
+}
+
+async function waitHealthy(url: string, child: ChildProcess, name: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode} (see its log)`);
+    try {
+      const res = await request(`${url}/health`, { headersTimeout: 1000, bodyTimeout: 1000 });
+      await res.body.dump();
+      if (res.statusCode === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  throw new Error(`${name} did not become healthy at ${url} within ${timeoutMs} ms`);
+}
+
+/**
+ * `reelcdn demo`: writes a cluster file under `dir` (kept across runs), ingests the sample
+ * titles, starts every role as its own process, prints where to look, and stops them all on
+ * Ctrl-C — none left behind.
+ */
+export async function runDemo(opts: DemoOptions): Promise<RunningDemo> {
+  const out = opts.out ?? process.stdout;
+  const dir = resolve(opts.dir);
+  const base = opts.basePort ?? 7000;
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+  const clusterFile = join(dir, 'cluster.json');
+  if (!existsSync(clusterFile)) {
+    writeFileSync(clusterFile, JSON.stringify(demoClusterFile(base, randomBytes(24).toString('base64url')), null, 2));
+  }
+  const config = loadClusterFile(clusterFile);
+  const tokenFile = join(dir, 'admin-token');
+  const adminToken =
+    process.env.REELCDN_ADMIN_TOKEN ?? (existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : randomBytes(18).toString('base64url'));
+  writeFileSync(tokenFile, adminToken, { mode: 0o600 });
+  if (!existsSync(CLI)) throw Object.assign(new Error(`${CLI} is missing — run \`npm run build\` first`), { userFacing: true });
+
+  // Ingest the samples once (re-running the demo keeps its catalog).
+  const { loadCatalog } = await import('./origin/catalog.js');
+  const { ingestTitle } = await import('./origin/ingest.js');
+  const catalog = await loadCatalog(config.origin.dataDir).catch(() => undefined);
+  for (const [folder, title] of Object.entries(DEMO_TITLES)) {
+    if (catalog?.get(title)) continue;
+    const entry = await ingestTitle(config, title, join(PACKAGE_ROOT, 'test', 'fixtures', 'media', folder));
+    out.write(`ingested ${title}: ${entry.files.length} files, ${entry.bytes} bytes\n`);
+  }
+
+  const children = new Map<string, ChildProcess>();
+  let stopping = false;
+  const startChild = (name: string, args: string[]) => {
+    const log = createWriteStream(join(dir, 'logs', `${name}.log`), { flags: 'a' });
+    const child = spawn(process.execPath, [CLI, ...args, '--config', clusterFile], {
+      env: { ...process.env, REELCDN_ADMIN_TOKEN: adminToken },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+    child.on('exit', (code, signal) => {
+      if (!stopping) out.write(`${name} exited (${signal ?? code}); see ${join(dir, 'logs', `${name}.log`)}\n`);
+    });
+    children.set(name, child);
+    return child;
+  };
+
+  const stop = async () => {
+    stopping = true;
+    const exits = [...children.values()].map(
+      (c) =>
+        new Promise<void>((resolveExit) => {
+          if (c.exitCode !== null || c.signalCode !== null) return resolveExit();
+          const kill = setTimeout(() => c.kill('SIGKILL'), 5000);
+          c.once('exit', () => {
+            clearTimeout(kill);
+            resolveExit();
+          });
+          c.kill('SIGTERM');
+        }),
+    );
+    await Promise.all(exits);
+  };
+
+  try {
+    const origin = startChild('origin', ['origin']);
+    await waitHealthy(config.origin.adminUrl, origin, 'origin');
+    for (const e of config.edges) {
+      const child = startChild(e.id, ['edge', '--id', e.id]);
+      await waitHealthy(e.adminUrl, child, e.id);
+    }
+    const steering = startChild('steering', ['steering']);
+    await waitHealthy(config.steering.adminUrl, steering, 'steering');
+  } catch (err) {
+    await stop();
+    throw Object.assign(err as Error, { userFacing: true });
+  }
+
+  const playerUrl = `${config.steering.url}/player/`;
+  const dashboardUrl = `${config.steering.adminUrl}/dashboard#token=${adminToken}`;
+  out.write(
+    [
+      '',
+      'ReelCDN demo cluster is up:',
+      `  origin     ${config.origin.url}  (admin ${config.origin.adminUrl})`,
+      ...config.edges.map((e) => `  ${e.id.padEnd(10)} ${e.url}  (${e.isp}, admin ${e.adminUrl})`),
+      `  steering   ${config.steering.url}  (admin ${config.steering.adminUrl})`,
+      '',
+      `  player     ${playerUrl}`,
+      `  dashboard  ${dashboardUrl}`,
+      `  HLS        ${config.steering.url}/v1/play/demo-hls/master.m3u8`,
+      `  DASH       ${config.steering.url}/v1/play/demo-dash/manifest.mpd`,
+      '',
+      `  cluster file ${clusterFile}, logs in ${join(dir, 'logs')}`,
+      '  Ctrl-C stops every process.',
+      '',
+    ].join('\n'),
+  );
+
+  const running: RunningDemo = { config, clusterFile, adminToken, playerUrl, dashboardUrl, children, stop };
+  if (!opts.detach) {
+    await new Promise<void>((resolveWait) => {
+      const onSignal = () => {
+        out.write('\nstopping the demo cluster…\n');
+        stop().then(() => resolveWait());
+      };
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+    });
+  }
+  return running;
+}
