@@ -264,6 +264,16 @@ export class EdgeCache {
           const cr = parseContentRange(res.headers['content-range']);
           if (cr && 'unsatisfied' in cr) unsatisfiedSize = cr.size;
         }
+        if (res.status === 416 && index === 0 && unsatisfiedSize === 0) {
+          // An empty object: no slice holds it, yet it exists; the 416 carries its validators.
+          // Its Content-Type is the 416's own, not the object's: the extension says it.
+          const meta = { ...this.metaFrom(key, title, file, 0, res.headers, now), contentType: contentTypeFor(file) };
+          if (meta.storable) this.metas.set(key, meta);
+          this.opts.events?.upstreamFetch?.('ok', 0);
+          fetch.setHead({ status: res.status, meta, unsatisfiedSize });
+          fetch.finish();
+          return;
+        }
         if (res.status === 404 || res.status === 410) {
           this.notFound.set(key, now + (this.opts.negativeTtlMs ?? 10_000));
           this.opts.events?.upstreamFetch?.('not-found', 0);
@@ -294,29 +304,14 @@ export class EdgeCache {
       const expected = b.end - b.start;
       if (expected <= 0) throw new UpstreamError('slice past the end of the object', 502);
 
+      const meta = this.metaFrom(key, title, file, size, res.headers, now);
       const stored: StoredMeta = {
         size,
-        contentType: res.headers['content-type'] ?? contentTypeFor(file),
-        etag: res.headers.etag,
-        lastModified: res.headers['last-modified'],
-        cacheControl: res.headers['cache-control'],
+        contentType: meta.contentType,
+        etag: meta.etag,
+        lastModified: meta.lastModified,
+        cacheControl: meta.cacheControl,
         storedAt: now,
-      };
-      const fresh = computeFreshness({
-        cacheControl: stored.cacheControl,
-        age: res.headers.age,
-        date: res.headers.date,
-        lastModified: stored.lastModified,
-        now,
-      });
-      const meta: CachedMeta = {
-        key,
-        title,
-        file,
-        ...stored,
-        storable: fresh.storable,
-        freshUntil: fresh.freshUntil,
-        staleIfErrorUntil: fresh.staleIfErrorUntil,
       };
       if (known && (known.size !== size || known.etag !== meta.etag)) {
         // The object changed upstream under a cached copy: drop ours, this client retries.
@@ -361,6 +356,34 @@ export class EdgeCache {
     } finally {
       this.lock.release(lockKey, fetch);
     }
+  }
+
+  /** What an upstream answer says of the object's representation and its freshness. */
+  private metaFrom(
+    key: string,
+    title: string,
+    file: string,
+    size: number,
+    headers: Record<string, string | undefined>,
+    now: number,
+  ): CachedMeta {
+    const cacheControl = headers['cache-control'];
+    const lastModified = headers['last-modified'];
+    const fresh = computeFreshness({ cacheControl, age: headers.age, date: headers.date, lastModified, now });
+    return {
+      key,
+      title,
+      file,
+      size,
+      contentType: headers['content-type'] ?? contentTypeFor(file),
+      etag: headers.etag,
+      lastModified,
+      cacheControl,
+      storedAt: now,
+      storable: fresh.storable,
+      freshUntil: fresh.freshUntil,
+      staleIfErrorUntil: fresh.staleIfErrorUntil,
+    };
   }
 
   private async store(key: string, index: number, meta: StoredMeta, data: Buffer): Promise<void> {

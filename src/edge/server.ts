@@ -170,7 +170,10 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
 
   publicApp.options('/c/*', async (_req, reply) => reply.code(204).headers(CORS_PREFLIGHT_HEADERS).send());
   const handler = (req: FastifyRequest, reply: FastifyReply) => serveObject(req, reply);
-  publicApp.get('/c/*', handler); // fastify exposes HEAD for every GET route
+  // HEAD is registered before GET so fastify does not add its own HEAD route, whose onSend
+  // overwrites Content-Length with 0 when the body is empty (ours always is for HEAD).
+  publicApp.head('/c/*', handler);
+  publicApp.get('/c/*', handler);
 
   async function serveObject(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     reply.headers(CORS_HEADERS);
