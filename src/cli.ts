@@ -99,6 +99,12 @@ main(process.argv.slice(2)).catch((err: unknown) => {
     process.stderr.write(`reelcdn: ${(err as Error).message}\n\n${USAGE}`);
     process.exit(2);
   }
+  const code = (err as { code?: string }).code;
+  if (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL' || code === 'EACCES') {
+    const e = err as { address?: string; port?: number };
+    process.stderr.write(`reelcdn: cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${code}) — is another process using it?\n`);
+    process.exit(1);
+  }
   if ((err as { userFacing?: boolean }).userFacing) {
     process.stderr.write(`reelcdn: ${(err as Error).message}\n`);
     process.exit(1);

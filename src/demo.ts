@@ -51,7 +51,7 @@ export function demoClusterFile(base: number, secret: string): object {
     id,
     isp,
     url: `http://${host}:${port}`,
-    adminUrl: `http://127.0.0.1:${port + 100}`,
+    adminUrl: `http://127.0.0.1:${port + 400}`,
     dataDir: `edges/${id}`,
     diskBytes: 512 * 1024 * 1024,
     memoryBytes: 64 * 1024 * 1024,
