@@ -162,8 +162,18 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   };
 
   const signedPath = (title: string, file: string) => `/c/${title}/${file}`;
-  const signedQueryFor = (title: string, file: string) =>
-    signQuery(config.signing.keys, config.signing.activeKey, signedPath(title, file), clock.now() / 1000, config.signing.ttlSeconds);
+  // Tokens depend on (path, whole second): memoised so a hot title signs once a second, not per request.
+  const tokenCache = new Map<string, { sec: number; query: string }>();
+  const signedQueryFor = (title: string, file: string) => {
+    const path = signedPath(title, file);
+    const sec = Math.floor(clock.now() / 1000);
+    const hit = tokenCache.get(path);
+    if (hit && hit.sec === sec) return hit.query;
+    const query = signQuery(config.signing.keys, config.signing.activeKey, path, sec, config.signing.ttlSeconds);
+    if (tokenCache.size >= 100_000) tokenCache.clear();
+    tokenCache.set(path, { sec, query });
+    return query;
+  };
   const edgeFileUrl = (edge: EdgeConfig, title: string, file: string) => `${edge.url}${signedPath(title, file)}?${signedQueryFor(title, file)}`;
 
   /** Whether the title (and file) is in the catalog; a miss refreshes the catalog (rate-limited) once. */
