@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
@@ -133,13 +133,14 @@ export async function runDemo(opts: DemoOptions): Promise<RunningDemo> {
   const children = new Map<string, ChildProcess>();
   let stopping = false;
   const startChild = (name: string, args: string[]) => {
-    const log = createWriteStream(join(dir, 'logs', `${name}.log`), { flags: 'a' });
+    // The log file itself is the child's stdout: a pipe through us would break (and block
+    // the child's logger) if we died first.
+    const log = openSync(join(dir, 'logs', `${name}.log`), 'a');
     const child = spawn(process.execPath, [CLI, ...args, '--config', clusterFile], {
-      env: { ...process.env, REELCDN_ADMIN_TOKEN: adminToken },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, REELCDN_ADMIN_TOKEN: adminToken, REELCDN_EXIT_WITH_PARENT: '1' },
+      stdio: ['pipe', log, log],
     });
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
+    closeSync(log);
     child.on('exit', (code, signal) => {
       if (!stopping) out.write(`${name} exited (${signal ?? code}); see ${join(dir, 'logs', `${name}.log`)}\n`);
     });
@@ -202,12 +203,15 @@ export async function runDemo(opts: DemoOptions): Promise<RunningDemo> {
   const running: RunningDemo = { config, clusterFile, adminToken, playerUrl, dashboardUrl, children, stop };
   if (!opts.detach) {
     await new Promise<void>((resolveWait) => {
+      let signalled = false;
       const onSignal = () => {
+        if (signalled) return; // a second Ctrl-C must not cut the shutdown short
+        signalled = true;
         out.write('\nstopping the demo cluster…\n');
         stop().then(() => resolveWait());
       };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
     });
   }
   return running;

@@ -109,4 +109,10 @@ export function drainOnSignal(log: Logger, close: () => Promise<void>, graceMs =
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+  // Children of `reelcdn demo` hold a pipe from their parent: when it dies, however it dies, they drain too.
+  if (process.env.REELCDN_EXIT_WITH_PARENT === '1') {
+    process.stdin.on('close', () => onSignal('parent exited'));
+    process.stdin.on('end', () => onSignal('parent exited'));
+    process.stdin.resume();
+  }
 }
