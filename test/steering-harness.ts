@@ -21,6 +21,8 @@ export const silent = pino({ level: 'silent' });
  */
 export class FakeEdgeHealth {
   status: EdgeHealthReport['status'] = 'ok';
+  /** What the edge's fill agent reports holding. */
+  heldTitles: string[] = [];
   polls = 0;
   authorized = 0;
   private app: FastifyInstance | undefined;
@@ -45,6 +47,7 @@ export class FakeEdgeHealth {
         memory: { usedBytes: 0, capacityBytes: 100 },
         disk: { usedBytes: 0, capacityBytes: 100 },
         hitRatio: { requests: 0, bytes: 0 },
+        fill: { heldTitles: this.heldTitles },
       };
       return report;
     });

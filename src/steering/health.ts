@@ -26,6 +26,8 @@ export interface EdgeHealthReport {
   memory?: { usedBytes: number; capacityBytes: number };
   disk?: { usedBytes: number; capacityBytes: number };
   hitRatio?: { requests: number; bytes: number };
+  /** The edge's fill agent: titles held whole and verified rank the edge first for them. */
+  fill?: { heldTitles?: string[] };
 }
 
 /** What one poll found. */

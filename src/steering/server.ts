@@ -18,6 +18,7 @@ import { clientAddress } from './client-address.js';
 import { rewriteMpd } from './dash-rewrite.js';
 import { isEligible } from './health.js';
 import { type HealthFetcher, HealthPoller, undiciHealthFetcher } from './health-poller.js';
+import { Holdings } from './holdings.js';
 import { isMultivariant, rewriteMedia, rewriteMultivariant } from './hls-rewrite.js';
 import { ManifestRewriteError } from './manifest-paths.js';
 import { EDGE_STATE_VALUE, createSteeringMetrics } from './metrics.js';
@@ -133,6 +134,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     : undiciHealthFetcher({ timeoutMs: opts.healthTimeoutMs ?? Math.min(1000, st.healthIntervalMs), adminToken });
   // Eligible edges are recomputed after each poll, not per request.
   let eligible = new Set<string>();
+  const holdings = new Holdings();
   const health = new HealthPoller({
     edges: config.edges,
     params: { downAfter: st.downAfter, upAfter: st.upAfter, thresholds: st.thresholds },
@@ -144,6 +146,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       const edge = edgesById.get(edgeId)!;
       metrics.edgeState.set({ edge: edgeId, isp: edge.isp }, EDGE_STATE_VALUE[h.state]);
       metrics.pollLatency.observe({ edge: edgeId, outcome: result.ok ? 'ok' : 'error' }, result.latencyMs / 1000);
+      if (result.ok) holdings.update(edgeId, Array.isArray(result.report.fill?.heldTitles) ? result.report.fill.heldTitles : undefined);
       const ok = isEligible(h);
       if (ok !== eligible.has(edgeId)) {
         const next = new Set(eligible);
@@ -157,7 +160,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   const decide = (req: FastifyRequest, title: string): Decision => {
     const addr = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trusted);
     const isp = ispTable.lookup(addr) ?? config.defaultIsp;
-    const edges = rankEdges({ title, isp, edgesById, ring, eligible, holders: opts.holders?.(title) });
+    const edges = rankEdges({ title, isp, edgesById, ring, eligible, holders: opts.holders ? opts.holders(title) : holdings.holders(title) });
     return { isp, edges };
   };
 
