@@ -343,7 +343,14 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       clearInterval(fillLoopReset);
       fillLoopDelay.disable();
       await fill.stop();
-      await publicApp.close();
+      // server.close() closes the connections idle at that moment only; a keep-alive
+      // connection whose answer finishes later would hold the drain for keepAliveTimeout.
+      const sweep = setInterval(() => publicApp.server.closeIdleConnections(), 50);
+      try {
+        await publicApp.close();
+      } finally {
+        clearInterval(sweep);
+      }
       await upstream.close();
       await adminApp.close();
       loopDelay.disable();
