@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from './logger.js';
 import { adminTokenFromEnv, isAuthorized } from './admin-auth.js';
+import { requestTraceparent } from './trace.js';
 
 export interface AppOptions {
   logger: Logger;
@@ -42,7 +43,8 @@ export function createApp(opts: AppOptions): FastifyInstance {
         bytes: Number(reply.getHeader('content-length') ?? 0),
         ms: Math.round(reply.elapsedTime * 10) / 10,
         remote: req.socket.remoteAddress,
-        traceparent: req.headers.traceparent,
+        // From the header or the `tp` query parameter, else the one this answer started (steering).
+        traceparent: requestTraceparent(req.headers, req.url) ?? reply.getHeader('traceparent'),
       },
       'request',
     );
@@ -72,12 +74,17 @@ export function sendError(reply: FastifyReply, status: number, reason: string, h
 
 /**
  * An onRequest guard for admin routes: the bearer token from REELCDN_ADMIN_TOKEN,
- * except for the paths the cluster file made open.
+ * except for the paths the cluster file made open. An open path ending in `/` opens
+ * everything under it (static assets such as the dashboard's page, which must load
+ * before the user has typed the token); dot segments never match a prefix.
  */
 export function adminGuard(openPaths: Set<string>, token = adminTokenFromEnv()) {
   return async (req: FastifyRequest, reply: FastifyReply) => {
     const path = req.url.split('?')[0]!;
     if (openPaths.has(path)) return;
+    if (!/(^|\/)(\.|%2e)/i.test(path)) {
+      for (const p of openPaths) if (p.endsWith('/') && path.startsWith(p)) return;
+    }
     if (!isAuthorized(req.headers.authorization, token)) {
       reply.header('www-authenticate', 'Bearer realm="reelcdn-admin"');
       return sendError(reply, 401, token ? 'admin token required' : 'admin token not configured (set REELCDN_ADMIN_TOKEN)');

@@ -105,6 +105,47 @@ export class EdgeMetrics {
     });
   }
 
+  /**
+   * Status series (sampled on scrape): `reelcdn_edge_info{isp,version}` 1, for joins by ISP;
+   * `reelcdn_edge_health_status{status}` 1 for the status /health reports (ok, draining,
+   * overloaded), 0 for the others; the fill window (open, next start).
+   */
+  watchStatus(
+    isp: string,
+    version: string,
+    sample: () => { status: 'ok' | 'draining' | 'overloaded'; fillWindowOpen: boolean; nextFillWindowStart: string },
+  ): void {
+    const registers = [this.registry];
+    const info = new Gauge({ name: 'reelcdn_edge_info', help: 'Constant 1, labelled with the edge\'s ISP and version', labelNames: ['isp', 'version'], registers });
+    info.set({ isp, version }, 1);
+    new Gauge({
+      name: 'reelcdn_edge_health_status',
+      help: 'Status the edge reports on /health: 1 for the current one (ok, draining, overloaded), 0 for the others',
+      labelNames: ['status'],
+      registers,
+      collect() {
+        const now = sample().status;
+        for (const st of ['ok', 'draining', 'overloaded'] as const) this.set({ status: st }, st === now ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'reelcdn_edge_fill_window_open',
+      help: '1 while the node is inside its fill window (its own timezone), else 0',
+      registers,
+      collect() {
+        this.set(sample().fillWindowOpen ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'reelcdn_edge_fill_next_window_start_seconds',
+      help: 'Unix time of the next start of the fill window',
+      registers,
+      collect() {
+        this.set(Math.floor(Date.parse(sample().nextFillWindowStart) / 1000));
+      },
+    });
+  }
+
   cacheEvents(): CacheEvents {
     return {
       upstreamFetch: (result, bytes) => {

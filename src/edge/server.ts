@@ -12,6 +12,7 @@ import { createRegistry } from '../common/metrics.js';
 import { parseObjectPath } from '../common/paths.js';
 import { type BodyPart, planResponse, requestView } from '../common/response-plan.js';
 import { verifyToken } from '../common/signing.js';
+import { requestTraceparent } from '../common/trace.js';
 import { VERSION } from '../common/version.js';
 import { DiskTier } from './disk-tier.js';
 import { type CachedMeta, EdgeCache, type PrimedFetch, type Tier } from './edge-cache.js';
@@ -146,6 +147,10 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     onBytes: (source, bytes) => metrics.fillBytes.inc({ source }, bytes),
   });
 
+  metrics.watchStatus(edge.isp, VERSION, () => {
+    const p = fill.progress();
+    return { status: status(), fillWindowOpen: p.windowOpen, nextFillWindowStart: p.nextWindowStart };
+  });
   metrics.watchFill(() => {
     const p = fill.progress();
     return { filesDone: p.files.done, filesTotal: p.files.total, bytesDone: p.bytes.done, bytesTotal: p.bytes.total, held: p.heldTitles.length };
@@ -188,7 +193,8 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       if (!verdict.ok) return sendError(reply, 403, `forbidden: ${verdict.reason}`);
     }
 
-    const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
+    // The header, or the `tp` query parameter steering puts in the URLs it signs (players drop headers).
+    const traceparent = requestTraceparent(req.headers, req.url);
     if (traceparent) reply.header('traceparent', traceparent);
     // RFC 9111 §5.2.1.7: answer from the cache or 504 — peers filling from us never make us go upstream.
     if (/\bonly-if-cached\b/i.test(String(req.headers['cache-control'] ?? ''))) {

@@ -74,6 +74,8 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   let reloading: Promise<void> | undefined;
 
   const metrics = createOriginMetrics(registry, () => catalog);
+  /** Totals since start for /health (the steering dashboard's origin egress); metrics have them by label. */
+  const served = { requests: 0, bytes: 0 };
 
   /** Identity of catalog.json on disk; an atomic rename always changes the inode. */
   const stampOf = async (): Promise<string> => {
@@ -117,6 +119,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   const publicApp = createApp({ logger, requestLogLevel: 'debug' });
   publicApp.addHook('onResponse', async (req, reply) => {
     metrics.requests.inc({ method: req.method, status: String(reply.statusCode) });
+    served.requests++;
   });
   publicApp.route({
     method: ['GET', 'HEAD'],
@@ -125,7 +128,10 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     handler: objectHandler({
       dataDir,
       catalog: () => catalog,
-      onBytes: (type, n) => metrics.bytes.inc({ class: MANIFEST_TYPES.has(type) ? 'manifest' : 'media' }, n),
+      onBytes: (type, n) => {
+        metrics.bytes.inc({ class: MANIFEST_TYPES.has(type) ? 'manifest' : 'media' }, n);
+        served.bytes += n;
+      },
       onStale: () => void reloadCatalog(),
     }),
   });
@@ -143,6 +149,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     uptimeSec: Math.floor((clock.now() - startedAt) / 1000),
     titles: catalog.size,
     bytes: catalog.bytes,
+    served: { ...served },
   }));
   adminApp.get('/metrics', async (_req, reply) => {
     reply.type(registry.contentType);
