@@ -80,7 +80,7 @@ describe('edge range matrix', () => {
 
   it('answers HEAD with the same headers as GET and no body', async () => {
     for (const range of [undefined, 'bytes=10-20', 'bytes=0-1,100-200']) {
-      const h = range ? { range } : {};
+      const h: Record<string, string> = range ? { range } : {};
       const g = await get(h);
       const head = await get(h, 'HEAD');
       expect(head.status).toBe(g.status);

@@ -127,7 +127,7 @@ describe('edge when upstream fails', () => {
       expect((await e.get(title, 'keep.ts')).body.equals(data)).toBe(true);
       await e.idle();
       await own.close();
-      for (const h of [{}, { range: 'bytes=100-70000' }]) {
+      for (const h of [{}, { range: 'bytes=100-70000' }] as Record<string, string>[]) {
         const a = await e.get(title, 'keep.ts', h);
         expect(a.status).toBe('range' in h ? 206 : 200);
         expect(a.body.equals('range' in h ? data.subarray(100, 70001) : data)).toBe(true);
