@@ -23,6 +23,7 @@ import { isMultivariant, rewriteMedia, rewriteMultivariant } from './hls-rewrite
 import { ManifestRewriteError } from './manifest-paths.js';
 import { EDGE_STATE_VALUE, createSteeringMetrics } from './metrics.js';
 import { PlayReporter, type PlayRecord } from './play-reporter.js';
+import { playerRoutes } from './player-routes.js';
 import { buildIspTable, buildPrefixSet } from './prefix-table.js';
 import { rankEdges } from './ranking.js';
 import { buildSteeringManifest, steeringManifestUrl } from './steer-manifest.js';
@@ -334,6 +335,9 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       urls: d.edges.map((e) => ({ edge: e.id, url: `${e.url}${path}?${query}` })),
     });
   });
+
+  // The demo player (/player/) and its title list (/v1/titles).
+  publicApp.register(playerRoutes, { catalog });
 
   // ---------- admin port ----------
   const adminApp = createApp({ logger, requestLogLevel: 'debug' });

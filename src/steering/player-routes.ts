@@ -1,0 +1,84 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance } from 'fastify';
+import type { CatalogSource } from './catalog.js';
+
+/**
+ * The demo player on steering's public port:
+ *   GET /player/                    public/player/ (static page, script, style)
+ *   GET /player/vendor/hls.min.js   hls.js from node_modules (no CDN: the demo works offline)
+ *   GET /player/vendor/dash.all.min.js   dash.js likewise
+ *   GET /v1/titles                  the catalog's titles and their playable manifests (JSON)
+ */
+
+/** Where the package lives, from dist/src/steering/*.js or src/steering/*.ts alike. */
+export const PACKAGE_ROOT = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    dir = dirname(dir);
+  }
+  return process.cwd();
+})();
+
+export const PLAYER_DIR = join(PACKAGE_ROOT, 'public', 'player');
+
+/** The player scripts shipped by npm packages, by the name the page asks for. */
+function vendorFiles(): Record<string, { dir: string; file: string }> {
+  const require = createRequire(import.meta.url);
+  const hls = require.resolve('hls.js/dist/hls.min.js');
+  // dashjs exports only ".": its "require" condition is the UMD bundle the page needs.
+  const dash = require.resolve('dashjs');
+  return {
+    'hls.min.js': { dir: dirname(hls), file: 'hls.min.js' },
+    'dash.all.min.js': { dir: dirname(dash), file: 'dash.all.min.js' },
+  };
+}
+
+/** One title as the player lists it. */
+export interface PlayerTitle {
+  title: string;
+  kind: 'hls' | 'dash' | 'both';
+  /** Its manifests, each playable at /v1/play/{title}/{manifest}. */
+  manifests: { file: string; kind: 'hls' | 'dash' }[];
+}
+
+/** A title's playable manifests (the catalog lists only top-level ones: nothing references them). */
+export function playableManifests(manifests: readonly string[]): PlayerTitle['manifests'] {
+  const out: PlayerTitle['manifests'] = [];
+  for (const f of manifests) {
+    if (f.endsWith('.m3u8')) out.push({ file: f, kind: 'hls' });
+    else if (f.endsWith('.mpd')) out.push({ file: f, kind: 'dash' });
+  }
+  return out;
+}
+
+/** A fastify plugin (register it on steering's public app). */
+export async function playerRoutes(app: FastifyInstance, opts: { catalog: CatalogSource }): Promise<void> {
+  const vendor = vendorFiles();
+  await app.register(fastifyStatic, {
+    root: PLAYER_DIR,
+    prefix: '/player/',
+    index: ['index.html'],
+    redirect: true,
+    cacheControl: true,
+    maxAge: 0,
+  });
+  app.get('/player/vendor/:file', async (req, reply) => {
+    const v = vendor[(req.params as { file: string }).file];
+    if (!v) return reply.code(404).type('text/plain; charset=utf-8').send('not found\n');
+    return reply.sendFile(v.file, v.dir, { maxAge: '1h' });
+  });
+  app.get('/v1/titles', async (_req, reply) => {
+    const view = opts.catalog.current() ?? (await opts.catalog.refreshAfterMiss());
+    if (!view) return reply.code(503).header('retry-after', '5').type('text/plain; charset=utf-8').send('catalog unavailable\n');
+    const titles: PlayerTitle[] = [...view.titles.values()]
+      .map(({ entry }) => ({ title: entry.title, kind: entry.kind, manifests: playableManifests(entry.manifests) }))
+      .filter((t) => t.manifests.length > 0)
+      .sort((a, b) => a.title.localeCompare(b.title));
+    return reply.header('cache-control', 'no-store').send({ titles });
+  });
+}
