@@ -90,12 +90,19 @@ export class EdgeCache {
 
   /** Rebuilds what we know of objects from the disk tier's index (after `disk.open()`). */
   loadFromDisk(): void {
-    for (const key of this.opts.disk.keys()) {
-      const stored = this.opts.disk.meta(key);
-      if (!stored) continue;
-      const [title, file] = JSON.parse(key) as [string, string];
-      this.metas.set(key, this.toCachedMeta(key, title, file, stored, stored.storedAt));
-    }
+    for (const key of this.opts.disk.keys()) this.adoptFromDisk(key);
+  }
+
+  /**
+   * Learns an object that reached the disk tier without passing through this cache — a file
+   * the fill agent just verified and published — so it is served (and answers peers'
+   * only-if-cached requests) at once, not only after a restart.
+   */
+  adoptFromDisk(key: string): void {
+    const stored = this.opts.disk.meta(key);
+    if (!stored) return;
+    const [title, file] = JSON.parse(key) as [string, string];
+    this.metas.set(key, this.toCachedMeta(key, title, file, stored, stored.storedAt));
   }
 
   memoryStats(): { usedBytes: number; capacityBytes: number; slices: number } {

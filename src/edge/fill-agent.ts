@@ -70,7 +70,9 @@ export interface FillAgentOptions {
   busy?: () => boolean;
   /** Called per fetched chunk, for metrics. */
   onBytes?: (source: 'peer' | 'origin', bytes: number) => void;
-  /** How long a file waits for its peer source before falling back to the origin. Default 10 min. */
+  /** Called once a file is verified and published, so the serving side learns it (peers ask for it with only-if-cached). */
+  onPublished?: (key: string) => void;
+    /** How long a file waits for its peer source before falling back to the origin. Default 10 min. */
   peerWaitMs?: number;
 }
 
@@ -190,6 +192,8 @@ export class FillAgent {
     );
     this.opts.logger.info({ version: manifest.version, files: manifest.files.length, bytes: manifest.bytes, force }, 'fill pass started');
     const checkWindow = () => {
+      // A node being stopped (SIGTERM drain) ends the pass at the next slice, not hours later.
+      if (this.stopped) throw new WindowClosed();
       if (!force && !inWindow(this.window, clock.now())) throw new WindowClosed();
     };
     try {
@@ -306,6 +310,7 @@ export class FillAgent {
         continue;
       }
       await this.opts.disk.publish(key);
+      this.opts.onPublished?.(key);
       await this.markVerified(key, f.sha256);
       p.status = 'done';
       p.error = undefined;

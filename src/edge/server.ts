@@ -145,6 +145,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     adminToken: opts.adminToken ?? adminTokenFromEnv(),
     busy: () => fillLoopDelay.percentile(99) / 1e6 > 40,
     onBytes: (source, bytes) => metrics.fillBytes.inc({ source }, bytes),
+    onPublished: (key) => cache.adoptFromDisk(key),
   });
 
   metrics.watchStatus(edge.isp, VERSION, () => {
