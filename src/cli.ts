@@ -6,7 +6,8 @@ const USAGE = `reelcdn — an Open Connect-style CDN for video
 Usage:
   reelcdn demo [--dir DIR]                            start a whole cluster on this machine
   reelcdn origin   --config FILE                      run the origin
-  reelcdn steering --config FILE                      run steering
+  reelcdn steering --config FILE [--listen H:P] [--admin-listen H:P]
+                                                      run steering (a replica may bind its own address)
   reelcdn edge     --config FILE --id EDGE_ID         run one edge node
   reelcdn ingest   --config FILE --title ID DIR       add an HLS/DASH folder to the origin catalog
   reelcdn fill     --config FILE --id EDGE_ID --now   run a node's fill outside its window
@@ -27,6 +28,8 @@ async function main(argv: string[]): Promise<void> {
       title: { type: 'string' },
       dir: { type: 'string' },
       now: { type: 'boolean' },
+      listen: { type: 'string' },
+      'admin-listen': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -57,7 +60,11 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'steering': {
       const { runSteering } = await import('./steering/main.js');
-      await runSteering(config());
+      const listen = {
+        ...(values.listen ? { public: hostPort(values.listen, '--listen') } : {}),
+        ...(values['admin-listen'] ? { admin: hostPort(values['admin-listen'], '--admin-listen') } : {}),
+      };
+      await runSteering(config(), { listen });
       return;
     }
     case 'ingest': {
@@ -89,6 +96,14 @@ async function main(argv: string[]): Promise<void> {
 }
 
 class UsageError extends Error {}
+
+/** "127.0.0.1:8080" or "[::1]:8080" → host and port. */
+function hostPort(text: string, flag: string): { host: string; port: number } {
+  const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`${flag} wants HOST:PORT, got "${text}"`);
+  return { host: m[1]!, port };
+}
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof ConfigError) {
