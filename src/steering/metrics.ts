@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { EdgeState } from './health.js';
+import type { EdgeHealth, EdgeState } from './health.js';
 
 /** Numeric value of the edge state gauge. */
 export const EDGE_STATE_VALUE: Record<EdgeState, number> = { unknown: -1, down: 0, suspect: 1, up: 2 };
@@ -11,6 +11,48 @@ export interface SteeringMetrics {
   playsSent: Gauge;
   playsBuffered: Gauge;
   playsDropped: Gauge;
+  /** Play starts (top-level manifests) by title and client ISP: the dashboard's top titles. Titles are bounded by the catalog. */
+  playStarts: Counter<'title' | 'isp'>;
+}
+
+/**
+ * Why an edge is in its state, as a small enum for a metric label (the free-text reason has
+ * numbers in it): which threshold refused it, or why polls fail.
+ */
+export const HEALTH_REASONS = ['ok', 'not_polled', 'poll_failed', 'draining', 'overloaded', 'error_ratio', 'disk', 'connections', 'recovering', 'other'] as const;
+export type HealthReasonKind = (typeof HEALTH_REASONS)[number];
+
+export function healthReasonKind(reason: string): HealthReasonKind {
+  if (reason === 'ok') return 'ok';
+  if (reason === 'not polled yet') return 'not_polled';
+  if (reason.startsWith('poll failed')) return 'poll_failed';
+  if (reason === 'draining' || reason === 'overloaded') return reason;
+  if (reason.startsWith('error ratio')) return 'error_ratio';
+  if (reason.startsWith('disk ')) return 'disk';
+  if (/ connections, above /.test(reason)) return 'connections';
+  if (reason.startsWith('recovering')) return 'recovering';
+  return 'other';
+}
+
+/**
+ * `reelcdn_steering_edge_health_reason{edge,isp,reason}`: 1 for the reason of each edge's
+ * current state, 0 for the other reasons; sampled from the poller's snapshot on scrape.
+ */
+export function watchEdgeHealth(registry: Registry, edges: readonly { id: string; isp: string }[], snapshot: () => ReadonlyMap<string, EdgeHealth>): void {
+  new Gauge({
+    name: 'reelcdn_steering_edge_health_reason',
+    help: `Why each edge is in its state, as steering sees it: 1 for the current reason (${HEALTH_REASONS.join(', ')}), 0 for the others`,
+    labelNames: ['edge', 'isp', 'reason'],
+    registers: [registry],
+    collect() {
+      const snap = snapshot();
+      for (const e of edges) {
+        const h = snap.get(e.id);
+        const now = h ? healthReasonKind(h.reason) : 'not_polled';
+        for (const r of HEALTH_REASONS) this.set({ edge: e.id, isp: e.isp, reason: r }, r === now ? 1 : 0);
+      }
+    },
+  });
 }
 
 export function createSteeringMetrics(registry: Registry, plays: () => { sent: number; buffered: number; dropped: number }): SteeringMetrics {
@@ -49,6 +91,12 @@ export function createSteeringMetrics(registry: Registry, plays: () => { sent: n
       collect() {
         this.set(plays().buffered);
       },
+    }),
+    playStarts: new Counter({
+      name: 'reelcdn_steering_play_starts_total',
+      help: 'Play starts (top-level manifests answered) by title and client ISP',
+      labelNames: ['title', 'isp'],
+      registers: [registry],
     }),
     playsDropped: new Gauge({
       name: 'reelcdn_steering_plays_dropped',

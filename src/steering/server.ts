@@ -13,9 +13,11 @@ import { contentTypeFor } from '../common/mime.js';
 import { isValidTitle, parseObjectPath } from '../common/paths.js';
 import { Ring } from '../common/ring.js';
 import { signQuery } from '../common/signing.js';
+import { TRACE_QUERY_PARAM, childTraceparent, requestTraceparent } from '../common/trace.js';
 import { CatalogSource, OriginUnavailableError } from './catalog.js';
 import { clientAddress } from './client-address.js';
 import { rewriteMpd } from './dash-rewrite.js';
+import { registerDashboard } from './dashboard-routes.js';
 import { isEligible } from './health.js';
 import { type HealthFetcher, HealthPoller, undiciHealthFetcher } from './health-poller.js';
 import { Holdings } from './holdings.js';
@@ -253,6 +255,10 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     }
     const q = req.query as Record<string, string | undefined>;
     const pathway = typeof q.pathway === 'string' ? q.pathway : undefined;
+    // One trace per play: a child of the player's traceparent (header, or `tp` from our own
+    // multivariant playlist), carried in every URL we emit because players drop headers.
+    const traceparent = childTraceparent(requestTraceparent(req.headers, req.url));
+    const tp = `&${TRACE_QUERY_PARAM}=${traceparent}`;
     const steeringUri = steeringManifestUrl(publicUrl, title);
     let body: string;
     let topLevel: boolean;
@@ -262,13 +268,13 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
           manifest: file,
           pathways: d.edges.map((e) => e.id),
           steeringUri,
-          mediaPlaylistUrl: (f, p) => `${publicUrl}/v1/play/${title}/${f}?pathway=${encodeURIComponent(p)}`,
+          mediaPlaylistUrl: (f, p) => `${publicUrl}/v1/play/${title}/${f}?pathway=${encodeURIComponent(p)}${tp}`,
         });
         topLevel = true;
       } else if (isHls) {
         // The requested pathway while it is healthy, else the best edge now.
         const edge = (pathway !== undefined ? d.edges.find((e) => e.id === pathway) : undefined) ?? d.edges[0]!;
-        body = rewriteMedia(text, { manifest: file, fileUrl: (f) => edgeFileUrl(edge, title, f) });
+        body = rewriteMedia(text, { manifest: file, fileUrl: (f) => `${edgeFileUrl(edge, title, f)}${tp}` });
         topLevel = pathway === undefined;
       } else {
         body = rewriteMpd(text, {
@@ -276,7 +282,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
           manifest: file,
           edges: d.edges,
           steeringUri,
-          signedQuery: (f) => signedQueryFor(title, f),
+          signedQuery: (f) => `${signedQueryFor(title, f)}${tp}`,
         });
         topLevel = true;
       }
@@ -286,9 +292,14 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       logger.error({ title, file, err: err.message }, 'manifest cannot be rewritten');
       return sendError(reply, 502, `manifest cannot be served: ${err.message}`);
     }
-    if (topLevel) plays.record({ title, isp: d.isp ?? 'none', at: clock.now() });
+    if (topLevel) {
+      plays.record({ title, isp: d.isp ?? 'none', at: clock.now() });
+      metrics.playStarts.inc({ title, isp: d.isp ?? 'none' });
+      logger.info({ reqId: req.id, title, file, isp: d.isp ?? null, edge: d.edges[0]!.id, traceparent }, 'play');
+    }
     count('play', d.isp, 'ok');
     return reply
+      .header('traceparent', traceparent)
       .header('content-type', contentTypeFor(file))
       .header('cache-control', 'no-store')
       .header('x-steering-edge', d.edges[0]!.id)
@@ -326,9 +337,10 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     const d = await prepare(req, reply, 'locate', title, file);
     if (!d) return reply;
     count('locate', d.isp, 'ok');
-    const query = signedQueryFor(title, file);
+    const traceparent = childTraceparent(requestTraceparent(req.headers, req.url));
+    const query = `${signedQueryFor(title, file)}&${TRACE_QUERY_PARAM}=${traceparent}`;
     const path = signedPath(title, file);
-    return reply.header('cache-control', 'no-store').send({
+    return reply.header('cache-control', 'no-store').header('traceparent', traceparent).send({
       title,
       file,
       isp: d.isp ?? null,
@@ -345,6 +357,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   if (config.admin.openHealth) open.add('/health');
   if (config.admin.openMetrics) open.add('/metrics');
   adminApp.addHook('onRequest', adminGuard(open, adminToken));
+  registerDashboard({ app: adminApp, openPaths: open, config, clock, logger, adminToken, health, registry, playStarts: metrics.playStarts });
   const startedAt = clock.now();
   adminApp.get('/health', async () => {
     const snap = health.snapshot();
