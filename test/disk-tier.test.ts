@@ -188,6 +188,20 @@ describe('DiskTier', () => {
     expect(d.has(key, 0)).toBe(false);
   });
 
+  it('a slice whose bytes rotted on disk fails its checksum and is dropped, not served', async () => {
+    const dir = tempDir();
+    const d = tier(dir);
+    await d.open();
+    const key = objectKey('t', 'rot.m4s');
+    await d.write(key, 0, meta(S), bytes(S, 3));
+    const path = slicePath(dir, key, 0);
+    const file = readFileSync(path);
+    file[file.length - 10] ^= 0xff; // same length, same header: only the data changed
+    writeFileSync(path, file);
+    expect(await d.read(key, 0)).toBeUndefined();
+    expect(d.has(key, 0)).toBe(false);
+  });
+
   it('rebuilds an index of 10,000 small objects after a restart', async () => {
     const dir = tempDir();
     const small = 4096;

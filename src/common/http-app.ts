@@ -6,6 +6,8 @@ import { requestTraceparent } from './trace.js';
 
 export interface AppOptions {
   logger: Logger;
+  /** Extra headers on answers fastify gives before any hook runs (CORS on a public port). */
+  frameworkErrorHeaders?: Record<string, string>;
   /** Logs one line per request at this level ('debug' keeps busy nodes quiet). */
   requestLogLevel?: 'info' | 'debug';
 }
@@ -25,6 +27,15 @@ export function createApp(opts: AppOptions): FastifyInstance {
     forceCloseConnections: 'idle',
     keepAliveTimeout: 65_000,
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 2048 },
+    // A URL fastify cannot even route (bad percent-encoding) is still a clear 400 with our headers.
+    frameworkErrors: (err, _req, res) => {
+      const reply = res as unknown as FastifyReply;
+      reply
+        .code(400)
+        .headers(opts.frameworkErrorHeaders ?? {})
+        .type('text/plain; charset=utf-8')
+        .send(`bad request: ${err.message}\n`);
+    },
   });
   const level = opts.requestLogLevel ?? 'info';
   const log = opts.logger;

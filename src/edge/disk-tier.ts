@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import type { Logger } from '../common/logger.js';
 import { sliceBounds } from './slice-math.js';
 
@@ -19,6 +20,8 @@ interface SliceHeader {
   key: string;
   index: number;
   length: number;
+  /** CRC-32 of the slice bytes: checked on every read, so a damaged file is never served. */
+  crc32: number;
   sliceBytes: number;
   meta: StoredMeta;
 }
@@ -27,6 +30,7 @@ interface DiskSlice {
   path: string;
   dataOffset: number;
   length: number;
+  crc32: number;
   /** Bytes on disk, header included. */
   fileBytes: number;
 }
@@ -186,6 +190,7 @@ export class DiskTier {
       const dataOffset = HEADER_PREFIX + headerLen;
       if (
         typeof header.key !== 'string' ||
+        typeof header.crc32 !== 'number' ||
         header.sliceBytes !== this.opts.sliceBytes ||
         !header.meta ||
         typeof header.meta.size !== 'number'
@@ -196,7 +201,7 @@ export class DiskTier {
       // A slice is whole or it is nothing: the length must be exactly the slice's.
       if (header.length !== bounds.end - bounds.start || st.size !== dataOffset + header.length) return undefined;
       if (this.pathFor(header.key, header.index, area) !== path) return undefined;
-      return { header, slice: { path, dataOffset, length: header.length, fileBytes: st.size }, mtimeMs: st.mtimeMs };
+      return { header, slice: { path, dataOffset, length: header.length, crc32: header.crc32, fileBytes: st.size }, mtimeMs: st.mtimeMs };
     } catch {
       return undefined;
     } finally {
@@ -268,7 +273,7 @@ export class DiskTier {
     if (existing && !sameRepresentation(existing.meta, meta)) this.dropObject(existing);
     if (this.objects.get(key)?.slices.has(index)) return true;
 
-    const { prefix, header } = this.encodeHeader(key, index, meta, data.length);
+    const { prefix, header, crc } = this.encodeHeader(key, index, meta, data);
     const fileBytes = HEADER_PREFIX + header.length + data.length;
     if (fileBytes > this.opts.capacityBytes) return false;
     this.evictUntil(fileBytes);
@@ -292,18 +297,21 @@ export class DiskTier {
     const obj = this.objects.get(key) ?? this.newObject(key, meta);
     const old = obj.slices.get(index);
     if (old) this.used -= old.fileBytes;
-    obj.slices.set(index, { path, dataOffset: HEADER_PREFIX + header.length, length: data.length, fileBytes });
+    obj.slices.set(index, { path, dataOffset: HEADER_PREFIX + header.length, length: data.length, crc32: crc, fileBytes });
     if (obj.pinned) this.pinnedBytesTotal += fileBytes;
     else this.lru.set(path, { obj, index });
     return true;
   }
 
-  private encodeHeader(key: string, index: number, meta: StoredMeta, length: number): { prefix: Buffer; header: Buffer } {
-    const header = Buffer.from(JSON.stringify({ key, index, length, sliceBytes: this.opts.sliceBytes, meta } satisfies SliceHeader));
+  private encodeHeader(key: string, index: number, meta: StoredMeta, data: Buffer): { prefix: Buffer; header: Buffer; crc: number } {
+    const crc = crc32(data);
+    const header = Buffer.from(
+      JSON.stringify({ key, index, length: data.length, crc32: crc, sliceBytes: this.opts.sliceBytes, meta } satisfies SliceHeader),
+    );
     const prefix = Buffer.alloc(HEADER_PREFIX);
     MAGIC.copy(prefix);
     prefix.writeUInt32BE(header.length, MAGIC.length);
-    return { prefix, header };
+    return { prefix, header, crc };
   }
 
   // ---- staging (fill): whole slices kept across restarts, published when the file verifies ----
@@ -327,7 +335,7 @@ export class DiskTier {
   async writeStaged(key: string, index: number, meta: StoredMeta, data: Buffer): Promise<boolean> {
     const existing = this.staged.get(key);
     if (existing && !sameRepresentation(existing.meta, meta)) this.dropStaged(key);
-    const { prefix, header } = this.encodeHeader(key, index, meta, data.length);
+    const { prefix, header, crc } = this.encodeHeader(key, index, meta, data);
     const fileBytes = HEADER_PREFIX + header.length + data.length;
     this.evictUntil(fileBytes);
     if (this.used + fileBytes > this.opts.capacityBytes) return false;
@@ -343,7 +351,7 @@ export class DiskTier {
     this.staged.set(key, e);
     const old = e.slices.get(index);
     if (old) this.used -= old.fileBytes;
-    e.slices.set(index, { path, dataOffset: HEADER_PREFIX + header.length, length: data.length, fileBytes });
+    e.slices.set(index, { path, dataOffset: HEADER_PREFIX + header.length, length: data.length, crc32: crc, fileBytes });
     return true;
   }
 
@@ -486,6 +494,7 @@ async function readSlice(slice: DiskSlice): Promise<Buffer> {
     const buf = Buffer.allocUnsafe(slice.length);
     const { bytesRead } = await fh.read(buf, 0, slice.length, slice.dataOffset);
     if (bytesRead !== slice.length) throw new Error('short read');
+    if (crc32(buf) !== slice.crc32) throw new Error('checksum mismatch');
     return buf;
   } finally {
     await fh.close().catch(() => {});

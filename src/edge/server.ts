@@ -157,7 +157,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     return { filesDone: p.files.done, filesTotal: p.files.total, bytesDone: p.bytes.done, bytesTotal: p.bytes.total, held: p.heldTitles.length };
   });
 
-  const publicApp = createApp({ logger });
+  const publicApp = createApp({ logger, frameworkErrorHeaders: CORS_HEADERS });
   publicApp.server.on('connection', (socket) => {
     connections++;
     socket.once('close', () => connections--);
@@ -231,7 +231,20 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       const buf = cache.memorySlice(meta, ranges[0]!);
       if (buf) return reply.send(buf);
     }
+    // Cached (memory or disk) single range: whole buffers, no generator-driven stream.
+    if (plan.body.length === 1 && tier !== 'MISS') {
+      const pieces = await cache.cachedPieces(meta, ranges[0]!);
+      if (pieces) return reply.send(pieces.length === 1 ? pieces[0] : bufferStream(pieces));
+    }
     return reply.send(Readable.from(bodyOf(meta, plan.body, resolved.primed, traceparent), { objectMode: false, highWaterMark: 1 }));
+  }
+
+  /** A readable of buffers already in hand: pushed at once, no async iteration per piece. */
+  function bufferStream(pieces: Buffer[]): Readable {
+    const s = new Readable({ read() {} });
+    for (const p of pieces) s.push(p);
+    s.push(null);
+    return s;
   }
 
   async function* bodyOf(meta: CachedMeta, body: BodyPart[], primed: PrimedFetch | undefined, traceparent?: string) {
