@@ -1,0 +1,165 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateCluster } from '../src/common/config.js';
+import { Catalog, saveCatalog } from '../src/origin/catalog.js';
+import { type OriginServer, createOriginServer } from '../src/origin/server.js';
+import { tempDir } from './helpers/cluster.js';
+import { FakeEdgeHealth, KEYS, TOKEN } from './steering-harness.js';
+
+const CLI = resolve(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
+const TITLES = Array.from({ length: 1000 }, (_, i) => `title-${String(i).padStart(4, '0')}`);
+
+async function freePort(): Promise<number> {
+  return new Promise((res) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function rankings(base: string): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (let i = 0; i < TITLES.length; i += 50) {
+    await Promise.all(
+      TITLES.slice(i, i + 50).map(async (t) => {
+        const res = await request(`${base}/v1/steer/${t}.json`);
+        const body = (await res.body.json()) as { 'PATHWAY-PRIORITY': string[] };
+        out.set(t, body['PATHWAY-PRIORITY']);
+      }),
+    );
+  }
+  return out;
+}
+
+/** Rankings from `base` once it no longer offers `edgeId` for any title. */
+async function rankingsOnceDown(base: string, edgeId: string): Promise<Map<string, string[]>> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const r = await rankings(base);
+    if (![...r.values()].some((list) => list.includes(edgeId))) return r;
+    if (Date.now() > deadline) throw new Error(`${base} never marked ${edgeId} down`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
+describe('two steering processes on one cluster file', () => {
+  const dir = tempDir();
+  let origin: OriginServer;
+  const edges = ['edge-a1', 'edge-a2', 'edge-a3', 'edge-b1'].map((id) => new FakeEdgeHealth(id));
+  const procs: ChildProcess[] = [];
+  const bases: string[] = [];
+
+  beforeAll(async () => {
+    if (!existsSync(CLI)) throw new Error('dist/ is missing: npm test builds it before vitest');
+    for (const e of edges) await e.start();
+    const raw = (originUrl: string, originAdminUrl: string) => ({
+      signing: { keys: KEYS, activeKey: 'k1' },
+      origin: { url: originUrl, adminUrl: originAdminUrl, dataDir: 'origin' },
+      steering: { url: 'http://steering.example:80', adminUrl: 'http://127.0.0.1:1', healthIntervalMs: 100, downAfter: 2, upAfter: 1 },
+      isps: [
+        { id: 'isp-a', prefixes: ['127.0.0.0/16'] },
+        { id: 'isp-b', prefixes: ['127.2.0.0/16'] },
+      ],
+      edges: edges.map((e) => ({
+        id: e.id,
+        isp: e.id.startsWith('edge-a') ? 'isp-a' : 'isp-b',
+        url: e.url,
+        adminUrl: e.url,
+        dataDir: e.id,
+        diskBytes: 1e9,
+        memoryBytes: 1e8,
+      })),
+      log: { level: 'warn' },
+    });
+    // 1,000 titles in the catalog (steering only needs their listing, not their bytes).
+    const sha = 'a'.repeat(64);
+    mkdirSync(join(dir, 'origin'), { recursive: true });
+    await saveCatalog(
+      join(dir, 'origin'),
+      new Catalog(
+        TITLES.map((title) => ({
+          title,
+          kind: 'hls' as const,
+          manifests: ['master.m3u8'],
+          files: [{ path: 'master.m3u8', size: 10, sha256: sha, contentType: 'application/vnd.apple.mpegurl' }],
+          bytes: 10,
+          ingestedAt: new Date(0).toISOString(),
+        })),
+      ),
+    );
+    const bootstrap = validateCluster(raw('http://127.0.0.1:1', 'http://127.0.0.1:1'), dir);
+    origin = createOriginServer({
+      config: bootstrap,
+      logger: pino({ level: 'silent' }),
+      registry: new Registry(),
+      adminToken: TOKEN,
+      listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
+    });
+    const urls = await origin.start();
+    const file = join(dir, 'cluster.json');
+    writeFileSync(file, JSON.stringify(raw(urls.publicUrl, urls.adminUrl)));
+
+    for (let i = 0; i < 2; i++) {
+      const [p, a] = [await freePort(), await freePort()];
+      const child = spawn(process.execPath, [CLI, 'steering', '--config', file, '--listen', `127.0.0.1:${p}`, '--admin-listen', `127.0.0.1:${a}`], {
+        env: { ...process.env, REELCDN_ADMIN_TOKEN: TOKEN },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+      procs.push(child);
+      bases.push(`http://127.0.0.1:${p}`);
+    }
+    // Both up, with every edge polled and eligible.
+    for (const base of bases) {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        try {
+          const res = await request(`${base}/v1/steer/${TITLES[0]}.json`);
+          const body = (await res.body.json()) as { 'PATHWAY-PRIORITY'?: string[] };
+          if (body['PATHWAY-PRIORITY']?.length === edges.length) break;
+        } catch {
+          // not listening yet
+        }
+        if (Date.now() > deadline) throw new Error(`steering at ${base} did not come up with every edge`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const p of procs) p.kill('SIGTERM');
+    await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)))));
+    await origin?.close();
+    for (const e of edges) await e.stop();
+  });
+
+  it('givesIdenticalRankingsForAThousandTitlesAndRemovingAnEdgeMovesOnlyItsTitles', async () => {
+    const [one, two] = [await rankings(bases[0]!), await rankings(bases[1]!)];
+    expect(one.size).toBe(TITLES.length);
+    for (const t of TITLES) expect(two.get(t), t).toEqual(one.get(t));
+    // The ring spreads titles: every ISP-a edge is first for some of them.
+    const firsts = new Set([...one.values()].map((r) => r[0]));
+    expect(firsts).toEqual(new Set(['edge-a1', 'edge-a2', 'edge-a3']));
+
+    // Take edge-a2 away: steering marks it down; every other edge keeps its titles and order.
+    await edges[1]!.stop();
+    const after = await rankingsOnceDown(bases[0]!, 'edge-a2');
+    let moved = 0;
+    for (const t of TITLES) {
+      const before = one.get(t)!;
+      expect(after.get(t), t).toEqual(before.filter((id) => id !== 'edge-a2'));
+      if (before[0] === 'edge-a2') moved++;
+      else expect(after.get(t)![0]).toBe(before[0]);
+    }
+    expect(moved).toBeGreaterThan(200); // about a third of 1,000 titles were edge-a2's
+    expect(moved).toBeLessThan(450);
+    const other = await rankingsOnceDown(bases[1]!, 'edge-a2');
+    for (const t of TITLES) expect(other.get(t), t).toEqual(after.get(t));
+  });
+});
