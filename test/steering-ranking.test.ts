@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Ring } from '../src/common/ring.js';
 import { clientAddress } from '../src/steering/client-address.js';
 import { buildIspTable, buildPrefixSet } from '../src/steering/prefix-table.js';
-import { ispOf, rankEdges } from '../src/steering/ranking.js';
+import { ispOf, rankEdges, spreadKeyOf } from '../src/steering/ranking.js';
 
 const edges = [
   { id: 'a1', isp: 'isp-a' },
@@ -41,6 +41,24 @@ describe('ranking', () => {
     const r = rankEdges({ title: 't4', isp: 'isp-a', edgesById, ring, eligible: all, holders: new Set([holder, 'b2']) }).map((e) => e.id);
     expect(r[0]).toBe(holder);
     expect(r[3]).toBe('b2');
+  });
+
+  it('itSpreadsClientsOverTheReplicasOfAPopularTitleEachClientStickingToOne', () => {
+    const holders = new Set(['a1', 'a2', 'a3']);
+    const firstFor = (addr: string) =>
+      rankEdges({ title: 'hit', isp: 'isp-a', edgesById, ring, eligible: all, holders, spreadKey: spreadKeyOf(addr) })[0]!.id;
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 3000; i++) {
+      const addr = `10.${(i >> 8) & 255}.${i & 255}.7`;
+      const first = firstFor(addr);
+      expect(firstFor(addr)).toBe(first); // the same client always lands on the same replica
+      counts.set(first, (counts.get(first) ?? 0) + 1);
+    }
+    expect([...counts.keys()].sort()).toEqual(['a1', 'a2', 'a3']);
+    for (const n of counts.values()) expect(n).toBeGreaterThan(700);
+    // A title held by one edge only is not spread.
+    const one = rankEdges({ title: 'hit', isp: 'isp-a', edgesById, ring, eligible: all, holders: new Set(['a2']), spreadKey: 12345 });
+    expect(one[0]!.id).toBe('a2');
   });
 
   it('itFallsBackToTheDefaultIsp', () => {

@@ -19,6 +19,12 @@ export interface RankInput<E extends RankableEdge> {
   eligible: ReadonlySet<string>;
   /** Edges that hold the title (fill manifests): ranked first inside each group. */
   holders?: ReadonlySet<string>;
+  /**
+   * A stable number for the client (a hash of its address). A popular title is placed on
+   * several of the ISP's edges; clients are spread over those holders by this key, each client
+   * always to the same one.
+   */
+  spreadKey?: number;
 }
 
 /**
@@ -40,8 +46,25 @@ export function rankEdges<E extends RankableEdge>(input: RankInput<E>): E[] {
     else other.push(e);
   }
   if (!holders || holders.size === 0) return own.concat(other);
-  const holdersFirst = (group: E[]) => group.filter((e) => holders.has(e.id)).concat(group.filter((e) => !holders.has(e.id)));
-  return holdersFirst(own).concat(holdersFirst(other));
+  const holdersFirst = (group: E[], spread: boolean) => {
+    let held = group.filter((e) => holders.has(e.id));
+    if (spread && held.length > 1 && input.spreadKey !== undefined) {
+      const k = input.spreadKey % held.length;
+      held = held.slice(k).concat(held.slice(0, k));
+    }
+    return held.concat(group.filter((e) => !holders.has(e.id)));
+  };
+  return holdersFirst(own, true).concat(holdersFirst(other, false));
+}
+
+/** FNV-1a of a client address: a cheap, stable spread key that every steering replica computes alike. */
+export function spreadKeyOf(address: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < address.length; i++) {
+    h ^= address.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
 }
 
 /** Client address → ISP id: the longest matching prefix, else the default ISP, else none. */

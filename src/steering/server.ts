@@ -27,7 +27,7 @@ import { EDGE_STATE_VALUE, createSteeringMetrics } from './metrics.js';
 import { PlayReporter, type PlayRecord } from './play-reporter.js';
 import { playerRoutes } from './player-routes.js';
 import { buildIspTable, buildPrefixSet } from './prefix-table.js';
-import { rankEdges } from './ranking.js';
+import { rankEdges, spreadKeyOf } from './ranking.js';
 import { buildSteeringManifest, steeringManifestUrl } from './steer-manifest.js';
 
 export interface ListenOverride {
@@ -163,7 +163,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   const decide = (req: FastifyRequest, title: string): Decision => {
     const addr = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trusted);
     const isp = ispTable.lookup(addr) ?? config.defaultIsp;
-    const edges = rankEdges({ title, isp, edgesById, ring, eligible, holders: opts.holders ? opts.holders(title) : holdings.holders(title) });
+    const edges = rankEdges({ title, isp, edgesById, ring, eligible, holders: opts.holders ? opts.holders(title) : holdings.holders(title), spreadKey: spreadKeyOf(addr) });
     return { isp, edges };
   };
 
