@@ -134,6 +134,24 @@ describe('DASH rewriting', () => {
     expect(out).toContain('d="95232"');
   });
 
+  it('itWritesOneTimelineEntryPerSegmentUrl', () => {
+    // dash.js 5.2 indexes a SegmentList's SegmentURLs by S element, not by segment: a
+    // repeated S (@r) would make it fetch the first segment again and again.
+    const doc = new DOMParser().parseFromString(rewriteMpd(media('dash/manifest.mpd'), opts), 'application/xml');
+    for (const list of Array.from(doc.getElementsByTagName('SegmentList'))) {
+      const ss = Array.from(list.getElementsByTagName('S'));
+      expect(ss).toHaveLength(list.getElementsByTagName('SegmentURL').length);
+      expect(ss.filter((x) => x.hasAttribute('r'))).toEqual([]);
+      let t = 0;
+      for (const x of ss) {
+        expect(Number(x.getAttribute('t'))).toBe(t);
+        t += Number(x.getAttribute('d'));
+      }
+    }
+    const audio = Array.from(doc.getElementsByTagName('Representation')).find((r) => r.getAttribute('id') === '2')!;
+    expect(Array.from(audio.getElementsByTagName('S')).map((x) => x.getAttribute('d'))).toEqual(['95232', '96256', '96256', '96256', '96256', '95744']);
+  });
+
   it('itExpandsDurationTemplatesAndSignsSegmentBase', () => {
     const mpd = `<?xml version="1.0"?>
 <MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT10S">

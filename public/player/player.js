@@ -23,6 +23,9 @@
   window.reel = state;
 
   const rawFetch = window.fetch.bind(window);
+  /** dash.js error codes for a media / init segment that could not be downloaded (DOWNLOAD_ERROR_ID_CONTENT / _INITIALIZATION). */
+  const DASH_SEGMENT_DOWNLOAD_ERROR = 27;
+  const DASH_INIT_DOWNLOAD_ERROR = 28;
   const kindOf = (url) => {
     const p = url.pathname;
     if (p.startsWith('/c/')) return 'media';
@@ -207,12 +210,24 @@
     const player = dashjs.MediaPlayer().create();
     state.engine = `dash.js ${player.getVersion()}`;
     state.player = player;
+    // Every segment is on several edges (one BaseURL per serviceLocation): after one quick
+    // retry dash.js should exclude the failing location and move on, not retry it 3 times a second apart.
+    const streaming = {
+      retryAttempts: { MediaSegment: 1, InitializationSegment: 1 },
+      retryIntervals: { MediaSegment: 500, InitializationSegment: 500 },
+    };
     if (bufferSec) {
-      player.updateSettings({
-        streaming: { buffer: { bufferTimeDefault: bufferSec, bufferTimeAtTopQuality: bufferSec, bufferTimeAtTopQualityLongForm: bufferSec, bufferToKeep: 30 } },
-      });
+      streaming.buffer = { bufferTimeDefault: bufferSec, bufferTimeAtTopQuality: bufferSec, bufferTimeAtTopQualityLongForm: bufferSec, bufferToKeep: 30 };
     }
-    player.on(dashjs.MediaPlayer.events.ERROR, (e) => fail('dash.js', `${e.error?.code ?? ''} ${e.error?.message ?? JSON.stringify(e.error)}`));
+    player.updateSettings({ streaming });
+    player.on(dashjs.MediaPlayer.events.ERROR, (e) => {
+      const code = e.error?.code;
+      const what = `${code ?? ''} ${e.error?.message ?? JSON.stringify(e.error)}`;
+      // A segment that one edge could not deliver: dash.js excludes that service location and
+      // fetches from the next one, so it is worth showing but playback goes on.
+      if (code === DASH_SEGMENT_DOWNLOAD_ERROR || code === DASH_INIT_DOWNLOAD_ERROR) state.warnings.push(`dash.js: ${what}`);
+      else fail('dash.js', what);
+    });
     player.on(dashjs.MediaPlayer.events.PLAYBACK_ERROR, (e) => fail('dash.js playback', e.error?.message ?? String(e.error)));
     player.initialize(video, url, true);
   }

@@ -78,6 +78,8 @@ export function fillTemplate(tpl: string, vars: { RepresentationID: string; Numb
 interface Segment {
   number: number;
   time: number;
+  /** Duration in timescale units. */
+  duration: number;
 }
 
 /** The segments of a template: from its SegmentTimeline, or from @duration over the period. */
@@ -102,7 +104,7 @@ function segmentsOf(tmpl: Map<string, string>, timeline: Element | undefined, pe
         r = Math.ceil((end - t) / d) - 1;
       }
       for (let k = 0; k <= r; k++) {
-        out.push({ number: number++, time: t });
+        out.push({ number: number++, time: t, duration: d });
         t += d;
       }
     });
@@ -112,7 +114,7 @@ function segmentsOf(tmpl: Map<string, string>, timeline: Element | undefined, pe
   if (!(duration > 0)) throw new ManifestRewriteError('SegmentTemplate with neither SegmentTimeline nor @duration');
   if (periodSec === undefined) throw new ManifestRewriteError('SegmentTemplate@duration without a period duration');
   const count = Math.ceil((periodSec * timescale) / duration - 1e-9);
-  for (let k = 0; k < count; k++) out.push({ number: number++, time: pto + k * duration });
+  for (let k = 0; k < count; k++) out.push({ number: number++, time: pto + k * duration, duration });
   return out;
 }
 
@@ -234,8 +236,21 @@ function rewriteRepresentation(
       i.setAttribute('sourceURL', sign(file(fillTemplate(init, { RepresentationID: repId, Bandwidth: bandwidth }))));
       list.appendChild(i);
     }
-    if (timeline) list.appendChild(timeline.cloneNode(true));
-    for (const s of segmentsOf(tmpl, timeline, periodSec)) {
+    const segments = segmentsOf(tmpl, timeline, periodSec);
+    if (timeline) {
+      // One S per SegmentURL, never @r: dash.js 5.2 picks a SegmentList's SegmentURL by the
+      // index of the S element, not of the segment, so `<S d=".." r="5"/>` would replay the
+      // first segment six times. One S each is the same timeline in every reading.
+      const expanded = doc.createElementNS(ns, 'SegmentTimeline');
+      for (const seg of segments) {
+        const el = doc.createElementNS(ns, 'S');
+        el.setAttribute('t', String(seg.time));
+        el.setAttribute('d', String(seg.duration));
+        expanded.appendChild(el);
+      }
+      list.appendChild(expanded);
+    }
+    for (const s of segments) {
       const u = doc.createElementNS(ns, 'SegmentURL');
       u.setAttribute('media', sign(file(fillTemplate(media, { RepresentationID: repId, Bandwidth: bandwidth, Number: s.number, Time: s.time }))));
       list.appendChild(u);

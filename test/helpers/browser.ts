@@ -68,6 +68,8 @@ export interface PlayerPage {
   /** Media requests that got no answer at all (connection refused, reset). */
   failedMedia: { at: number; url: string; error: string }[];
   console: string[];
+  /** Every answer >= 400 and every failed request, any URL (for failure messages). */
+  httpErrors: string[];
   /** video.currentTime. */
   currentTime(): Promise<number>;
   /** Waits until video.currentTime > seconds; on timeout throws with the player's errors and recent requests. */
@@ -85,6 +87,13 @@ export async function openPlayer(browser: Browser, url: string): Promise<PlayerP
   const consoleLines: string[] = [];
   page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
+  const httpErrors: string[] = [];
+  page.on('response', (res) => {
+    if (res.status() >= 400) httpErrors.push(`${new Date().toISOString().slice(11, 23)} ${res.status()} ${res.request().method()} ${res.url().split('?')[0]}`);
+  });
+  page.on('requestfailed', (req) => {
+    httpErrors.push(`${new Date().toISOString().slice(11, 23)} ${req.failure()?.errorText ?? 'failed'} ${req.method()} ${req.url().split('?')[0]}`);
+  });
   page.on('response', (res) => {
     const u = new URL(res.url());
     if (!u.pathname.startsWith('/c/')) return;
@@ -123,6 +132,7 @@ export async function openPlayer(browser: Browser, url: string): Promise<PlayerP
       `player warnings: ${r.warnings.slice(-10).join(' | ') || 'none'}`,
       `recent media answers:\n${recent.join('\n') || '  none'}`,
       `failed media requests:\n${failed.join('\n') || '  none'}`,
+      `HTTP errors (last 10):\n${httpErrors.slice(-10).join('\n') || '  none'}`,
       `console (last 20):\n${consoleLines.slice(-20).join('\n') || '  none'}`,
     ].join('\n');
   };
@@ -131,6 +141,7 @@ export async function openPlayer(browser: Browser, url: string): Promise<PlayerP
     media,
     failedMedia,
     console: consoleLines,
+    httpErrors,
     currentTime,
     reel,
     diagnostics,
