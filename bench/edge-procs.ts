@@ -143,6 +143,21 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
+/** CPU seconds (user + system, all threads) a process and its descendants have used so far. */
+export function treeCpuSeconds(pid: number): number {
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+    } catch {
+      /* gone */
+    }
+  }
+  return ticks / 100; // USER_HZ
+}
+
 /** Resident bytes of a process and its descendants now. */
 export function treeRss(pid: number): number {
   let total = 0;

@@ -85,7 +85,8 @@ export async function startReelcdn(o: TargetOptions & { cpuProfDir?: string; sli
   };
   const file = join(home, 'cluster.json');
   writeFileSync(file, JSON.stringify(cluster, null, 2));
-  const cli = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+  // BENCH_EDGE_CLI: another build's dist/src/cli.js, to compare two versions of the edge.
+  const cli = process.env.BENCH_EDGE_CLI ?? fileURLToPath(new URL('../src/cli.js', import.meta.url));
   const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [];
   const argv = [process.execPath, ...nodeArgs, cli, 'edge', '--config', file, '--id', 'bench-edge'];
   const [cmd, ...args] = [...o.pin, ...argv] as [string, ...string[]];

@@ -31,6 +31,7 @@ import {
   spawnTracked,
   stopChild,
   trackTempDir,
+  treeCpuSeconds,
 } from './edge-procs.js';
 import { type Target, type TargetName, nginxHasSlice, onPath, startNginx, startReelcdn, startVarnish } from './edge-targets.js';
 
@@ -93,6 +94,8 @@ interface Measured {
   errors: number;
   non2xx: number;
   peakRss: number;
+  /** Server CPU time (all its processes and threads) per answer during the measured run. */
+  cpuUsPerReq: number;
   tiers?: Record<string, number>;
   originRequests: number;
 }
@@ -271,7 +274,9 @@ async function measure(target: Target, w: Workload, originUrl: string, rss: RssS
   w.reset();
   const tiersBefore = target.tiers ? await target.tiers() : undefined;
   const originBefore = await originRequests(originUrl);
+  const cpuBefore = treeCpuSeconds(target.pid);
   const res = await runCannon(target.url, w, w.amount !== undefined ? undefined : DURATION);
+  const cpuAfter = treeCpuSeconds(target.pid);
   const originAfter = await originRequests(originUrl);
   const tiersAfter = target.tiers ? await target.tiers() : undefined;
   const tiers =
@@ -289,6 +294,7 @@ async function measure(target: Target, w: Workload, originUrl: string, rss: RssS
     errors: res.errors + res.timeouts,
     non2xx: res.non2xx,
     peakRss: rss.peak(),
+    cpuUsPerReq: res.requests.total > 0 ? ((cpuAfter - cpuBefore) * 1e6) / res.requests.total : 0,
     tiers,
     originRequests: originAfter - originBefore,
   };
@@ -312,12 +318,12 @@ function table(rows: string[][]): string {
 
 function report(results: Measured[], ws: Workload[], targets: TargetName[]): string {
   const out: string[] = [];
-  const rows = [['workload', 'server', 'req/s', 'GB/s', 'p50 ms', 'p99 ms', 'peak RSS MiB', 'errors/non-2xx', 'origin reqs']];
+  const rows = [['workload', 'server', 'req/s', 'GB/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'peak RSS MiB', 'errors/non-2xx', 'origin reqs']];
   for (const w of ws) {
     for (const t of targets) {
       const m = results.find((x) => x.workload === w.key && x.target === t);
       if (!m) continue;
-      rows.push([w.key, t, fmt.rps(m.reqPerSec), fmt.gbs(m.bytesPerSec), fmt.ms(m.p50), fmt.ms(m.p99), fmt.mib(m.peakRss), `${m.errors}/${m.non2xx}`, String(m.originRequests)]);
+      rows.push([w.key, t, fmt.rps(m.reqPerSec), fmt.gbs(m.bytesPerSec), fmt.ms(m.p50), fmt.ms(m.p99), fmt.rps(m.cpuUsPerReq), fmt.mib(m.peakRss), `${m.errors}/${m.non2xx}`, String(m.originRequests)]);
     }
   }
   out.push(table(rows));
@@ -452,7 +458,7 @@ async function main(): Promise<void> {
         results.push(m);
         const tiers = m.tiers ? ` [${Object.entries(m.tiers).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ')}]` : '';
         say(
-          `  ${target.name.padEnd(8)} ${fmt.rps(m.reqPerSec).padStart(7)} req/s  ${fmt.gbs(m.bytesPerSec)} GB/s  p50 ${fmt.ms(m.p50)} ms  p99 ${fmt.ms(m.p99)} ms  ` +
+          `  ${target.name.padEnd(8)} ${fmt.rps(m.reqPerSec).padStart(7)} req/s  ${fmt.gbs(m.bytesPerSec)} GB/s  p50 ${fmt.ms(m.p50)} ms  p99 ${fmt.ms(m.p99)} ms  cpu ${fmt.rps(m.cpuUsPerReq)} µs/req  ` +
             `peak RSS ${fmt.mib(m.peakRss)} MiB  errors ${m.errors} non-2xx ${m.non2xx}  origin reqs ${m.originRequests}${tiers}  (${elapsed()})`,
         );
       }
