@@ -4,7 +4,7 @@ import { ConfigError, findEdge, loadClusterFile } from './common/config.js';
 const USAGE = `reelcdn — an Open Connect-style CDN for video
 
 Usage:
-  reelcdn demo [--dir DIR]                            start a whole cluster on this machine
+  reelcdn demo [--dir DIR] [--base-port N]            start a whole cluster on this machine
   reelcdn origin   --config FILE                      run the origin
   reelcdn steering --config FILE [--listen H:P] [--admin-listen H:P]
                                                       run steering (a replica may bind its own address)
@@ -27,6 +27,7 @@ async function main(argv: string[]): Promise<void> {
       id: { type: 'string' },
       title: { type: 'string' },
       dir: { type: 'string' },
+      'base-port': { type: 'string' },
       now: { type: 'boolean' },
       listen: { type: 'string' },
       'admin-listen': { type: 'string' },
@@ -87,7 +88,13 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'demo': {
       const { runDemo } = await import('./demo.js');
-      await runDemo({ dir: values.dir ?? 'demo-data' });
+      let basePort: number | undefined;
+      if (values['base-port'] !== undefined) {
+        basePort = Number(values['base-port']);
+        // The demo uses ports up to base + 602 (edge admin ports).
+        if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65535 - 700) throw new UsageError(`--base-port must be an integer from 1 to ${65535 - 700}`);
+      }
+      await runDemo({ dir: values.dir ?? 'demo-data', basePort });
       return;
     }
     default:

@@ -57,6 +57,10 @@ describe('browser: a player pointed at steering plays from the best edge of its 
       const wrong = p.media.filter((m) => cluster.edgeOf(m.url) !== first || m.status !== 206 || !m.range?.startsWith('bytes='));
       expect(wrong, `first-ranked edge ${first}\n${await p.diagnostics()}`).toEqual([]);
       expect(p.failedMedia).toEqual([]);
+      // Playback went through the timeline: the init range and at least three media ranges, each fetched once.
+      const ranges = p.media.filter((m) => m.path.endsWith('.mp4')).map((m) => `${m.path} ${m.range}`);
+      expect(new Set(ranges).size, ranges.join('\n')).toBeGreaterThanOrEqual(4);
+      expect(new Set(ranges).size, ranges.join('\n')).toBe(ranges.length);
       // The page shows where the segments came from.
       await p.page.waitForFunction(() => document.querySelectorAll('#segments tbody tr').length > 0);
       expect(await p.page.textContent('#current')).toContain(first);
@@ -79,6 +83,10 @@ describe('browser: a player pointed at steering plays from the best edge of its 
       const wrong = p.media.filter((m) => cluster.edgeOf(m.url) !== first || m.status !== (m.range ? 206 : 200));
       expect(wrong, `first-ranked edge ${first}\n${await p.diagnostics()}`).toEqual([]);
       expect(p.failedMedia).toEqual([]);
+      // Playback went through the timeline: video segments 1 to 3 (4-6 s) at some quality, audio too.
+      const numbers = (kind: RegExp) => new Set(p.media.map((m) => kind.exec(m.path)?.[1]).filter((n) => n !== undefined).map(Number));
+      expect([...numbers(/chunk-[01]-(\d+)\.m4s$/)], p.media.map((m) => m.path).join('\n')).toEqual(expect.arrayContaining([1, 2, 3]));
+      expect([...numbers(/chunk-2-(\d+)\.m4s$/)]).toEqual(expect.arrayContaining([1, 2, 3]));
       await p.screenshot('player-dash.png');
     } finally {
       await p.page.close();
