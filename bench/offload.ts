@@ -131,8 +131,8 @@ export function makeWorld(spec: WorldSpec): World {
   for (let d = 0; d < totalDays; d++) for (let k = 0; k < spec.releasesPerDay; k++) titles.push(mk(`new-d${d}-${k}`, d));
   const base = titles.filter((t) => t.releaseDay < 0);
   const catalogBytes = base.reduce((s, t) => s + t.bytes, 0);
-  // Every ISP has the same edge count; the catalog is `catalogOverDisk` × the disks one ISP's clients can reach.
-  const edges = spec.isps[0]!.edges;
+  // The catalog is `catalogOverDisk` × all the edges' disks together.
+  const edges = spec.isps.reduce((s, i) => s + i.edges, 0);
   const diskBytes = Math.floor(catalogBytes / spec.catalogOverDisk / edges);
 
   // Per ISP: a Zipf weight from its own random rank order, drifting day to day.
@@ -437,7 +437,8 @@ function describeWorld(w: World): string {
   const base = w.titles.filter((t) => t.releaseDay < 0);
   const cat = base.reduce((s, t) => s + t.bytes, 0);
   const edges = w.spec.isps.reduce((s, i) => s + i.edges, 0);
-  return `${w.spec.isps.map((i) => `${i.id}: ${i.edges} edges`).join(', ')}; ${base.length} titles (${(cat / w.spec.unit).toFixed(0)} × ${w.spec.unit === 1e9 ? 'GB' : 'MB'}) + ${w.spec.releasesPerDay} releases/day; disk ${(w.diskBytes / w.spec.unit).toFixed(1)} per edge (catalog = ${(cat / (w.diskBytes * edges)).toFixed(1)}× the disks of one ISP, ${(cat / (w.diskBytes * edges * w.spec.isps.length)).toFixed(1)}× all disks); Zipf ${w.spec.zipf}, drift ${w.spec.drift}/day, ${w.spec.playsPerIspPerDay} plays/ISP/day`;
+  const perIsp = w.spec.isps[0]!.edges;
+  return `${w.spec.isps.map((i) => `${i.id}: ${i.edges} edges`).join(', ')}; ${base.length} titles (${(cat / w.spec.unit).toFixed(0)} × ${w.spec.unit === 1e9 ? 'GB' : 'MB'}) + ${w.spec.releasesPerDay} releases/day; disk ${(w.diskBytes / w.spec.unit).toFixed(1)} per edge (catalog = ${(cat / (w.diskBytes * edges)).toFixed(1)}× all disks, ${(cat / (w.diskBytes * perIsp)).toFixed(1)}× the disks one ISP's clients reach); Zipf ${w.spec.zipf}, drift ${w.spec.drift}/day, ${w.spec.playsPerIspPerDay} plays/ISP/day`;
 }
 
 async function main(): Promise<void> {
