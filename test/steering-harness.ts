@@ -127,6 +127,9 @@ export async function steeringWorld(): Promise<SteeringWorld> {
         adminToken: TOKEN,
         listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
         plays: { flushMs: 50, minBackoffMs: 50 },
+        // Polls every 50 ms, but a loaded CI machine may take longer than that to answer one:
+        // a refused connection (a stopped edge) still fails at once.
+        healthTimeoutMs: 2000,
         ...extra,
       });
       servers.push(server);
