@@ -1,3 +1,4 @@
+import { crc32 } from 'node:zlib';
 import { readFile, readdir, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -236,9 +237,9 @@ describe('overnight fill on a 3-edge ISP (real origin, real edges)', () => {
     const { createHash } = await import('node:crypto');
     const h = createHash('sha256').update(key).digest('hex').slice(0, 40);
     const sliceFile = join(peerDir, h.slice(0, 2), `${h}.1`);
-    const buf = await readFile(sliceFile);
-    buf[buf.length - 100] ^= 0xff;
-    await writeFile(sliceFile, buf);
+    // The damage happened before the bytes were checksummed (a faulty upstream, a bit flip in
+    // RAM): the slice's own CRC matches the bad bytes, so only the catalog's sha256 can catch it.
+    await writeFile(sliceFile, recheck(await readFile(sliceFile), (data) => (data[data.length - 100] ^= 0xff)));
     // The node lost its copy (a disk swap): tonight it must fetch it again.
     const nodeDir = join(cluster.config.edges[t.node]!.dataDir, 'cache', h.slice(0, 2));
     for (const name of await readdir(nodeDir)) if (name.startsWith(h)) await rm(join(nodeDir, name));
@@ -267,3 +268,18 @@ describe('overnight fill on a 3-edge ISP (real origin, real edges)', () => {
     expect(node.disk.stats().stagedBytes).toBe(0);
   });
 });
+
+/** Rewrites a disk-tier slice file (magic, u32 header length, JSON header, data) after `damage`, with a CRC that matches. */
+function recheck(file: Buffer, damage: (data: Buffer) => void): Buffer {
+  const magic = 6;
+  const headerLen = file.readUInt32BE(magic);
+  const header = JSON.parse(file.subarray(magic + 4, magic + 4 + headerLen).toString('utf8')) as { crc32: number };
+  const data = Buffer.from(file.subarray(magic + 4 + headerLen));
+  damage(data);
+  header.crc32 = crc32(data);
+  const json = Buffer.from(JSON.stringify(header));
+  const prefix = Buffer.alloc(magic + 4);
+  file.copy(prefix, 0, 0, magic);
+  prefix.writeUInt32BE(json.length, magic);
+  return Buffer.concat([prefix, json, data]);
+}

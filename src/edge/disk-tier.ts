@@ -392,10 +392,13 @@ export class DiskTier {
     for (const [index, slice] of [...e.slices]) {
       const obj = this.objects.get(key) ?? this.newObject(key, e.meta);
       e.slices.delete(index);
-      if (obj.slices.has(index)) {
-        this.used -= slice.fileBytes;
-        await unlink(slice.path).catch(() => {});
-        continue;
+      const cached = obj.slices.get(index);
+      if (cached) {
+        // The verified staged slice wins over a cached copy of it; the rename below replaces the file.
+        this.used -= cached.fileBytes;
+        this.lru.delete(cached.path);
+        if (obj.pinned) this.pinnedBytesTotal -= cached.fileBytes;
+        obj.slices.delete(index);
       }
       const path = this.pathFor(key, index);
       await mkdir(join(path, '..'), { recursive: true });

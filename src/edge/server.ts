@@ -38,6 +38,9 @@ export interface EdgeServerOptions {
 
 export type EdgeStatus = 'ok' | 'draining' | 'overloaded';
 
+/** Largest answer to an only-if-cached request (peer fill asks one slice at a time). */
+const ONLY_IF_CACHED_MAX_BYTES = 64 * 1024 * 1024;
+
 /** Event-loop delay above which the node tells steering it is overloaded. */
 const OVERLOAD_LOOP_DELAY_MS = 250;
 
@@ -199,11 +202,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     if (traceparent) reply.header('traceparent', traceparent);
     // RFC 9111 §5.2.1.7: answer from the cache or 504 — peers filling from us never make us go upstream.
     if (/\bonly-if-cached\b/i.test(String(req.headers['cache-control'] ?? ''))) {
-      const meta = cache.peek(parsed.title, parsed.file);
-      if (!meta) return sendError(reply, 504, 'not cached (only-if-cached)');
-      const plan = planResponse(requestView(req.method, req.headers), meta);
-      const ranges = plan.body.flatMap((p) => (p.kind === 'bytes' ? [p.range] : []));
-      if (ranges.length > 0 && cache.tierFor(meta, ranges) === 'MISS') return sendError(reply, 504, 'not cached (only-if-cached)');
+      return serveOnlyIfCached(req, reply, parsed.title, parsed.file);
     }
     let resolved;
     try {
@@ -237,6 +236,35 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       if (pieces) return reply.send(pieces.length === 1 ? pieces[0] : bufferStream(pieces));
     }
     return reply.send(Readable.from(bodyOf(meta, plan.body, resolved.primed, traceparent), { objectMode: false, highWaterMark: 1 }));
+  }
+
+  /**
+   * Answers from the memory and disk tiers alone. The bytes are read (and their checksums
+   * checked) before any header goes out, so a slice that turns out damaged is a clean 504.
+   */
+  async function serveOnlyIfCached(req: FastifyRequest, reply: FastifyReply, title: string, file: string): Promise<FastifyReply> {
+    const notCached = () => sendError(reply, 504, 'not cached (only-if-cached)');
+    const meta = cache.peek(title, file);
+    if (!meta) return notCached();
+    const plan = planResponse(requestView(req.method, req.headers), meta);
+    const ranges = plan.body.flatMap((p) => (p.kind === 'bytes' ? [p.range] : []));
+    const tier = ranges.length > 0 ? cache.tierFor(meta, ranges) : 'HIT-MEM';
+    if (tier === 'MISS') return notCached();
+    // Held in memory whole before answering: bounded, peers ask one slice at a time.
+    if (ranges.reduce((n, r) => n + r.end - r.start, 0) > ONLY_IF_CACHED_MAX_BYTES) {
+      return sendError(reply, 504, `only-if-cached answers at most ${ONLY_IF_CACHED_MAX_BYTES} bytes; ask for a smaller range`);
+    }
+    const body: Buffer[] = [];
+    for (const part of plan.body) {
+      if (part.kind === 'literal') body.push(part.data);
+      else {
+        const pieces = await cache.cachedPieces(meta, part.range, Infinity);
+        if (!pieces) return notCached();
+        body.push(...pieces);
+      }
+    }
+    reply.code(plan.status).headers(plan.headers).header('x-cache', tier);
+    return reply.send(body.length === 0 ? undefined : body.length === 1 ? body[0] : bufferStream(body));
   }
 
   /** A readable of buffers already in hand: pushed at once, no async iteration per piece. */
