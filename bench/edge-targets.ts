@@ -223,7 +223,7 @@ sub vcl_deliver {
   const file = join(home, 'bench.vcl');
   writeFileSync(file, vcl);
   const memMiB = Math.floor(o.memoryBytes / MiB);
-  const argv = [o.bin, '-F', '-j', 'none', '-n', join(home, 'work'), '-a', `127.0.0.1:${port}`, '-T', 'none', '-f', file, '-s', `malloc,${memMiB}M`];
+  const argv = [o.bin, '-F', '-j', 'none', '-n', join(home, 'work'), '-a', `127.0.0.1:${port}`, '-T', 'none', '-f', file, '-s', `malloc,${memMiB}M`, '-p', 'nuke_limit=1000'];
   const [cmd, ...args] = [...o.pin, ...argv] as [string, ...string[]];
   const child = spawnTracked(cmd, args, { name: 'varnish' });
   await waitForHttp(`http://127.0.0.1:${port}/`, child, 30_000);
@@ -232,7 +232,7 @@ sub vcl_deliver {
     name: 'Varnish',
     url: `http://127.0.0.1:${port}`,
     pid: started(child, 'varnishd'),
-    describe: `${version}, -s malloc,${memMiB}M (same budget as ReelCDN's memoryBytes), default thread pools`,
+    describe: `${version}, -s malloc,${memMiB}M (same budget as ReelCDN's memoryBytes), default thread pools, nuke_limit=1000 (a 2 MiB object may evict many small ones)`,
     stop: () => stopChild(child, 10_000),
   };
 }

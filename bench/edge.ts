@@ -222,7 +222,9 @@ async function fetchAll(url: string, range: string | undefined): Promise<number>
   return res.statusCode;
 }
 
-async function fillCache(base: string, list: Req[], passes: number, concurrency = 8): Promise<void> {
+/** Fetches every item `passes` times; returns the answers that were not 200/206. */
+async function fillCache(base: string, list: Req[], passes: number, concurrency = 8): Promise<string[]> {
+  const failures: string[] = [];
   for (let p = 0; p < passes; p++) {
     let next = 0;
     const worker = async () => {
@@ -234,11 +236,12 @@ async function fillCache(base: string, list: Req[], passes: number, concurrency 
         } catch {
           status = await fetchAll(base + item.path, item.range); // once more, on a new connection
         }
-        if (status !== 200 && status !== 206) throw new Error(`fill ${item.path}: HTTP ${status}`);
+        if (status !== 200 && status !== 206) failures.push(`${item.path} HTTP ${status}`);
       }
     };
     await Promise.all(Array.from({ length: concurrency }, worker));
   }
+  return failures;
 }
 
 async function runCannon(base: string, w: Workload, seconds: number | undefined): Promise<autocannon.Result> {
@@ -269,7 +272,8 @@ async function originRequests(originUrl: string): Promise<number> {
 async function measure(target: Target, w: Workload, originUrl: string, rss: RssSampler): Promise<Measured> {
   rss.reset();
   w.reset();
-  if (w.fillPasses > 0) await fillCache(target.url, w.fill, w.fillPasses);
+  const failed = w.fillPasses > 0 ? await fillCache(target.url, w.fill, w.fillPasses) : [];
+  if (failed.length > 0) process.stdout.write(`  ${target.name}: ${failed.length} fill answers were not 200/206 (first: ${failed[0]})\n`);
   if (w.warmup) await runCannon(target.url, w, WARMUP_SECONDS);
   w.reset();
   const tiersBefore = target.tiers ? await target.tiers() : undefined;
@@ -454,7 +458,13 @@ async function main(): Promise<void> {
     for (const w of ws) {
       say(`\n== ${w.key}: ${w.title} (${elapsed()}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
       for (const { target, rss } of running) {
-        const m = await measure(target, w, originUrl, rss);
+        let m: Measured;
+        try {
+          m = await measure(target, w, originUrl, rss);
+        } catch (err) {
+          say(`  ${target.name.padEnd(8)} failed: ${(err as Error).message}`);
+          continue;
+        }
         results.push(m);
         const tiers = m.tiers ? ` [${Object.entries(m.tiers).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ')}]` : '';
         say(
