@@ -56,7 +56,7 @@ export interface ProcCluster {
   startEdge(id: string): Promise<void>;
   /** Kills an edge process with a signal (default SIGKILL) and waits until it is gone. */
   killEdge(id: string, signal?: NodeJS.Signals): Promise<void>;
-  /** The steering manifest for a title, as a client on `localAddress` would get it. */
+  /** The steering manifest for a title, as a client on 127.0.0.1 (isp-a) gets it. */
   steer(title: string): Promise<{ 'PATHWAY-PRIORITY': string[]; TTL: number }>;
   /** Steering's view of an edge (admin /v1/edges). */
   edgeState(id: string): Promise<{ state: string; eligible: boolean }>;
@@ -190,6 +190,18 @@ export async function startProcCluster(opts: ProcClusterOptions = {}): Promise<P
   });
   const urls = await steering.start();
 
+  /** Steering's view of every edge and whether its process lives (for failure messages). */
+  const explain = async () => {
+    const lines = [] as string[];
+    for (const e of edges.values()) {
+      const h = steering.health.get(e.id);
+      const c = e.child;
+      const proc = !c ? 'never started' : c.exitCode !== null || c.signalCode !== null ? `exited (${c.signalCode ?? c.exitCode})` : `pid ${c.pid}`;
+      lines.push(`  ${e.id}: steering says ${h?.state} (${h?.reason}); process ${proc}; log tail:\n${tail(e.logFile, 5).replace(/^/gm, '    ')}`);
+    }
+    return `\n${lines.join('\n')}`;
+  };
+
   const byOrigin = new Map([...edges.values()].map((e) => [new URL(e.url).origin, e.id]));
   return {
     dir,
@@ -205,7 +217,7 @@ export async function startProcCluster(opts: ProcClusterOptions = {}): Promise<P
     killEdge,
     async steer(title) {
       const res = await request(`${urls.publicUrl}/v1/steer/${title}.json`);
-      if (res.statusCode !== 200) throw new Error(`/v1/steer/${title}.json answered ${res.statusCode}: ${await res.body.text()}`);
+      if (res.statusCode !== 200) throw new Error(`/v1/steer/${title}.json answered ${res.statusCode}: ${await res.body.text()}${await explain()}`);
       return (await res.body.json()) as { 'PATHWAY-PRIORITY': string[]; TTL: number };
     },
     async edgeState(id) {
