@@ -63,10 +63,11 @@ export async function playerRoutes(app: FastifyInstance, opts: { catalog: Catalo
     root: PLAYER_DIR,
     prefix: '/player/',
     index: ['index.html'],
-    redirect: true,
     cacheControl: true,
     maxAge: 0,
   });
+  // The page's relative links (player.js, vendor/...) need the trailing slash.
+  app.get('/player', async (_req, reply) => reply.redirect('/player/', 301));
   app.get('/player/vendor/:file', async (req, reply) => {
     const v = vendor[(req.params as { file: string }).file];
     if (!v) return reply.code(404).type('text/plain; charset=utf-8').send('not found\n');
