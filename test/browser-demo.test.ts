@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// page.evaluate / waitForFunction callbacks run in the browser.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';

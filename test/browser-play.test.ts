@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// page.evaluate / waitForFunction callbacks run in the browser.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import { type Browser, launchBrowser, openPlayer } from './helpers/browser.js';

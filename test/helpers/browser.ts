@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// page.evaluate / waitForFunction callbacks run in the browser.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
