@@ -22,7 +22,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
     logger: false,
     bodyLimit: 8 * 1024 * 1024,
     requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    genReqId: nextRequestId,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     keepAliveTimeout: 65_000,
@@ -76,6 +76,15 @@ export function createApp(opts: AppOptions): FastifyInstance {
   });
 
   return app;
+}
+
+// Request ids: a random per-process prefix and a counter — unique across a cluster's logs,
+// and far cheaper per request than a UUID.
+const REQ_PREFIX = randomUUID().slice(0, 8);
+let reqCounter = 0;
+function nextRequestId(): string {
+  reqCounter = (reqCounter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${REQ_PREFIX}-${reqCounter.toString(36)}`;
 }
 
 /** Sends a short plain-text error: one line, the reason. */

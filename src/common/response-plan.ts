@@ -38,7 +38,7 @@ export interface ResponsePlan {
  * validators → conditionals (412/304) → If-Range → Range → Content-Length → HEAD.
  * Pure: the caller streams `body` from whichever tier holds the bytes.
  */
-export function planResponse(req: RequestView, meta: ObjectMeta, boundary = newBoundary()): ResponsePlan {
+export function planResponse(req: RequestView, meta: ObjectMeta, boundaryIn?: string): ResponsePlan {
   const headers: Record<string, string> = { 'accept-ranges': 'bytes' };
   if (meta.etag) headers.etag = meta.etag;
   if (meta.lastModified) headers['last-modified'] = meta.lastModified;
@@ -87,7 +87,8 @@ export function planResponse(req: RequestView, meta: ObjectMeta, boundary = newB
     return { status: 206, headers, body: head ? [] : [{ kind: 'bytes', range: r }] };
   }
 
-  // multipart/byteranges (RFC 9110 §14.6)
+  // multipart/byteranges (RFC 9110 §14.6); the boundary is made only here, not on the hot path.
+  const boundary = boundaryIn ?? newBoundary();
   const body: BodyPart[] = [];
   let length = 0;
   ranges.forEach((r, i) => {

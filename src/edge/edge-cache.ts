@@ -76,9 +76,13 @@ export class EdgeCache {
   private readonly lock = new SliceLock<SliceHead>();
   private readonly revalidations = new Map<string, Promise<'fresh' | 'changed' | 'gone'>>();
   readonly sliceBytes: number;
+  /** Slices seen recently but not (yet) admitted to memory, with their sizes: the 2Q ghost list. */
+  private readonly recent: LRUCache<string, number>;
 
   constructor(private readonly opts: EdgeCacheOptions) {
     this.sliceBytes = opts.sliceBytes;
+    // "Recently" is the last 2× memoryBytes of slices seen, counted in bytes (small objects are one small slice each).
+    this.recent = new LRUCache<string, number>({ maxSize: 2 * opts.memoryBytes, max: 200_000, sizeCalculation: (n) => Math.max(1, n) });
     this.memory = new LRUCache<string, Buffer>({
       maxSize: opts.memoryBytes,
       sizeCalculation: (b) => Math.max(1, b.length),
@@ -214,7 +218,7 @@ export class EdgeCache {
         if (!this.opts.disk.has(meta.key, index)) return undefined;
         const disk = await this.opts.disk.read(meta.key, index);
         if (!disk || disk.length !== b.end - b.start) return undefined;
-        this.memory.set(sk, disk);
+        this.promote(sk, disk);
         buf = disk;
       }
       pieces.push(from === 0 && to === buf.length ? buf : buf.subarray(from, to));
@@ -238,7 +242,7 @@ export class EdgeCache {
       if (this.opts.disk.has(meta.key, index)) {
         const disk = await this.opts.disk.read(meta.key, index);
         if (disk && disk.length === b.end - b.start) {
-          this.memory.set(sk, disk);
+          this.promote(sk, disk);
           yield disk.subarray(from, to);
           continue;
         }
@@ -262,6 +266,20 @@ export class EdgeCache {
           if (primed?.index === index) primed = undefined;
         }
       }
+    }
+  }
+
+  /**
+   * 2Q admission: a slice read from disk enters the memory tier only if it was seen recently
+   * (fetched, or read from disk, within the last ~2× memory's worth of slices). A working set
+   * larger than memory then streams from disk instead of churning the memory tier.
+   */
+  private promote(sk: string, data: Buffer): void {
+    if (this.recent.has(sk)) {
+      this.recent.delete(sk);
+      this.memory.set(sk, data);
+    } else {
+      this.recent.set(sk, data.length);
     }
   }
 
@@ -379,6 +397,7 @@ export class EdgeCache {
         if (received >= expected) {
           // Done before the body stream is torn down: readers must see `done` at once.
           data = fetch.finish();
+          this.recent.set(lockKey, data.length); // a second request soon after earns the slice a place in memory
           break;
         }
       }
