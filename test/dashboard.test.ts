@@ -136,7 +136,7 @@ describe('ops dashboard on steering admin port', () => {
     const killedAt = Date.now();
     await cluster.killEdge('edge-a2');
     const a2Row = page.locator('tr[data-edge="edge-a2"]');
-    await expect.poll(() => a2Row.getAttribute('data-state'), { timeout: 6000, intervals: [100] }).toBe('down');
+    await expect.poll(() => a2Row.getAttribute('data-state'), { timeout: 6000, interval: 100 }).toBe('down');
     const tookMs = Date.now() - killedAt;
     expect(tookMs).toBeLessThan(6000);
     expect(await a2Row.locator('[data-field="reason"]').getAttribute('data-kind')).toBe('poll_failed');

@@ -196,7 +196,7 @@ describe('DiskTier', () => {
     await d.write(key, 0, meta(S), bytes(S, 3));
     const path = slicePath(dir, key, 0);
     const file = readFileSync(path);
-    file[file.length - 10] ^= 0xff; // same length, same header: only the data changed
+    file[file.length - 10]! ^= 0xff; // same length, same header: only the data changed
     writeFileSync(path, file);
     expect(await d.read(key, 0)).toBeUndefined();
     expect(d.has(key, 0)).toBe(false);

@@ -1,5 +1,5 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -10,24 +10,9 @@ import { TestOrigin } from './helpers/test-origin.js';
 const repo = join(import.meta.dirname, '..');
 const cli = join(repo, 'dist/src/cli.js');
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const st = statSync(p);
-    newest = Math.max(newest, st.isDirectory() ? newestMtime(p) : st.mtimeMs);
-  }
-  return newest;
-}
-
-/** Builds dist when it is missing or older than the edge's sources (npm test builds first anyway). */
+/** dist/ is built before any test runs (npm test, or test/global-setup.ts). */
 function ensureBuilt(): void {
-  const built = join(repo, 'dist/src/edge/server.js');
-  const stale = !existsSync(cli) || !existsSync(built) || statSync(built).mtimeMs < Math.max(newestMtime(join(repo, 'src/edge')), newestMtime(join(repo, 'src/common')));
-  if (!stale) return;
-  // Type errors elsewhere (work in progress) do not stop tsc from emitting.
-  spawnSync('npx', ['tsc', '-p', '.'], { cwd: repo, stdio: 'ignore' });
-  if (!existsSync(cli)) throw new Error('build produced no dist/src/cli.js');
+  if (!existsSync(cli)) throw new Error('dist/src/cli.js is missing: run npm run build');
 }
 
 function refused(port: number): Promise<boolean> {

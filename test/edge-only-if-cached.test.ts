@@ -50,7 +50,7 @@ describe('only-if-cached (how peers fill from each other)', () => {
     const h = createHash('sha256').update(objectKey(title, 'seg.m4s')).digest('hex').slice(0, 40);
     const file = join(config.edges[0]!.dataDir, 'cache', h.slice(0, 2), `${h}.1`);
     const buf = readFileSync(file);
-    buf[buf.length - 1] ^= 0xff;
+    buf[buf.length - 1]! ^= 0xff;
     writeFileSync(file, buf);
     const before = origin.requests.length;
     const r = await edge.get(title, 'seg.m4s', { ...onlyIfCached, range: 'bytes=65536-131071' });

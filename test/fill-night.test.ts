@@ -239,7 +239,7 @@ describe('overnight fill on a 3-edge ISP (real origin, real edges)', () => {
     const sliceFile = join(peerDir, h.slice(0, 2), `${h}.1`);
     // The damage happened before the bytes were checksummed (a faulty upstream, a bit flip in
     // RAM): the slice's own CRC matches the bad bytes, so only the catalog's sha256 can catch it.
-    await writeFile(sliceFile, recheck(await readFile(sliceFile), (data) => (data[data.length - 100] ^= 0xff)));
+    await writeFile(sliceFile, recheck(await readFile(sliceFile), (data) => (data[data.length - 100]! ^= 0xff)));
     // The node lost its copy (a disk swap): tonight it must fetch it again.
     const nodeDir = join(cluster.config.edges[t.node]!.dataDir, 'cache', h.slice(0, 2));
     for (const name of await readdir(nodeDir)) if (name.startsWith(h)) await rm(join(nodeDir, name));

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,7 +37,7 @@ describe('fill resumes after kill -9', () => {
   const originBytes = () => origin.hits.filter((h) => h.path.startsWith('/o/')).reduce((s, h) => s + h.bytes, 0);
 
   beforeAll(async () => {
-    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', ROOT], { stdio: 'inherit' });
+    // dist/ is built before any test runs (npm test, or test/global-setup.ts).
     // One always-open window and a slow rate: the fill of ~1.5 MB takes about six seconds.
     cluster = await makeCluster({ edges: 1, diskBytes: 20_000_000, sliceBytes: SLICE, bytesPerSec: RATE });
     await ingestSynthetic(cluster.config, ['movie'], 4, (_i, j) => 370_000 + j * 1000);

@@ -110,7 +110,7 @@ describe('/metrics of every service count the traffic sent', () => {
       const res = await request(`${cluster.steeringAdminUrl}/v1/dashboard`, { headers: { authorization: `Bearer ${cluster.token}` } });
       const d = (await res.body.json()) as { edges: { id: string; tiers: Record<string, { requests: number; bytes: number }> | null }[] };
       const t = d.edges.find((e) => e.id === 'edge-a1')!.tiers;
-      if (!t || t.MISS.requests + t['HIT-MEM'].requests + t['HIT-DISK'].requests !== 20) return false;
+      if (!t || (t.MISS?.requests ?? 0) + (t['HIT-MEM']?.requests ?? 0) + (t['HIT-DISK']?.requests ?? 0) !== 20) return false;
       for (const tier of ['MISS', 'HIT-MEM', 'HIT-DISK']) {
         expect(t[tier]!.requests).toBe(sumOf(edge, 'reelcdn_edge_requests_total', { tier, status: '200' }));
         expect(t[tier]!.bytes).toBe(sumOf(edge, 'reelcdn_edge_response_bytes_total', { tier }));

@@ -99,7 +99,7 @@ describe('DASH rewriting', () => {
     const out = rewriteMpd(media('dash/manifest.mpd'), opts);
     const doc = new DOMParser().parseFromString(out, 'application/xml');
     const mpd = doc.documentElement!;
-    const bases = Array.from(mpd.childNodes).filter((n) => (n as Element).localName === 'BaseURL') as unknown as Element[];
+    const bases = Array.from(mpd.childNodes).filter((n) => (n as unknown as Element).localName === 'BaseURL') as unknown as Element[];
     expect(bases.map((b) => b.getAttribute('serviceLocation'))).toEqual(['edge-a1', 'edge-b1']);
     expect(bases.map((b) => b.getAttributeNS(DVB_NS, 'priority'))).toEqual(['1', '2']);
     expect(bases.map((b) => b.getAttributeNS(DVB_NS, 'weight'))).toEqual(['1', '1']);
@@ -118,7 +118,7 @@ describe('DASH rewriting', () => {
     const lists = Array.from(doc.getElementsByTagName('SegmentList'));
     expect(lists).toHaveLength(3);
     for (const list of lists) {
-      const rep = list.parentNode as Element;
+      const rep = list.parentNode as unknown as Element;
       const id = rep.getAttribute('id')!;
       const init = list.getElementsByTagName('Initialization')[0]!.getAttribute('sourceURL')!;
       expect(init.startsWith(`init-${id}.m4s?`)).toBe(true);

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,15 +25,9 @@ export const ADMIN_TOKEN = 'browser-test-admin-token';
 /** Fixture folder → title id in the test catalog. */
 export const TITLES = { hlsBytes: 'bbb-hls', hlsSegments: 'bbb-seg', dash: 'bbb-dash' } as const;
 
-/** `npm test` builds dist first; a bare `npx vitest` may not have. */
+/** dist/ is built before any test runs (npm test, or test/global-setup.ts). */
 export function ensureBuilt(): void {
-  if (existsSync(CLI)) return;
-  try {
-    execFileSync(process.execPath, [join(PACKAGE_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', PACKAGE_ROOT], { stdio: 'inherit' });
-  } catch (err) {
-    // tsc emits despite type errors (they are the typecheck's business, not ours); only a missing CLI stops us.
-    if (!existsSync(CLI)) throw err;
-  }
+  if (!existsSync(CLI)) throw new Error('dist/src/cli.js is missing: run npm run build');
 }
 
 export interface EdgeProcess {
