@@ -171,11 +171,31 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     const tier = reply.getHeader('x-cache') as Tier | undefined;
     const bytes = req.method === 'HEAD' ? 0 : Number(reply.getHeader('content-length') ?? 0);
     stats.record(reply.statusCode, bytes, tier);
-    const label = tier ?? 'none';
-    metrics.requests.inc({ tier: label, status: String(reply.statusCode) });
-    if (bytes > 0) metrics.responseBytes.inc({ tier: label }, bytes);
-    metrics.duration.observe({ tier: label }, reply.elapsedTime / 1000);
+    const s = seriesFor(tier ?? 'none', reply.statusCode);
+    s.requests.inc();
+    if (bytes > 0) s.bytes.inc(bytes);
+    s.duration.observe(reply.elapsedTime / 1000);
   });
+  // Labelled children resolved once per (tier, status), not hashed from label objects per request.
+  type Series = {
+    requests: ReturnType<EdgeMetrics['requests']['labels']>;
+    bytes: ReturnType<EdgeMetrics['responseBytes']['labels']>;
+    duration: ReturnType<EdgeMetrics['duration']['labels']>;
+  };
+  const series = new Map<string, Series>();
+  function seriesFor(tier: string, status: number) {
+    const k = `${tier}|${status}`;
+    let s = series.get(k);
+    if (!s) {
+      s = {
+        requests: metrics.requests.labels(tier, String(status)),
+        bytes: metrics.responseBytes.labels(tier),
+        duration: metrics.duration.labels(tier),
+      };
+      series.set(k, s);
+    }
+    return s;
+  }
 
   publicApp.options('/c/*', async (_req, reply) => reply.code(204).headers(CORS_PREFLIGHT_HEADERS).send());
   const handler = (req: FastifyRequest, reply: FastifyReply) => serveObject(req, reply);
