@@ -1,15 +1,20 @@
 /**
  * `npm run bench:offload [-- --real]`: a simulated week of demand run through the real fill
- * planner (planFill + predictPopularity) and a model of the edges' disks, comparing nightly
- * proactive fill + on-demand caching against on-demand LRU alone on the same disks.
+ * planner (planFill + predictPopularity) and steering's real rankEdges, over a model of the
+ * edges' disks that behaves like src/edge/disk-tier.ts + fill-agent.ts (pinned files next to
+ * an LRU of slices; unpinned files stay as cache). Compares, on the same disks and plays:
+ * nightly fill + on-demand caching (whole titles, and file-weighted "prefix" placement), on-demand
+ * LRU alone, and ceilings (the best a placement could do knowing the day's demand).
  * `--real` also runs a small version through real processes (a real origin, real edge
- * processes, clients making range requests to the edge steering would pick) next to the model
- * of the same small cluster. Method and results: docs/fill.md.
+ * processes, clients making range requests to the edge rankEdges picks) next to the model
+ * of the same small cluster. Knobs: ZIPF, ZIPF_A, ZIPF_B, DRIFT, PLAYS, CATALOG_OVER_DISK,
+ * WATCH=full, SEED. Method and results: docs/fill.md.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { LRUCache } from 'lru-cache';
 import { Pool } from 'undici';
 import { systemClock } from '../src/common/clock.js';
 import { Ring } from '../src/common/ring.js';
@@ -17,6 +22,8 @@ import { signQuery } from '../src/common/signing.js';
 import { ingestTitle } from '../src/origin/ingest.js';
 import { type PlanNode, type PlanTitle, planFill } from '../src/origin/fill-planner.js';
 import type { DayCounts } from '../src/origin/plays.js';
+import type { FillManifest } from '../src/common/fill-manifest.js';
+import { rankEdges, spreadKeyOf } from '../src/steering/ranking.js';
 import { predictPopularity } from '../src/origin/popularity.js';
 import { CLUSTER_ADMIN_TOKEN, makeCluster, startOrigin, writeHlsTitle } from './offload-cluster.js';
 
@@ -38,24 +45,39 @@ function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
 }
 
+/**
+ * A bitrate ladder (kbit/s): the fixed 10-rung ladder Netflix published in 2015 for 1080p
+ * titles. An edge stores every rung of a title it holds; a play reads one.
+ */
+export const LADDER_KBPS = [235, 375, 560, 750, 1050, 1750, 2350, 3000, 4300, 5800];
+/** Share of plays per rung (assumed: most plays on broadband TVs/PCs get a top rung). */
+export const RUNG_SHARE = [0.01, 0.02, 0.02, 0.03, 0.05, 0.07, 0.08, 0.12, 0.2, 0.4];
+
 export interface WorldSpec {
   seed: number;
-  isps: { id: string; edges: number }[];
+  /** Per ISP: its edges and the Zipf exponent of its demand. */
+  isps: { id: string; edges: number; zipf: number }[];
   /** Catalog titles at the start. */
   titles: number;
-  /** Title sizes: lognormal, clamped to [0.5, 4] × `unit` bytes (median 1.3 units). */
+  /** Bytes are (duration × bitrate / 8) × byteScale (1 = real sizes). */
+  byteScale: number;
+  /** Display unit for the report. */
   unit: number;
-  /** Bytes per file (segment) of a title. */
-  fileBytes: number;
+  /** Seconds of one rung per file (a file = one segment, or a group of segments in the model). */
+  fileSeconds: number;
   /** Cache granularity (the edges' slice). */
   sliceBytes: number;
-  /** Catalog bytes / all edges' disk bytes. */
-  catalogOverDisk: number;
-  zipf: number;
+  /** Bytes a slice file takes on disk beyond its data (the disk tier's header). */
+  sliceOverhead: number;
+  /** Catalog bytes / the disk bytes of ONE ISP's edges together (what its clients reach). */
+  catalogOverIspDisk: number;
   /** Day-to-day log-normal drift of each title's popularity. */
   drift: number;
   releasesPerDay: number;
   playsPerIspPerDay: number;
+  clientsPerIsp: number;
+  /** 'curve': sessions abandon (see watchFraction); 'full': every play reads the whole rung. */
+  watch: 'curve' | 'full';
   warmupDays: number;
   days: number;
   headroomRatio: number;
@@ -65,17 +87,23 @@ export interface WorldSpec {
 const envNum = (k: string, d: number) => (process.env[k] ? Number(process.env[k]) : d);
 
 export const BIG: WorldSpec = {
-  seed: 42,
-  isps: [{ id: 'isp-a', edges: 3 }, { id: 'isp-b', edges: 3 }],
+  seed: envNum('SEED', 42),
+  isps: [
+    { id: 'isp-a', edges: 3, zipf: envNum('ZIPF_A', envNum('ZIPF', 0.9)) },
+    { id: 'isp-b', edges: 3, zipf: envNum('ZIPF_B', envNum('ZIPF', 1.1)) },
+  ],
   titles: 3000,
+  byteScale: 1,
   unit: 1e9,
-  fileBytes: 200e6,
+  fileSeconds: 120,
   sliceBytes: 16 * 1024 * 1024,
-  catalogOverDisk: 5,
-  zipf: envNum('ZIPF', 1.1),
+  sliceOverhead: 0,
+  catalogOverIspDisk: envNum('CATALOG_OVER_DISK', 5),
   drift: envNum('DRIFT', 0.15),
   releasesPerDay: 4,
   playsPerIspPerDay: envNum('PLAYS', 8000),
+  clientsPerIsp: 5000,
+  watch: process.env.WATCH === 'full' ? 'full' : 'curve',
   warmupDays: 3,
   days: 7,
   headroomRatio: 0.1,
@@ -84,77 +112,146 @@ export const BIG: WorldSpec = {
 
 export const SMALL: WorldSpec = {
   ...BIG,
-  isps: [{ id: 'isp-a', edges: 3 }],
+  isps: [{ id: 'isp-a', edges: 3, zipf: BIG.isps[0]!.zipf }],
   titles: 60,
+  byteScale: 2.5e-4,
   unit: 1e6,
-  fileBytes: 256 * 1024,
+  fileSeconds: 600,
   sliceBytes: 64 * 1024,
+  sliceOverhead: 360,
   releasesPerDay: 1,
   playsPerIspPerDay: 150,
+  clientsPerIsp: 200,
   warmupDays: 2,
   days: 5,
 };
 
+interface SimFile {
+  /** Global file id (index into World.files). */
+  id: number;
+  title: number;
+  /** Index in the title's file list (its path is `seg{index}.m4s`). */
+  index: number;
+  rung: number;
+  size: number;
+  /** Offset of the file in its rung, as a fraction of the rung's bytes. */
+  start: number;
+  slices: number;
+}
+
 interface SimTitle {
+  id: number;
   title: string;
-  files: number[];
   bytes: number;
   releaseDay: number;
+  files: SimFile[];
+  /** File ids per rung, in play order. */
+  rungs: number[][];
 }
 
 interface Play {
   isp: string;
-  title: string;
-  /** Bytes watched from the start of the title. */
-  watched: number;
+  title: number;
+  /** Client index in its ISP (its address decides steering's spread key). */
+  client: number;
+  rung: number;
+  /** Share of the rung's bytes read from the start. */
+  frac: number;
 }
 
 export interface World {
   spec: WorldSpec;
   titles: SimTitle[];
+  files: SimFile[];
   diskBytes: number;
   /** Plays of each simulated day (warm-up included). */
   plays: Play[][];
+  /** The demand model's own per-ISP title probabilities of each day (what plays are drawn from). */
+  truth: Map<string, Map<number, number>>[];
+}
+
+/**
+ * How far into a title a session reads (0-1). Assumed mixture, after the shape VOD studies
+ * report (most abandonment in the first minutes, a large minority to the end): 30 % sample
+ * and leave within the first 10 %, 35 % finish, 35 % stop evenly in between. Mean 0.56.
+ */
+function watchFraction(r: () => number, mode: WorldSpec['watch']): number {
+  if (mode === 'full') return 1;
+  const u = r();
+  if (u < 0.3) return 0.005 + 0.095 * r();
+  if (u < 0.65) return 1;
+  return 0.1 + 0.9 * r();
+}
+
+/** P(a session reads past fraction x of the rung): the survival curve of watchFraction. */
+export function trueSurvival(x: number, mode: WorldSpec['watch']): number {
+  if (x < 0) return 1;
+  if (x >= 1) return 0;
+  if (mode === 'full') return 1;
+  if (x < 0.005) return 1;
+  if (x < 0.1) return 0.7 + (0.3 * (0.1 - x)) / 0.095;
+  return 0.35 + (0.35 * (1 - x)) / 0.9;
 }
 
 export function makeWorld(spec: WorldSpec): World {
   const r = rng(spec.seed);
   const totalDays = spec.warmupDays + spec.days;
-  const sizeOf = () => Math.min(4, Math.max(0.5, 1.3 * Math.exp(0.6 * gauss(r)))) * spec.unit;
+  const titles: SimTitle[] = [];
+  const files: SimFile[] = [];
   const mk = (name: string, releaseDay: number): SimTitle => {
-    const bytes = Math.round(sizeOf());
-    const files: number[] = [];
-    for (let left = bytes; left > 0; left -= spec.fileBytes) files.push(Math.min(spec.fileBytes, left));
-    return { title: name, files, bytes, releaseDay };
+    // 60 % episodes (median 40 min, 20-65), 40 % films (median 105 min, 80-180).
+    const episode = r() < 0.6;
+    const minutes = episode ? Math.min(65, Math.max(20, 40 * Math.exp(0.2 * gauss(r)))) : Math.min(180, Math.max(80, 105 * Math.exp(0.15 * gauss(r))));
+    const seconds = minutes * 60;
+    const t: SimTitle = { id: titles.length, title: name, bytes: 0, releaseDay, files: [], rungs: [] };
+    LADDER_KBPS.forEach((kbps, rung) => {
+      const rungBytes = Math.max(1, Math.round(((seconds * kbps * 1000) / 8) * spec.byteScale));
+      const per = Math.max(1, Math.round(((spec.fileSeconds * kbps * 1000) / 8) * spec.byteScale));
+      const ids: number[] = [];
+      for (let off = 0; off < rungBytes; off += per) {
+        const size = Math.min(per, rungBytes - off);
+        if (Math.ceil(per / spec.sliceBytes) > SLICE_KEY) throw new Error('files of more than SLICE_KEY slices');
+        const f: SimFile = { id: files.length, title: t.id, index: t.files.length, rung, size, start: off / rungBytes, slices: Math.ceil(size / spec.sliceBytes) };
+        files.push(f);
+        t.files.push(f);
+        ids.push(f.id);
+        t.bytes += size;
+      }
+      t.rungs.push(ids);
+    });
+    titles.push(t);
+    return t;
   };
-  const titles: SimTitle[] = Array.from({ length: spec.titles }, (_, i) => mk(`t${i}`, -1_000));
-  for (let d = 0; d < totalDays; d++) for (let k = 0; k < spec.releasesPerDay; k++) titles.push(mk(`new-d${d}-${k}`, d));
+  for (let i = 0; i < spec.titles; i++) mk(`t${i}`, -1_000);
+  for (let d = 0; d < totalDays; d++) for (let k = 0; k < spec.releasesPerDay; k++) mk(`new-d${d}-${k}`, d);
   const base = titles.filter((t) => t.releaseDay < 0);
   const catalogBytes = base.reduce((s, t) => s + t.bytes, 0);
-  // The catalog is `catalogOverDisk` × all the edges' disks together.
-  const edges = spec.isps.reduce((s, i) => s + i.edges, 0);
-  const diskBytes = Math.floor(catalogBytes / spec.catalogOverDisk / edges);
+  const diskBytes = Math.floor(catalogBytes / spec.catalogOverIspDisk / spec.isps[0]!.edges);
+  const rungCum: number[] = [];
+  RUNG_SHARE.reduce((s, x) => (rungCum.push(s + x), s + x), 0);
 
-  // Per ISP: a Zipf weight from its own random rank order, drifting day to day.
-  const logw = new Map<string, Map<string, number>>();
+  // Per ISP: a Zipf weight from its own random rank order and exponent, drifting day to day.
+  const logw = new Map<string, Map<number, number>>();
   for (const isp of spec.isps) {
-    const order = base.map((t) => t.title).sort(() => r() - 0.5);
-    logw.set(isp.id, new Map(order.map((t, i) => [t, -spec.zipf * Math.log(i + 1)])));
+    const order = base.map((t) => t.id).sort(() => r() - 0.5);
+    logw.set(isp.id, new Map(order.map((t, i) => [t, -isp.zipf * Math.log(i + 1)])));
   }
   const plays: Play[][] = [];
+  const truth: World['truth'] = [];
   for (let d = 0; d < totalDays; d++) {
     const day: Play[] = [];
+    truth.push(new Map());
     for (const isp of spec.isps) {
       const w = logw.get(isp.id)!;
       for (const [t, v] of w) w.set(t, v + spec.drift * gauss(r));
       // Releases enter near the top (a new hit: rank 1-20 weight) and fade by a third each day.
-      for (const t of titles.filter((x) => x.releaseDay === d)) w.set(t.title, -spec.zipf * Math.log(1 + 20 * r()));
-      for (const t of titles.filter((x) => x.releaseDay >= 0 && x.releaseDay < d)) w.set(t.title, w.get(t.title)! + Math.log(0.67));
+      for (const t of titles.filter((x) => x.releaseDay === d)) w.set(t.id, -isp.zipf * Math.log(1 + 20 * r()));
+      for (const t of titles.filter((x) => x.releaseDay >= 0 && x.releaseDay < d)) w.set(t.id, w.get(t.id)! + Math.log(0.67));
       const list = [...w];
       const cum: number[] = [];
       let sum = 0;
       for (const [, v] of list) cum.push((sum += Math.exp(v)));
-      const byName = new Map(titles.map((t) => [t.title, t]));
+      truth[d]!.set(isp.id, new Map(list.map(([t, v]) => [t, Math.exp(v) / sum])));
       for (let k = 0; k < spec.playsPerIspPerDay; k++) {
         const x = r() * sum;
         let lo = 0;
@@ -164,34 +261,67 @@ export function makeWorld(spec: WorldSpec): World {
           if (cum[mid]! < x) lo = mid + 1;
           else hi = mid;
         }
-        const t = byName.get(list[lo]![0])!;
-        // Most plays watch most of a title; some stop early.
-        const frac = r() < 0.3 ? 0.05 + 0.45 * r() : 0.5 + 0.5 * r();
-        day.push({ isp: isp.id, title: t.title, watched: Math.max(1, Math.floor(frac * t.bytes)) });
+        const u = r();
+        const rung = Math.max(0, rungCum.findIndex((c) => u < c));
+        day.push({ isp: isp.id, title: list[lo]![0], client: Math.floor(r() * spec.clientsPerIsp), rung, frac: watchFraction(r, spec.watch) });
       }
     }
     plays.push(day);
   }
-  return { spec, titles, diskBytes, plays };
+  return { spec, titles, files, diskBytes, plays, truth };
 }
 
-/** The slices a play reads: [file index, slice index, bytes of the slice]. */
-function* slicesOf(t: SimTitle, watched: number, sliceBytes: number): Generator<[number, number, number]> {
-  let left = watched;
-  for (let f = 0; f < t.files.length && left > 0; f++) {
-    const size = t.files[f]!;
-    for (let s = 0; s * sliceBytes < size && left > 0; s++) {
-      const b = Math.min(sliceBytes, size - s * sliceBytes);
+/** The slices a play reads, in order: [file, slice index, bytes]. */
+function* slicesOf(world: World, p: Play): Generator<[SimFile, number, number]> {
+  const t = world.titles[p.title]!;
+  const ids = t.rungs[p.rung]!;
+  const rungBytes = ids.reduce((s, id) => s + world.files[id]!.size, 0);
+  let left = Math.max(1, Math.floor(p.frac * rungBytes));
+  const sb = world.spec.sliceBytes;
+  for (let i = 0; i < ids.length && left > 0; i++) {
+    const f = world.files[ids[i]!]!;
+    for (let s = 0; s * sb < f.size && left > 0; s++) {
+      const b = Math.min(sb, f.size - s * sb);
       yield [f, s, b];
       left -= b;
     }
   }
 }
 
-export function planTitles(world: World, day: number): PlanTitle[] {
+export const sha = (t: SimTitle, i: number) => `${t.title}-${i}`;
+
+/**
+ * The planner's view of the catalog. `weights` (file-weighted placement) gives each file its
+ * rung's share of plays × the share of sessions still watching where the file starts, both
+ * estimated from the plays seen so far (what session reports would tell an origin).
+ */
+export function planTitles(world: World, day: number, weights?: { rung: number[]; survival: (x: number) => number }): PlanTitle[] {
   return world.titles
     .filter((t) => t.releaseDay <= day)
-    .map((t) => ({ title: t.title, bytes: t.bytes, files: t.files.map((size, i) => ({ path: `seg${i}.m4s`, size, sha256: `${t.title}-${i}` })) }));
+    .map((t) => ({
+      title: t.title,
+      bytes: t.bytes,
+      files: t.files.map((f) => ({ path: `seg${f.index}.m4s`, size: f.size, sha256: sha(t, f.index), ...(weights ? { weight: weights.rung[f.rung]! * weights.survival(f.start) } : {}) })),
+    }));
+}
+
+/** Rung shares and the survival curve (share of sessions reading past x) from past plays. */
+function estimateWeights(past: Play[][]): { rung: number[]; survival: (x: number) => number } {
+  const all = past.flat();
+  const rung = LADDER_KBPS.map((_k, i) => (all.filter((p) => p.rung === i).length + 1) / (all.length + LADDER_KBPS.length));
+  const fracs = all.map((p) => p.frac).sort((a, b) => a - b);
+  const survival = (x: number) => {
+    if (x <= 0 || fracs.length === 0) return 1;
+    let lo = 0;
+    let hi = fracs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (fracs[mid]! <= x) lo = mid + 1;
+      else hi = mid;
+    }
+    return (fracs.length - lo) / fracs.length;
+  };
+  return { rung, survival };
 }
 
 /** Titles pinned by config the night before `day`: that day's and yesterday's releases. */
@@ -200,41 +330,116 @@ export function pinnedFor(world: World, day: number): Map<string, string[]> {
   return new Map(world.spec.isps.map((i) => [i.id, list]));
 }
 
-// ---------- the model of an edge: pinned fill set + byte LRU of slices, one disk ----------
+export const clientAddress = (ispIndex: number, client: number) => `10.${ispIndex}.${client >> 8}.${client & 255}`;
 
+// ---------- the model of an edge (as src/edge/disk-tier.ts + fill-agent.ts behave) ----------
+
+/** Slice keys are file id × SLICE_KEY + slice index (small integers keep the maps fast). */
+const SLICE_KEY = 64;
+
+/**
+ * One disk: pinned files (never evicted) and an LRU of unpinned slices, sharing the capacity.
+ * As on a real edge: a miss is cached (evicting least recently used unpinned slices); a file
+ * that leaves the manifest is unpinned and stays as cache (most recently used); a file the
+ * manifest wants that is already cached whole is verified in place (no fetch); a fetched file
+ * evicts cache to make room and replaces any cached slices of itself.
+ */
 class EdgeModel {
-  pinned = new Set<string>();
-  pinnedBytes = 0;
-  private lru = new Map<string, number>();
-  private lruBytes = 0;
-  constructor(readonly disk: number) {}
+  readonly pinned = new Set<number>();
+  /** Titles whose every manifest file is pinned (what steering ranks first). */
+  held = new Set<string>();
+  /** Unpinned slices: key → bytes on disk (lru-cache: O(1) touch and pop; a Map emptied from its front is not). */
+  private readonly lru = new LRUCache<number, { k: number; b: number }>({
+    max: 1 << 21,
+    // Evictions (ours, and the count cap's should it ever bite) keep the books.
+    dispose: (e, _k, reason) => {
+      if (reason !== 'evict') return;
+      this.used -= e.b;
+      const fid = Math.floor(e.k / SLICE_KEY);
+      this.cachedSlices.set(fid, this.cachedSlices.get(fid)! - 1);
+    },
+  });
+  private readonly cachedSlices = new Map<number, number>();
+  used = 0;
+  constructor(
+    readonly world: World,
+    readonly disk: number,
+  ) {}
 
-  setPinned(titles: Set<string>, bytesOf: (t: string) => number): void {
-    this.pinned = titles;
-    this.pinnedBytes = [...titles].reduce((s, t) => s + bytesOf(t), 0);
-    this.evict();
+  private onDisk(b: number): number {
+    return b + this.world.spec.sliceOverhead;
   }
 
-  private evict(): void {
-    for (const [k, b] of this.lru) {
-      if (this.lruBytes + this.pinnedBytes <= this.disk) break;
+  private sliceSizes(f: SimFile): number[] {
+    const sb = this.world.spec.sliceBytes;
+    return Array.from({ length: f.slices }, (_, s) => Math.min(sb, f.size - s * sb));
+  }
+
+  private evictUntil(need: number): void {
+    while (this.used + need > this.disk) {
+      if (this.lru.pop() === undefined) break;
+    }
+  }
+
+  private dropCached(f: SimFile): void {
+    for (let s = 0; s < f.slices; s++) {
+      const k = f.id * SLICE_KEY + s;
+      const e = this.lru.get(k, { updateAgeOnGet: false });
+      if (e === undefined) continue;
       this.lru.delete(k);
-      this.lruBytes -= b;
+      this.used -= e.b;
     }
+    this.cachedSlices.delete(f.id);
   }
 
-  /** True if served from the disk; a miss is cached (if it fits next to the pinned set). */
-  read(title: string, key: string, bytes: number): boolean {
-    if (this.pinned.has(title)) return true;
-    const had = this.lru.get(key);
-    if (had !== undefined) {
-      this.lru.delete(key);
-      this.lru.set(key, had);
-      return true;
+  /** Tonight's pass over a manifest; returns bytes fetched from peers and from the origin. */
+  fill(manifest: FillManifest): { peer: number; origin: number } {
+    const byTitle = new Map(this.world.titles.map((t) => [t.title, t]));
+    const want = manifest.files.map((mf) => ({ mf, f: byTitle.get(mf.title)!.files[Number(mf.file.slice(3, -4))]! }));
+    const wanted = new Set(want.map((w) => w.f.id));
+    for (const id of [...this.pinned]) {
+      if (wanted.has(id)) continue;
+      this.pinned.delete(id);
+      const f = this.world.files[id]!;
+      this.sliceSizes(f).forEach((b, s) => this.lru.set(id * SLICE_KEY + s, { k: id * SLICE_KEY + s, b: this.onDisk(b) }));
+      this.cachedSlices.set(id, f.slices);
     }
-    this.lru.set(key, bytes);
-    this.lruBytes += bytes;
-    this.evict();
+    const out = { peer: 0, origin: 0 };
+    for (const { mf, f } of want) {
+      if (this.pinned.has(f.id)) continue;
+      if (this.cachedSlices.get(f.id) === f.slices) {
+        // Cached whole: verified in place.
+        for (let s = 0; s < f.slices; s++) this.lru.delete(f.id * SLICE_KEY + s);
+        this.cachedSlices.delete(f.id);
+        this.pinned.add(f.id);
+        continue;
+      }
+      const bytes = this.sliceSizes(f).reduce((s, b) => s + this.onDisk(b), 0);
+      this.evictUntil(bytes);
+      if (this.used + bytes > this.disk) continue; // no room: the real agent fails the file
+      this.used += bytes;
+      this.dropCached(f);
+      this.pinned.add(f.id);
+      if (mf.sources.some((s) => s.kind === 'peer')) out.peer += f.size;
+      else out.origin += f.size;
+    }
+    const complete = new Map<string, boolean>();
+    for (const { mf, f } of want) complete.set(mf.title, (complete.get(mf.title) ?? true) && this.pinned.has(f.id));
+    this.held = new Set([...complete].filter(([, ok]) => ok).map(([t]) => t));
+    return out;
+  }
+
+  /** True if served from the disk; a miss is fetched and cached. */
+  read(f: SimFile, s: number, bytes: number): boolean {
+    if (this.pinned.has(f.id)) return true;
+    const k = f.id * SLICE_KEY + s;
+    if (this.lru.get(k) !== undefined) return true; // get() makes it most recently used
+    const b = this.onDisk(bytes);
+    this.evictUntil(b);
+    if (this.used + b > this.disk) return false;
+    this.lru.set(k, { k, b });
+    this.used += b;
+    this.cachedSlices.set(f.id, (this.cachedSlices.get(f.id) ?? 0) + 1);
     return false;
   }
 }
@@ -251,58 +456,59 @@ export interface DayResult {
 export const offload = (d: DayResult) => d.edgeBytes / d.clientBytes;
 export const originBytes = (d: DayResult) => d.missBytes + d.fillFromOrigin;
 
-/** Runs the world through the model; `fill` false is on-demand LRU alone. */
-export function simulate(world: World, fill: boolean): DayResult[] {
+export type Strategy = 'lru' | 'fill' | 'prefix';
+
+export function simNodes(world: World): PlanNode[] {
+  return world.spec.isps.flatMap((isp) => Array.from({ length: isp.edges }, (_, i) => ({ id: `${isp.id.slice(-1)}${i + 1}`, isp: isp.id, url: `http://${isp.id}-e${i + 1}`, diskBytes: world.diskBytes })));
+}
+
+/** Steering's choice for a play: the real rankEdges (holders first, spread by client hash). */
+export function steer(world: World, ring: Ring, edgesById: Map<string, PlanNode>, holders: (title: string) => Set<string>, p: Play): string {
+  const ispIndex = world.spec.isps.findIndex((i) => i.id === p.isp);
+  const title = world.titles[p.title]!.title;
+  const ranked = rankEdges({ title, isp: p.isp, edgesById, ring, eligible: new Set(edgesById.keys()), holders: holders(title), spreadKey: spreadKeyOf(clientAddress(ispIndex, p.client)) });
+  return ranked[0]!.id;
+}
+
+/** Runs the world through the model. */
+export function simulate(world: World, strategy: Strategy): DayResult[] {
   const { spec } = world;
-  const byName = new Map(world.titles.map((t) => [t.title, t]));
-  const nodes: PlanNode[] = spec.isps.flatMap((isp) => Array.from({ length: isp.edges }, (_, i) => ({ id: `${isp.id}-e${i + 1}`, isp: isp.id, url: 'http://edge', diskBytes: world.diskBytes })));
-  const edges = new Map(nodes.map((n) => [n.id, new EdgeModel(n.diskBytes)]));
-  const rings = new Map(spec.isps.map((i) => [i.id, new Ring(nodes.filter((n) => n.isp === i.id).map((n) => n.id))]));
+  const nodes = simNodes(world);
+  const edgesById = new Map(nodes.map((n) => [n.id, n]));
+  const edges = new Map(nodes.map((n) => [n.id, new EdgeModel(world, n.diskBytes)]));
+  const ring = new Ring(nodes.map((n) => n.id));
   const history: [string, DayCounts][] = [];
   const out: DayResult[] = [];
   for (let d = 0; d < world.plays.length; d++) {
     const r: DayResult = { day: d, clientBytes: 0, edgeBytes: 0, fillBytes: 0, fillFromOrigin: 0, missBytes: 0 };
-    if (fill) {
+    if (strategy !== 'lru') {
       const today = new Date(DAY0 + d * DAY).toISOString().slice(0, 10);
       const plan = planFill({
         nodes,
-        titles: planTitles(world, d),
+        titles: planTitles(world, d, strategy === 'prefix' && d > 0 ? estimateWeights(world.plays.slice(0, d)) : undefined),
         prediction: predictPopularity(history, today, { halfLifeDays: spec.halfLifeDays }),
         pinned: pinnedFor(world, d),
         headroomRatio: spec.headroomRatio,
         originUrl: 'http://origin',
         generatedAt: today,
       });
-      for (const isp of spec.isps) {
-        const ispNodes = nodes.filter((n) => n.isp === isp.id);
-        const heldInIsp = new Set(ispNodes.flatMap((n) => [...edges.get(n.id)!.pinned]));
-        const fromOrigin = new Set<string>();
-        for (const n of ispNodes) {
-          const want = new Set(plan.manifests.get(n.id)!.titles);
-          const e = edges.get(n.id)!;
-          for (const t of want) {
-            if (e.pinned.has(t)) continue;
-            r.fillBytes += byName.get(t)!.bytes;
-            // A title new to the ISP leaves the origin once; other replicas come from peers.
-            if (!heldInIsp.has(t) && !fromOrigin.has(t)) {
-              fromOrigin.add(t);
-              r.fillFromOrigin += byName.get(t)!.bytes;
-            }
-          }
-          e.setPinned(want, (t) => byName.get(t)!.bytes);
-        }
+      for (const n of nodes) {
+        const got = edges.get(n.id)!.fill(plan.manifests.get(n.id)!);
+        r.fillBytes += got.peer + got.origin;
+        r.fillFromOrigin += got.origin;
       }
     }
+    const holdersOf = new Map<string, Set<string>>();
+    for (const [id, e] of edges) for (const t of e.held) (holdersOf.get(t) ?? holdersOf.set(t, new Set()).get(t)!).add(id);
+    const none = new Set<string>();
     const counts: DayCounts = {};
     for (const p of world.plays[d]!) {
-      (counts[p.isp] ??= {})[p.title] = (counts[p.isp]![p.title] ?? 0) + 1;
-      const rank = rings.get(p.isp)!.rank(p.title);
-      // Steering: the ring-first node holding the title, else the ring-first node.
-      const node = rank.find((n) => edges.get(n)!.pinned.has(p.title)) ?? rank[0]!;
-      const e = edges.get(node)!;
-      for (const [f, s, b] of slicesOf(byName.get(p.title)!, p.watched, spec.sliceBytes)) {
+      const name = world.titles[p.title]!.title;
+      (counts[p.isp] ??= {})[name] = (counts[p.isp]![name] ?? 0) + 1;
+      const e = edges.get(steer(world, ring, edgesById, (t) => holdersOf.get(t) ?? none, p))!;
+      for (const [f, s, b] of slicesOf(world, p)) {
         r.clientBytes += b;
-        if (e.read(p.title, `${p.title}/${f}/${s}`, b)) r.edgeBytes += b;
+        if (e.read(f, s, b)) r.edgeBytes += b;
         else r.missBytes += b;
       }
     }
@@ -312,9 +518,83 @@ export function simulate(world: World, fill: boolean): DayResult[] {
   return out;
 }
 
+/**
+ * Ceilings: the bytes a placement could serve from each ISP's disks (all of them, no
+ * headroom) if it knew that day's demand, filled greedily by demand per byte (a knapsack
+ * whose items are tiny next to a disk, so greedy is within one item of the optimum).
+ *   'seen-slices' / 'seen-titles': knows every play of the day (clairvoyant); places any byte
+ *     ranges / only whole titles (every rung).
+ *   'expected-slices' / 'expected-titles': knows the day's true per-ISP popularity, rung shares
+ *     and watch curve (the demand model itself) but not which plays will happen — the best a
+ *     predictive placement can do; scored on the day's actual plays.
+ */
+export type CeilingKind = 'seen-slices' | 'seen-titles' | 'expected-slices' | 'expected-titles';
+
+export function ceiling(world: World, kind: CeilingKind): DayResult[] {
+  const { spec } = world;
+  const sb = spec.sliceBytes;
+  const slice = kind.endsWith('slices');
+  return world.plays.map((plays, d) => {
+    const r: DayResult = { day: d, clientBytes: 0, edgeBytes: 0, fillBytes: 0, fillFromOrigin: 0, missBytes: 0 };
+    for (const isp of spec.isps) {
+      const keyOf = (f: SimFile, s: number) => (slice ? f.id * SLICE_KEY + s : f.title);
+      const items: { key: number; value: number; size: number }[] = [];
+      if (kind.startsWith('seen')) {
+        const demand = new Map<number, { key: number; value: number; size: number }>();
+        for (const p of plays) {
+          if (p.isp !== isp.id) continue;
+          for (const [f, s, b] of slicesOf(world, p)) {
+            const key = keyOf(f, s);
+            const e = demand.get(key);
+            if (e) e.value += b;
+            else demand.set(key, { key, value: b, size: slice ? b + spec.sliceOverhead : world.titles[f.title]!.bytes });
+          }
+        }
+        for (const e of demand.values()) items.push(e);
+      } else {
+        for (const [tid, prob] of world.truth[d]!.get(isp.id)!) {
+          const t = world.titles[tid]!;
+          if (t.releaseDay > d) continue;
+          if (!slice) {
+            items.push({ key: tid, value: prob, size: t.bytes }); // every title reads the same share of its bytes on average
+            continue;
+          }
+          for (const [rung, ids] of t.rungs.entries()) {
+            const rungBytes = ids.reduce((x, id) => x + world.files[id]!.size, 0);
+            for (const id of ids) {
+              const f = world.files[id]!;
+              for (let s = 0; s < f.slices; s++) {
+                const b = Math.min(sb, f.size - s * sb);
+                const x = (f.start * rungBytes + s * sb) / rungBytes;
+                items.push({ key: keyOf(f, s), value: prob * RUNG_SHARE[rung]! * trueSurvival(x, spec.watch) * b, size: b + spec.sliceOverhead });
+              }
+            }
+          }
+        }
+      }
+      let room = isp.edges * world.diskBytes;
+      const placed = new Set<number>();
+      for (const e of items.sort((a, b) => b.value / b.size - a.value / a.size)) {
+        if (e.size > room || e.value <= 0) continue;
+        room -= e.size;
+        placed.add(e.key);
+      }
+      for (const p of plays) {
+        if (p.isp !== isp.id) continue;
+        for (const [f, s, b] of slicesOf(world, p)) {
+          r.clientBytes += b;
+          if (placed.has(keyOf(f, s))) r.edgeBytes += b;
+        }
+      }
+    }
+    r.missBytes = r.clientBytes - r.edgeBytes;
+    return r;
+  });
+}
+
 // ---------- the real thing, small ----------
 
-/** The same small world through a real origin and real edge processes. */
+/** The same small world through a real origin and real edge processes (one ISP). */
 export async function runReal(world: World, fill: boolean): Promise<DayResult[]> {
   const { spec } = world;
   const isp = spec.isps[0]!;
@@ -323,8 +603,8 @@ export async function runReal(world: World, fill: boolean): Promise<DayResult[]>
   const window = `${String(h).padStart(2, '0')}:00-${String(h).padStart(2, '0')}:01`;
   const cluster = await makeCluster({ edges: isp.edges, diskBytes: world.diskBytes, sliceBytes: spec.sliceBytes, window, memoryBytes: 1, bytesPerSec: 500_000_000, headroomRatio: spec.headroomRatio, halfLifeDays: spec.halfLifeDays });
   const src = await mkdtemp(join(tmpdir(), 'reelcdn-offload-src-'));
-  for (const [i, t] of world.titles.entries()) {
-    const dir = writeHlsTitle(src, t.title, t.files, i + 1);
+  for (const t of world.titles) {
+    const dir = writeHlsTitle(src, t.title, t.files.map((f) => f.size), t.id + 1);
     await ingestTitle(cluster.config, t.title, dir);
   }
   let simNow = DAY0;
@@ -345,13 +625,12 @@ export async function runReal(world: World, fill: boolean): Promise<DayResult[]>
         await new Promise((r) => setTimeout(r, 50));
       }
     }
-    const ring = new Ring(cluster.config.edges.map((e) => e.id));
-    const byName = new Map(world.titles.map((t) => [t.title, t]));
+    const nodes = new Map(cluster.config.edges.map((e) => [e.id, { id: e.id, isp: e.isp }]));
+    const ring = new Ring([...nodes.keys()]);
     const out: DayResult[] = [];
     for (let d = 0; d < world.plays.length; d++) {
       simNow = DAY0 + d * DAY;
       const r: DayResult = { day: d, clientBytes: 0, edgeBytes: 0, fillBytes: 0, fillFromOrigin: 0, missBytes: 0 };
-      const held = new Map<string, Set<string>>();
       if (fill) {
         cluster.config.isps[0]!.pinnedTitles = pinnedFor(world, d).get(isp.id)!;
         origin.hits.length = 0;
@@ -361,9 +640,11 @@ export async function runReal(world: World, fill: boolean): Promise<DayResult[]>
         r.fillBytes = passes.reduce((s, p) => s + p.bytes.fetched, 0);
         r.fillFromOrigin = origin.hits.reduce((s, x) => s + x.bytes, 0);
       }
+      // What steering knows: each edge's held titles (health), holders first, spread by client.
+      const holders = new Map<string, Set<string>>();
       for (const e of cluster.config.edges) {
         const hl = (await (await fetch(`${e.adminUrl}/health`)).json()) as { fill: { heldTitles: string[] } };
-        held.set(e.id, new Set(hl.fill.heldTitles));
+        for (const t of hl.fill.heldTitles) (holders.get(t) ?? holders.set(t, new Set()).get(t)!).add(e.id);
       }
       origin.hits.length = 0;
       const plays: { title: string; at: number; isp: string }[] = [];
@@ -371,22 +652,23 @@ export async function runReal(world: World, fill: boolean): Promise<DayResult[]>
       await Promise.all(
         Array.from({ length: 8 }, async () => {
           for (let p = queue.shift(); p; p = queue.shift()) {
-            plays.push({ title: p.title, isp: p.isp, at: simNow });
-            const t = byName.get(p.title)!;
-            const rank = ring.rank(p.title);
-            const node = rank.find((n) => held.get(n)!.has(p.title)) ?? rank[0]!;
-            let left = p.watched;
-            for (let f = 0; f < t.files.length && left > 0; f++) {
-              const size = t.files[f]!;
-              const want = Math.min(size, Math.ceil(left / spec.sliceBytes) * spec.sliceBytes);
+            const t = world.titles[p.title]!;
+            plays.push({ title: t.title, isp: p.isp, at: simNow });
+            const node = rankEdges({ title: t.title, isp: p.isp, edgesById: nodes, ring, eligible: new Set(nodes.keys()), holders: holders.get(t.title), spreadKey: spreadKeyOf(clientAddress(0, p.client)) })[0]!.id;
+            const ids = t.rungs[p.rung]!;
+            let left = Math.max(1, Math.floor(p.frac * ids.reduce((s, id) => s + world.files[id]!.size, 0)));
+            for (let i = 0; i < ids.length && left > 0; i++) {
+              const f = world.files[ids[i]!]!;
+              // The slices the model counts: whole slices up to where the session stopped.
+              const want = Math.min(f.size, Math.ceil(left / spec.sliceBytes) * spec.sliceBytes);
               left -= want;
-              const path = `/c/${t.title}/seg${f}.m4s`;
+              const path = `/c/${t.title}/seg${f.index}.m4s`;
               // A player's requests: 256 KiB ranges in order.
               for (let off = 0; off < want; off += 256 * 1024) {
                 const end = Math.min(want, off + 256 * 1024) - 1;
                 const res = await pools.get(node)!.request({ method: 'GET', path: `${path}?${signQuery(cluster.config.signing.keys, 'k1', path, Date.now() / 1000, 3600)}`, headers: { range: `bytes=${off}-${end}` } });
                 const body = Buffer.from(await res.body.arrayBuffer());
-                if (res.statusCode !== 206) throw new Error(`${node}${path} answered ${res.statusCode}`);
+                if (res.statusCode !== 206 && res.statusCode !== 200) throw new Error(`${node}${path} answered ${res.statusCode}`);
                 r.clientBytes += body.length;
               }
             }
@@ -406,6 +688,8 @@ export async function runReal(world: World, fill: boolean): Promise<DayResult[]>
     for (const p of procs) p.kill('SIGTERM');
     await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(0) : p.once('exit', r)))));
     await origin.close();
+    await rm(cluster.base, { recursive: true, force: true });
+    await rm(src, { recursive: true, force: true });
   }
 }
 
@@ -414,54 +698,75 @@ export async function runReal(world: World, fill: boolean): Promise<DayResult[]>
 const gb = (n: number, unit: number) => (n / unit).toFixed(unit === 1e9 ? 0 : 1);
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
-export function printTable(title: string, world: World, cols: { name: string; days: DayResult[] }[]): void {
+export interface Column {
+  name: string;
+  days: DayResult[];
+  /** Print fill and origin bytes too. */
+  bytes?: boolean;
+}
+
+export function printTable(title: string, world: World, cols: Column[]): void {
   const unitName = world.spec.unit === 1e9 ? 'GB' : 'MB';
   const u = world.spec.unit;
   console.log(`\n${title}`);
-  console.log(['day', ...cols.flatMap((c) => [`${c.name} offload`, `${c.name} fill ${unitName}`, `${c.name} origin ${unitName}`])].join('\t'));
+  console.log(['day', ...cols.flatMap((c) => (c.bytes ? [`${c.name} offload`, `fill ${unitName}`, `origin ${unitName}`] : [`${c.name} offload`]))].join('\t'));
   const days = cols[0]!.days;
-  const measured = (c: DayResult[]) => c.slice(world.spec.warmupDays);
-  for (let d = 0; d < days.length; d++) {
-    const label = d < world.spec.warmupDays ? `w${d + 1}` : `${d - world.spec.warmupDays + 1}`;
-    console.log([label, ...cols.flatMap((c) => [pct(offload(c.days[d]!)), gb(c.days[d]!.fillBytes, u), gb(originBytes(c.days[d]!), u)])].join('\t'));
-  }
-  const week = (c: DayResult[]) => {
-    const m = measured(c);
-    const sum = (k: keyof DayResult) => m.reduce((s, x) => s + x[k], 0);
-    return { off: sum('edgeBytes') / sum('clientBytes'), fill: sum('fillBytes'), origin: sum('missBytes') + sum('fillFromOrigin') };
-  };
-  console.log(['week', ...cols.flatMap((c) => { const w = week(c.days); return [pct(w.off), gb(w.fill, u), gb(w.origin, u)]; })].join('\t'));
+  const row = (label: string, get: (c: Column) => DayResult) =>
+    console.log([label, ...cols.flatMap((c) => { const x = get(c); return c.bytes ? [pct(offload(x)), gb(x.fillBytes, u), gb(originBytes(x), u)] : [pct(offload(x))]; })].join('\t'));
+  for (let d = 0; d < days.length; d++) row(d < world.spec.warmupDays ? `w${d + 1}` : `${d - world.spec.warmupDays + 1}`, (c) => c.days[d]!);
+  row('week', (c) => week(world, c.days));
+}
+
+/** The measured days (after warm-up) summed. */
+export function week(world: World, days: DayResult[]): DayResult {
+  const m = days.slice(world.spec.warmupDays);
+  const sum = (k: keyof DayResult) => m.reduce((s, x) => s + x[k], 0);
+  return { day: -1, clientBytes: sum('clientBytes'), edgeBytes: sum('edgeBytes'), fillBytes: sum('fillBytes'), fillFromOrigin: sum('fillFromOrigin'), missBytes: sum('missBytes') };
 }
 
 function describeWorld(w: World): string {
   const base = w.titles.filter((t) => t.releaseDay < 0);
   const cat = base.reduce((s, t) => s + t.bytes, 0);
-  const edges = w.spec.isps.reduce((s, i) => s + i.edges, 0);
   const perIsp = w.spec.isps[0]!.edges;
-  return `${w.spec.isps.map((i) => `${i.id}: ${i.edges} edges`).join(', ')}; ${base.length} titles (${(cat / w.spec.unit).toFixed(0)} × ${w.spec.unit === 1e9 ? 'GB' : 'MB'}) + ${w.spec.releasesPerDay} releases/day; disk ${(w.diskBytes / w.spec.unit).toFixed(1)} per edge (catalog = ${(cat / (w.diskBytes * edges)).toFixed(1)}× all disks, ${(cat / (w.diskBytes * perIsp)).toFixed(1)}× the disks one ISP's clients reach); Zipf ${w.spec.zipf}, drift ${w.spec.drift}/day, ${w.spec.playsPerIspPerDay} plays/ISP/day`;
+  const reads = w.plays.flat();
+  const u = w.spec.unit === 1e9 ? 'GB' : 'MB';
+  return [
+    `${w.spec.isps.map((i) => `${i.id}: ${i.edges} edges, Zipf ${i.zipf}`).join('; ')}`,
+    `${base.length} titles, ${(cat / w.spec.unit).toFixed(0)} ${u} with every rung (median title ${(base.map((t) => t.bytes).sort((a, b) => a - b)[base.length >> 1]! / w.spec.unit).toFixed(1)} ${u}) + ${w.spec.releasesPerDay} releases/day, ${w.spec.fileSeconds} s files`,
+    `disk ${(w.diskBytes / w.spec.unit).toFixed(1)} ${u} per edge: catalog = ${(cat / (w.diskBytes * perIsp)).toFixed(1)}× one ISP's disks (${(cat / (w.diskBytes * perIsp * w.spec.isps.length)).toFixed(1)}× all)`,
+    `drift ${w.spec.drift}/day, ${w.spec.playsPerIspPerDay} plays/ISP/day, watch '${w.spec.watch}' (mean ${(reads.reduce((s, p) => s + p.frac, 0) / reads.length).toFixed(2)} of the rung read)`,
+  ].join('\n  ');
 }
 
 async function main(): Promise<void> {
   const real = process.argv.includes('--real');
   const big = makeWorld(BIG);
-  console.log(`model: ${describeWorld(big)}`);
+  console.log(`model:\n  ${describeWorld(big)}`);
   const t0 = performance.now();
-  const withFill = simulate(big, true);
-  const lru = simulate(big, false);
-  printTable(`model, ${((performance.now() - t0) / 1000).toFixed(1)} s (w = warm-up days)`, big, [{ name: 'fill+LRU', days: withFill }, { name: 'LRU', days: lru }]);
+  const cols: Column[] = [
+    { name: 'fill+LRU', days: simulate(big, 'fill'), bytes: true },
+    { name: 'prefix fill+LRU', days: simulate(big, 'prefix'), bytes: true },
+    { name: 'LRU', days: simulate(big, 'lru'), bytes: true },
+    { name: 'ceiling: expected, byte ranges', days: ceiling(big, 'expected-slices') },
+    { name: 'ceiling: expected, whole titles', days: ceiling(big, 'expected-titles') },
+    { name: 'ceiling: clairvoyant, byte ranges', days: ceiling(big, 'seen-slices') },
+    { name: 'ceiling: clairvoyant, whole titles', days: ceiling(big, 'seen-titles') },
+  ];
+  printTable(`model, ${((performance.now() - t0) / 1000).toFixed(1)} s (w = warm-up days)`, big, cols);
   if (!real) return;
   const small = makeWorld(SMALL);
-  console.log(`\nsmall: ${describeWorld(small)}`);
-  const mFill = simulate(small, true);
-  const mLru = simulate(small, false);
+  console.log(`\nsmall:\n  ${describeWorld(small)}`);
+  const mFill = simulate(small, 'fill');
+  const mLru = simulate(small, 'lru');
   const t1 = performance.now();
   const rFill = await runReal(small, true);
   const rLru = await runReal(small, false);
   printTable(`small, model vs real processes (${((performance.now() - t1) / 1000).toFixed(0)} s real)`, small, [
-    { name: 'model fill', days: mFill },
-    { name: 'real fill', days: rFill },
-    { name: 'model LRU', days: mLru },
-    { name: 'real LRU', days: rLru },
+    { name: 'model fill', days: mFill, bytes: true },
+    { name: 'real fill', days: rFill, bytes: true },
+    { name: 'model LRU', days: mLru, bytes: true },
+    { name: 'real LRU', days: rLru, bytes: true },
+    { name: 'ceiling: expected, byte ranges', days: ceiling(small, 'expected-slices') },
   ]);
 }
 
