@@ -34,6 +34,7 @@ import {
   treeCpuSeconds,
 } from './edge-procs.js';
 import { type Target, type TargetName, nginxHasSlice, onPath, startNginx, startReelcdn, startVarnish } from './edge-targets.js';
+import { seededRandom as rng } from './seeded-random.js';
 
 // autocannon 9 keeps every response body as a string (`req.body += chunk`, a UTF-8 decode
 // and a copy of every byte) even when nothing reads it: with 2 MiB binary bodies that alone
@@ -100,18 +101,6 @@ interface Measured {
   originRequests: number;
 }
 
-/** xorshift32: deterministic offsets, the same for every target. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x1_0000_0000;
-  };
-}
 
 function pad(n: number, w = 4): string {
   return String(n).padStart(w, '0');

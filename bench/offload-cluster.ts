@@ -15,6 +15,7 @@ import { type ClusterConfig, validateCluster } from '../src/common/config.js';
 import { createEdgeServer, type EdgeServer, type EdgeServerOptions } from '../src/edge/server.js';
 import { ingestTitle } from '../src/origin/ingest.js';
 import { createOriginServer, type OriginServer } from '../src/origin/server.js';
+import { seededBytes } from './seeded-random.js';
 
 export const CLUSTER_ADMIN_TOKEN = 'fill-cluster-admin-token-0123456789';
 export const CLUSTER_KEYS = { k1: 'fill-cluster-secret-0123456789' };
@@ -32,18 +33,6 @@ export async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
-/** Deterministic pseudo-random bytes (xorshift), so a test can recompute what a file holds. */
-export function pseudoRandom(bytes: number, seed: number): Buffer {
-  const data = Buffer.alloc(bytes);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < bytes; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    data[i] = x & 0xff;
-  }
-  return data;
-}
 
 /** A tiny HLS folder: one media playlist and `segments` .m4s files of the given sizes. */
 export function writeHlsTitle(root: string, name: string, segmentBytes: number[], seed: number): string {
@@ -51,7 +40,7 @@ export function writeHlsTitle(root: string, name: string, segmentBytes: number[]
   mkdirSync(dir, { recursive: true });
   const lines = ['#EXTM3U', '#EXT-X-VERSION:7', '#EXT-X-TARGETDURATION:4', '#EXT-X-PLAYLIST-TYPE:VOD'];
   segmentBytes.forEach((size, i) => {
-    writeFileSync(join(dir, `seg${i}.m4s`), pseudoRandom(size, seed * 1000 + i + 1));
+    writeFileSync(join(dir, `seg${i}.m4s`), seededBytes(size, seed * 1000 + i + 1));
     lines.push('#EXTINF:4.0,', `seg${i}.m4s`);
   });
   lines.push('#EXT-X-ENDLIST', '');

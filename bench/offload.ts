@@ -26,21 +26,13 @@ import type { FillManifest } from '../src/common/fill-manifest.js';
 import { rankEdges, spreadKeyOf } from '../src/steering/ranking.js';
 import { predictPopularity } from '../src/origin/popularity.js';
 import { CLUSTER_ADMIN_TOKEN, makeCluster, startOrigin, writeHlsTitle } from './offload-cluster.js';
+import { seededRandom as rng } from './seeded-random.js';
 
 const DAY = 86_400_000;
 const DAY0 = Date.parse('2024-06-01T12:00:00Z');
 
 // ---------- the simulated world ----------
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
 }

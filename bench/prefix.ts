@@ -4,16 +4,8 @@
  */
 import { pathToFileURL } from 'node:url';
 import { buildPrefixTable, type PrefixEntry } from '../src/steering/prefix-table.js';
+import { seededRandom as rng } from './seeded-random.js';
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 const v4 = (n: number) => `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 const hex = (n: number) => (n & 0xffff).toString(16);

@@ -3,18 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { Ring } from '../src/common/ring.js';
 import { type PlanInput, type PlanNode, type PlanTitle, planChurn, planFill } from '../src/origin/fill-planner.js';
 import type { Prediction } from '../src/origin/popularity.js';
+import { seededRandom as rng } from '../bench/seeded-random.js';
 
 const GB = 1e9;
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 function titles(n: number, seed = 7): PlanTitle[] {
   const r = rng(seed);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { type ClusterConfig, validateCluster } from '../../src/common/config.js';
+import { seededBytes } from '../../bench/seeded-random.js';
 
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789';
 export const TEST_KEYS = { k1: 'k1-secret-0123456789abcdef', k2: 'k2-secret-0123456789abcdef' };
@@ -41,14 +42,7 @@ export function testCluster(edgeOverrides: Record<string, unknown> = {}, rootOve
 
 /** Writes `bytes` of deterministic pseudo-random content to root/title/file and returns it. */
 export function writeMedia(root: string, title: string, file: string, bytes: number, seed = 1): Buffer {
-  const data = Buffer.alloc(bytes);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < bytes; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    data[i] = x & 0xff;
-  }
+  const data = seededBytes(bytes, seed);
   const path = join(root, title, file);
   mkdirSync(join(path, '..'), { recursive: true });
   writeFileSync(path, data);
