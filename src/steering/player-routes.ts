@@ -26,16 +26,20 @@ export const PACKAGE_ROOT = (() => {
 
 export const PLAYER_DIR = join(PACKAGE_ROOT, 'public', 'player');
 
-/** The player scripts shipped by npm packages, by the name the page asks for. */
-function vendorFiles(): Record<string, { dir: string; file: string }> {
+/**
+ * The player scripts shipped by npm packages, by the name the page asks for. A Map, not an
+ * object literal: a name from the URL such as `__proto__` or `constructor` must not find
+ * Object.prototype's members.
+ */
+function vendorFiles(): Map<string, { dir: string; file: string }> {
   const require = createRequire(import.meta.url);
   const hls = require.resolve('hls.js/dist/hls.min.js');
   // dashjs exports only ".": its "require" condition is the UMD bundle the page needs.
   const dash = require.resolve('dashjs');
-  return {
-    'hls.min.js': { dir: dirname(hls), file: 'hls.min.js' },
-    'dash.all.min.js': { dir: dirname(dash), file: 'dash.all.min.js' },
-  };
+  return new Map([
+    ['hls.min.js', { dir: dirname(hls), file: 'hls.min.js' }],
+    ['dash.all.min.js', { dir: dirname(dash), file: 'dash.all.min.js' }],
+  ]);
 }
 
 /** One title as the player lists it. */
@@ -69,7 +73,7 @@ export async function playerRoutes(app: FastifyInstance, opts: { catalog: Catalo
   // The page's relative links (player.js, vendor/...) need the trailing slash.
   app.get('/player', async (_req, reply) => reply.redirect('/player/', 301));
   app.get('/player/vendor/:file', async (req, reply) => {
-    const v = vendor[(req.params as { file: string }).file];
+    const v = vendor.get((req.params as { file: string }).file);
     if (!v) return reply.code(404).type('text/plain; charset=utf-8').send('not found\n');
     return reply.sendFile(v.file, v.dir, { maxAge: '1h' });
   });
