@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, findEdge, loadClusterFile } from './common/config.js';
+import { createLogger } from './common/logger.js';
 
 const USAGE = `reelcdn — an Open Connect-style CDN for video
 
@@ -40,7 +41,13 @@ async function main(argv: string[]): Promise<void> {
   }
   const config = () => {
     if (!values.config) throw new UsageError(`${command} needs --config FILE`);
-    return loadClusterFile(values.config);
+    const cfg = loadClusterFile(values.config);
+    if (cfg.warnings?.length) {
+      // Before the role starts, in the same JSON lines as the role's own log.
+      const logger = createLogger(command, cfg.log.level, values.id);
+      for (const warning of cfg.warnings) logger.warn(warning);
+    }
+    return cfg;
   };
   const edgeId = () => {
     if (!values.id) throw new UsageError(`${command} needs --id EDGE_ID`);

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isIP } from 'node:net';
 
@@ -18,11 +18,24 @@ export interface ClusterConfig {
   log: LogConfig;
   /** Directory of the cluster file; relative dataDirs were resolved against it. */
   baseDir: string;
+  /**
+   * Problems that do not stop a service but an operator should hear about (e.g. signing secrets
+   * in a cluster file others can read); each role logs them at start. Set by loadClusterFile.
+   */
+  warnings?: string[];
 }
 
 export interface SigningConfig {
-  /** keyId → secret. Every key here is accepted by edges (rotation). */
+  /**
+   * keyId → secret. Every key here is accepted by edges (rotation). Inline in the cluster file
+   * (`signing.keys`) or read from `signing.keysFile`.
+   */
   keys: Record<string, string>;
+  /**
+   * Absolute path of the file the keys came from, if they are kept apart from the cluster file
+   * (which then holds no secret and can be shared). The file must be readable by its owner only.
+   */
+  keysFile?: string;
   /** The key steering signs with. */
   activeKey: string;
   /** Lifetime of a signed URL. */
@@ -100,6 +113,15 @@ export interface EdgeConfig {
   sliceBytes: number;
   /** Upstream for misses: another edge's id (a parent) instead of the origin. */
   parent?: string;
+  /** When to bypass the parent for the origin (only used with `parent`). */
+  parentBreaker: ParentBreakerConfig;
+}
+
+export interface ParentBreakerConfig {
+  /** Consecutive failed requests to the parent (connect error, timeout, 5xx) that open the breaker. Default 3. */
+  failures: number;
+  /** How long misses go straight to the origin before one probe tries the parent again, ms. Default 5000. */
+  coolDownMs: number;
 }
 
 export interface AdminConfig {
@@ -232,6 +254,97 @@ function dir(v: Json, field: string, baseDir: string): string {
   return isAbsolute(s) ? s : resolve(baseDir, s);
 }
 
+/** keyId → secret, each checked; `field` names where a bad key came from. */
+function signingKeys(raw: Record<string, Json>, field: (keyId: string) => string): Record<string, string> {
+  const keys: Record<string, string> = {};
+  for (const [k, secret] of Object.entries(raw)) {
+    id(k, field(k));
+    const sec = str(secret, field(k));
+    if (sec.length < 16) throw new ConfigError(field(k), 'secret must be at least 16 characters');
+    keys[k] = sec;
+  }
+  return keys;
+}
+
+/** "0644": a file mode as chmod and ls speak it. */
+function octalMode(mode: number): string {
+  return `0${(mode & 0o777).toString(8).padStart(3, '0')}`;
+}
+
+/** Anyone but the owner may read it: no place for secrets. Windows has no such bits. */
+function readableByOthers(mode: number): boolean {
+  return process.platform !== 'win32' && (mode & 0o044) !== 0;
+}
+
+/**
+ * Reads `signing.keysFile`. Mode and content come from the same open file, so a file swapped
+ * between the check and the read cannot slip through. Problems never quote a secret.
+ */
+function readKeysFile(path: string): Record<string, string> {
+  const field = 'signing.keysFile';
+  let text: string;
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new ConfigError(field, `${path} is not a regular file`);
+    if (readableByOthers(st.mode)) {
+      throw new ConfigError(field, `${path} holds signing secrets and is readable by group or others (mode ${octalMode(st.mode)}): chmod 600 it`);
+    }
+    text = readFileSync(fd, 'utf8');
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(field, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  let raw: Json;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    // JSON.parse's message quotes the text around the error: it could be a secret.
+    throw new ConfigError(field, `${path} is not valid JSON`);
+  }
+  if (!isObject(raw)) throw new ConfigError(field, `${path} must hold a JSON object of keyId → secret`);
+  let keys: Record<string, string>;
+  try {
+    keys = signingKeys(raw, (k) => `"${k}"`);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(field, `${path}: key ${err.message}`);
+    throw err;
+  }
+  if (Object.keys(keys).length === 0) throw new ConfigError(field, `${path} must hold at least one key`);
+  return keys;
+}
+
+/**
+ * Refuses parent chains that come back on themselves: each edge has at most one parent, so
+ * a walk from an edge either ends at an edge without one or returns to where it started.
+ */
+function checkParents(edges: EdgeConfig[], edgeIds: Set<string>): void {
+  const parentOf = new Map(edges.map((e) => [e.id, e.parent]));
+  edges.forEach((e, i) => {
+    if (e.parent === undefined) return;
+    if (!edgeIds.has(e.parent)) throw new ConfigError(`edges[${i}].parent`, `"${e.parent}" is not an edge id`);
+    if (e.parent === e.id) throw new ConfigError(`edges[${i}].parent`, 'an edge cannot be its own parent');
+  });
+  edges.forEach((e, i) => {
+    const chain = [e.id];
+    for (let next = e.parent; next !== undefined && chain.length <= edges.length; next = parentOf.get(next)) {
+      chain.push(next);
+      if (next === e.id) throw new ConfigError(`edges[${i}].parent`, `cycle ${chain.join(' → ')}`);
+    }
+  });
+}
+
+function parentBreaker(v: Json, field: string): ParentBreakerConfig {
+  const b = v === undefined ? {} : obj(v, field);
+  return {
+    failures: posInt(b.failures, `${field}.failures`, 3),
+    coolDownMs: posInt(b.coolDownMs, `${field}.coolDownMs`, 5000),
+  };
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** Validates a parsed cluster file. `baseDir` resolves relative data directories. */
@@ -239,19 +352,22 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
   const root = obj(raw, '(cluster file)');
 
   const s = obj(root.signing, 'signing');
-  const keysRaw = obj(s.keys, 'signing.keys');
-  const keys: Record<string, string> = {};
-  for (const [k, secret] of Object.entries(keysRaw)) {
-    id(k, `signing.keys.${k}`);
-    const sec = str(secret, `signing.keys.${k}`);
-    if (sec.length < 16) throw new ConfigError(`signing.keys.${k}`, 'secret must be at least 16 characters');
-    keys[k] = sec;
+  let keys: Record<string, string>;
+  let keysFile: string | undefined;
+  if (s.keysFile !== undefined) {
+    if (s.keys !== undefined) throw new ConfigError('signing.keysFile', 'use signing.keys or signing.keysFile, not both');
+    keysFile = dir(s.keysFile, 'signing.keysFile', baseDir);
+    keys = readKeysFile(keysFile);
+  } else {
+    if (s.keys === undefined) throw new ConfigError('signing.keys', 'missing: give the keys inline or, better, in signing.keysFile');
+    keys = signingKeys(obj(s.keys, 'signing.keys'), (k) => `signing.keys.${k}`);
+    if (Object.keys(keys).length === 0) throw new ConfigError('signing.keys', 'must hold at least one key');
   }
-  if (Object.keys(keys).length === 0) throw new ConfigError('signing.keys', 'must hold at least one key');
   const activeKey = str(s.activeKey, 'signing.activeKey');
   if (!(activeKey in keys)) throw new ConfigError('signing.activeKey', `"${activeKey}" is not in signing.keys`);
   const signing: SigningConfig = {
     keys,
+    ...(keysFile === undefined ? {} : { keysFile }),
     activeKey,
     ttlSeconds: posInt(s.ttlSeconds, 'signing.ttlSeconds', 6 * 3600),
     required: bool(s.required, 'signing.required', true),
@@ -339,13 +455,10 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
       },
       sliceBytes,
       parent: optStr(e.parent, `${f}.parent`),
+      parentBreaker: parentBreaker(e.parentBreaker, `${f}.parentBreaker`),
     };
   });
-  edges.forEach((e, i) => {
-    if (e.parent === undefined) return;
-    if (!edgeIds.has(e.parent)) throw new ConfigError(`edges[${i}].parent`, `"${e.parent}" is not an edge id`);
-    if (e.parent === e.id) throw new ConfigError(`edges[${i}].parent`, 'an edge cannot be its own parent');
-  });
+  checkParents(edges, edgeIds);
 
   const a = root.admin === undefined ? {} : obj(root.admin, 'admin');
   const admin: AdminConfig = {
@@ -365,10 +478,16 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
 /** Reads and validates a cluster file; every failure is a ConfigError. */
 export function loadClusterFile(path: string): ClusterConfig {
   let text: string;
+  let mode: number;
+  let fd: number | undefined;
   try {
-    text = readFileSync(path, 'utf8');
+    fd = openSync(path, 'r');
+    mode = fstatSync(fd).mode;
+    text = readFileSync(fd, 'utf8');
   } catch (err) {
     throw new ConfigError('(cluster file)', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
   let raw: Json;
   try {
@@ -376,7 +495,16 @@ export function loadClusterFile(path: string): ClusterConfig {
   } catch (err) {
     throw new ConfigError('(cluster file)', `${path} is not valid JSON: ${(err as Error).message}`);
   }
-  return validateCluster(raw, dirname(resolve(path)));
+  const config = validateCluster(raw, dirname(resolve(path)));
+  const warnings: string[] = [];
+  // Existing clusters keep working with inline keys; the operator hears why that is a risk.
+  if (config.signing.keysFile === undefined && readableByOthers(mode)) {
+    warnings.push(
+      `${path} holds signing secrets (signing.keys) and is readable by group or others (mode ${octalMode(mode)}): ` +
+        'move the keys to signing.keysFile (mode 0600) or chmod 600 the cluster file',
+    );
+  }
+  return { ...config, warnings };
 }
 
 export function findEdge(config: ClusterConfig, edgeId: string): EdgeConfig {
