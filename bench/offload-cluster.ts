@@ -202,6 +202,11 @@ export class PacedClock implements Clock {
     return this.start + (performance.now() - this.realStart) * this.speed;
   }
 
+  /** Paced time is derived from performance.now(), so it never goes back. */
+  monotonic(): number {
+    return this.now();
+  }
+
   setTimeout(fn: () => void, ms: number): { id: NodeJS.Timeout } {
     const t = setTimeout(fn, Math.max(0, ms) / this.speed);
     t.unref();

@@ -600,7 +600,7 @@ export async function runReal(world: World, fill: boolean): Promise<DayResult[]>
     await ingestTitle(cluster.config, t.title, dir);
   }
   let simNow = DAY0;
-  const clock = { now: () => simNow, setTimeout: systemClock.setTimeout, clearTimeout: systemClock.clearTimeout };
+  const clock = { now: () => simNow, monotonic: () => simNow, setTimeout: systemClock.setTimeout, clearTimeout: systemClock.clearTimeout };
   const origin = await startOrigin(cluster.config, clock);
   const root = resolve(import.meta.dirname, '..');
   const procs: ChildProcess[] = cluster.config.edges.map((e) =>

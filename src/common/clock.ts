@@ -1,9 +1,15 @@
 /**
  * All time goes through a Clock so that a test can run a night in seconds.
- * `now()` is milliseconds since the epoch; timers fire in clock time.
+ * Timers fire in clock time.
  */
 export interface Clock {
+  /** Wall time, ms since the epoch: for timestamps, fill windows, token expiry. May jump either way (NTP, an operator). */
   now(): number;
+  /**
+   * Ms from an arbitrary start that never goes back: for every interval and rate (uptime,
+   * rate limits, "at most once per N ms"). A wall clock stepped back an hour must not stall them.
+   */
+  monotonic(): number;
   setTimeout(fn: () => void, ms: number): TimerHandle;
   clearTimeout(handle: TimerHandle): void;
 }
@@ -14,6 +20,7 @@ export interface TimerHandle {
 
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   setTimeout(fn, ms) {
     const t = setTimeout(fn, ms);
     t.unref();
@@ -24,14 +31,27 @@ export const systemClock: Clock = {
   },
 };
 
-/** A clock that moves only when told to; timers due by then fire in order. */
+/**
+ * A clock that moves only when told to; timers due by then fire in order. Its wall time can
+ * also be stepped on its own (`stepWall`), as NTP or an operator would, while monotonic time
+ * and timers carry on.
+ */
 export class FakeClock implements Clock {
   private timers = new Map<number, { at: number; fn: () => void }>();
   private nextId = 1;
+  /** Monotonic ms; wall time is this plus `wallOffset`. */
+  private t: number;
+  private wallOffset = 0;
 
-  constructor(private t = 0) {}
+  constructor(start = 0) {
+    this.t = start;
+  }
 
   now(): number {
+    return this.t + this.wallOffset;
+  }
+
+  monotonic(): number {
     return this.t;
   }
 
@@ -66,8 +86,14 @@ export class FakeClock implements Clock {
     this.t = end;
   }
 
+  /** Moves time forward until the wall clock reads `ms` (never back). */
   set(ms: number): void {
-    this.advance(Math.max(0, ms - this.t));
+    this.advance(Math.max(0, ms - this.now()));
+  }
+
+  /** Steps the wall clock by `deltaMs` (negative: back) without moving monotonic time or firing timers. */
+  stepWall(deltaMs: number): void {
+    this.wallOffset += deltaMs;
   }
 }
 
@@ -84,6 +110,11 @@ export class VirtualClock implements Clock {
   constructor(private t = Date.now()) {}
 
   now(): number {
+    return this.t;
+  }
+
+  /** Simulated time only moves forward, so it is its own monotonic clock. */
+  monotonic(): number {
     return this.t;
   }
 

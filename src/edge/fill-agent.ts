@@ -108,6 +108,9 @@ export class FillAgent {
   private fetched = 0;
   private startedAt?: number;
   private finishedAt?: number;
+  /** The same moments on the monotonic clock: the pass's rate must not jump with the wall clock. */
+  private startedMono?: number;
+  private finishedMono?: number;
   private running?: Promise<FillProgress>;
   private timer?: TimerHandle;
   private stopped = false;
@@ -180,7 +183,9 @@ export class FillAgent {
     this.applyPins(manifest);
     this.state = 'filling';
     this.startedAt = clock.now();
+    this.startedMono = clock.monotonic();
     this.finishedAt = undefined;
+    this.finishedMono = undefined;
     this.fetched = 0;
     this.bySource = {};
     this.errors = [];
@@ -203,10 +208,10 @@ export class FillAgent {
         if ((await this.fillFile(f, false, checkWindow)) === 'deferred') deferred.push(f);
       }
       // Deferred files wait for their peer to finish them, then fall back to the origin.
-      const deadline = clock.now() + (this.opts.peerWaitMs ?? 10 * 60_000);
+      const deadline = clock.monotonic() + (this.opts.peerWaitMs ?? 10 * 60_000);
       while (deferred.length > 0) {
         checkWindow();
-        const fallback = clock.now() >= deadline;
+        const fallback = clock.monotonic() >= deadline;
         for (const f of deferred.splice(0)) {
           if ((await this.fillFile(f, fallback, checkWindow)) === 'deferred') deferred.push(f);
         }
@@ -218,6 +223,7 @@ export class FillAgent {
     } finally {
       this.state = 'idle';
       this.finishedAt = clock.now();
+      this.finishedMono = clock.monotonic();
     }
     const p = this.progress();
     this.opts.logger.info({ done: p.files.done, failed: p.files.failed, bytes: p.bytes.fetched, bySource: p.bySource }, 'fill pass ended');
@@ -461,7 +467,8 @@ export class FillAgent {
   progress(): FillProgress {
     const now = this.opts.clock.now();
     const files = [...this.files.values()];
-    const elapsed = ((this.finishedAt ?? now) - (this.startedAt ?? now)) / 1000;
+    const mono = this.opts.clock.monotonic();
+    const elapsed = ((this.finishedMono ?? mono) - (this.startedMono ?? mono)) / 1000;
     return {
       state: this.state,
       manifestVersion: this.manifest?.version,

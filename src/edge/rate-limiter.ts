@@ -3,6 +3,7 @@ import type { Clock } from '../common/clock.js';
 /**
  * A token bucket in bytes for the whole node's fill traffic: `take(n)` resolves when n bytes
  * may be sent under `bytesPerSec`, sleeping on the injected clock. Burst is one second's worth.
+ * Refills by the monotonic clock: a wall clock stepped back would otherwise stall fill for as long.
  */
 export class RateLimiter {
   private tokens: number;
@@ -15,11 +16,11 @@ export class RateLimiter {
     private readonly burst = bytesPerSec,
   ) {
     this.tokens = 0;
-    this.last = clock.now();
+    this.last = clock.monotonic();
   }
 
   private refill(): void {
-    const now = this.clock.now();
+    const now = this.clock.monotonic();
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.bytesPerSec);
     this.last = now;
   }

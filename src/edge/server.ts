@@ -101,7 +101,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   const { config, edge } = opts;
   const clock = opts.clock ?? systemClock;
   const logger = opts.logger ?? createLogger('edge', config.log.level, edge.id);
-  const startedAt = clock.now();
+  const startedAt = clock.monotonic(); // uptime is an interval
   const registry = createRegistry('edge', edge.id);
   const stats = new TrafficStats(clock);
   const loopDelay = monitorEventLoopDelay({ resolution: 20 });
@@ -325,7 +325,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       id: edge.id,
       isp: edge.isp,
       version: VERSION,
-      uptimeSec: Math.round((clock.now() - startedAt) / 1000),
+      uptimeSec: Math.round((clock.monotonic() - startedAt) / 1000),
       connections,
       requestsPerSec: t.requestsPerSec,
       bytesPerSec: t.bytesPerSec,

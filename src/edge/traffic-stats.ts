@@ -19,7 +19,10 @@ export interface TrafficSnapshot {
   hitRatio: { requests: number; bytes: number };
 }
 
-/** Rates over the last ten seconds and hit ratios since start, for /health (metrics have the rest). */
+/**
+ * Rates over the last ten seconds and hit ratios since start, for /health (metrics have the rest).
+ * Buckets are monotonic seconds: a wall clock stepped back would otherwise read as no traffic.
+ */
 export class TrafficStats {
   private readonly buckets: Bucket[] = Array.from({ length: WINDOW_SECONDS }, () => ({ second: -1, requests: 0, bytes: 0, errors: 0 }));
   private readonly tiers: Record<Tier, { requests: number; bytes: number }> = {
@@ -31,7 +34,7 @@ export class TrafficStats {
   constructor(private readonly clock: Clock) {}
 
   private bucket(): Bucket {
-    const second = Math.floor(this.clock.now() / 1000);
+    const second = Math.floor(this.clock.monotonic() / 1000);
     const b = this.buckets[second % WINDOW_SECONDS]!;
     if (b.second !== second) {
       b.second = second;
@@ -54,7 +57,7 @@ export class TrafficStats {
   }
 
   snapshot(): TrafficSnapshot {
-    const now = Math.floor(this.clock.now() / 1000);
+    const now = Math.floor(this.clock.monotonic() / 1000);
     let requests = 0;
     let bytes = 0;
     let errors = 0;

@@ -64,7 +64,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   const dataDir = config.origin.dataDir;
   const registry = opts.registry ?? createRegistry('origin');
   const pollMs = opts.catalogPollMs ?? 2000;
-  const startedAt = clock.now();
+  const startedAt = clock.monotonic(); // uptime is an interval
 
   let catalog = Catalog.empty();
   let catalogStamp = '';
@@ -146,7 +146,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   adminApp.get('/health', async () => ({
     status: 'ok',
     version: packageVersion(),
-    uptimeSec: Math.floor((clock.now() - startedAt) / 1000),
+    uptimeSec: Math.floor((clock.monotonic() - startedAt) / 1000),
     titles: catalog.size,
     bytes: catalog.bytes,
     served: { ...served },

@@ -95,7 +95,7 @@ export class CatalogSource {
   /** Fetches the catalog now (coalesced). Keeps the old one on failure; resolves to what is current. */
   refresh(): Promise<CatalogView | undefined> {
     if (this.refreshing) return this.refreshing;
-    this.lastAttempt = this.opts.clock.now();
+    this.lastAttempt = this.opts.clock.monotonic();
     this.refreshing = this.fetchCatalog()
       .then((v) => {
         const before = this.view?.titles.size;
@@ -115,7 +115,7 @@ export class CatalogSource {
 
   /** After a miss: refresh unless one was tried in the last missRefreshMs. */
   async refreshAfterMiss(): Promise<CatalogView | undefined> {
-    if (this.opts.clock.now() - this.lastAttempt < (this.opts.missRefreshMs ?? 3000)) return this.refreshing ?? this.view;
+    if (this.opts.clock.monotonic() - this.lastAttempt < (this.opts.missRefreshMs ?? 3000)) return this.refreshing ?? this.view;
     return this.refresh();
   }
 

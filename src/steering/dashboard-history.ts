@@ -22,8 +22,13 @@ export interface EdgeSample {
 }
 
 export interface ClusterSample {
-  /** Clock ms. */
+  /** Wall clock ms: where the point goes on the chart. */
   at: number;
+  /**
+   * Monotonic clock ms: rates and the window are measured on it, so a wall clock stepped back
+   * does not stop the history for as long. Defaults to `at`.
+   */
+  mono?: number;
   edges: EdgeSample[];
   /** Origin's bytes served since it started, undefined when the origin could not be polled. */
   originBytes?: number;
@@ -115,6 +120,8 @@ export class DashboardHistory {
   private readonly windowMs: number;
   private readonly maxPoints: number;
   private readonly points: HistoryPoint[] = [];
+  /** Each point's monotonic time, in step with `points`. */
+  private readonly monos: number[] = [];
   private last: ClusterSample | undefined;
 
   constructor(opts: DashboardHistoryOptions = {}) {
@@ -130,8 +137,11 @@ export class DashboardHistory {
   add(sample: ClusterSample): HistoryPoint | undefined {
     const prev = this.last;
     this.last = sample;
-    if (!prev || sample.at <= prev.at) return undefined;
-    const secs = (sample.at - prev.at) / 1000;
+    if (!prev) return undefined;
+    const t = sample.mono ?? sample.at;
+    const tPrev = prev.mono ?? prev.at;
+    if (t <= tPrev) return undefined;
+    const secs = (t - tPrev) / 1000;
     const prevById = new Map(prev.edges.map((e) => [e.id, e]));
     const edges: HistoryPoint['edges'] = {};
     const ispSums = new Map<string, TierCounts>();
@@ -158,10 +168,14 @@ export class DashboardHistory {
       originBytesPerSec: originDelta === undefined || originDelta < 0 ? null : originDelta / secs,
     };
     this.points.push(point);
-    const oldest = sample.at - this.windowMs;
+    this.monos.push(t);
+    const oldest = t - this.windowMs;
     let drop = 0;
-    while (drop < this.points.length && (this.points[drop]!.at < oldest || this.points.length - drop > this.maxPoints)) drop++;
-    if (drop > 0) this.points.splice(0, drop);
+    while (drop < this.points.length && (this.monos[drop]! < oldest || this.points.length - drop > this.maxPoints)) drop++;
+    if (drop > 0) {
+      this.points.splice(0, drop);
+      this.monos.splice(0, drop);
+    }
     return point;
   }
 

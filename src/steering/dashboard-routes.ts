@@ -53,6 +53,8 @@ interface OriginView {
   reachable: boolean;
   error?: string;
   polledAt?: number;
+  /** Monotonic ms of the poll: the egress rate is measured on it, not on the wall clock. */
+  polledMono?: number;
   bytesServed?: number;
   requests?: number;
   bytesPerSec?: number;
@@ -82,6 +84,7 @@ export function registerDashboard(o: DashboardOptions): void {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (o.adminToken) headers.authorization = `Bearer ${o.adminToken}`;
     const now = clock.now();
+    const mono = clock.monotonic();
     try {
       const res = await request(`${config.origin.adminUrl}/health`, { headers, headersTimeout: 1000, bodyTimeout: 1000, signal: AbortSignal.timeout(1500) });
       const body = (await res.body.json()) as { served?: { bytes?: unknown; requests?: unknown } };
@@ -89,10 +92,10 @@ export function registerDashboard(o: DashboardOptions): void {
       const bytes = body.served.bytes;
       const prev = origin;
       const rate =
-        prev.reachable && prev.bytesServed !== undefined && prev.polledAt !== undefined && now > prev.polledAt && bytes >= prev.bytesServed
-          ? ((bytes - prev.bytesServed) * 1000) / (now - prev.polledAt)
+        prev.reachable && prev.bytesServed !== undefined && prev.polledMono !== undefined && mono > prev.polledMono && bytes >= prev.bytesServed
+          ? ((bytes - prev.bytesServed) * 1000) / (mono - prev.polledMono)
           : undefined;
-      origin = { reachable: true, polledAt: now, bytesServed: bytes, requests: typeof body.served.requests === 'number' ? body.served.requests : undefined, bytesPerSec: rate };
+      origin = { reachable: true, polledAt: now, polledMono: mono, bytesServed: bytes, requests: typeof body.served.requests === 'number' ? body.served.requests : undefined, bytesPerSec: rate };
     } catch (err) {
       const e = err as Error & { code?: string };
       origin = { reachable: false, polledAt: now, error: e.code ?? e.message };
@@ -114,7 +117,7 @@ export function registerDashboard(o: DashboardOptions): void {
     if (!running) return;
     inflight = pollOrigin()
       .then(() => {
-        history.add({ at: clock.now(), edges: edgeSamples(), originBytes: origin.reachable ? origin.bytesServed : undefined });
+        history.add({ at: clock.now(), mono: clock.monotonic(), edges: edgeSamples(), originBytes: origin.reachable ? origin.bytesServed : undefined });
       })
       .catch((err) => logger.warn({ err: (err as Error).message }, 'dashboard sample failed'))
       .finally(() => {
@@ -199,7 +202,7 @@ export function registerDashboard(o: DashboardOptions): void {
       cluster: { tiers: cluster, hitRatio: ratios(cluster), edges: edges.length, eligible: edges.filter((e) => e.eligible).length },
       isps: [...isps.values()].map((i) => ({ ...i, hitRatio: ratios(i.tiers) })),
       edges,
-      origin: { ...origin, url: config.origin.url },
+      origin: { ...origin, polledMono: undefined, url: config.origin.url },
       topTitles,
       history: history.columns(since),
     });

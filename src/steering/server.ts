@@ -358,7 +358,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   if (config.admin.openMetrics) open.add('/metrics');
   adminApp.addHook('onRequest', adminGuard(open, adminToken));
   registerDashboard({ app: adminApp, openPaths: open, config, clock, logger, adminToken, health, registry, playStarts: metrics.playStarts });
-  const startedAt = clock.now();
+  const startedAt = clock.monotonic(); // uptime is an interval
   adminApp.get('/health', async () => {
     const snap = health.snapshot();
     let up = 0;
@@ -366,7 +366,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     return {
       status: 'ok',
       id: 'steering',
-      uptimeSec: Math.round((clock.now() - startedAt) / 1000),
+      uptimeSec: Math.round((clock.monotonic() - startedAt) / 1000),
       edges: { total: snap.size, eligible: up },
       catalogTitles: catalog.current()?.titles.size ?? null,
       plays: { sent: plays.sent, buffered: plays.buffered, dropped: plays.dropped },
