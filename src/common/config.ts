@@ -49,6 +49,12 @@ export interface OriginConfig {
   adminUrl: string;
   dataDir: string;
   fill: OriginFillConfig;
+  /**
+   * Media segments one title may list across its manifests; ingest refuses more. Steering
+   * writes every segment URL of a DASH SegmentTemplate into the MPD it serves, so this bounds
+   * what one play can cost. Default 50000 (6 renditions of 4.6 h in 2 s segments).
+   */
+  maxSegmentsPerTitle: number;
 }
 
 export interface OriginFillConfig {
@@ -384,6 +390,7 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
     adminUrl: httpUrl(o.adminUrl, 'origin.adminUrl'),
     dataDir: dir(o.dataDir, 'origin.dataDir', baseDir),
     fill: { headroomRatio: ratio(of.headroomRatio, 'origin.fill.headroomRatio', 0.1), halfLifeDays: halfLife },
+    maxSegmentsPerTitle: posInt(o.maxSegmentsPerTitle, 'origin.maxSegmentsPerTitle', 50_000),
   };
 
   const st = obj(root.steering, 'steering');

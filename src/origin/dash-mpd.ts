@@ -1,6 +1,7 @@
 import { DOMParser, type Element } from '@xmldom/xmldom';
+import { UnsafeManifestError, checkDashDocument } from '../common/manifest-safety.js';
 import { ManifestError } from './errors.js';
-import type { RefByteRange } from './hls-playlist.js';
+import { type ExtractOptions, type RefByteRange, type SegmentBudget, spendSegments } from './hls-playlist.js';
 import { resolveRef } from './ref-path.js';
 
 /**
@@ -122,7 +123,7 @@ function baseAt(el: Element, parentBase: string, where: string): string {
 }
 
 /** Segment start times from a SegmentTimeline, `r="-1"` running to the next S or the period end. */
-function timelineTimes(tl: Element, periodEndTicks: number | undefined, where: string): number[] {
+function timelineTimes(tl: Element, periodEndTicks: number | undefined, where: string, c: RepContext): number[] {
   const times: number[] = [];
   const ss = children(tl, 'S');
   let t = 0;
@@ -141,6 +142,7 @@ function timelineTimes(tl: Element, periodEndTicks: number | undefined, where: s
       r = nonNegInt(rText, `${where} S@r`, 0);
     }
     if (times.length + r + 1 > MAX_SEGMENTS_PER_REPRESENTATION) throw new ManifestError(`${where}: too many segments`);
+    spend(c, r + 1);
     for (let k = 0; k <= r; k++) {
       times.push(t);
       t += d;
@@ -153,7 +155,7 @@ function timelineTimes(tl: Element, periodEndTicks: number | undefined, where: s
  * Every file a static MPD at `selfPath` references, duplicates kept (representations may
  * share an initialization segment; SegmentBase ranges address one file).
  */
-export function extractDashReferences(text: string, selfPath: string): DashReference[] {
+export function extractDashReferences(text: string, selfPath: string, opts: ExtractOptions = {}): DashReference[] {
   let doc;
   try {
     doc = new DOMParser({
@@ -167,6 +169,14 @@ export function extractDashReferences(text: string, selfPath: string): DashRefer
   const mpd = doc.documentElement;
   if (!mpd || mpd.localName !== 'MPD') throw new ManifestError(`${selfPath}: not a DASH MPD (root element is not MPD)`);
   if ((attr(mpd, 'type') ?? 'static') !== 'static') throw new ManifestError(`${selfPath}: only static (on-demand) MPDs can be ingested`);
+  try {
+    checkDashDocument(doc, { name: selfPath });
+  } catch (err) {
+    if (err instanceof UnsafeManifestError) throw new ManifestError(err.message);
+    throw err;
+  }
+  // Counted before expanding, so a 1 KB MPD claiming a million segments costs nothing.
+  const budget = opts.segments;
 
   const mpdDuration = attr(mpd, 'mediaPresentationDuration');
   const totalSec = mpdDuration === undefined ? undefined : parseIsoDuration(mpdDuration, `${selfPath} MPD@mediaPresentationDuration`);
@@ -200,7 +210,7 @@ export function extractDashReferences(text: string, selfPath: string): DashRefer
         const rWhere = `${aWhere} Representation[${repId || ri}]`;
         const rBase = baseAt(rep, aBase, rWhere);
         const inh = mergeLevel(aInh, rep);
-        representationRefs(refs, { repId, bandwidth: attr(rep, 'bandwidth'), base: rBase, inh, durSec, where: rWhere });
+        representationRefs(refs, { repId, bandwidth: attr(rep, 'bandwidth'), base: rBase, inh, durSec, where: rWhere, budget });
       });
     });
   });
@@ -215,6 +225,12 @@ interface RepContext {
   inh: Inherited;
   durSec?: number;
   where: string;
+  /** Segments the title may still have (origin.maxSegmentsPerTitle). */
+  budget?: SegmentBudget;
+}
+
+function spend(c: RepContext, n: number): void {
+  spendSegments(c.budget, n, c.where);
 }
 
 function representationRefs(refs: DashReference[], c: RepContext): void {
@@ -242,6 +258,7 @@ function representationRefs(refs: DashReference[], c: RepContext): void {
   }
   if (c.inh.list) {
     init(c.inh.list, 'Initialization');
+    spend(c, children(c.inh.list, 'SegmentURL').length);
     for (const su of children(c.inh.list, 'SegmentURL')) {
       const range = parseRangeAttr(attr(su, 'mediaRange'), `${c.where} SegmentURL@mediaRange`);
       const media = attr(su, 'media');
@@ -274,7 +291,7 @@ function templateRefs(refs: DashReference[], c: RepContext): void {
   const periodEndTicks = c.durSec === undefined ? undefined : pto + Math.round(c.durSec * timescale);
 
   if (c.inh.timeline) {
-    timelineTimes(c.inh.timeline, periodEndTicks, w).forEach((t, i) =>
+    timelineTimes(c.inh.timeline, periodEndTicks, w, c).forEach((t, i) =>
       push(media, 'media', { ...values, Number: startNumber + i, Time: t }),
     );
     return;
@@ -285,5 +302,6 @@ function templateRefs(refs: DashReference[], c: RepContext): void {
   // A tiny tolerance: a 12.0 s period of 2 s segments is 6 segments, not 7 from float noise.
   const count = Math.ceil((c.durSec * timescale) / duration - 1e-6);
   if (count > MAX_SEGMENTS_PER_REPRESENTATION) throw new ManifestError(`${w}: too many segments`);
+  spend(c, count);
   for (let i = 0; i < count; i++) push(media, 'media', { ...values, Number: startNumber + i, Time: pto + i * duration });
 }

@@ -1,3 +1,4 @@
+import { UnsafeManifestError, checkHlsPlaylist } from '../common/manifest-safety.js';
 import { ManifestError } from './errors.js';
 import { resolveRef } from './ref-path.js';
 
@@ -21,6 +22,31 @@ export interface HlsReference {
   tag: string;
   /** Present when the playlist addresses only part of the file. */
   byteRange?: RefByteRange;
+}
+
+/** Segments a title may still list; shared by the extraction of all its manifests. */
+export interface SegmentBudget {
+  readonly max: number;
+  left: number;
+}
+
+/** A budget of origin.maxSegmentsPerTitle segments for one title. */
+export function segmentBudget(max: number): SegmentBudget {
+  return { max, left: max };
+}
+
+/** Takes `n` segments from the budget; over it is an error naming the limit and where it was hit. */
+export function spendSegments(budget: SegmentBudget | undefined, n: number, where: string): void {
+  if (!budget) return;
+  budget.left -= n;
+  if (budget.left < 0) {
+    throw new ManifestError(`${where}: the title has more than ${budget.max} segments (origin.maxSegmentsPerTitle = ${budget.max})`);
+  }
+}
+
+export interface ExtractOptions {
+  /** Counted down by every media segment found; absent: no limit. */
+  segments?: SegmentBudget;
 }
 
 export interface HlsPlaylistRefs {
@@ -67,9 +93,16 @@ function splitTag(line: string): { name: string; value: string } {
  * Key URIs with a scheme (`skd://`, `https://` key servers) are external and skipped; every
  * other absolute or escaping URI is an error, as are live-only constructs we cannot ingest.
  */
-export function extractHlsReferences(text: string, selfPath: string): HlsPlaylistRefs {
+export function extractHlsReferences(text: string, selfPath: string, opts: ExtractOptions = {}): HlsPlaylistRefs {
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   if (lines[0]?.trim() !== '#EXTM3U') throw new ManifestError(`${selfPath}: not an HLS playlist (no #EXTM3U first line)`);
+  // The shared check first: what it refuses, steering refuses too, so both read one meaning.
+  try {
+    checkHlsPlaylist(text, { name: selfPath });
+  } catch (err) {
+    if (err instanceof UnsafeManifestError) throw new ManifestError(err.message);
+    throw err;
+  }
 
   let sawMultivariant = false;
   let sawMedia = false;
@@ -145,6 +178,7 @@ export function extractHlsReferences(text: string, selfPath: string): HlsPlaylis
       return;
     }
     sawMedia = true;
+    spendSegments(opts.segments, 1, selfPath);
     if (pendingByteRange) {
       let offset = pendingByteRange.offset;
       if (offset === undefined) {

@@ -10,7 +10,7 @@ import { type CatalogFile, type TitleEntry, type TitleKind, loadCatalog, saveCat
 import { extractDashReferences } from './dash-mpd.js';
 import { fsyncDir } from '../common/atomic-file.js';
 import { OriginInputError } from './errors.js';
-import { extractHlsReferences } from './hls-playlist.js';
+import { extractHlsReferences, segmentBudget } from './hls-playlist.js';
 import { acquireLock } from './lock-file.js';
 
 /** A manifest bigger than this is not a manifest. */
@@ -48,7 +48,7 @@ export async function ingestTitle(config: ClusterConfig, title: string, dir: str
   if (!isValidTitle(title)) {
     throw new OriginInputError(`title "${title}" must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit`);
   }
-  const plan = await planTitle(dir);
+  const plan = await planTitle(dir, { maxSegments: config.origin.maxSegmentsPerTitle });
 
   const dataDir = config.origin.dataDir;
   const titlesRoot = join(dataDir, 'titles');
@@ -96,7 +96,8 @@ export async function ingestTitle(config: ClusterConfig, title: string, dir: str
  * no other manifest references (a multivariant playlist, an MPD); a folder holding only a
  * media playlist has that one.
  */
-export async function planTitle(dir: string): Promise<TitlePlan> {
+export async function planTitle(dir: string, limits: { maxSegments?: number } = {}): Promise<TitlePlan> {
+  const segments = limits.maxSegments === undefined ? undefined : segmentBudget(limits.maxSegments);
   let root: string;
   try {
     root = await realpath(resolve(dir));
@@ -125,8 +126,8 @@ export async function planTitle(dir: string): Promise<TitlePlan> {
     const text = await readFile(src.abs, 'utf8');
 
     const refs: { path: string; byteRange?: { offset: number; length: number }; playlist: boolean }[] = /\.mpd$/i.test(manifest)
-      ? extractDashReferences(text, manifest).map((r) => ({ path: r.path, byteRange: r.byteRange, playlist: false }))
-      : extractHlsReferences(text, manifest).refs.map((r) => ({ path: r.path, byteRange: r.byteRange, playlist: r.kind === 'playlist' }));
+      ? extractDashReferences(text, manifest, { segments }).map((r) => ({ path: r.path, byteRange: r.byteRange, playlist: false }))
+      : extractHlsReferences(text, manifest, { segments }).refs.map((r) => ({ path: r.path, byteRange: r.byteRange, playlist: r.kind === 'playlist' }));
 
     for (const ref of refs) {
       referenced.add(ref.path);
