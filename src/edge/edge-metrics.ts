@@ -1,5 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { BREAKER_STATES, type BreakerState } from './circuit-breaker.js';
 import type { CacheEvents } from './edge-cache.js';
+import type { UpstreamOptions } from './upstream.js';
 
 /** The edge's Prometheus series. Tier labels: HIT-MEM, HIT-DISK, MISS, and "none" for answers without a body source. */
 export class EdgeMetrics {
@@ -144,6 +146,37 @@ export class EdgeMetrics {
         this.set(Math.floor(Date.parse(sample().nextFillWindowStart) / 1000));
       },
     });
+  }
+
+  /**
+   * For an edge with a parent: `reelcdn_edge_parent_breaker_state{state}` 1 for the breaker's
+   * current state (closed, open, half-open), 0 for the others; transitions by target state; and
+   * misses sent to the origin instead of the parent.
+   */
+  watchParentBreaker(state: () => BreakerState | undefined): NonNullable<UpstreamOptions['events']> {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'reelcdn_edge_parent_breaker_state',
+      help: 'Circuit breaker in front of the parent edge: 1 for the current state (closed, open, half-open), 0 for the others',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const now = state();
+        for (const st of BREAKER_STATES) this.set({ state: st }, st === now ? 1 : 0);
+      },
+    });
+    const transitions = new Counter({
+      name: 'reelcdn_edge_parent_breaker_transitions_total',
+      help: 'Parent circuit breaker transitions, by the state entered',
+      labelNames: ['to'],
+      registers,
+    });
+    const fallbacks = new Counter({
+      name: 'reelcdn_edge_parent_fallbacks_total',
+      help: 'Upstream requests sent to the origin instead of the parent (parent failed or breaker not closed)',
+      registers,
+    });
+    return { breakerTransition: (t) => transitions.inc({ to: t.to }), fallback: () => fallbacks.inc() };
   }
 
   cacheEvents(): CacheEvents {

@@ -86,7 +86,7 @@ function upstreamTarget(config: ClusterConfig, edge: EdgeConfig, override?: stri
   if (override) return { kind: 'origin', url: override };
   if (edge.parent) {
     const parent = config.edges.find((e) => e.id === edge.parent)!;
-    return { kind: 'parent', url: parent.url, signing: config.signing };
+    return { kind: 'parent', url: parent.url, signing: config.signing, fallback: { originUrl: config.origin.url, breaker: edge.parentBreaker } };
   }
   return { kind: 'origin', url: config.origin.url };
 }
@@ -123,7 +123,12 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     const d = disk.stats();
     return { memory: m.usedBytes, memoryCap: m.capacityBytes, disk: d.usedBytes, diskCap: d.capacityBytes, connections };
   });
-  const upstream = new Upstream(upstreamTarget(config, edge, opts.upstreamUrl), clock, opts.upstreamTimeouts ?? DEFAULT_TIMEOUTS);
+  const target = upstreamTarget(config, edge, opts.upstreamUrl);
+  const upstream = new Upstream(target, clock, opts.upstreamTimeouts ?? DEFAULT_TIMEOUTS, undefined, {
+    monotonicNow: () => clock.monotonic(),
+    logger,
+    events: target.fallback ? metrics.watchParentBreaker(() => upstream.breakerState) : undefined,
+  });
   cache = new EdgeCache({
     disk,
     memoryBytes: edge.memoryBytes,

@@ -1,6 +1,8 @@
 import { Pool, errors as undiciErrors } from 'undici';
 import type { Clock } from '../common/clock.js';
+import type { Logger } from '../common/logger.js';
 import { signQuery } from '../common/signing.js';
+import { type BreakerSettings, type BreakerState, type BreakerTransition, CircuitBreaker } from './circuit-breaker.js';
 
 /** Where misses go: the origin (`/o/…`) or a parent edge (`/c/…`, signed like a client). */
 export interface UpstreamTarget {
@@ -8,6 +10,19 @@ export interface UpstreamTarget {
   url: string;
   /** For a parent: the cluster's keys, to sign the request as steering would. */
   signing?: { keys: Record<string, string>; activeKey: string; ttlSeconds: number };
+  /**
+   * For a parent: the origin, asked (unsigned, `/o/…`) when the parent fails a request and
+   * while the breaker keeps the parent bypassed. Without it a dead parent fails every miss.
+   */
+  fallback?: { originUrl: string; breaker: BreakerSettings };
+}
+
+export interface UpstreamOptions {
+  /** Monotonic ms for the breaker's cool-down (default performance.now). */
+  monotonicNow?: () => number;
+  logger?: Logger;
+  /** Told of each breaker transition and of each request sent to the origin instead of the parent. */
+  events?: { breakerTransition?(t: BreakerTransition): void; fallback?(): void };
 }
 
 export interface UpstreamTimeouts {
@@ -48,42 +63,106 @@ export class UpstreamError extends Error {
   }
 }
 
-/** One keep-alive undici Pool per upstream; timeouts turn into 502/504. */
+/** One HTTP server misses can go to, with its own keep-alive pool. */
+interface Route {
+  kind: 'origin' | 'parent';
+  base: URL;
+  pool: Pool;
+}
+
+/**
+ * Where misses go, with one keep-alive undici Pool per server; timeouts turn into 502/504.
+ * With a parent and a fallback, a parent that fails a request (connect error, timeout, 5xx)
+ * has that request retried at the origin, and a circuit breaker sends misses straight to the
+ * origin while the parent looks down — the cache above never knows which one answered.
+ */
 export class Upstream {
-  private readonly pool: Pool;
-  private readonly base: URL;
+  private readonly primary: Route;
+  private readonly origin?: Route;
+  private readonly breaker?: CircuitBreaker;
 
   constructor(
     readonly target: UpstreamTarget,
     private readonly clock: Clock,
     timeouts: UpstreamTimeouts = DEFAULT_TIMEOUTS,
     connections = 32,
+    private readonly opts: UpstreamOptions = {},
   ) {
-    this.base = new URL(target.url);
-    this.pool = new Pool(this.base.origin, {
-      connections,
-      keepAliveTimeout: 30_000,
-      headersTimeout: timeouts.headersMs,
-      bodyTimeout: timeouts.bodyMs,
-      connect: { timeout: timeouts.connectMs },
-    });
+    const route = (kind: Route['kind'], url: string): Route => {
+      const base = new URL(url);
+      const pool = new Pool(base.origin, {
+        connections,
+        keepAliveTimeout: 30_000,
+        headersTimeout: timeouts.headersMs,
+        bodyTimeout: timeouts.bodyMs,
+        connect: { timeout: timeouts.connectMs },
+      });
+      return { kind, base, pool };
+    };
+    this.primary = route(target.kind, target.url);
+    if (target.kind === 'parent' && target.fallback) {
+      this.origin = route('origin', target.fallback.originUrl);
+      this.breaker = new CircuitBreaker(target.fallback.breaker, opts.monotonicNow ?? (() => performance.now()), (t) => {
+        const line = { parent: target.url, from: t.from, to: t.to, reason: t.reason };
+        if (t.to === 'closed') this.opts.logger?.info(line, 'parent breaker closed: misses go to the parent again');
+        else if (t.to === 'open') this.opts.logger?.warn(line, 'parent breaker open: misses go to the origin');
+        else this.opts.logger?.info(line, 'parent breaker half-open: probing the parent');
+        this.opts.events?.breakerTransition?.(t);
+      });
+    }
+  }
+
+  /** The parent breaker's state; undefined when misses go to the origin alone. */
+  get breakerState(): BreakerState | undefined {
+    return this.breaker?.state;
   }
 
   pathFor(title: string, file: string): string {
-    const basePath = this.base.pathname.replace(/\/+$/, '');
-    if (this.target.kind === 'origin') return `${basePath}/o/${title}/${file}`;
+    return this.pathOn(this.primary, title, file);
+  }
+
+  private pathOn(route: Route, title: string, file: string): string {
+    const basePath = route.base.pathname.replace(/\/+$/, '');
+    if (route.kind === 'origin') return `${basePath}/o/${title}/${file}`;
     const path = `${basePath}/c/${title}/${file}`;
     const s = this.target.signing!;
     return `${path}?${signQuery(s.keys, s.activeKey, path, this.clock.now() / 1000, s.ttlSeconds)}`;
   }
 
   async request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    if (!this.breaker || !this.origin) return this.send(this.primary, req);
+    const permit = this.breaker.admit();
+    if (!permit) return this.viaOrigin(req);
+    let res: UpstreamResponse;
+    try {
+      res = await this.send(this.primary, req);
+    } catch (err) {
+      this.breaker.failed(permit);
+      this.opts.logger?.debug({ parent: this.target.url, err: (err as Error).message }, 'parent failed a request: asking the origin');
+      return this.viaOrigin(req);
+    }
+    if (res.status >= 500) {
+      // An overloaded or broken parent is as good as a dead one for this miss.
+      this.breaker.failed(permit);
+      await res.dump();
+      return this.viaOrigin(req);
+    }
+    this.breaker.succeeded(permit);
+    return res;
+  }
+
+  private viaOrigin(req: UpstreamRequest): Promise<UpstreamResponse> {
+    this.opts.events?.fallback?.();
+    return this.send(this.origin!, req);
+  }
+
+  private async send(route: Route, req: UpstreamRequest): Promise<UpstreamResponse> {
     const headers: Record<string, string> = { range: `bytes=${req.start}-${req.end - 1}` };
     if (req.ifNoneMatch) headers['if-none-match'] = req.ifNoneMatch;
     if (req.ifModifiedSince) headers['if-modified-since'] = req.ifModifiedSince;
     if (req.traceparent) headers.traceparent = req.traceparent;
     try {
-      const res = await this.pool.request({ method: 'GET', path: this.pathFor(req.title, req.file), headers });
+      const res = await route.pool.request({ method: 'GET', path: this.pathOn(route, req.title, req.file), headers });
       const flat: Record<string, string | undefined> = {};
       for (const [k, v] of Object.entries(res.headers)) flat[k] = Array.isArray(v) ? v.join(', ') : v;
       return {
@@ -100,7 +179,7 @@ export class Upstream {
   }
 
   async close(): Promise<void> {
-    await this.pool.close().catch(() => {});
+    await Promise.all([this.primary.pool.close().catch(() => {}), this.origin?.pool.close().catch(() => {})]);
   }
 }
 
