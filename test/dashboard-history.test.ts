@@ -4,6 +4,7 @@ import { type ClusterSample, type TierCounts, DashboardHistory, ratios } from '.
 const tiers = (mem: number, disk: number, miss: number, size = 100): TierCounts => ({
   'HIT-MEM': { requests: mem, bytes: mem * size },
   'HIT-DISK': { requests: disk, bytes: disk * size },
+  'HIT-FILL': { requests: 0, bytes: 0 },
   MISS: { requests: miss, bytes: miss * size },
 });
 

@@ -6,6 +6,7 @@ import { createLogger } from '../src/common/logger.js';
 import { objectKey } from '../src/common/paths.js';
 import { DiskTier, type StoredMeta } from '../src/edge/disk-tier.js';
 import { tempDir } from './helpers/cluster.js';
+import { sliceFile } from './helpers/slice-files.js';
 
 const logger = createLogger('test', 'silent');
 const S = 4096;
@@ -21,10 +22,7 @@ function bytes(n: number, seed: number): Buffer {
   for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 17) & 0xff;
   return b;
 }
-function slicePath(dir: string, key: string, index: number): string {
-  const h = createHash('sha256').update(key).digest('hex').slice(0, 40);
-  return join(dir, 'cache', h.slice(0, 2), `${h}.${index}`);
-}
+const slicePath = sliceFile;
 function allFiles(dir: string): string[] {
   const root = join(dir, 'cache');
   if (!existsSync(root)) return [];
@@ -39,7 +37,7 @@ describe('DiskTier', () => {
     const data = bytes(size, 1);
     const a = tier(dir);
     await a.open();
-    for (let i = 0; i < 4; i++) expect(await a.write(key, i, meta(size), data.subarray(i * S, Math.min(size, (i + 1) * S)))).toBe(true);
+    for (let i = 0; i < 4; i++) expect(await a.write(key, i, meta(size), data.subarray(i * S, Math.min(size, (i + 1) * S)))).toBe('stored');
     expect(a.stats()).toMatchObject({ objects: 1, slices: 4 });
     expect(a.stats().usedBytes).toBe(await a.measureOnDisk());
     expect(allFiles(dir).some((f) => f.includes('.tmp-'))).toBe(false);
@@ -116,7 +114,7 @@ describe('DiskTier', () => {
     await d.open();
     const keys = Array.from({ length: 30 }, (_, i) => objectKey('t', `o${i}.ts`));
     for (let i = 0; i < 30; i++) {
-      expect(await d.write(keys[i]!, 0, meta(S), bytes(S, i))).toBe(true);
+      expect(await d.write(keys[i]!, 0, meta(S), bytes(S, i))).toBe('stored');
       if (i === 5) await d.read(keys[0]!, 0); // keep o0 warm
       expect(d.stats().usedBytes).toBeLessThanOrEqual(cap);
       expect(await d.measureOnDisk()).toBeLessThanOrEqual(cap);
@@ -134,19 +132,19 @@ describe('DiskTier', () => {
     const dir = tempDir();
     const d = tier(dir, 3 * (S + 400), S);
     await d.open();
-    expect(await tier(tempDir(), 100, S).write(objectKey('t', 'x'), 0, meta(S), bytes(S, 0))).toBe(false);
+    expect(await tier(tempDir(), 100, S).write(objectKey('t', 'x'), 0, meta(S), bytes(S, 0))).toBe('no-room');
     const pinned = objectKey('t', 'pinned.ts');
     d.pin(pinned);
-    expect(await d.write(pinned, 0, meta(2 * S), bytes(S, 1))).toBe(true);
-    expect(await d.write(pinned, 1, meta(2 * S), bytes(S, 2))).toBe(true);
+    expect(await d.write(pinned, 0, meta(2 * S), bytes(S, 1))).toBe('stored');
+    expect(await d.write(pinned, 1, meta(2 * S), bytes(S, 2))).toBe('stored');
     expect(d.stats().pinnedBytes).toBeGreaterThan(0);
     for (let i = 0; i < 5; i++) await d.write(objectKey('t', `u${i}`), 0, meta(S), bytes(S, i));
     expect(d.has(pinned, 0) && d.has(pinned, 1)).toBe(true);
     // one unpinned slot left; filling the disk with pinned content makes writes fail softly
     const p2 = objectKey('t', 'pinned2.ts');
     d.pin(p2);
-    expect(await d.write(p2, 0, meta(S), bytes(S, 9))).toBe(true);
-    expect(await d.write(objectKey('t', 'late'), 0, meta(S), bytes(S, 9))).toBe(false);
+    expect(await d.write(p2, 0, meta(S), bytes(S, 9))).toBe('stored');
+    expect(await d.write(objectKey('t', 'late'), 0, meta(S), bytes(S, 9))).toBe('no-room');
     expect(d.stats().usedBytes).toBeLessThanOrEqual(d.capacityBytes);
   });
 
@@ -158,7 +156,7 @@ describe('DiskTier', () => {
     await d.write(key, 0, meta(2 * S), bytes(S, 1));
     const racing = d.write(key, 1, meta(2 * S), bytes(S, 2));
     expect(d.purge(key)).toBeGreaterThan(0);
-    expect(await racing).toBe(false);
+    expect(await racing).toBe('superseded');
     expect(d.has(key, 0) || d.has(key, 1)).toBe(false);
     expect(d.stats().usedBytes).toBe(0);
     await new Promise((r) => setTimeout(r, 20));
@@ -214,7 +212,7 @@ describe('DiskTier', () => {
       Array.from({ length: 64 }, async () => {
         while (next < n) {
           const i = next++;
-          if (!(await d.write(keys[i]!, 0, meta(100 + (i % 50)), bytes(100 + (i % 50), i)))) throw new Error('write refused');
+          if ((await d.write(keys[i]!, 0, meta(100 + (i % 50)), bytes(100 + (i % 50), i))) !== 'stored') throw new Error('write refused');
         }
       }),
     );

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +5,7 @@ import { objectKey } from '../src/common/paths.js';
 import { randomTitle, tempDir, testCluster, writeMedia } from './helpers/cluster.js';
 import { startEdge, type RunningEdge } from './helpers/edge-harness.js';
 import { TestOrigin } from './helpers/test-origin.js';
+import { sliceFile } from './helpers/slice-files.js';
 
 describe('only-if-cached (how peers fill from each other)', () => {
   const root = tempDir();
@@ -47,8 +47,7 @@ describe('only-if-cached (how peers fill from each other)', () => {
   it('answers 504, not damaged bytes and not an upstream fetch, when a held slice fails its checksum', async () => {
     await edge.get(title, 'seg.m4s', { range: 'bytes=65536-65600' }); // caches slice 1
     await edge.idle();
-    const h = createHash('sha256').update(objectKey(title, 'seg.m4s')).digest('hex').slice(0, 40);
-    const file = join(config.edges[0]!.dataDir, 'cache', h.slice(0, 2), `${h}.1`);
+    const file = sliceFile(config.edges[0]!.dataDir, objectKey(title, 'seg.m4s'), 1);
     const buf = readFileSync(file);
     buf[buf.length - 1]! ^= 0xff;
     writeFileSync(file, buf);

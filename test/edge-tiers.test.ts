@@ -8,6 +8,7 @@ import { TEST_ADMIN_TOKEN, randomTitle, tempDir, testCluster, writeMedia } from 
 import { startEdge, type RunningEdge } from './helpers/edge-harness.js';
 import { metricValue } from './helpers/http-tools.js';
 import { TestOrigin } from './helpers/test-origin.js';
+import { sliceFile } from './helpers/slice-files.js';
 
 const SLICE = 65536;
 
@@ -18,8 +19,7 @@ async function metrics(edge: RunningEdge): Promise<string> {
 }
 const sliceRange = (i: number, size: number) => `bytes=${i * SLICE}-${Math.min(size, (i + 1) * SLICE) - 1}`;
 function slicePath(dataDir: string, title: string, file: string, index: number): string {
-  const h = createHash('sha256').update(objectKey(title, file)).digest('hex').slice(0, 40);
-  return join(dataDir, 'cache', h.slice(0, 2), `${h}.${index}`);
+  return sliceFile(dataDir, objectKey(title, file), index);
 }
 
 describe('edge tiers', () => {
@@ -164,7 +164,8 @@ describe('edge tiers', () => {
     await edge.close();
     expect(origin.countFor(path)).toBe(6);
 
-    const p = (i: number) => slicePath(dataDir, title, 'c.mp4', i);
+    const paths = [0, 1, 2, 3, 4, 5].map((i) => slicePath(dataDir, title, 'c.mp4', i));
+    const p = (i: number) => paths[i]!;
     const tmp = join(p(0), '..', '.tmp-0123456789ab');
     writeFileSync(tmp, readFileSync(p(0)).subarray(0, 1000)); // a write cut short by a crash
     truncateSync(p(1), statSync(p(1)).size - 1); // one byte missing
@@ -209,8 +210,8 @@ describe('edge tiers', () => {
     const dataDir = config.edges[0]!.dataDir;
     const edge = await startEdge(config, origin.url);
     try {
-      // The slice files of this object live in cache/hh/: make that name a file so mkdir fails (root ignores chmod).
-      const hhDir = join(slicePath(dataDir, title, 'full.ts', 0), '..');
+      // Slice files live in cache/hh/: make cache/ a file so every mkdir fails (root ignores chmod).
+      const hhDir = join(dataDir, 'cache');
       rmSync(hhDir, { recursive: true, force: true });
       writeFileSync(hhDir, 'not a directory');
       const a = await edge.get(title, 'full.ts');
@@ -224,7 +225,7 @@ describe('edge tiers', () => {
       expect(b.headers['x-cache']).toBe('HIT-MEM');
       expect(b.body.equals(data.subarray(SLICE - 3, SLICE + 3))).toBe(true);
       expect(origin.countFor(`/o/${title}/full.ts`)).toBe(3);
-      expect(readdirSync(join(dataDir, 'cache')).every((n) => !n.startsWith('.tmp-'))).toBe(true);
+      expect(readFileSync(hhDir, 'utf8')).toBe('not a directory'); // and so no temp file was left anywhere
       const health = await request(`${edge.adminUrl}/health`);
       expect(health.statusCode).toBe(200);
       await health.body.dump();

@@ -12,7 +12,8 @@ import { DiskTier } from '../src/edge/disk-tier.js';
 import { FillAgent } from '../src/edge/fill-agent.js';
 import { pino } from 'pino';
 import type { EdgeServer } from '../src/edge/server.js';
-import { titleDir } from '../src/origin/catalog.js';
+import { entryFilePath } from '../src/origin/catalog.js';
+import { findSliceFiles, sliceFile } from './helpers/slice-files.js';
 import {
   CLUSTER_ADMIN_TOKEN,
   type ClusterFiles,
@@ -66,7 +67,7 @@ describe('overnight fill on a 3-edge ISP (real origin, real edges)', () => {
   // 300× real time: the ten minutes before the window pass in two seconds, a 10-minute peer wait in two.
   const clock = new PacedClock(EVENING + 9 * 60_000, 300);
   const edges: EdgeServer[] = [];
-  const originFile = (title: string, file: string) => readFile(join(titleDir(cluster.config.origin.dataDir, title), file));
+  const originFile = (title: string, file: string) => readFile(entryFilePath(cluster.config.origin.dataDir, origin.server.catalog().get(title)!, file));
 
   beforeAll(async () => {
     cluster = await makeCluster({
@@ -233,16 +234,12 @@ describe('overnight fill on a 3-edge ISP (real origin, real edges)', () => {
     expect(target).toBeDefined();
     const t = target!;
     const key = objectKey(t.title, t.file);
-    const peerDir = join(cluster.config.edges[t.peer]!.dataDir, 'cache');
-    const { createHash } = await import('node:crypto');
-    const h = createHash('sha256').update(key).digest('hex').slice(0, 40);
-    const sliceFile = join(peerDir, h.slice(0, 2), `${h}.1`);
+    const peerSlice = sliceFile(cluster.config.edges[t.peer]!.dataDir, key, 1);
     // The damage happened before the bytes were checksummed (a faulty upstream, a bit flip in
     // RAM): the slice's own CRC matches the bad bytes, so only the catalog's sha256 can catch it.
-    await writeFile(sliceFile, recheck(await readFile(sliceFile), (data) => (data[data.length - 100]! ^= 0xff)));
+    await writeFile(peerSlice, recheck(await readFile(peerSlice), (data) => (data[data.length - 100]! ^= 0xff)));
     // The node lost its copy (a disk swap): tonight it must fetch it again.
-    const nodeDir = join(cluster.config.edges[t.node]!.dataDir, 'cache', h.slice(0, 2));
-    for (const name of await readdir(nodeDir)) if (name.startsWith(h)) await rm(join(nodeDir, name));
+    for (const f of findSliceFiles(cluster.config.edges[t.node]!.dataDir, key)) await rm(f.path);
 
     const peer = await startClusterEdge(cluster.config, t.peer, { clock });
     const node = await startClusterEdge(cluster.config, t.node, { clock });

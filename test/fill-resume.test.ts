@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import type { FillProgress } from '../src/edge/fill-agent.js';
 import { signQuery } from '../src/common/signing.js';
-import { titleDir } from '../src/origin/catalog.js';
+import { entryFilePath } from '../src/origin/catalog.js';
 import { CLUSTER_ADMIN_TOKEN, type ClusterFiles, ingestSynthetic, makeCluster, postPlays, type RunningOrigin, startOrigin } from '../bench/offload-cluster.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -90,7 +90,7 @@ describe('fill resumes after kill -9', () => {
       const res = await request(`${url}${path}?${signQuery(cluster.config.signing.keys, 'k1', path, Date.now() / 1000, 600)}`);
       expect(res.statusCode).toBe(200);
       expect(res.headers['x-cache']).not.toBe('MISS');
-      expect(Buffer.from(await res.body.arrayBuffer()).equals(await readFile(join(titleDir(cluster.config.origin.dataDir, 'movie'), f.path)))).toBe(true);
+      expect(Buffer.from(await res.body.arrayBuffer()).equals(await readFile(entryFilePath(cluster.config.origin.dataDir, origin.server.catalog().get('movie')!, f.path)))).toBe(true);
     }
     child.kill('SIGTERM');
     await exited(child);

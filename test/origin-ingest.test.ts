@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, 
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../src/common/clock.js';
-import { CatalogError, catalogPath, loadCatalog, titleDir, verifyCatalog } from '../src/origin/catalog.js';
+import { CatalogError, catalogPath, entryDir, loadCatalog, titleDir, verifyCatalog } from '../src/origin/catalog.js';
 import { ingestTitle } from '../src/origin/ingest.js';
 import { FIXTURES, copyFixture, originTempDir, originTestConfig } from './helpers/origin-harness.js';
 
@@ -38,7 +38,7 @@ describe('ingestTitle', () => {
 
     for (const f of entry.files) {
       const src = readFileSync(join(FIXTURES, fixture, f.path));
-      const copy = readFileSync(join(titleDir(config.origin.dataDir, entry.title), f.path));
+      const copy = readFileSync(join(entryDir(config.origin.dataDir, entry), f.path));
       expect(f.size).toBe(src.length);
       expect(f.sha256).toBe(sha256(src));
       expect(copy.equals(src)).toBe(true);
@@ -62,11 +62,11 @@ describe('ingestTitle', () => {
     const config = originTestConfig();
     await ingestTitle(config, 'movie', join(FIXTURES, 'hls-bytes'));
     const second = await ingestTitle(config, 'movie', join(FIXTURES, 'dash'));
-    const dir = titleDir(config.origin.dataDir, 'movie');
-    expect(readdirSync(dir).sort()).toEqual(second.files.map((f) => f.path).sort());
+    expect(readdirSync(entryDir(config.origin.dataDir, second)).sort()).toEqual(second.files.map((f) => f.path).sort());
     expect((await loadCatalog(config.origin.dataDir)).get('movie')!.kind).toBe('dash');
-    // No staging or old copies are left behind.
+    // No staging copies are left behind; the replaced version stays for its grace period.
     expect(readdirSync(join(config.origin.dataDir, 'titles'))).toEqual(['movie']);
+    expect(readdirSync(titleDir(config.origin.dataDir, 'movie'))).toHaveLength(2);
   });
 
   it('itRefusesAFolderWithAMissingSegmentNamingItAndIngestsNothing', async () => {
@@ -94,7 +94,8 @@ describe('ingestTitle', () => {
     const err = await refusal(ingestTitle(config, 'movie', src));
     expect(err.message).toMatch(/init-1\.m4s.*missing/);
     expect((await loadCatalog(config.origin.dataDir)).get('movie')).toEqual(first);
-    expect(readdirSync(titleDir(config.origin.dataDir, 'movie')).length).toBe(first.files.length);
+    expect(readdirSync(titleDir(config.origin.dataDir, 'movie'))).toEqual([first.version]);
+    expect(readdirSync(entryDir(config.origin.dataDir, first)).length).toBe(first.files.length);
   });
 
   it('itRefusesAMissingVariantPlaylist', async () => {
@@ -219,6 +220,7 @@ describe('catalog verification', () => {
     [(d: any) => (d.titles[0].manifests = ['other.m3u8']), 'titles[0].manifests[0]'],
     [(d: any) => (d.titles[0].bytes = 4), 'titles[0].bytes'],
     [(d: any) => (d.titles[0].ingestedAt = 'yesterday'), 'titles[0].ingestedAt'],
+    [(d: any) => (d.titles[0].version = '../../etc'), 'titles[0].version'],
     [(d: any) => d.titles.push(d.titles[0]), 'titles[1].title'],
   ])('itNamesTheBadField %#', (mutate, field) => {
     const d = good();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type EdgeHealth, type EdgeHealthReport, type HealthParams, type PollResult, initialHealth, isEligible, step } from '../src/steering/health.js';
 
-const params: HealthParams = { downAfter: 2, upAfter: 2, thresholds: { maxErrorRatio: 0.5, maxDiskUsedRatio: 0.9, maxConnections: 100 } };
+const params: HealthParams = { downAfter: 2, upAfter: 2, thresholds: { maxErrorRatio: 0.5, minRequestsForErrorRatio: 50, maxDiskUsedRatio: 0.9, maxConnections: 100 } };
 const report = (over: Partial<EdgeHealthReport> = {}): EdgeHealthReport => ({
   status: 'ok',
   id: 'e1',
@@ -50,13 +50,28 @@ describe('edge health state machine', () => {
   it.each([
     [{ status: 'draining' as const }, 'draining'],
     [{ status: 'overloaded' as const }, 'overloaded'],
-    [{ errorRatio: 0.8 }, 'error ratio'],
+    [{ errorRatio: 0.8, windowRequests: 50 }, 'error ratio'],
     [{ disk: { usedBytes: 95, capacityBytes: 100 } }, 'disk'],
     [{ connections: 500 }, 'connections'],
   ])('itTakesAnEdgeRefusingClientsDownAtOnce %j', (over, reason) => {
     const [, h] = run([good(), good(over)]);
     expect(h!.state).toBe('down');
     expect(h!.reason).toContain(reason);
+  });
+
+  it.each([
+    [{ errorRatio: 1, windowRequests: 5 }],
+    [{ errorRatio: 0.8, windowRequests: 49 }],
+    // An edge from before windowRequests: its 10 s request rate stands for the volume.
+    [{ errorRatio: 0.8, requestsPerSec: 1 }],
+  ])('itIgnoresTheErrorRatioOfAFewRequests %j', (over) => {
+    const [, h] = run([good(), good(over)]);
+    expect(h!.state).toBe('up');
+  });
+
+  it('itJudgesTheErrorRatioOfAnOlderEdgeByItsRequestRate', () => {
+    const [, h] = run([good(), good({ errorRatio: 0.8, requestsPerSec: 6 })]);
+    expect(h!.state).toBe('down');
   });
 
   it('itKeepsTheLastReportAndLatency', () => {

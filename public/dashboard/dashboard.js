@@ -153,18 +153,21 @@
     if (!tiers) return el('span', { class: 'nums', text: '—' });
     const m = tiers['HIT-MEM'][key];
     const d = tiers['HIT-DISK'][key];
+    // Joined another request's upstream fetch: a hit that neither tier served yet.
+    const f = tiers['HIT-FILL'] ? tiers['HIT-FILL'][key] : 0;
     const x = tiers.MISS[key];
-    const all = m + d + x;
+    const all = m + d + f + x;
     const w = (v) => (all === 0 ? 0 : (v / all) * 100).toFixed(2);
     const fmt = key === 'bytes' ? bytes : String;
     return el(
       'div',
-      { 'data-field': `split-${key}`, 'data-mem': String(m), 'data-disk': String(d), 'data-miss': String(x) },
-      el('div', { class: 'split', title: `memory ${fmt(m)}, disk ${fmt(d)}, miss ${fmt(x)}` },
+      { 'data-field': `split-${key}`, 'data-mem': String(m), 'data-disk': String(d), 'data-fill': String(f), 'data-miss': String(x) },
+      el('div', { class: 'split', title: `memory ${fmt(m)}, disk ${fmt(d)}, joined fetch ${fmt(f)}, miss ${fmt(x)}` },
         el('i', { class: 'mem', style: `width:${w(m)}%` }),
         el('i', { class: 'disk', style: `width:${w(d)}%` }),
+        el('i', { class: 'fill', style: `width:${w(f)}%` }),
         el('i', { class: 'miss', style: `width:${w(x)}%` })),
-      el('span', { class: 'nums', text: `${fmt(m)} / ${fmt(d)} / ${fmt(x)}` }),
+      el('span', { class: 'nums', text: `${fmt(m)} / ${fmt(d)} / ${fmt(f)} / ${fmt(x)}` }),
     );
   }
 

@@ -16,6 +16,8 @@ export interface ClusterConfig {
   edges: EdgeConfig[];
   admin: AdminConfig;
   log: LogConfig;
+  /** Connection limits and overload shedding of every role's ports. All optional. */
+  http: HttpConfig;
   /** Directory of the cluster file; relative dataDirs were resolved against it. */
   baseDir: string;
   /**
@@ -67,6 +69,11 @@ export interface OriginFillConfig {
 export interface HealthThresholds {
   /** An edge whose error ratio (5xx / requests, last interval) exceeds this is down. */
   maxErrorRatio: number;
+  /**
+   * The error ratio counts only over at least this many answers in the edge's 10 s window:
+   * five failed requests of an idle node say nothing of its health.
+   */
+  minRequestsForErrorRatio: number;
   /** An edge whose disk tier is fuller than this ratio is down for new clients. */
   maxDiskUsedRatio: number;
   /** An edge with more open connections than this is down for new clients. */
@@ -86,6 +93,15 @@ export interface SteeringConfig {
   thresholds: HealthThresholds;
   /** TTL of the content steering manifest, seconds (players re-poll after it). */
   steeringTtlSeconds: number;
+  /**
+   * A client's plays of one title count once per this many seconds (the client is its IPv4
+   * address or IPv6 /64). 0: every play with segment traffic counts. Default 3600.
+   */
+  playDedupSeconds: number;
+  /** How long a play waits for its first segment to reach an edge before it is forgotten, seconds. Default 600. */
+  playConfirmSeconds: number;
+  /** Plays waiting for a segment, and client/title pairs remembered as counted, each at most this many. Default 100000. */
+  maxTrackedPlays: number;
 }
 
 export interface IspConfig {
@@ -137,6 +153,34 @@ export interface AdminConfig {
   openMetrics: boolean;
 }
 
+/** `http` in the cluster file: limits each process applies to its public port (timeouts to its admin port too). */
+export interface HttpConfig {
+  /** Open connections per process on the public port. Default 25000 (above steering's 20000 threshold, so steering moves clients first). */
+  maxConnections: number;
+  /** Time to receive a request's headers, ms. Default 10000. */
+  headersTimeoutMs: number;
+  /** Time to receive a whole request, ms (at least headersTimeoutMs). Default 30000. */
+  requestTimeoutMs: number;
+  /** Idle keep-alive connections are closed after this, ms. Default 30000. */
+  keepAliveTimeoutMs: number;
+  /** Event-loop delay budget (p99 of a 500 ms sample), ms. Default 250. */
+  maxEventLoopDelayMs: number;
+  /** Consecutive 500 ms samples over (or back within) the budget before a process is overloaded (or ok again). Default 4. */
+  overloadSamples: number;
+  /** Retry-After of a 503 for the cap or overload, seconds. Default 2. */
+  retryAfterSec: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: Readonly<HttpConfig> = Object.freeze({
+  maxConnections: 25_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 30_000,
+  maxEventLoopDelayMs: 250,
+  overloadSamples: 4,
+  retryAfterSec: 2,
+});
+
 export interface LogConfig {
   level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -179,6 +223,12 @@ function posInt(v: Json, field: string, dflt?: number): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
     throw new ConfigError(field, 'must be a positive integer');
   }
+  return v;
+}
+
+function nonNegInt(v: Json, field: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ConfigError(field, 'must be a non-negative integer');
   return v;
 }
 
@@ -406,10 +456,14 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
     ),
     thresholds: {
       maxErrorRatio: ratio(th.maxErrorRatio, 'steering.thresholds.maxErrorRatio', 0.5),
+      minRequestsForErrorRatio: posInt(th.minRequestsForErrorRatio, 'steering.thresholds.minRequestsForErrorRatio', 50),
       maxDiskUsedRatio: ratio(th.maxDiskUsedRatio, 'steering.thresholds.maxDiskUsedRatio', 0.99),
       maxConnections: posInt(th.maxConnections, 'steering.thresholds.maxConnections', 20000),
     },
     steeringTtlSeconds: posInt(st.steeringTtlSeconds, 'steering.steeringTtlSeconds', 10),
+    playDedupSeconds: nonNegInt(st.playDedupSeconds, 'steering.playDedupSeconds', 3600),
+    playConfirmSeconds: posInt(st.playConfirmSeconds, 'steering.playConfirmSeconds', 600),
+    maxTrackedPlays: posInt(st.maxTrackedPlays, 'steering.maxTrackedPlays', 100_000),
   };
 
   const ispIds = new Set<string>();
@@ -479,7 +533,23 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
     throw new ConfigError('log.level', `must be one of ${LOG_LEVELS.join(', ')}`);
   }
 
-  return { signing, origin, steering, isps, defaultIsp, edges, admin, log: { level: level as LogConfig['level'] }, baseDir };
+  const h = root.http === undefined ? {} : obj(root.http, 'http');
+  const d = DEFAULT_HTTP_LIMITS;
+  const http: HttpConfig = {
+    maxConnections: posInt(h.maxConnections, 'http.maxConnections', d.maxConnections),
+    headersTimeoutMs: posInt(h.headersTimeoutMs, 'http.headersTimeoutMs', d.headersTimeoutMs),
+    requestTimeoutMs: posInt(h.requestTimeoutMs, 'http.requestTimeoutMs', d.requestTimeoutMs),
+    keepAliveTimeoutMs: posInt(h.keepAliveTimeoutMs, 'http.keepAliveTimeoutMs', d.keepAliveTimeoutMs),
+    maxEventLoopDelayMs: posInt(h.maxEventLoopDelayMs, 'http.maxEventLoopDelayMs', d.maxEventLoopDelayMs),
+    overloadSamples: posInt(h.overloadSamples, 'http.overloadSamples', d.overloadSamples),
+    retryAfterSec: posInt(h.retryAfterSec, 'http.retryAfterSec', d.retryAfterSec),
+  };
+  // Node refuses a server whose headers may take longer than the whole request.
+  if (http.headersTimeoutMs > http.requestTimeoutMs) {
+    throw new ConfigError('http.headersTimeoutMs', `must not exceed http.requestTimeoutMs (${http.requestTimeoutMs})`);
+  }
+
+  return { signing, origin, steering, isps, defaultIsp, edges, admin, log: { level: level as LogConfig['level'] }, http, baseDir };
 }
 
 /** Reads and validates a cluster file; every failure is a ConfigError. */

@@ -5,6 +5,18 @@ import { crc32 } from 'node:zlib';
 import type { Logger } from '../common/logger.js';
 import { sliceBounds } from './slice-math.js';
 
+/** What names one version of an object's bytes: a slice of one representation is never served as another's. */
+export type Representation = Pick<StoredMeta, 'size' | 'etag' | 'lastModified'>;
+
+/** Why a slice write did not store the slice. */
+export type WriteOutcome =
+  /** The slice is on disk (or already was). */
+  | 'stored'
+  /** It does not fit: everything left is pinned. The caller may keep it in memory. */
+  | 'no-room'
+  /** The object was purged, or another representation replaced it, while we wrote: the bytes are stale. */
+  | 'superseded';
+
 /** What the disk keeps of an object's representation, in every slice file's header. */
 export interface StoredMeta {
   size: number;
@@ -200,7 +212,10 @@ export class DiskTier {
       const bounds = sliceBounds(header.index, this.opts.sliceBytes, header.meta.size);
       // A slice is whole or it is nothing: the length must be exactly the slice's.
       if (header.length !== bounds.end - bounds.start || st.size !== dataOffset + header.length) return undefined;
-      if (this.pathFor(header.key, header.index, area) !== path) return undefined;
+      // Files written before slice paths named the representation are still ours.
+      if (this.pathFor(header.key, header.index, header.meta, area) !== path && this.legacyPathFor(header.key, header.index, area) !== path) {
+        return undefined;
+      }
       return { header, slice: { path, dataOffset, length: header.length, crc32: header.crc32, fileBytes: st.size }, mtimeMs: st.mtimeMs };
     } catch {
       return undefined;
@@ -209,7 +224,20 @@ export class DiskTier {
     }
   }
 
-  private pathFor(key: string, index: number, area: 'cache' | 'staging' = 'cache'): string {
+  /**
+   * Each representation has its own file names, so a file renamed into place for one version
+   * can never be opened by a reader of another, whatever the order of unlinks and renames.
+   */
+  private pathFor(key: string, index: number, rep: Representation, area: 'cache' | 'staging' = 'cache'): string {
+    const h = createHash('sha256')
+      .update(JSON.stringify([key, rep.size, rep.etag ?? null, rep.lastModified ?? null]))
+      .digest('hex')
+      .slice(0, 40);
+    return area === 'cache' ? join(this.root, h.slice(0, 2), `${h}.${index}`) : join(this.stagingRoot, `${h}.${index}`);
+  }
+
+  /** Where slice files lived before their names named the representation. */
+  private legacyPathFor(key: string, index: number, area: 'cache' | 'staging'): string {
     const h = createHash('sha256').update(key).digest('hex').slice(0, 40);
     return area === 'cache' ? join(this.root, h.slice(0, 2), `${h}.${index}`) : join(this.stagingRoot, `${h}.${index}`);
   }
@@ -224,8 +252,11 @@ export class DiskTier {
     return this.objects.get(key)?.meta;
   }
 
-  has(key: string, index: number): boolean {
-    return this.objects.get(key)?.slices.has(index) ?? false;
+  /** Whether slice `index` of `key` is on disk — of representation `rep` when given. */
+  has(key: string, index: number, rep?: Representation): boolean {
+    const obj = this.objects.get(key);
+    if (!obj || (rep && !sameRepresentation(obj.meta, rep))) return false;
+    return obj.slices.has(index);
   }
 
   /** Keys of every object with at least one slice on disk. */
@@ -245,11 +276,17 @@ export class DiskTier {
     obj.meta = { ...obj.meta, storedAt: at, ...(cacheControl ? { cacheControl } : {}) };
   }
 
-  /** A slice's bytes, or undefined if it is not (or no longer) on disk. */
-  async read(key: string, index: number): Promise<Buffer | undefined> {
+  /**
+   * A slice's bytes, or undefined if it is not (or no longer) on disk — or, given `rep`, if
+   * what is on disk is another representation. The file is named by its representation and
+   * its bytes are checked against the CRC recorded when it was indexed, so the bytes returned
+   * belong to the representation checked here even if the object is replaced meanwhile.
+   */
+  async read(key: string, index: number, rep?: Representation): Promise<Buffer | undefined> {
     const obj = this.objects.get(key);
     const slice = obj?.slices.get(index);
     if (!obj || !slice) return undefined;
+    if (rep && !sameRepresentation(obj.meta, rep)) return undefined;
     if (!obj.pinned) {
       this.lru.delete(slice.path);
       this.lru.set(slice.path, { obj, index });
@@ -265,42 +302,44 @@ export class DiskTier {
   }
 
   /**
-   * Stores a whole slice. Returns false if it does not fit (everything left is pinned);
-   * throws on I/O errors (a full disk), having cleaned up after itself.
+   * Stores a whole slice of representation `meta`, replacing any other representation of the
+   * object. Throws on I/O errors (a full disk), having cleaned up after itself.
    */
-  async write(key: string, index: number, meta: StoredMeta, data: Buffer): Promise<boolean> {
+  async write(key: string, index: number, meta: StoredMeta, data: Buffer): Promise<WriteOutcome> {
     const existing = this.objects.get(key);
     if (existing && !sameRepresentation(existing.meta, meta)) this.dropObject(existing);
-    if (this.objects.get(key)?.slices.has(index)) return true;
+    if (this.objects.get(key)?.slices.has(index)) return 'stored';
 
     const { prefix, header, crc } = this.encodeHeader(key, index, meta, data);
     const fileBytes = HEADER_PREFIX + header.length + data.length;
-    if (fileBytes > this.opts.capacityBytes) return false;
+    if (fileBytes > this.opts.capacityBytes) return 'no-room';
     this.evictUntil(fileBytes);
-    if (this.used + fileBytes > this.opts.capacityBytes) return false;
+    if (this.used + fileBytes > this.opts.capacityBytes) return 'no-room';
 
     const gen = this.generation.get(key) ?? 0;
     this.used += fileBytes; // reserved now so concurrent writers cannot overshoot
-    const path = this.pathFor(key, index);
+    const path = this.pathFor(key, index, meta);
     try {
       await writeWhole(path, [prefix, header, data]);
     } catch (err) {
       this.used -= fileBytes;
       throw err;
     }
-    if ((this.generation.get(key) ?? 0) !== gen) {
-      // Purged while we wrote.
+    const now = this.objects.get(key);
+    if ((this.generation.get(key) ?? 0) !== gen || (now && !sameRepresentation(now.meta, meta))) {
+      // Purged, or another representation stored, while we wrote: these bytes must not join it.
       this.used -= fileBytes;
-      await unlink(path).catch(() => {});
-      return false;
+      // Unless a writer of this same representation already put its (identical) file at this path.
+      if (!now || !sameRepresentation(now.meta, meta) || !now.slices.has(index)) await unlink(path).catch(() => {});
+      return 'superseded';
     }
-    const obj = this.objects.get(key) ?? this.newObject(key, meta);
+    const obj = now ?? this.newObject(key, meta);
     const old = obj.slices.get(index);
     if (old) this.used -= old.fileBytes;
     obj.slices.set(index, { path, dataOffset: HEADER_PREFIX + header.length, length: data.length, crc32: crc, fileBytes });
     if (obj.pinned) this.pinnedBytesTotal += fileBytes;
     else this.lru.set(path, { obj, index });
-    return true;
+    return 'stored';
   }
 
   private encodeHeader(key: string, index: number, meta: StoredMeta, data: Buffer): { prefix: Buffer; header: Buffer; crc: number } {
@@ -320,7 +359,7 @@ export class DiskTier {
   stagedSlices(key: string, meta?: Pick<StoredMeta, 'size' | 'etag' | 'lastModified'>): number[] {
     const e = this.staged.get(key);
     if (!e) return [];
-    if (meta && !sameRepresentation(e.meta, meta as StoredMeta)) {
+    if (meta && !sameRepresentation(e.meta, meta)) {
       this.dropStaged(key);
       return [];
     }
@@ -340,7 +379,7 @@ export class DiskTier {
     this.evictUntil(fileBytes);
     if (this.used + fileBytes > this.opts.capacityBytes) return false;
     this.used += fileBytes;
-    const path = this.pathFor(key, index, 'staging');
+    const path = this.pathFor(key, index, meta, 'staging');
     try {
       await writeWhole(path, [prefix, header, data]);
     } catch (err) {
@@ -400,7 +439,7 @@ export class DiskTier {
         if (obj.pinned) this.pinnedBytesTotal -= cached.fileBytes;
         obj.slices.delete(index);
       }
-      const path = this.pathFor(key, index);
+      const path = this.pathFor(key, index, e.meta);
       await mkdir(join(path, '..'), { recursive: true });
       await rename(slice.path, path);
       obj.slices.set(index, { ...slice, path });
@@ -524,7 +563,7 @@ async function writeWhole(path: string, parts: Buffer[]): Promise<void> {
   }
 }
 
-function sameRepresentation(a: StoredMeta, b: StoredMeta): boolean {
+export function sameRepresentation(a: Representation, b: Representation): boolean {
   return a.size === b.size && a.etag === b.etag && a.lastModified === b.lastModified;
 }
 

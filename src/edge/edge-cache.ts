@@ -7,16 +7,44 @@ import { type ByteRange, parseContentRange } from '../common/range.js';
 import type { ObjectMeta } from '../common/response-plan.js';
 import type { DiskTier, StoredMeta } from './disk-tier.js';
 import { computeFreshness } from './freshness.js';
+import { MemoryTier } from './memory-tier.js';
 import { SliceFetch, SliceLock } from './slice-lock.js';
 import { sliceBounds, slicesFor } from './slice-math.js';
 import { type Upstream, UpstreamError, toUpstreamError } from './upstream.js';
 
-/** Where a response's bytes come from: Pingora's cache phase, spoken in X-Cache. */
-export type Tier = 'HIT-MEM' | 'HIT-DISK' | 'MISS';
+/**
+ * Where a response's bytes come from: Pingora's cache phase, spoken in X-Cache.
+ * HIT-FILL: joined a fetch another request started (no upstream traffic of its own), as nginx
+ * and Varnish count it.
+ */
+export type Tier = 'HIT-MEM' | 'HIT-DISK' | 'HIT-FILL' | 'MISS';
+
+export const TIERS: readonly Tier[] = ['HIT-MEM', 'HIT-DISK', 'HIT-FILL', 'MISS'];
+
+/**
+ * One version of an object's bytes (size, ETag, Last-Modified), as a string: every slice an
+ * answer reads, from any tier, must carry the representation the answer started with.
+ */
+export function representationOf(m: { size: number; etag?: string; lastModified?: string }): string {
+  return JSON.stringify([m.size, m.etag ?? null, m.lastModified ?? null]);
+}
+
+/**
+ * An answer's representation was replaced under it (the object changed upstream, or was purged
+ * and refetched): the answer is cut rather than finished with another version's bytes.
+ */
+export class RepresentationChanged extends Error {
+  constructor(key: string) {
+    super(`representation of ${key} changed while it was being served`);
+    this.name = 'RepresentationChanged';
+  }
+}
 
 /** What the edge knows of an object's current representation. */
 export interface CachedMeta extends ObjectMeta {
   key: string;
+  /** `representationOf` this meta. */
+  rep: string;
   title: string;
   file: string;
   storable: boolean;
@@ -37,6 +65,8 @@ interface SliceHead {
 export interface PrimedFetch {
   index: number;
   fetch: SliceFetch<SliceHead>;
+  /** Another request started it: this one goes upstream for nothing (HIT-FILL). */
+  joined: boolean;
 }
 
 export type Resolution =
@@ -49,6 +79,8 @@ export interface CacheEvents {
   coalescedWait?(): void;
   evicted?(tier: 'memory' | 'disk', bytes: number): void;
   diskWriteError?(): void;
+  /** An answer was cut because its representation was replaced under it. */
+  representationChanged?(): void;
 }
 
 export interface EdgeCacheOptions {
@@ -70,26 +102,16 @@ export interface EdgeCacheOptions {
  * A disk hit is promoted to memory, so the memory tier holds what is asked twice.
  */
 export class EdgeCache {
-  private readonly memory: LRUCache<string, Buffer>;
+  private readonly memory: MemoryTier;
   private readonly metas = new LRUCache<string, CachedMeta>({ max: 500_000 });
   private readonly notFound = new LRUCache<string, number>({ max: 10_000 });
   private readonly lock = new SliceLock<SliceHead>();
   private readonly revalidations = new Map<string, Promise<'fresh' | 'changed' | 'gone'>>();
   readonly sliceBytes: number;
-  /** Slices seen recently but not (yet) admitted to memory, with their sizes: the 2Q ghost list. */
-  private readonly recent: LRUCache<string, number>;
 
   constructor(private readonly opts: EdgeCacheOptions) {
     this.sliceBytes = opts.sliceBytes;
-    // "Recently" is the last 2× memoryBytes of slices seen, counted in bytes (small objects are one small slice each).
-    this.recent = new LRUCache<string, number>({ maxSize: 2 * opts.memoryBytes, max: 200_000, sizeCalculation: (n) => Math.max(1, n) });
-    this.memory = new LRUCache<string, Buffer>({
-      maxSize: opts.memoryBytes,
-      sizeCalculation: (b) => Math.max(1, b.length),
-      dispose: (b, _k, reason) => {
-        if (reason === 'evict') opts.events?.evicted?.('memory', b.length);
-      },
-    });
+    this.memory = new MemoryTier({ capacityBytes: opts.memoryBytes, onEvict: (bytes) => opts.events?.evicted?.('memory', bytes) });
   }
 
   /** Rebuilds what we know of objects from the disk tier's index (after `disk.open()`). */
@@ -106,11 +128,16 @@ export class EdgeCache {
     const stored = this.opts.disk.meta(key);
     if (!stored) return;
     const [title, file] = JSON.parse(key) as [string, string];
-    this.metas.set(key, this.toCachedMeta(key, title, file, stored, stored.storedAt));
+    const prev = this.metas.get(key);
+    const meta = this.toCachedMeta(key, title, file, stored, stored.storedAt);
+    // Memory slices of the version this one replaces would never be served again (they carry
+    // the old representation); free them now.
+    if (prev && prev.rep !== meta.rep) this.memory.dropObject(key, Math.ceil(prev.size / this.sliceBytes));
+    this.metas.set(key, meta);
   }
 
   memoryStats(): { usedBytes: number; capacityBytes: number; slices: number } {
-    return { usedBytes: this.memory.calculatedSize, capacityBytes: this.opts.memoryBytes, slices: this.memory.size };
+    return this.memory.stats();
   }
 
   get inflight(): number {
@@ -119,7 +146,16 @@ export class EdgeCache {
 
   private toCachedMeta(key: string, title: string, file: string, s: StoredMeta, at: number): CachedMeta {
     const f = computeFreshness({ cacheControl: s.cacheControl, lastModified: s.lastModified, now: at });
-    return { key, title, file, ...s, storable: f.storable, freshUntil: f.freshUntil, staleIfErrorUntil: f.staleIfErrorUntil };
+    return {
+      key,
+      rep: representationOf(s),
+      title,
+      file,
+      ...s,
+      storable: f.storable,
+      freshUntil: f.freshUntil,
+      staleIfErrorUntil: f.staleIfErrorUntil,
+    };
   }
 
   /**
@@ -151,9 +187,9 @@ export class EdgeCache {
 
     let index = hintOffset === undefined ? 0 : Math.floor(hintOffset / this.sliceBytes);
     for (let attempt = 0; attempt < 2; attempt++) {
-      const { fetch } = this.acquire(title, file, index, undefined, traceparent);
+      const { fetch, joined } = this.acquire(title, file, index, undefined, traceparent);
       const head = await fetch.head;
-      if (head.meta) return { kind: 'found', meta: head.meta, stale: false, primed: { index, fetch } };
+      if (head.meta) return { kind: 'found', meta: head.meta, stale: false, primed: { index, fetch, joined } };
       if (head.status === 404 || head.status === 410) return { kind: 'not-found' };
       if (head.status === 416 && index !== 0) {
         index = 0; // the hint was past the end; slice 0 tells the size and validators
@@ -170,20 +206,30 @@ export class EdgeCache {
     return meta && this.opts.clock.now() < meta.freshUntil ? meta : undefined;
   }
 
-  /** The tier a response needing these ranges is served from, decided before headers go out. */
+  /**
+   * The tier a response needing these ranges is served from, decided before headers go out:
+   * MISS if any slice needs an upstream fetch of its own, else HIT-FILL if any joins a fetch in
+   * flight, else HIT-DISK if any is on disk, else HIT-MEM.
+   */
   tierFor(meta: CachedMeta, ranges: ByteRange[]): Tier {
-    let allMem = true;
+    let tier: Tier = 'HIT-MEM';
     for (const r of ranges) {
       for (const i of slicesFor(r, this.sliceBytes)) {
-        if (this.memory.has(this.sliceKey(meta.key, i))) continue;
-        allMem = false;
-        if (this.opts.disk.has(meta.key, i)) continue;
-        // Whole and on its way to disk: no upstream traffic needed, so not a miss.
-        if (this.lock.get(this.sliceKey(meta.key, i))?.state === 'done') continue;
+        if (this.memory.has(meta.key, i, meta.rep)) continue;
+        if (this.opts.disk.has(meta.key, i, meta)) {
+          if (tier === 'HIT-MEM') tier = 'HIT-DISK';
+          continue;
+        }
+        const inflight = this.lock.get(this.sliceKey(meta.key, i));
+        const head = inflight?.knownHead;
+        if (inflight && inflight.state !== 'failed' && (head === undefined || head.meta?.rep === meta.rep)) {
+          tier = 'HIT-FILL';
+          continue;
+        }
         return 'MISS';
       }
     }
-    return allMem ? 'HIT-MEM' : 'HIT-DISK';
+    return tier;
   }
 
   /** The one memory slice that holds all of `range`, for a zero-copy answer; else undefined. */
@@ -191,7 +237,7 @@ export class EdgeCache {
     const index = Math.floor(range.start / this.sliceBytes);
     const b = sliceBounds(index, this.sliceBytes, meta.size);
     if (range.end > b.end) return undefined;
-    const buf = this.memory.get(this.sliceKey(meta.key, index));
+    const buf = this.memory.get(meta.key, index, meta.rep);
     return buf?.subarray(range.start - b.start, range.end - b.start);
   }
 
@@ -212,13 +258,12 @@ export class EdgeCache {
       const b = sliceBounds(index, this.sliceBytes, meta.size);
       const from = Math.max(range.start, b.start) - b.start;
       const to = Math.min(range.end, b.end) - b.start;
-      const sk = this.sliceKey(meta.key, index);
-      let buf = this.memory.get(sk);
+      let buf = this.memory.get(meta.key, index, meta.rep);
       if (!buf) {
-        if (!this.opts.disk.has(meta.key, index)) return undefined;
-        const disk = await this.opts.disk.read(meta.key, index);
+        if (!this.opts.disk.has(meta.key, index, meta)) return undefined;
+        const disk = await this.opts.disk.read(meta.key, index, meta);
         if (!disk || disk.length !== b.end - b.start) return undefined;
-        this.promote(sk, disk);
+        this.memory.offer(meta.key, index, meta.rep, disk);
         buf = disk;
       }
       pieces.push(from === 0 && to === buf.length ? buf : buf.subarray(from, to));
@@ -226,23 +271,26 @@ export class EdgeCache {
     return pieces;
   }
 
-  /** Yields the bytes of `range`, slice by slice, from whichever tier has them. */
+  /**
+   * Yields the bytes of `range`, slice by slice, from whichever tier has them — only slices of
+   * `meta`'s representation. If that representation is replaced mid-answer (the object changed
+   * upstream), it throws RepresentationChanged: the answer is cut, never spliced.
+   */
   async *read(meta: CachedMeta, range: ByteRange, primed?: PrimedFetch, traceparent?: string): AsyncGenerator<Buffer> {
     for (const index of slicesFor(range, this.sliceBytes)) {
       const b = sliceBounds(index, this.sliceBytes, meta.size);
       const from = Math.max(range.start, b.start) - b.start;
       const to = Math.min(range.end, b.end) - b.start;
-      const sk = this.sliceKey(meta.key, index);
 
-      const mem = this.memory.get(sk);
+      const mem = this.memory.get(meta.key, index, meta.rep);
       if (mem) {
         yield mem.subarray(from, to);
         continue;
       }
-      if (this.opts.disk.has(meta.key, index)) {
-        const disk = await this.opts.disk.read(meta.key, index);
+      if (this.opts.disk.has(meta.key, index, meta)) {
+        const disk = await this.opts.disk.read(meta.key, index, meta);
         if (disk && disk.length === b.end - b.start) {
-          this.promote(sk, disk);
+          this.memory.offer(meta.key, index, meta.rep, disk);
           yield disk.subarray(from, to);
           continue;
         }
@@ -254,6 +302,8 @@ export class EdgeCache {
             ? primed.fetch
             : this.acquire(meta.title, meta.file, index, meta, traceparent).fetch;
         try {
+          const head = await fetch.head;
+          if (head.meta?.rep !== meta.rep) throw new RepresentationChanged(meta.key);
           for await (const piece of fetch.read(pos, to)) {
             pos += piece.length;
             yield piece;
@@ -261,6 +311,11 @@ export class EdgeCache {
           if (pos < to) throw new UpstreamError('upstream slice shorter than expected', 502);
           break;
         } catch (err) {
+          if (err instanceof RepresentationChanged) {
+            this.opts.events?.representationChanged?.();
+            this.opts.logger.warn({ key: meta.key, index }, 'object changed upstream mid-answer; answer cut');
+            throw err;
+          }
           // The writer failed: one new writer is elected and we resume where we were.
           if (attempt >= 1) throw toUpstreamError(err);
           if (primed?.index === index) primed = undefined;
@@ -270,17 +325,20 @@ export class EdgeCache {
   }
 
   /**
-   * 2Q admission: a slice read from disk enters the memory tier only if it was seen recently
-   * (fetched, or read from disk, within the last ~2× memory's worth of slices). A working set
-   * larger than memory then streams from disk instead of churning the memory tier.
+   * Starts (or joins) the upstream fetch of the first slice of `range` that no tier holds and
+   * waits for upstream's answer head, so a dead upstream is a clean 502/504 before any header
+   * goes out, and a changed object is noticed before a byte of the old one is promised.
+   * Undefined when every slice is already held.
    */
-  private promote(sk: string, data: Buffer): void {
-    if (this.recent.has(sk)) {
-      this.recent.delete(sk);
-      this.memory.set(sk, data);
-    } else {
-      this.recent.set(sk, data.length);
+  async prime(meta: CachedMeta, range: ByteRange, traceparent?: string): Promise<PrimedFetch | undefined> {
+    for (const index of slicesFor(range, this.sliceBytes)) {
+      if (this.memory.has(meta.key, index, meta.rep) || this.opts.disk.has(meta.key, index, meta)) continue;
+      const { fetch, joined } = this.acquire(meta.title, meta.file, index, meta, traceparent);
+      const head = await fetch.head;
+      if (head.meta?.rep !== meta.rep) throw new RepresentationChanged(meta.key);
+      return { index, fetch, joined };
     }
+    return undefined;
   }
 
   private sliceKey(key: string, index: number): string {
@@ -343,24 +401,37 @@ export class EdgeCache {
 
       let size: number;
       let skip = 0; // bytes to drop before the slice starts (an upstream that ignores Range)
+      let cr: ReturnType<typeof parseContentRange>;
       if (res.status === 206) {
-        const cr = parseContentRange(res.headers['content-range']);
+        cr = parseContentRange(res.headers['content-range']);
         if (!cr || 'unsatisfied' in cr) throw new UpstreamError('upstream 206 without a usable Content-Range', 502);
         size = cr.size;
-        if (cr.start !== start || cr.end !== Math.min(start + this.sliceBytes, size)) {
-          throw new UpstreamError(`upstream sent bytes ${cr.start}-${cr.end - 1}, asked for ${start}-`, 502);
-        }
       } else {
         const len = Number(res.headers['content-length']);
         if (!Number.isSafeInteger(len)) throw new UpstreamError('upstream 200 without Content-Length', 502);
         size = len;
         skip = start;
       }
+      const meta = this.metaFrom(key, title, file, size, res.headers, now);
+      if (known && known.rep !== meta.rep) {
+        // The object changed upstream under a cached copy. Its old version goes (unless a newer
+        // one is already current); readers of the old one see the new head and cut their answers.
+        if ((this.metas.get(key)?.rep ?? known.rep) === known.rep) this.purgeKey(key);
+        this.opts.logger.info({ key, index, was: known.etag, now: meta.etag }, 'object changed upstream');
+      }
       const b = sliceBounds(index, this.sliceBytes, size);
       const expected = b.end - b.start;
+      if (cr && !('unsatisfied' in cr) && (cr.start !== start || cr.end !== b.end)) {
+        if (known && known.rep !== meta.rep) {
+          // Asked with the old size in mind: these bytes are no slice of the new version.
+          await res.dump();
+          fetch.setHead({ status: res.status, meta });
+          throw new RepresentationChanged(key);
+        }
+        throw new UpstreamError(`upstream sent bytes ${cr.start}-${cr.end - 1}, asked for ${start}-`, 502);
+      }
       if (expected <= 0) throw new UpstreamError('slice past the end of the object', 502);
 
-      const meta = this.metaFrom(key, title, file, size, res.headers, now);
       const stored: StoredMeta = {
         size,
         contentType: meta.contentType,
@@ -369,12 +440,6 @@ export class EdgeCache {
         cacheControl: meta.cacheControl,
         storedAt: now,
       };
-      if (known && (known.size !== size || known.etag !== meta.etag)) {
-        // The object changed upstream under a cached copy: drop ours, this client retries.
-        await res.dump();
-        this.purgeKey(key);
-        throw new UpstreamError('object changed upstream while being served', 502);
-      }
       if (meta.storable) this.metas.set(key, meta);
       fetch.setHead({ status: res.status, meta });
 
@@ -397,15 +462,20 @@ export class EdgeCache {
         if (received >= expected) {
           // Done before the body stream is torn down: readers must see `done` at once.
           data = fetch.finish();
-          this.recent.set(lockKey, data.length); // a second request soon after earns the slice a place in memory
+          this.memory.noteRecent(key, index, data.length);
           break;
         }
       }
       if (!data) throw new UpstreamError(`upstream body ended after ${received} of ${expected} bytes`, 502);
       if (res.status === 200) await res.dump();
       this.opts.events?.upstreamFetch?.('ok', upstreamBytes);
-      if (meta.storable) await this.store(key, index, stored, data);
+      if (meta.storable) await this.store(key, index, meta.rep, stored, data);
     } catch (err) {
+      if (err instanceof RepresentationChanged) {
+        this.opts.events?.upstreamFetch?.('ok', upstreamBytes);
+        fetch.fail(err);
+        return;
+      }
       const e = toUpstreamError(err);
       this.opts.events?.upstreamFetch?.('error', upstreamBytes);
       this.opts.logger.warn({ key, index, err: e.message }, 'upstream slice fetch failed');
@@ -427,13 +497,15 @@ export class EdgeCache {
     const cacheControl = headers['cache-control'];
     const lastModified = headers['last-modified'];
     const fresh = computeFreshness({ cacheControl, age: headers.age, date: headers.date, lastModified, now });
+    const etag = headers.etag;
     return {
       key,
+      rep: representationOf({ size, etag, lastModified }),
       title,
       file,
       size,
       contentType: headers['content-type'] ?? contentTypeFor(file),
-      etag: headers.etag,
+      etag,
       lastModified,
       cacheControl,
       storedAt: now,
@@ -443,15 +515,26 @@ export class EdgeCache {
     };
   }
 
-  private async store(key: string, index: number, meta: StoredMeta, data: Buffer): Promise<void> {
+  /**
+   * Keeps a fetched slice: on disk, or in memory when the disk has no room or fails — but only
+   * while its representation is still the object's current one. A slice of a version purged or
+   * replaced while it was fetched or written is dropped, never kept where a reader of the new
+   * version could find it.
+   */
+  private async store(key: string, index: number, rep: string, meta: StoredMeta, data: Buffer): Promise<void> {
+    if (!this.isCurrent(key, rep)) return;
     try {
-      if (await this.opts.disk.write(key, index, meta, data)) return;
+      const outcome = await this.opts.disk.write(key, index, meta, data);
+      if (outcome !== 'no-room') return;
     } catch (err) {
       this.opts.events?.diskWriteError?.();
       this.opts.logger.error({ key, index, err: (err as Error).message }, 'disk write failed, keeping the slice in memory only');
     }
-    // Disk full of pinned content or failing: memory still serves it.
-    this.memory.set(this.sliceKey(key, index), data);
+    if (this.isCurrent(key, rep)) this.memory.set(key, index, rep, data);
+  }
+
+  private isCurrent(key: string, rep: string): boolean {
+    return this.metas.get(key)?.rep === rep;
   }
 
   /** Asks upstream whether a stale representation is still current. */
@@ -503,38 +586,24 @@ export class EdgeCache {
     this.metas.delete(key);
     this.notFound.delete(key);
     let freed = this.opts.disk.purge(key);
-    if (meta) {
-      const n = Math.ceil(meta.size / this.sliceBytes);
-      for (let i = 0; i < n; i++) {
-        const sk = this.sliceKey(key, i);
-        const b = this.memory.get(sk);
-        if (b) freed += b.length;
-        this.memory.delete(sk);
-      }
-    }
+    if (meta) freed += this.memory.dropObject(key, Math.ceil(meta.size / this.sliceBytes));
     return freed;
   }
 
   /** Purges one file, or every file of a title. Returns objects and bytes removed. */
   purge(title: string, file?: string): { objects: number; bytes: number } {
     const keys = new Set<string>();
+    const titlePrefix = JSON.stringify([title]).slice(0, -1) + ',';
     if (file !== undefined) keys.add(objectKey(title, file));
     else {
-      const prefix = JSON.stringify([title]).slice(0, -1) + ',';
-      for (const k of this.metas.keys()) if (k.startsWith(prefix)) keys.add(k);
-      for (const k of this.opts.disk.keys()) if (k.startsWith(prefix)) keys.add(k);
-      for (const k of this.notFound.keys()) if (k.startsWith(prefix)) keys.add(k);
+      for (const k of this.metas.keys()) if (k.startsWith(titlePrefix)) keys.add(k);
+      for (const k of this.opts.disk.keys()) if (k.startsWith(titlePrefix)) keys.add(k);
+      for (const k of this.notFound.keys()) if (k.startsWith(titlePrefix)) keys.add(k);
     }
     let bytes = 0;
     for (const k of keys) bytes += this.purgeKey(k);
     // Memory slices of objects whose meta was already evicted.
-    for (const sk of [...this.memory.keys()]) {
-      const k = sk.slice(0, sk.lastIndexOf('#'));
-      if (keys.has(k) || (file === undefined && k.startsWith(JSON.stringify([title]).slice(0, -1) + ','))) {
-        bytes += this.memory.get(sk)?.length ?? 0;
-        this.memory.delete(sk);
-      }
-    }
+    bytes += this.memory.dropWhere((k) => keys.has(k) || (file === undefined && k.startsWith(titlePrefix)));
     return { objects: keys.size, bytes };
   }
 }

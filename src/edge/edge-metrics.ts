@@ -3,7 +3,7 @@ import { BREAKER_STATES, type BreakerState } from './circuit-breaker.js';
 import type { CacheEvents } from './edge-cache.js';
 import type { UpstreamOptions } from './upstream.js';
 
-/** The edge's Prometheus series. Tier labels: HIT-MEM, HIT-DISK, MISS, and "none" for answers without a body source. */
+/** The edge's Prometheus series. Tier labels: HIT-MEM, HIT-DISK, HIT-FILL (joined another request's fetch), MISS, and "none" for answers without a body source. */
 export class EdgeMetrics {
   readonly requests: Counter<'tier' | 'status'>;
   readonly responseBytes: Counter<'tier'>;
@@ -14,6 +14,7 @@ export class EdgeMetrics {
   readonly evictions: Counter<'tier'>;
   readonly evictedBytes: Counter<'tier'>;
   readonly diskWriteErrors: Counter;
+  readonly representationChanges: Counter;
   readonly tierBytes: Gauge<'tier'>;
   readonly tierCapacity: Gauge<'tier'>;
   readonly connections: Gauge;
@@ -39,6 +40,11 @@ export class EdgeMetrics {
     this.evictions = new Counter({ name: 'reelcdn_edge_evictions_total', help: 'Slices evicted, by tier', labelNames: ['tier'], registers });
     this.evictedBytes = new Counter({ name: 'reelcdn_edge_evicted_bytes_total', help: 'Bytes evicted, by tier', labelNames: ['tier'], registers });
     this.diskWriteErrors = new Counter({ name: 'reelcdn_edge_disk_write_errors_total', help: 'Slices that could not be written to disk (full or failing disk)', registers });
+    this.representationChanges = new Counter({
+      name: 'reelcdn_edge_answers_cut_total',
+      help: 'Answers cut mid-body because the object changed upstream (never finished with another version’s bytes)',
+      registers,
+    });
     this.tierBytes = new Gauge({
       name: 'reelcdn_edge_tier_bytes',
       help: 'Bytes held, by tier',
@@ -191,6 +197,7 @@ export class EdgeMetrics {
         this.evictedBytes.inc({ tier }, bytes);
       },
       diskWriteError: () => this.diskWriteErrors.inc(),
+      representationChanged: () => this.representationChanges.inc(),
     };
   }
 }

@@ -6,7 +6,8 @@ import type { ClusterConfig, EdgeConfig } from '../common/config.js';
 import { listenAddress } from '../common/config.js';
 import { CORS_HEADERS, CORS_PREFLIGHT_HEADERS } from '../common/cors.js';
 import { adminTokenFromEnv } from '../common/admin-auth.js';
-import { adminGuard, createApp, sendError } from '../common/http-app.js';
+import { adminGuard, adminLimits, createApp, sendError } from '../common/http-app.js';
+import { LoopMonitor } from '../common/loop-monitor.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
 import { parseObjectPath } from '../common/paths.js';
@@ -15,9 +16,10 @@ import { verifyToken } from '../common/signing.js';
 import { requestTraceparent } from '../common/trace.js';
 import { VERSION } from '../common/version.js';
 import { DiskTier } from './disk-tier.js';
-import { type CachedMeta, EdgeCache, type PrimedFetch, type Tier } from './edge-cache.js';
+import { type CachedMeta, EdgeCache, type PrimedFetch, RepresentationChanged, type Tier } from './edge-cache.js';
 import { EdgeMetrics } from './edge-metrics.js';
 import { FillAgent, type FillProgress } from './fill-agent.js';
+import { registerSeenPlays } from './play-seen-routes.js';
 import { TrafficStats } from './traffic-stats.js';
 import { DEFAULT_TIMEOUTS, Upstream, UpstreamError, type UpstreamTarget, type UpstreamTimeouts } from './upstream.js';
 
@@ -34,15 +36,16 @@ export interface EdgeServerOptions {
   adminToken?: string;
   /** Run fill passes by the window (default true); tests and `reelcdn fill` drive the agent themselves. */
   autoFill?: boolean;
+  /** Play ids kept for steering's GET /plays (default DEFAULT_SEEN_PLAYS). */
+  seenPlaysCapacity?: number;
 }
 
 export type EdgeStatus = 'ok' | 'draining' | 'overloaded';
 
+const ONLY_IF_CACHED = /\bonly-if-cached\b/i;
+
 /** Largest answer to an only-if-cached request (peer fill asks one slice at a time). */
 const ONLY_IF_CACHED_MAX_BYTES = 64 * 1024 * 1024;
-
-/** Event-loop delay above which the node tells steering it is overloaded. */
-const OVERLOAD_LOOP_DELAY_MS = 250;
 
 export interface EdgeServer {
   publicApp: FastifyInstance;
@@ -68,6 +71,8 @@ export interface EdgeHealth {
   requestsPerSec: number;
   bytesPerSec: number;
   errorRatio: number;
+  /** Answers over errorRatio's window (10 s): steering ignores the ratio below a minimum volume. */
+  windowRequests: number;
   eventLoopDelayMs: number;
   memory: { usedBytes: number; capacityBytes: number };
   disk: { usedBytes: number; capacityBytes: number; pinnedBytes: number };
@@ -106,6 +111,9 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   const stats = new TrafficStats(clock);
   const loopDelay = monitorEventLoopDelay({ resolution: 20 });
   loopDelay.enable();
+  // Overloaded only on a sustained delay (http.overloadSamples in a row): one slow moment must
+  // not take the edge out of steering nor shed its clients.
+  const loop = LoopMonitor.fromConfig(config.http, logger);
   let connections = 0;
   let draining = false;
 
@@ -165,7 +173,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     return { filesDone: p.files.done, filesTotal: p.files.total, bytesDone: p.bytes.done, bytesTotal: p.bytes.total, held: p.heldTitles.length };
   });
 
-  const publicApp = createApp({ logger, frameworkErrorHeaders: CORS_HEADERS });
+  const publicApp = createApp({ logger, frameworkErrorHeaders: CORS_HEADERS, limits: config.http, overloaded: () => loop.overloaded });
   publicApp.server.on('connection', (socket) => {
     connections++;
     socket.once('close', () => connections--);
@@ -175,7 +183,9 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     if (!req.url.startsWith('/c/')) return;
     const tier = reply.getHeader('x-cache') as Tier | undefined;
     const bytes = req.method === 'HEAD' ? 0 : Number(reply.getHeader('content-length') ?? 0);
-    stats.record(reply.statusCode, bytes, tier);
+    // An only-if-cached miss answers 504 as RFC 9111 asks: no failure of this node.
+    const onlyIfCachedMiss = reply.statusCode === 504 && ONLY_IF_CACHED.test(String(req.headers['cache-control'] ?? ''));
+    stats.record(reply.statusCode, bytes, tier, onlyIfCachedMiss);
     const s = seriesFor(tier ?? 'none', reply.statusCode);
     s.requests.inc();
     if (bytes > 0) s.bytes.inc(bytes);
@@ -226,41 +236,68 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     const traceparent = requestTraceparent(req.headers, req.url);
     if (traceparent) reply.header('traceparent', traceparent);
     // RFC 9111 §5.2.1.7: answer from the cache or 504 — peers filling from us never make us go upstream.
-    if (/\bonly-if-cached\b/i.test(String(req.headers['cache-control'] ?? ''))) {
+    if (ONLY_IF_CACHED.test(String(req.headers['cache-control'] ?? ''))) {
       return serveOnlyIfCached(req, reply, parsed.title, parsed.file);
     }
+    return answerObject(req, reply, parsed.title, parsed.file, traceparent, true);
+  }
+
+  /**
+   * Resolves the object's representation and answers from it. The tier (X-Cache) is settled
+   * before headers go out: cached bytes are read first (a slice failing its checksum makes the
+   * answer a MISS), and a miss waits for upstream's answer head, so a dead upstream is a clean
+   * 502/504 and an object that changed is resolved again rather than promised in its old version.
+   */
+  async function answerObject(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    title: string,
+    file: string,
+    traceparent: string | undefined,
+    mayRetry: boolean,
+  ): Promise<FastifyReply> {
     let resolved;
     try {
-      resolved = await cache.resolve(parsed.title, parsed.file, firstOffset(req.headers.range), traceparent);
+      resolved = await cache.resolve(title, file, firstOffset(req.headers.range), traceparent);
     } catch (err) {
-      const status = err instanceof UpstreamError ? err.status : 502;
-      return sendError(reply, status, `bad gateway: ${(err as Error).message}`);
+      return sendUpstreamError(reply, err);
     }
     if (resolved.kind === 'not-found') return sendError(reply, 404, 'not found');
 
     const meta = resolved.meta;
     const plan = planResponse(requestView(req.method, req.headers), meta);
     const ranges = plan.body.flatMap((p) => (p.kind === 'bytes' ? [p.range] : []));
-    const tier: Tier = resolved.primed
-      ? 'MISS'
-      : ranges.length > 0
-        ? cache.tierFor(meta, ranges)
-        : 'HIT-MEM'; // answered from what we know of the object, no body bytes needed
+    let primed = resolved.primed;
+    // No body bytes needed: answered from what we know of the object.
+    let tier: Tier = ranges.length === 0 ? 'HIT-MEM' : primed && !primed.joined ? 'MISS' : cache.tierFor(meta, ranges);
+    let pieces: Buffer[] | undefined;
+    if (plan.body.length === 1 && (tier === 'HIT-MEM' || tier === 'HIT-DISK')) {
+      // Hot path: one range inside one memory slice goes out without a stream.
+      const buf = tier === 'HIT-MEM' ? cache.memorySlice(meta, ranges[0]!) : undefined;
+      // Else cached single range: whole buffers, no generator-driven stream.
+      pieces = buf ? [buf] : await cache.cachedPieces(meta, ranges[0]!);
+      // A slice that failed its checksum was dropped: this answer goes upstream after all.
+      if (!pieces) tier = cache.tierFor(meta, ranges);
+    }
+    if (!pieces && tier === 'MISS' && !primed) {
+      try {
+        primed = await cache.prime(meta, ranges[0]!, traceparent);
+      } catch (err) {
+        if (err instanceof RepresentationChanged && mayRetry) return answerObject(req, reply, title, file, traceparent, false);
+        return sendUpstreamError(reply, err);
+      }
+    }
     reply.code(plan.status).headers(plan.headers).header('x-cache', tier);
     if (resolved.stale) reply.header('warning', '110 - "Response is Stale"');
     if (plan.body.length === 0) return reply.send();
+    if (pieces) return reply.send(pieces.length === 1 ? pieces[0] : bufferStream(pieces));
+    return reply.send(Readable.from(bodyOf(meta, plan.body, primed, traceparent), { objectMode: false, highWaterMark: 1 }));
+  }
 
-    // Hot path: one range inside one memory slice goes out without a stream.
-    if (plan.body.length === 1 && tier === 'HIT-MEM') {
-      const buf = cache.memorySlice(meta, ranges[0]!);
-      if (buf) return reply.send(buf);
-    }
-    // Cached (memory or disk) single range: whole buffers, no generator-driven stream.
-    if (plan.body.length === 1 && tier !== 'MISS') {
-      const pieces = await cache.cachedPieces(meta, ranges[0]!);
-      if (pieces) return reply.send(pieces.length === 1 ? pieces[0] : bufferStream(pieces));
-    }
-    return reply.send(Readable.from(bodyOf(meta, plan.body, resolved.primed, traceparent), { objectMode: false, highWaterMark: 1 }));
+  function sendUpstreamError(reply: FastifyReply, err: unknown): FastifyReply {
+    if (err instanceof RepresentationChanged) return sendError(reply, 502, 'bad gateway: the object changed upstream while it was fetched; retry');
+    const status = err instanceof UpstreamError ? err.status : 502;
+    return sendError(reply, status, `bad gateway: ${(err as Error).message}`);
   }
 
   /**
@@ -274,7 +311,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     const plan = planResponse(requestView(req.method, req.headers), meta);
     const ranges = plan.body.flatMap((p) => (p.kind === 'bytes' ? [p.range] : []));
     const tier = ranges.length > 0 ? cache.tierFor(meta, ranges) : 'HIT-MEM';
-    if (tier === 'MISS') return notCached();
+    if (tier === 'MISS' || tier === 'HIT-FILL') return notCached();
     // Held in memory whole before answering: bounded, peers ask one slice at a time.
     if (ranges.reduce((n, r) => n + r.end - r.start, 0) > ONLY_IF_CACHED_MAX_BYTES) {
       return sendError(reply, 504, `only-if-cached answers at most ${ONLY_IF_CACHED_MAX_BYTES} bytes; ask for a smaller range`);
@@ -308,16 +345,17 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   }
 
   // ---- admin port ----
-  const adminApp = createApp({ logger, requestLogLevel: 'debug' });
+  const adminApp = createApp({ logger, requestLogLevel: 'debug', limits: adminLimits(config.http) });
   const open = new Set<string>();
   if (config.admin.openHealth) open.add('/health');
   if (config.admin.openMetrics) open.add('/metrics');
   adminApp.addHook('onRequest', adminGuard(open, opts.adminToken));
+  // Play ids of the media served, read by steering, which counts a play only once its segments flow.
+  registerSeenPlays(publicApp, adminApp, opts.seenPlaysCapacity);
 
   function status(): EdgeStatus {
     if (draining) return 'draining';
-    const delayMs = loopDelay.percentile(99) / 1e6;
-    if (delayMs > OVERLOAD_LOOP_DELAY_MS || connections > config.steering.thresholds.maxConnections) return 'overloaded';
+    if (loop.overloaded || connections > config.steering.thresholds.maxConnections) return 'overloaded';
     return 'ok';
   }
 
@@ -335,6 +373,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       requestsPerSec: t.requestsPerSec,
       bytesPerSec: t.bytesPerSec,
       errorRatio: t.errorRatio,
+      windowRequests: t.windowRequests,
       eventLoopDelayMs: Math.round((loopDelay.percentile(99) / 1e6) * 10) / 10,
       memory: { usedBytes: m.usedBytes, capacityBytes: m.capacityBytes },
       disk: { usedBytes: d.usedBytes, capacityBytes: d.capacityBytes, pinnedBytes: d.pinnedBytes },
@@ -427,6 +466,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       await upstream.close();
       await adminApp.close();
       loopDelay.disable();
+      loop.stop();
     },
   };
 }

@@ -21,6 +21,8 @@ export class SliceFetch<Head> {
   private wake: (() => void)[] = [];
   /** Requests that joined this fetch instead of starting their own. */
   waiters = 0;
+  /** The head once known, for callers that must decide without awaiting. */
+  knownHead?: Head;
 
   constructor() {
     this.head = new Promise<Head>((resolve, reject) => {
@@ -36,6 +38,7 @@ export class SliceFetch<Head> {
   }
 
   setHead(head: Head): void {
+    this.knownHead ??= head;
     this.resolveHead(head);
   }
 

@@ -1,5 +1,5 @@
 import type { Clock } from '../common/clock.js';
-import type { Tier } from './edge-cache.js';
+import { TIERS, type Tier } from './edge-cache.js';
 
 const WINDOW_SECONDS = 10;
 
@@ -15,6 +15,8 @@ export interface TrafficSnapshot {
   bytesPerSec: number;
   /** 5xx answers / all answers over the last window. */
   errorRatio: number;
+  /** Answers in that window: a ratio over a handful of requests says little (steering wants a minimum). */
+  windowRequests: number;
   byTier: Record<Tier, { requests: number; bytes: number }>;
   hitRatio: { requests: number; bytes: number };
 }
@@ -25,11 +27,7 @@ export interface TrafficSnapshot {
  */
 export class TrafficStats {
   private readonly buckets: Bucket[] = Array.from({ length: WINDOW_SECONDS }, () => ({ second: -1, requests: 0, bytes: 0, errors: 0 }));
-  private readonly tiers: Record<Tier, { requests: number; bytes: number }> = {
-    'HIT-MEM': { requests: 0, bytes: 0 },
-    'HIT-DISK': { requests: 0, bytes: 0 },
-    MISS: { requests: 0, bytes: 0 },
-  };
+  private readonly tiers = Object.fromEntries(TIERS.map((t) => [t, { requests: 0, bytes: 0 }])) as Record<Tier, { requests: number; bytes: number }>;
 
   constructor(private readonly clock: Clock) {}
 
@@ -45,11 +43,15 @@ export class TrafficStats {
     return b;
   }
 
-  record(status: number, bytes: number, tier: Tier | undefined): void {
+  /**
+   * Counts one answer. `notAnError`: a 5xx that says nothing of the node's health (the 504 of
+   * an only-if-cached miss is the answer RFC 9111 asks for, not a failure).
+   */
+  record(status: number, bytes: number, tier: Tier | undefined, notAnError = false): void {
     const b = this.bucket();
     b.requests++;
     b.bytes += bytes;
-    if (status >= 500) b.errors++;
+    if (status >= 500 && !notAnError) b.errors++;
     if (tier && (status === 200 || status === 206)) {
       this.tiers[tier].requests++;
       this.tiers[tier].bytes += bytes;
@@ -69,12 +71,17 @@ export class TrafficStats {
       }
     }
     const t = this.tiers;
-    const allReq = t['HIT-MEM'].requests + t['HIT-DISK'].requests + t.MISS.requests;
-    const allBytes = t['HIT-MEM'].bytes + t['HIT-DISK'].bytes + t.MISS.bytes;
+    let allReq = 0;
+    let allBytes = 0;
+    for (const tier of TIERS) {
+      allReq += t[tier].requests;
+      allBytes += t[tier].bytes;
+    }
     return {
       requestsPerSec: requests / WINDOW_SECONDS,
       bytesPerSec: bytes / WINDOW_SECONDS,
       errorRatio: requests === 0 ? 0 : errors / requests,
+      windowRequests: requests,
       byTier: structuredClone(t),
       hitRatio: {
         requests: allReq === 0 ? 0 : (allReq - t.MISS.requests) / allReq,

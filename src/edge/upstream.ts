@@ -61,6 +61,11 @@ export class UpstreamError extends Error {
     super(message);
     this.name = 'UpstreamError';
   }
+
+  /** What fastify's error handler reads: an upstream failure that escapes is never a 500. */
+  get statusCode(): number {
+    return this.status;
+  }
 }
 
 /** One HTTP server misses can go to, with its own keep-alive pool. */

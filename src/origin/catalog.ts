@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { isValidFilePath, isValidTitle } from '../common/paths.js';
 import { writeFileAtomic } from '../common/atomic-file.js';
 import { OriginInputError } from './errors.js';
+import { isVersionId } from './title-versions.js';
 
 /** One file of a title, as ingested. */
 export interface CatalogFile {
@@ -28,6 +29,12 @@ export interface TitleEntry {
   bytes: number;
   /** ISO time of the ingest; it is the Last-Modified of every file of the title. */
   ingestedAt: string;
+  /**
+   * The folder this ingest published the files in, dataDir/titles/{title}/{version}/ (see
+   * title-versions.ts); a new one on every ingest, even of the same bytes. Absent for titles
+   * ingested before versioned folders, whose files sit in dataDir/titles/{title}/ itself.
+   */
+  version?: string;
 }
 
 /** The body of the origin's admin `GET /v1/catalog`. */
@@ -47,9 +54,20 @@ export function catalogPath(dataDir: string): string {
   return join(dataDir, CATALOG_FILE);
 }
 
-/** Where a title's files live: dataDir/titles/{title}/. */
+/** A title's folder, dataDir/titles/{title}/: its version folders (and the files of an unversioned entry). */
 export function titleDir(dataDir: string, title: string): string {
   return join(dataDir, 'titles', title);
+}
+
+/** The folder holding the files of exactly this catalog entry. */
+export function entryDir(dataDir: string, entry: Pick<TitleEntry, 'title' | 'version'>): string {
+  const dir = titleDir(dataDir, entry.title);
+  return entry.version === undefined ? dir : join(dir, entry.version);
+}
+
+/** Where one file of a catalog entry is on disk. */
+export function entryFilePath(dataDir: string, entry: Pick<TitleEntry, 'title' | 'version'>, path: string): string {
+  return join(entryDir(dataDir, entry), ...path.split('/'));
 }
 
 /** A catalog file that does not verify; names the field, like a ConfigError does. */
@@ -105,6 +123,9 @@ export function verifyCatalog(raw: unknown, source: string): TitleEntry[] {
     });
     if (t.bytes !== total) fail(`${f}.bytes`, `must be the sum of the file sizes (${total})`);
     if (typeof t.ingestedAt !== 'string' || Number.isNaN(Date.parse(t.ingestedAt))) fail(`${f}.ingestedAt`, 'must be an ISO date');
+    if (t.version !== undefined && (typeof t.version !== 'string' || !isVersionId(t.version))) {
+      fail(`${f}.version`, 'must be a version id like v20260302T120000123Z-1a2b3c4d');
+    }
     return {
       title,
       kind: t.kind as TitleKind,
@@ -112,6 +133,7 @@ export function verifyCatalog(raw: unknown, source: string): TitleEntry[] {
       files,
       bytes: total,
       ingestedAt: t.ingestedAt as string,
+      ...(t.version !== undefined ? { version: t.version as string } : {}),
     };
   });
 }

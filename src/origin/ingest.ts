@@ -1,23 +1,29 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import type { ClusterConfig } from '../common/config.js';
 import { type Clock, systemClock } from '../common/clock.js';
 import { contentTypeFor } from '../common/mime.js';
 import { isValidFilePath, isValidTitle } from '../common/paths.js';
-import { type CatalogFile, type TitleEntry, type TitleKind, loadCatalog, saveCatalog, titleDir } from './catalog.js';
+import { type CatalogFile, type TitleEntry, type TitleKind, entryDir, loadCatalog, saveCatalog, titleDir } from './catalog.js';
 import { extractDashReferences } from './dash-mpd.js';
 import { fsyncDir } from '../common/atomic-file.js';
 import { OriginInputError } from './errors.js';
 import { extractHlsReferences, segmentBudget } from './hls-playlist.js';
 import { acquireLock } from './lock-file.js';
+import { newVersionId } from './title-versions.js';
+import { DEFAULT_VERSION_GRACE_MS, sweepVersions } from './version-sweep.js';
 
 /** A manifest bigger than this is not a manifest. */
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 
 export interface IngestDeps {
   clock?: Clock;
+  /** 8 hex digits that make the version id unique (tests pin it). Default: random. */
+  versionTag?: () => string;
+  /** How long a replaced version stays on disk after it was replaced. Default 10 minutes. */
+  versionGraceMs?: number;
 }
 
 /** A file of the source folder that the title needs. */
@@ -38,13 +44,17 @@ const isManifestName = (p: string) => /\.(m3u8|mpd)$/i.test(p);
 
 /**
  * Adds (or replaces) a title from an HLS or DASH output folder: reads every manifest, checks
- * that every file they reference exists inside the folder, copies the files into
- * dataDir/titles/{title}/ through a staging folder and a rename (never half a title), hashes
- * them on the way, then updates the catalog atomically. Errors about the folder are
- * user-facing and name the file at fault.
+ * that every file they reference exists inside the folder, copies the files into a new version
+ * folder dataDir/titles/{title}/{version}/ (through a staging folder and a rename: never half a
+ * title), hashes them on the way, then names that version in the catalog, saved atomically.
+ * Nothing already published is written again: an origin still serving the previous catalog keeps
+ * reading the previous version's bytes, so an ETag always names the body sent with it. Replaced
+ * versions are deleted by a later ingest, once no origin can still be reading them
+ * (version-sweep.ts). Errors about the folder are user-facing and name the file at fault.
  */
 export async function ingestTitle(config: ClusterConfig, title: string, dir: string, deps: IngestDeps = {}): Promise<TitleEntry> {
   const clock = deps.clock ?? systemClock;
+  const versionTag = deps.versionTag ?? (() => randomBytes(4).toString('hex'));
   if (!isValidTitle(title)) {
     throw new OriginInputError(`title "${title}" must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit`);
   }
@@ -54,38 +64,47 @@ export async function ingestTitle(config: ClusterConfig, title: string, dir: str
   const titlesRoot = join(dataDir, 'titles');
   await mkdir(titlesRoot, { recursive: true });
   const release = await acquireLock(join(dataDir, '.ingest.lock'), 'another ingest into this origin');
-  const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
-  const staging = join(titlesRoot, `.staging-${title}-${tag}`);
-  const old = join(titlesRoot, `.old-${title}-${tag}`);
-  const final = titleDir(dataDir, title);
+  // Staging sits beside the title folders under a name no title can have, so a title folder only
+  // ever holds published versions (and the files of an unversioned entry).
+  const staging = join(titlesRoot, `.staging-${title}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  let published: string | undefined;
   try {
     const files = await copyAndHash(plan.files, staging);
+    // Read the catalog only now, under the lock, so a concurrent ingest's title is kept.
+    const catalog = await loadCatalog(dataDir);
+    const now = clock.now();
+    let version = newVersionId(now, versionTag());
+    while (version === catalog.get(title)?.version || (await exists(join(titleDir(dataDir, title), version)))) {
+      version = newVersionId(now, randomBytes(4).toString('hex'));
+    }
     const entry: TitleEntry = {
       title,
       kind: plan.kind,
       manifests: plan.manifests,
       files,
       bytes: files.reduce((n, f) => n + f.size, 0),
-      ingestedAt: new Date(clock.now()).toISOString(),
+      ingestedAt: new Date(now).toISOString(),
+      version,
     };
-    // Read the catalog only now, under the lock, so a concurrent ingest's title is kept.
-    const catalog = await loadCatalog(dataDir);
-
-    const hadOld = await exists(final);
-    if (hadOld) await rename(final, old);
-    try {
-      await rename(staging, final);
-      await fsyncDir(titlesRoot);
-      await saveCatalog(dataDir, catalog.withTitle(entry));
-    } catch (err) {
-      // Put the previous version back so the catalog and the files still agree.
-      await rm(final, { recursive: true, force: true }).catch(() => {});
-      if (hadOld) await rename(old, final).catch(() => {});
-      throw err;
-    }
-    if (hadOld) await rm(old, { recursive: true, force: true });
+    const target = entryDir(dataDir, entry);
+    await mkdir(titleDir(dataDir, title), { recursive: true });
+    await rename(staging, target);
+    published = target;
+    await fsyncDir(titleDir(dataDir, title));
+    await fsyncDir(titlesRoot);
+    const next = catalog.withTitle(entry);
+    await saveCatalog(dataDir, next);
+    published = undefined; // the catalog names it now: it is no longer ours to remove
+    // Housekeeping: a failure here leaves old versions for the next ingest to delete, it does not
+    // undo this one.
+    await sweepVersions(dataDir, next, now, deps.versionGraceMs ?? DEFAULT_VERSION_GRACE_MS).catch(() => {});
     return entry;
   } finally {
+    // A version the catalog never named was never served: nothing can be reading it. (A save can
+    // fail after its rename, e.g. in the folder fsync, so ask the catalog rather than assume.)
+    if (published && !(await catalogNames(dataDir, title, basename(published)))) {
+      await rm(published, { recursive: true, force: true }).catch(() => {});
+    }
     await rm(staging, { recursive: true, force: true }).catch(() => {});
     await release();
   }
@@ -229,6 +248,14 @@ async function copyAndHash(files: SourceFile[], staging: string): Promise<Catalo
   }
   for (const d of dirs) await fsyncDir(d);
   return out;
+}
+
+async function catalogNames(dataDir: string, title: string, version: string): Promise<boolean> {
+  try {
+    return (await loadCatalog(dataDir)).get(title)?.version === version;
+  } catch {
+    return true; // cannot tell: keep it, the sweep removes it later if it is an orphan
+  }
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -1,11 +1,10 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { sendError } from '../common/http-app.js';
 import { parseObjectPath } from '../common/paths.js';
 import { type BodyPart, type ObjectMeta, planResponse, requestView } from '../common/response-plan.js';
-import { type Catalog, type CatalogFile, type TitleEntry, titleDir } from './catalog.js';
+import { type Catalog, type CatalogFile, type TitleEntry, entryFilePath } from './catalog.js';
 
 /** Catalog files never change under their URL: a re-ingest gives new ETags, caches may keep them a year. */
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -32,14 +31,19 @@ export interface ObjectRouteDeps {
   catalog: () => Catalog;
   /** Called for every chunk of file bytes sent (metrics). */
   onBytes: (contentType: string, n: number) => void;
-  /** The disk no longer matches the catalog (a re-ingest under way): look again. */
-  onStale: () => void;
+  /**
+   * A file the loaded catalog names is not on disk as listed: the catalog on disk has moved on
+   * (our entry's version was replaced and swept). Resolves once the newest catalog is loaded.
+   */
+  refreshCatalog: () => Promise<void>;
 }
 
 /**
  * `GET|HEAD /o/{title}/{file}`: the catalog decides what exists; only a file the catalog
- * lists is ever opened. The answer is planned by planResponse (conditionals, ranges,
- * multipart) and the bytes are streamed from disk range by range, never read whole.
+ * lists is ever opened, in the folder of the version the catalog entry names (versions are
+ * never rewritten, so the ETag from the entry's sha256 always names the bytes sent). The answer
+ * is planned by planResponse (conditionals, ranges, multipart) and the bytes are streamed from
+ * disk range by range, never read whole.
  */
 export function objectHandler(deps: ObjectRouteDeps) {
   return async (req: FastifyRequest, reply: FastifyReply) => {
@@ -48,33 +52,44 @@ export function objectHandler(deps: ObjectRouteDeps) {
     const path = q < 0 ? raw : raw.slice(0, q);
     const parsed = parseObjectPath(path.slice(OBJECT_PREFIX.length));
     if (!parsed.ok) return sendError(reply, 400, parsed.reason);
+    const view = requestView(req.method, req.headers);
 
-    const catalog = deps.catalog();
-    const entry = catalog.get(parsed.title);
-    const file = catalog.file(parsed.title, parsed.file);
-    if (!entry || !file) return sendError(reply, 404, 'not found');
+    // Twice at most: the second time with the newest catalog, if the first one's version is gone.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const catalog = deps.catalog();
+      const entry = catalog.get(parsed.title);
+      const file = catalog.file(parsed.title, parsed.file);
+      if (!entry || !file) return sendError(reply, 404, 'not found');
 
-    const plan = planResponse(requestView(req.method, req.headers), objectMeta(entry, file));
-    const parts = plan.body;
-    if (!parts.some((p) => p.kind === 'bytes')) return reply.code(plan.status).headers(plan.headers).send();
+      const plan = planResponse(view, objectMeta(entry, file));
+      const parts = plan.body;
+      if (!parts.some((p) => p.kind === 'bytes')) return reply.code(plan.status).headers(plan.headers).send();
 
-    // Open before answering, so a file gone or replaced is an error status, not a cut body.
-    const abs = join(titleDir(deps.dataDir, parsed.title), ...file.path.split('/'));
-    let fh: FileHandle;
-    try {
-      fh = await open(abs, 'r');
-    } catch {
-      deps.onStale();
-      return sendError(reply, 503, 'title is being replaced, try again', { 'retry-after': '1' });
+      // Open before answering, so a file gone or damaged is an error status, not a cut body. Once
+      // open, the handle reads these bytes even if a sweep deletes the version meanwhile.
+      const fh = await openAsListed(entryFilePath(deps.dataDir, entry, file.path), file.size);
+      if (fh) return reply.code(plan.status).headers(plan.headers).send(streamParts(fh, parts, (n) => deps.onBytes(file.contentType, n)));
+      if (attempt === 0) await deps.refreshCatalog();
     }
-    const st = await fh.stat();
-    if (st.size !== file.size) {
-      await fh.close();
-      deps.onStale();
-      return sendError(reply, 503, 'title is being replaced, try again', { 'retry-after': '1' });
-    }
-    return reply.code(plan.status).headers(plan.headers).send(streamParts(fh, parts, (n) => deps.onBytes(file.contentType, n)));
+    return sendError(reply, 503, 'title is being replaced, try again', { 'retry-after': '1' });
   };
+}
+
+/** The file, open, if it exists with the size the catalog lists; undefined otherwise. */
+async function openAsListed(abs: string, size: number): Promise<FileHandle | undefined> {
+  let fh: FileHandle;
+  try {
+    fh = await open(abs, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    if ((await fh.stat()).size === size) return fh;
+  } catch {
+    // fall through: unusable
+  }
+  await fh.close().catch(() => {});
+  return undefined;
 }
 
 /** The planned body as one stream; the file handle is closed however the stream ends. */

@@ -132,7 +132,10 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
         metrics.bytes.inc({ class: MANIFEST_TYPES.has(type) ? 'manifest' : 'media' }, n);
         served.bytes += n;
       },
-      onStale: () => void reloadCatalog(),
+      // A stat, not a read, when nothing changed: a file genuinely missing must not re-read the catalog on every request.
+      refreshCatalog: async () => {
+        if ((await stampOf()) !== catalogStamp) await reloadCatalog();
+      },
     }),
   });
 

@@ -6,7 +6,7 @@ import type { EdgeState } from './health.js';
  * Pure: time comes in with each sample, nothing here reads a clock, a socket or a file.
  */
 
-export const TIERS = ['HIT-MEM', 'HIT-DISK', 'MISS'] as const;
+export const TIERS = ['HIT-MEM', 'HIT-DISK', 'HIT-FILL', 'MISS'] as const;
 export type TierName = (typeof TIERS)[number];
 /** Answers (200/206) and body bytes per tier since the edge started. */
 export type TierCounts = Record<TierName, { requests: number; bytes: number }>;
@@ -59,7 +59,7 @@ export interface HistoryColumns {
 }
 
 export function emptyTiers(): TierCounts {
-  return { 'HIT-MEM': { requests: 0, bytes: 0 }, 'HIT-DISK': { requests: 0, bytes: 0 }, MISS: { requests: 0, bytes: 0 } };
+  return Object.fromEntries(TIERS.map((t) => [t, { requests: 0, bytes: 0 }])) as TierCounts;
 }
 
 /** Adds b into a (in place) and returns a. */
@@ -71,7 +71,7 @@ export function addTiers(a: TierCounts, b: TierCounts): TierCounts {
   return a;
 }
 
-/** Hit ratios (memory + disk over all) of cumulative or interval counts. */
+/** Hit ratios (everything but misses, over all) of cumulative or interval counts. */
 export function ratios(c: TierCounts): Ratios {
   let req = 0;
   let bytes = 0;
@@ -102,6 +102,7 @@ export function asTierCounts(v: unknown): TierCounts | undefined {
   const out = emptyTiers();
   for (const t of TIERS) {
     const x = (v as Record<string, unknown>)[t] as { requests?: unknown; bytes?: unknown } | undefined;
+    if (t === 'HIT-FILL' && x === undefined) continue; // an edge from before HIT-FILL
     if (!x || typeof x.requests !== 'number' || typeof x.bytes !== 'number') return undefined;
     out[t] = { requests: x.requests, bytes: x.bytes };
   }

@@ -23,6 +23,8 @@ export interface EdgeHealthReport {
   requestsPerSec?: number;
   bytesPerSec?: number;
   errorRatio: number;
+  /** Answers over errorRatio's window (edges before this field: requestsPerSec × 10 s). */
+  windowRequests?: number;
   memory?: { usedBytes: number; capacityBytes: number };
   disk?: { usedBytes: number; capacityBytes: number };
   hitRatio?: { requests: number; bytes: number };
@@ -90,7 +92,8 @@ export function judge(
   if (r.status === 'draining') return { kind: 'refuse', reason: 'draining' };
   if (r.status === 'overloaded') return { kind: 'refuse', reason: 'overloaded' };
   if (r.status !== 'ok') return { kind: 'failure', reason: `unknown status "${String(r.status)}"` };
-  if (typeof r.errorRatio === 'number' && r.errorRatio > thresholds.maxErrorRatio) {
+  const volume = typeof r.windowRequests === 'number' ? r.windowRequests : (r.requestsPerSec ?? 0) * 10;
+  if (typeof r.errorRatio === 'number' && r.errorRatio > thresholds.maxErrorRatio && volume >= thresholds.minRequestsForErrorRatio) {
     return { kind: 'refuse', reason: `error ratio ${r.errorRatio.toFixed(3)} above ${thresholds.maxErrorRatio}` };
   }
   if (r.disk && r.disk.capacityBytes > 0) {

@@ -58,14 +58,17 @@ export interface RunningOrigin {
 }
 
 /** A real origin on 127.0.0.1, ephemeral ports, silent logs, its own metrics registry. */
-export async function startTestOrigin(config: ClusterConfig, opts: { clock?: Clock; playFlushMs?: number } = {}): Promise<RunningOrigin> {
+export async function startTestOrigin(
+  config: ClusterConfig,
+  opts: { clock?: Clock; playFlushMs?: number; /** 0 (default): reload only when told or when a file is missing. */ catalogPollMs?: number } = {},
+): Promise<RunningOrigin> {
   const server = createOriginServer({
     config,
     logger: pino({ level: 'silent' }),
     registry: new Registry(),
     clock: opts.clock,
     adminToken: ORIGIN_ADMIN_TOKEN,
-    catalogPollMs: 0,
+    catalogPollMs: opts.catalogPollMs ?? 0,
     playFlushMs: opts.playFlushMs ?? 10,
     listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
   });

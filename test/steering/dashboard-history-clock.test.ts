@@ -4,7 +4,7 @@ import { type ClusterSample, DashboardHistory } from '../../src/steering/dashboa
 const sample = (at: number, mono: number, originBytes: number): ClusterSample => ({
   at,
   mono,
-  edges: [{ id: 'a1', isp: 'isp-a', state: 'up', tiers: { 'HIT-MEM': { requests: mono, bytes: mono }, 'HIT-DISK': { requests: 0, bytes: 0 }, MISS: { requests: 0, bytes: 0 } }, bytesPerSec: 0 }],
+  edges: [{ id: 'a1', isp: 'isp-a', state: 'up', tiers: { 'HIT-MEM': { requests: mono, bytes: mono }, 'HIT-DISK': { requests: 0, bytes: 0 }, 'HIT-FILL': { requests: 0, bytes: 0 }, MISS: { requests: 0, bytes: 0 } }, bytesPerSec: 0 }],
   originBytes,
 });
 

@@ -1,0 +1,103 @@
+import { LRUCache } from 'lru-cache';
+
+/** A slice in memory, tagged with the representation its bytes belong to. */
+interface MemorySlice {
+  rep: string;
+  data: Buffer;
+}
+
+export interface MemoryTierOptions {
+  capacityBytes: number;
+  onEvict?: (bytes: number) => void;
+}
+
+/**
+ * The memory tier: slices bounded in bytes (lru-cache), each tagged with its representation.
+ * A lookup names the representation it wants, so a slice left over from another version of the
+ * object is never returned, whatever order purges, revalidations and fills ran in.
+ *
+ * Admission is 2Q: a slice read from disk enters only if it was seen recently (fetched, or read
+ * from disk, within the last ~2× capacity of slices). A working set larger than memory then
+ * streams from disk instead of churning this tier.
+ */
+export class MemoryTier {
+  private readonly slices: LRUCache<string, MemorySlice>;
+  /** Slices seen recently but not (yet) admitted, with their sizes: the 2Q ghost list. */
+  private readonly recent: LRUCache<string, number>;
+
+  constructor(private readonly opts: MemoryTierOptions) {
+    this.slices = new LRUCache<string, MemorySlice>({
+      maxSize: opts.capacityBytes,
+      sizeCalculation: (s) => Math.max(1, s.data.length),
+      dispose: (s, _k, reason) => {
+        if (reason === 'evict') opts.onEvict?.(s.data.length);
+      },
+    });
+    // Counted in bytes, so small objects (one small slice each) are remembered in proportion.
+    this.recent = new LRUCache<string, number>({ maxSize: 2 * opts.capacityBytes, max: 200_000, sizeCalculation: (n) => Math.max(1, n) });
+  }
+
+  stats(): { usedBytes: number; capacityBytes: number; slices: number } {
+    return { usedBytes: this.slices.calculatedSize, capacityBytes: this.opts.capacityBytes, slices: this.slices.size };
+  }
+
+  /** Slice `index` of `key` if memory holds it for representation `rep`; a stale version is dropped. */
+  get(key: string, index: number, rep: string): Buffer | undefined {
+    const sk = sliceKey(key, index);
+    const s = this.slices.get(sk);
+    if (!s) return undefined;
+    if (s.rep === rep) return s.data;
+    this.slices.delete(sk);
+    return undefined;
+  }
+
+  has(key: string, index: number, rep: string): boolean {
+    return this.slices.peek(sliceKey(key, index))?.rep === rep;
+  }
+
+  set(key: string, index: number, rep: string, data: Buffer): void {
+    this.slices.set(sliceKey(key, index), { rep, data });
+  }
+
+  /** Remembers a slice just fetched: a second request soon after earns it a place. */
+  noteRecent(key: string, index: number, bytes: number): void {
+    this.recent.set(sliceKey(key, index), bytes);
+  }
+
+  /** Offers a slice read from disk: admitted only if it was seen recently (2Q). */
+  offer(key: string, index: number, rep: string, data: Buffer): void {
+    const sk = sliceKey(key, index);
+    if (this.recent.has(sk)) {
+      this.recent.delete(sk);
+      this.set(key, index, rep, data);
+    } else {
+      this.recent.set(sk, data.length);
+    }
+  }
+
+  /** Drops every slice of `key` (any representation) among its first `sliceCount`; returns bytes freed. */
+  dropObject(key: string, sliceCount: number): number {
+    let freed = 0;
+    for (let i = 0; i < sliceCount; i++) {
+      const sk = sliceKey(key, i);
+      freed += this.slices.peek(sk)?.data.length ?? 0;
+      this.slices.delete(sk);
+    }
+    return freed;
+  }
+
+  /** Drops every slice whose object key matches; for purges of objects whose size is no longer known. */
+  dropWhere(matches: (key: string) => boolean): number {
+    let freed = 0;
+    for (const sk of [...this.slices.keys()]) {
+      if (!matches(sk.slice(0, sk.lastIndexOf('#')))) continue;
+      freed += this.slices.peek(sk)?.data.length ?? 0;
+      this.slices.delete(sk);
+    }
+    return freed;
+  }
+}
+
+function sliceKey(key: string, index: number): string {
+  return `${key}#${index}`;
+}
