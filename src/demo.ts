@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
@@ -45,8 +45,11 @@ export interface RunningDemo {
   stop(): Promise<void>;
 }
 
+/** The demo's signing keys, beside its cluster file (which then holds no secret). */
+export const DEMO_KEYS_FILE = 'signing-keys.json';
+
 /** The demo cluster file: an origin, steering, three edges in two ISPs, all on loopback. */
-export function demoClusterFile(base: number, secret: string): object {
+export function demoClusterFile(base: number): object {
   const edge = (id: string, isp: string, host: string, port: number) => ({
     id,
     isp,
@@ -59,7 +62,7 @@ export function demoClusterFile(base: number, secret: string): object {
     fill: { window: '02:00-06:00', bytesPerSec: 20_000_000 },
   });
   return {
-    signing: { keys: { k1: secret }, activeKey: 'k1', ttlSeconds: 21600 },
+    signing: { keysFile: DEMO_KEYS_FILE, activeKey: 'k1', ttlSeconds: 21600 },
     origin: { url: `http://127.0.0.1:${base}`, adminUrl: `http://127.0.0.1:${base + 1}`, dataDir: 'origin' },
     steering: {
       url: `http://127.0.0.1:${base + 80}`,
@@ -81,6 +84,26 @@ export function demoClusterFile(base: number, secret: string): object {
     admin: { openHealth: true, openMetrics: true },
     log: { level: 'info' },
   };
+}
+
+/**
+ * Writes the demo's signing keys and cluster file under `dir`, both readable by their owner
+ * only, unless a cluster file is already there (a re-run keeps its cluster, keys and catalog).
+ * Returns the cluster file's path.
+ */
+export function writeDemoFiles(dir: string, base: number): string {
+  const clusterFile = join(dir, 'cluster.json');
+  if (existsSync(clusterFile)) return clusterFile;
+  // Keys first: a cluster file on disk means its keys file is complete.
+  writeOwnerOnly(join(dir, DEMO_KEYS_FILE), JSON.stringify({ k1: randomBytes(24).toString('base64url') }, null, 2));
+  writeOwnerOnly(clusterFile, JSON.stringify(demoClusterFile(base), null, 2));
+  return clusterFile;
+}
+
+/** A fresh 0600 file: an older file in the way goes first, so a secret never lands in its looser mode. */
+function writeOwnerOnly(path: string, text: string): void {
+  rmSync(path, { force: true });
+  writeFileSync(path, text, { mode: 0o600, flag: 'wx' });
 }
 
 async function waitHealthy(url: string, child: ChildProcess, name: string, timeoutMs = 20_000): Promise<void> {
@@ -109,10 +132,7 @@ export async function runDemo(opts: DemoOptions): Promise<RunningDemo> {
   const dir = resolve(opts.dir);
   const base = opts.basePort ?? 7000;
   mkdirSync(join(dir, 'logs'), { recursive: true });
-  const clusterFile = join(dir, 'cluster.json');
-  if (!existsSync(clusterFile)) {
-    writeFileSync(clusterFile, JSON.stringify(demoClusterFile(base, randomBytes(24).toString('base64url')), null, 2));
-  }
+  const clusterFile = writeDemoFiles(dir, base);
   const config = loadClusterFile(clusterFile);
   const tokenFile = join(dir, 'admin-token');
   const adminToken =

@@ -68,7 +68,7 @@ afterAll(async () => cluster?.close());
 
 describe('deploy/prometheus', () => {
   it('scrapes the origin, steering and every edge admin port of the demo cluster with a bearer credentials file', () => {
-    const demo = demoClusterFile(7000, 'x') as { origin: { adminUrl: string }; steering: { adminUrl: string }; edges: { id: string; isp: string; adminUrl: string }[] };
+    const demo = demoClusterFile(7000) as { origin: { adminUrl: string }; steering: { adminUrl: string }; edges: { id: string; isp: string; adminUrl: string }[] };
     const hostPort = (u: string) => new URL(u).host;
     const job = (name: string) => prometheus.scrape_configs.find((j) => j.job_name === name)!;
     for (const name of ['reelcdn-origin', 'reelcdn-steering', 'reelcdn-edge']) {
