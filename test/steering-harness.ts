@@ -25,6 +25,8 @@ export class FakeEdgeHealth {
   heldTitles: string[] = [];
   polls = 0;
   authorized = 0;
+  /** Play ids this edge "served media for", as GET /plays reports them (src/edge/play-seen.ts). */
+  seenPlays: string[] = [];
   private app: FastifyInstance | undefined;
   port = 0;
 
@@ -50,6 +52,10 @@ export class FakeEdgeHealth {
         fill: { heldTitles: this.heldTitles },
       };
       return report;
+    });
+    app.get('/plays', async (req) => {
+      const since = Number((req.query as { since?: string }).since ?? 0);
+      return { instance: `fake-${this.id}`, next: this.seenPlays.length, ids: this.seenPlays.slice(since), more: false, lost: false };
     });
     await app.listen({ host: '127.0.0.1', port: this.port });
     this.port = (app.server.address() as { port: number }).port;

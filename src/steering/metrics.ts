@@ -13,6 +13,8 @@ export interface SteeringMetrics {
   playsDropped: Gauge;
   /** Play starts (top-level manifests) by title and client ISP: the dashboard's top titles. Titles are bounded by the catalog. */
   playStarts: Counter<'title' | 'isp'>;
+  /** Play ids edges reported serving media for, by what steering made of them (PlayOutcome). */
+  playConfirmations: Counter<'outcome'>;
 }
 
 /**
@@ -96,6 +98,12 @@ export function createSteeringMetrics(registry: Registry, plays: () => { sent: n
       name: 'reelcdn_steering_play_starts_total',
       help: 'Play starts (top-level manifests answered) by title and client ISP',
       labelNames: ['title', 'isp'],
+      registers: [registry],
+    }),
+    playConfirmations: new Counter({
+      name: 'reelcdn_steering_play_confirmations_total',
+      help: 'Play ids edges served media for, by outcome: counted (sent to the origin), duplicate (the client played the title within playDedupSeconds), unknown (another steering replica\'s, already confirmed, expired or made up)',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
     playsDropped: new Gauge({

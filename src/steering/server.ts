@@ -9,6 +9,7 @@ import { CORS_HEADERS, CORS_PREFLIGHT_HEADERS } from '../common/cors.js';
 import { adminGuard, createApp, sendError } from '../common/http-app.js';
 import type { Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
+import { PLAY_QUERY_PARAM, newPlayId, parsePlayId } from '../common/play-id.js';
 import { contentTypeFor } from '../common/mime.js';
 import { isValidTitle, parseObjectPath } from '../common/paths.js';
 import { Ring } from '../common/ring.js';
@@ -24,10 +25,12 @@ import { Holdings } from './holdings.js';
 import { isMultivariant, rewriteMedia, rewriteMultivariant } from './hls-rewrite.js';
 import { ManifestRewriteError } from './manifest-paths.js';
 import { EDGE_STATE_VALUE, createSteeringMetrics } from './metrics.js';
+import { PlayGate } from './play-gate.js';
 import { PlayReporter, type PlayRecord } from './play-reporter.js';
 import { playerRoutes } from './player-routes.js';
 import { buildIspTable, buildPrefixSet } from './prefix-table.js';
 import { rankEdges, spreadKeyOf } from './ranking.js';
+import { type SeenPlaysFetcher, SeenPlaysPoller, undiciSeenPlaysFetcher } from './seen-plays-poller.js';
 import { buildSteeringManifest, steeringManifestUrl } from './steer-manifest.js';
 
 export interface ListenOverride {
@@ -53,6 +56,8 @@ export interface SteeringServerOptions {
   publicUrl?: string;
   /** Replaces the undici /health poller (tests). */
   healthFetcher?: HealthFetcher;
+  /** Replaces the undici reader of edges' GET /plays (tests). */
+  seenPlaysFetcher?: SeenPlaysFetcher;
   /** Timeout of one /health poll (ms). Default min(1000, healthIntervalMs). */
   healthTimeoutMs?: number;
   /** Catalog refresh period (ms, default 30000) and the minimum gap of refreshes caused by misses (default 3000). */
@@ -81,6 +86,8 @@ export interface SteeringServer {
 
 /** The decision for one client and title. */
 interface Decision {
+  /** The client address decided on (socket or trusted X-Forwarded-For). */
+  client: string;
   isp: string | undefined;
   edges: EdgeConfig[];
 }
@@ -130,6 +137,33 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   });
 
   const metrics = createSteeringMetrics(registry, () => ({ sent: plays.sent, buffered: plays.buffered, dropped: plays.dropped }));
+
+  // A play counts once an edge served its media (and once per client and title per window):
+  // manifests alone are free to fetch and would otherwise steer the fill plan.
+  const playGate = new PlayGate({
+    maxTracked: st.maxTrackedPlays,
+    confirmWithinMs: st.playConfirmSeconds * 1000,
+    dedupWindowMs: st.playDedupSeconds * 1000,
+    newId: newPlayId,
+  });
+  const realSeenFetcher = opts.seenPlaysFetcher
+    ? undefined
+    : undiciSeenPlaysFetcher({ timeoutMs: opts.healthTimeoutMs ?? Math.min(1000, st.healthIntervalMs), adminToken });
+  const seenPlays = new SeenPlaysPoller({
+    edges: config.edges,
+    intervalMs: st.healthIntervalMs,
+    clock,
+    logger,
+    fetcher: opts.seenPlaysFetcher ?? realSeenFetcher!.fetcher,
+    onSeen: (ids) => {
+      const now = clock.monotonic();
+      for (const id of ids) {
+        const v = playGate.confirm(id, now);
+        metrics.playConfirmations.inc({ outcome: v.outcome });
+        if (v.outcome === 'counted') plays.record({ title: v.play.title, isp: v.play.isp, at: v.play.at });
+      }
+    },
+  });
   for (const e of config.edges) metrics.edgeState.set({ edge: e.id, isp: e.isp }, EDGE_STATE_VALUE.unknown);
 
   const realFetcher = opts.healthFetcher
@@ -164,7 +198,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     const addr = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trusted);
     const isp = ispTable.lookup(addr) ?? config.defaultIsp;
     const edges = rankEdges({ title, isp, edgesById, ring, eligible, holders: opts.holders ? opts.holders(title) : holdings.holders(title), spreadKey: spreadKeyOf(addr) });
-    return { isp, edges };
+    return { client: addr, isp, edges };
   };
 
   const signedPath = (title: string, file: string) => `/c/${title}/${file}`;
@@ -255,27 +289,32 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     }
     const q = req.query as Record<string, string | undefined>;
     const pathway = typeof q.pathway === 'string' ? q.pathway : undefined;
+    const multivariant = isHls && isMultivariant(text);
+    // A multivariant playlist, an MPD, or a media playlist asked for directly starts a play.
+    const topLevel = !isHls || multivariant || pathway === undefined;
     // One trace per play: a child of the player's traceparent (header, or `tp` from our own
     // multivariant playlist), carried in every URL we emit because players drop headers.
     const traceparent = childTraceparent(requestTraceparent(req.headers, req.url));
-    const tp = `&${TRACE_QUERY_PARAM}=${traceparent}`;
+    // The play id rides along with the trace: a new one per play start, else the one our
+    // multivariant playlist put in this media playlist's URL.
+    const playId = topLevel
+      ? playGate.issue({ title, isp: d.isp ?? 'none', client: d.client, at: clock.now() }, clock.monotonic())
+      : parsePlayId(q[PLAY_QUERY_PARAM]);
+    const tp = `&${TRACE_QUERY_PARAM}=${traceparent}${playId ? `&${PLAY_QUERY_PARAM}=${playId}` : ''}`;
     const steeringUri = steeringManifestUrl(publicUrl, title);
     let body: string;
-    let topLevel: boolean;
     try {
-      if (isHls && isMultivariant(text)) {
+      if (multivariant) {
         body = rewriteMultivariant(text, {
           manifest: file,
           pathways: d.edges.map((e) => e.id),
           steeringUri,
           mediaPlaylistUrl: (f, p) => `${publicUrl}/v1/play/${title}/${f}?pathway=${encodeURIComponent(p)}${tp}`,
         });
-        topLevel = true;
       } else if (isHls) {
         // The requested pathway while it is healthy, else the best edge now.
         const edge = (pathway !== undefined ? d.edges.find((e) => e.id === pathway) : undefined) ?? d.edges[0]!;
         body = rewriteMedia(text, { manifest: file, fileUrl: (f) => `${edgeFileUrl(edge, title, f)}${tp}` });
-        topLevel = pathway === undefined;
       } else {
         body = rewriteMpd(text, {
           title,
@@ -284,7 +323,6 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
           steeringUri,
           signedQuery: (f) => `${signedQueryFor(title, f)}${tp}`,
         });
-        topLevel = true;
       }
     } catch (err) {
       if (!(err instanceof ManifestRewriteError)) throw err;
@@ -293,9 +331,9 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       return sendError(reply, 502, `manifest cannot be served: ${err.message}`);
     }
     if (topLevel) {
-      plays.record({ title, isp: d.isp ?? 'none', at: clock.now() });
+      // Counted for the fill plan only once an edge serves this play's media (playGate).
       metrics.playStarts.inc({ title, isp: d.isp ?? 'none' });
-      logger.info({ reqId: req.id, title, file, isp: d.isp ?? null, edge: d.edges[0]!.id, traceparent }, 'play');
+      logger.info({ reqId: req.id, title, file, isp: d.isp ?? null, edge: d.edges[0]!.id, traceparent, playId }, 'play');
     }
     count('play', d.isp, 'ok');
     return reply
@@ -369,7 +407,15 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       uptimeSec: Math.round((clock.monotonic() - startedAt) / 1000),
       edges: { total: snap.size, eligible: up },
       catalogTitles: catalog.current()?.titles.size ?? null,
-      plays: { sent: plays.sent, buffered: plays.buffered, dropped: plays.dropped },
+      plays: {
+        sent: plays.sent,
+        buffered: plays.buffered,
+        dropped: plays.dropped,
+        // Play starts waiting for segment traffic, and what edges' confirmations came to.
+        pending: playGate.pendingCount,
+        ...playGate.totals,
+        evicted: playGate.evicted,
+      },
     };
   });
   adminApp.get('/metrics', async (_req, reply) => reply.header('content-type', registry.contentType).send(await registry.metrics()));
@@ -412,6 +458,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       if (!catalog.current()) logger.warn('origin catalog not loaded yet; plays answer 503 until it is');
       await health.pollOnce();
       health.start();
+      seenPlays.start();
       const pub = opts.listen?.public ?? listenAddress(st.url);
       const adm = opts.listen?.admin ?? listenAddress(st.adminUrl);
       await publicApp.listen({ host: pub.host, port: pub.port });
@@ -424,10 +471,12 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     },
     async close() {
       await health.stop();
+      await seenPlays.stop();
       if (started) await Promise.all([publicApp.close(), adminApp.close()]);
       await plays.close();
       await catalog.close();
       await realFetcher?.close();
+      await realSeenFetcher?.close();
     },
   };
 }
