@@ -82,7 +82,7 @@ async function main(argv: string[]): Promise<void> {
       if (!dir) throw new UsageError('ingest needs the folder to add: reelcdn ingest --config FILE --title ID DIR');
       const { ingestTitle } = await import('./origin/ingest.js');
       const entry = await ingestTitle(cfg, values.title, dir);
-      process.stdout.write(`ingested ${entry.title}: ${entry.files.length} files, ${entry.bytes} bytes\n`);
+      process.stdout.write(`ingested ${entry.title} (version ${entry.version}): ${entry.files.length} files, ${entry.bytes} bytes\n`);
       return;
     }
     case 'fill': {
