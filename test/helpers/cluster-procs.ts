@@ -129,7 +129,8 @@ export async function startProcCluster(opts: ProcClusterOptions = {}): Promise<P
     log: { level: 'info' },
   };
   const clusterFile = join(dir, 'cluster.json');
-  writeFileSync(clusterFile, JSON.stringify(raw, null, 2));
+  // Inline keys: owner-only, or every role would warn that the file holds readable secrets.
+  writeFileSync(clusterFile, JSON.stringify(raw, null, 2), { mode: 0o600 });
   const config = loadClusterFile(clusterFile);
   await ingestTitle(config, TITLES.hlsBytes, join(FIXTURES, 'hls-bytes'));
   await ingestTitle(config, TITLES.hlsSegments, join(FIXTURES, 'hls-segments'));
