@@ -208,8 +208,8 @@ export class EdgeCache {
 
   /**
    * The tier a response needing these ranges is served from, decided before headers go out:
-   * MISS if any slice needs an upstream fetch of its own, else HIT-FILL if any joins a fetch in
-   * flight, else HIT-DISK if any is on disk, else HIT-MEM.
+   * MISS if any slice needs an upstream fetch of its own, else HIT-FILL if any joins a fetch still
+   * arriving, else HIT-DISK if any is on disk (or whole and being written there), else HIT-MEM.
    */
   tierFor(meta: CachedMeta, ranges: ByteRange[]): Tier {
     let tier: Tier = 'HIT-MEM';
@@ -223,7 +223,10 @@ export class EdgeCache {
         const inflight = this.lock.get(this.sliceKey(meta.key, i));
         const head = inflight?.knownHead;
         if (inflight && inflight.state !== 'failed' && (head === undefined || head.meta?.rep === meta.rep)) {
-          tier = 'HIT-FILL';
+          // Whole and on its way to disk: read like a disk hit. Still arriving: a wait on another's fetch.
+          if (inflight.state === 'done') {
+            if (tier === 'HIT-MEM') tier = 'HIT-DISK';
+          } else tier = 'HIT-FILL';
           continue;
         }
         return 'MISS';
