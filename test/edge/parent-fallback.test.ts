@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { FakeClock } from '../../src/common/clock.js';
@@ -39,11 +40,18 @@ function parentChildCluster(base: string, originUrl: string, parentUrl: string, 
   );
 }
 
-async function startServer(config: ClusterConfig, id: string, port: number, clock?: FakeClock): Promise<{ server: EdgeServer; url: string }> {
+async function startServer(
+  config: ClusterConfig,
+  id: string,
+  port: number,
+  clock?: FakeClock,
+  logLines?: Record<string, unknown>[],
+): Promise<{ server: EdgeServer; url: string }> {
   const server = createEdgeServer({
     config,
     edge: config.edges.find((e) => e.id === id)!,
     ...(clock ? { clock } : {}),
+    ...(logLines ? { logger: pino({ level: 'info' }, { write: (line: string) => void logLines.push(JSON.parse(line)) }) } : {}),
     adminToken: TEST_ADMIN_TOKEN,
     autoFill: false,
     upstreamTimeouts: { connectMs: 500, headersMs: 500, bodyMs: 2000 },
@@ -82,13 +90,14 @@ describe('a child edge whose parent goes down', () => {
   let config: ClusterConfig;
   let parent: EdgeServer | undefined;
   let child: { server: EdgeServer; url: string };
+  const childLog: Record<string, unknown>[] = [];
 
   beforeAll(async () => {
     await origin.start();
     port = await deadPort();
     config = parentChildCluster(base, origin.url, `http://127.0.0.1:${port}`);
     parent = (await startServer(config, 'edge-parent', port)).server;
-    child = await startServer(config, 'edge-child', 0, clock);
+    child = await startServer(config, 'edge-child', 0, clock, childLog);
   });
   afterAll(async () => {
     await child?.server.close();
@@ -137,6 +146,17 @@ describe('a child edge whose parent goes down', () => {
     await fetchOk(5);
     expect(await parentAnswersReach(parent, before + 1)).toBeGreaterThan(before);
     expect(await metric(child.server, 'reelcdn_edge_parent_fallbacks_total')).toBe(fallbacksAfterProbe);
+
+    // One log line per transition, saying where misses go now and why.
+    const lines = childLog.filter((l) => String(l.msg).startsWith('parent breaker'));
+    expect(lines.map((l) => [l.from, l.to])).toEqual([
+      ['closed', 'open'],
+      ['open', 'half-open'],
+      ['half-open', 'closed'],
+    ]);
+    expect(lines[0]!.level).toBe(40);
+    expect(lines[0]!.reason).toBe('2 consecutive failures');
+    expect(lines[0]!.msg).toMatch(/origin/);
   });
 });
 
