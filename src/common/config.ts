@@ -420,7 +420,10 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
     if (Object.keys(keys).length === 0) throw new ConfigError('signing.keys', 'must hold at least one key');
   }
   const activeKey = str(s.activeKey, 'signing.activeKey');
-  if (!(activeKey in keys)) throw new ConfigError('signing.activeKey', `"${activeKey}" is not in signing.keys`);
+  // Own keys only: `in` would also find "constructor" on every object.
+  if (!Object.hasOwn(keys, activeKey)) {
+    throw new ConfigError('signing.activeKey', `"${activeKey}" is not in ${keysFile === undefined ? 'signing.keys' : keysFile}`);
+  }
   const signing: SigningConfig = {
     keys,
     ...(keysFile === undefined ? {} : { keysFile }),

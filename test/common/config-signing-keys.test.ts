@@ -100,6 +100,15 @@ describe('signing.keysFile', () => {
     expect(err.problem).toMatch(/k1/);
   });
 
+  it('takes only a key the file holds as activeKey, not a name every object has', () => {
+    const dir = tempDir();
+    writeWithMode(join(dir, 'keys.json'), { k1: SECRET_1 }, 0o600);
+    const raw = cluster({ keysFile: 'keys.json' });
+    (raw.signing as Record<string, unknown>).activeKey = 'constructor';
+    const err = configErrorOf(() => validateCluster(raw, dir));
+    expect(err.message).toBe(`signing.activeKey: "constructor" is not in ${join(dir, 'keys.json')}`);
+  });
+
   it('refuses keys and keysFile together (which one would win is a guess)', () => {
     const dir = tempDir();
     writeWithMode(join(dir, 'keys.json'), { k1: SECRET_1 }, 0o600);
