@@ -97,23 +97,29 @@ async function manifest(agent: Agent, title: string, file: string): Promise<stri
   return r.text;
 }
 
-/** The first media segment URL a player would fetch next, following HLS media playlists. */
-async function firstSegmentUrl(agent: Agent, text: string): Promise<string> {
+/**
+ * What a player fetches first from the edge: the initialization segment (if any) and the first
+ * media segment of the first rendition, following HLS media playlists.
+ */
+async function firstSegmentUrls(agent: Agent, text: string): Promise<string[]> {
   if (text.startsWith('#EXTM3U')) {
     const uri = text.split('\n').find((l) => l.trim() !== '' && !l.startsWith('#'))!.trim();
-    if (uri.includes('/v1/play/')) return firstSegmentUrl(agent, (await get(uri, agent)).text);
-    return uri;
+    if (uri.includes('/v1/play/')) return firstSegmentUrls(agent, (await get(uri, agent)).text);
+    const map = /#EXT-X-MAP:.*URI="([^"]+)"/.exec(text)?.[1];
+    return map ? [map, uri] : [uri];
   }
   const base = /<BaseURL[^>]*>([^<]+)<\/BaseURL>/.exec(text)![1]!;
-  const media = /<SegmentURL[^>]*\bmedia="([^"]+)"/.exec(text)![1]!.replaceAll('&amp;', '&');
-  return new URL(media, base).toString();
+  const rep = text.slice(text.indexOf('<Representation'));
+  const init = /<Initialization[^>]*\bsourceURL="([^"]+)"/.exec(rep)?.[1];
+  const media = /<SegmentURL[^>]*\bmedia="([^"]+)"/.exec(rep)![1]!;
+  return (init ? [init, media] : [media]).map((u) => new URL(u.replaceAll('&amp;', '&'), base).toString());
 }
 
-/** A player's start: the manifest, then one segment from the edge it names. */
+/** A player's start: the manifest, then its first segments from the edge it names. */
 async function playWithSegment(agent: Agent, title: string, file: string): Promise<void> {
-  const url = await firstSegmentUrl(agent, await manifest(agent, title, file));
-  const seg = await get(url, agent);
-  expect(seg.status).toBe(200);
+  for (const url of await firstSegmentUrls(agent, await manifest(agent, title, file))) {
+    expect((await get(url, agent)).status).toBe(200);
+  }
 }
 
 /** Steering's own account of the plays edges confirmed (its /health). */
@@ -176,9 +182,11 @@ describe('plays count only with segment traffic, once per client and title per w
 
   it('itStillServesUrlsWithoutAPlayIdAndCountsNothingForThem', async () => {
     const c = clientAt('127.0.0.50');
-    const url = new URL(await firstSegmentUrl(c, await manifest(c, 'dash-two', 'manifest.mpd')));
-    url.searchParams.delete('pl');
-    expect((await get(url.toString(), c)).status).toBe(200);
+    for (const u of await firstSegmentUrls(c, await manifest(c, 'dash-two', 'manifest.mpd'))) {
+      const url = new URL(u);
+      url.searchParams.delete('pl');
+      expect((await get(url.toString(), c)).status).toBe(200);
+    }
     await new Promise((r) => setTimeout(r, 400));
     expect(playsOf('dash-two')).toBe(0);
   });
