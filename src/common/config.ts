@@ -94,6 +94,11 @@ export interface SteeringConfig {
   /** TTL of the content steering manifest, seconds (players re-poll after it). */
   steeringTtlSeconds: number;
   /**
+   * Bytes of rewritten DASH MPDs kept (expanded plans per manifest version, signed copies per
+   * token period), so a play of a long title is a string join. Default 128 MiB.
+   */
+  mpdCacheBytes: number;
+  /**
    * A client's plays of one title count once per this many seconds (the client is its IPv4
    * address or IPv6 /64). 0: every play with segment traffic counts. Default 3600.
    */
@@ -464,6 +469,7 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
       maxConnections: posInt(th.maxConnections, 'steering.thresholds.maxConnections', 20000),
     },
     steeringTtlSeconds: posInt(st.steeringTtlSeconds, 'steering.steeringTtlSeconds', 10),
+    mpdCacheBytes: posInt(st.mpdCacheBytes, 'steering.mpdCacheBytes', 128 * 1024 * 1024),
     playDedupSeconds: nonNegInt(st.playDedupSeconds, 'steering.playDedupSeconds', 3600),
     playConfirmSeconds: posInt(st.playConfirmSeconds, 'steering.playConfirmSeconds', 600),
     maxTrackedPlays: posInt(st.maxTrackedPlays, 'steering.maxTrackedPlays', 100_000),

@@ -35,6 +35,8 @@ export interface ManifestSafetyOptions {
    * Given when checking what steering is about to emit: URIs starting with one are allowed.
    */
   ownPrefixes?: readonly string[];
+  /** Says whether a URI is one the caller built (e.g. a marker it will fill in later). */
+  isOwn?: (uri: string) => boolean;
   /**
    * Whether relative references are allowed (default true). Steering's HLS output holds only
    * absolute URLs it built, so it checks with false.
@@ -44,9 +46,17 @@ export interface ManifestSafetyOptions {
 
 const SCHEME_RE = /^[A-Za-z][A-Za-z0-9+.-]*:/;
 
+type OwnTest = (uri: string) => boolean;
+
+function ownTest(opts: ManifestSafetyOptions): OwnTest | undefined {
+  const { ownPrefixes, isOwn } = opts;
+  if (!ownPrefixes && !isOwn) return undefined;
+  return (uri) => (isOwn?.(uri) ?? false) || (ownPrefixes?.some((p) => uri.startsWith(p)) ?? false);
+}
+
 /** Why `uri` may not be used, or undefined when it is a safe relative reference or one of ours. */
-function uriProblem(uri: string, own: readonly string[] | undefined, relative = true): string | undefined {
-  if (own && own.some((p) => uri.startsWith(p))) return undefined;
+function uriProblem(uri: string, own: OwnTest | undefined, relative = true): string | undefined {
+  if (own?.(uri)) return undefined;
   const u = uri.trim();
   if (u === '') return 'empty URI';
   if (/[\u0000-\u001f\u007f\\]/.test(u)) return `URI "${uri}" has a control character or backslash`;
@@ -121,7 +131,7 @@ function unquote(v: string): string {
  */
 export function checkHlsPlaylist(text: string, opts: ManifestSafetyOptions = {}): void {
   const name = opts.name ?? 'playlist';
-  const own = opts.ownPrefixes;
+  const own = ownTest(opts);
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   if (lines[0]?.trim() !== '#EXTM3U') throw new UnsafeManifestError(`${name}: not an HLS playlist (no #EXTM3U first line)`);
   for (let i = 1; i < lines.length; i++) {
@@ -154,7 +164,7 @@ export function checkHlsPlaylist(text: string, opts: ManifestSafetyOptions = {})
           if ((tag === 'EXT-X-KEY' || tag === 'EXT-X-SESSION-KEY') && k === 'URI' && /^skd:/i.test(v)) continue;
           const p = uriProblem(v, own, opts.relative);
           if (p) fail(`${tag} ${k}: ${p}`);
-        } else if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(v) && !(own && own.some((pre) => v.startsWith(pre)))) {
+        } else if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(v) && !own?.(v)) {
           fail(`${tag} ${k}: absolute URL "${v}"`);
         }
       }
@@ -200,7 +210,7 @@ function childElements(el: Element): Element[] {
  */
 export function checkDashDocument(doc: Document, opts: ManifestSafetyOptions = {}): void {
   const name = opts.name ?? 'MPD';
-  const own = opts.ownPrefixes;
+  const own = ownTest(opts);
   const root = doc.documentElement;
   if (!root) throw new UnsafeManifestError(`${name}: empty document`);
   const visit = (el: Element, path: string): void => {
@@ -230,7 +240,7 @@ export function checkDashDocument(doc: Document, opts: ManifestSafetyOptions = {
     }
     // Alternative BaseURLs are other hosts by definition: players fail over to them with our tokens.
     const bases = childElements(el).filter((c) => (c.localName ?? c.nodeName) === 'BaseURL');
-    if (bases.length > 1 && !bases.every((b) => own?.some((p) => (b.textContent ?? '').trim().startsWith(p)))) {
+    if (bases.length > 1 && !bases.every((b) => own?.((b.textContent ?? '').trim()))) {
       fail('more than one BaseURL');
     }
     const seen = new Map<string, number>();

@@ -1,8 +1,8 @@
+import { createHash } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
-import { objectKey } from '../common/paths.js';
 
 /** A title as the origin's catalog lists it (GET /v1/catalog on the origin admin port). */
 export interface CatalogTitle {
@@ -12,11 +12,13 @@ export interface CatalogTitle {
   files: { path: string; size: number; sha256: string; contentType: string }[];
   bytes: number;
   ingestedAt: string;
+  /** The version folder of this ingest (absent for titles ingested before versions). */
+  version?: string;
 }
 
 /** A verified, indexed catalog: swapped in whole, never edited. */
 export interface CatalogView {
-  titles: ReadonlyMap<string, { entry: CatalogTitle; files: ReadonlySet<string>; manifests: ReadonlySet<string> }>;
+  titles: ReadonlyMap<string, { entry: CatalogTitle; files: ReadonlySet<string>; manifests: ReadonlySet<string>; digests: ReadonlyMap<string, string> }>;
   loadedAt: number;
 }
 
@@ -28,18 +30,31 @@ export class OriginUnavailableError extends Error {
   }
 }
 
+/** The origin served a manifest whose sha256 is not the one our catalog lists. */
+class ManifestChangedError extends Error {
+  constructor(title: string, file: string) {
+    super(`manifest ${title}/${file} does not match the catalog's sha256 (re-ingested?)`);
+    this.name = 'ManifestChangedError';
+  }
+}
+
 /** Verifies a /v1/catalog answer before it replaces the current one. */
 export function indexCatalog(body: unknown, now: number): CatalogView {
   const list = (body as { titles?: unknown } | null)?.titles;
   if (!Array.isArray(list)) throw new Error('catalog: titles must be an array');
-  const titles = new Map<string, { entry: CatalogTitle; files: Set<string>; manifests: Set<string> }>();
+  const titles = new Map<string, { entry: CatalogTitle; files: Set<string>; manifests: Set<string>; digests: Map<string, string> }>();
   list.forEach((t: CatalogTitle, i) => {
     if (typeof t?.title !== 'string' || !Array.isArray(t.files) || !Array.isArray(t.manifests)) {
       throw new Error(`catalog: titles[${i}] is not a title entry`);
     }
     const files = new Set<string>();
-    for (const f of t.files) if (typeof f?.path === 'string') files.add(f.path);
-    titles.set(t.title, { entry: t, files, manifests: new Set(t.manifests) });
+    const digests = new Map<string, string>();
+    for (const f of t.files) {
+      if (typeof f?.path !== 'string') continue;
+      files.add(f.path);
+      if (typeof f.sha256 === 'string') digests.set(f.path, f.sha256);
+    }
+    titles.set(t.title, { entry: t, files, manifests: new Set(t.manifests), digests });
   });
   return { titles, loadedAt: now };
 }
@@ -56,14 +71,16 @@ export interface CatalogSourceOptions {
   missRefreshMs?: number;
   /** Request timeout to the origin (ms). Default 3000. */
   timeoutMs?: number;
-  /** Bytes of manifest text kept (VOD manifests never change). Default 64 MiB. */
+  /** Bytes of manifest text kept (keyed by the catalog's sha256: a re-ingest is a new key). Default 64 MiB. */
   manifestCacheBytes?: number;
 }
 
 /**
  * Steering's view of the origin: the catalog (fetched at start, refreshed periodically and
  * on a miss, verified then swapped) and manifest text (fetched from the origin's public
- * port once, coalesced, cached: VOD manifests are immutable).
+ * port once per catalog digest, coalesced, cached). A re-ingest changes a manifest under the
+ * same name, so the text is keyed by the sha256 the catalog lists and checked against it: a
+ * body that does not match means our catalog is behind, which a refresh settles.
  */
 export class CatalogSource {
   private view: CatalogView | undefined;
@@ -81,8 +98,10 @@ export class CatalogSource {
       maxSize: opts.manifestCacheBytes ?? 64 * 1024 * 1024,
       sizeCalculation: (v) => Math.max(1, v.length),
       fetchMethod: async (key) => {
-        const [title, file] = JSON.parse(key) as [string, string];
-        return this.fetchManifest(title, file);
+        const [title, file, digest] = JSON.parse(key) as [string, string, string];
+        const bytes = await this.fetchManifest(title, file);
+        if (createHash('sha256').update(bytes).digest('hex') !== digest) throw new ManifestChangedError(title, file);
+        return bytes.toString('utf8');
       },
     });
   }
@@ -140,9 +159,31 @@ export class CatalogSource {
 
   /** A manifest's text (cached). Throws OriginUnavailableError if it cannot be fetched. */
   async manifest(title: string, file: string): Promise<string> {
-    const text = await this.manifests.fetch(objectKey(title, file));
-    if (text === undefined) throw new OriginUnavailableError(`manifest ${title}/${file} unavailable`);
-    return text;
+    return (await this.manifestVersion(title, file)).text;
+  }
+
+  /**
+   * A manifest's text and the catalog sha256 it matches (cached by that digest). If the origin
+   * already serves another version than our catalog names, the catalog is refreshed once and
+   * the manifest fetched for the new digest.
+   */
+  async manifestVersion(title: string, file: string): Promise<{ text: string; digest: string }> {
+    const digestIn = (v: CatalogView | undefined) => v?.titles.get(title)?.digests.get(file) ?? '';
+    let digest = digestIn(this.view);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const text = await this.manifests.fetch(JSON.stringify([title, file, digest]));
+        if (text === undefined) throw new OriginUnavailableError(`manifest ${title}/${file} unavailable`);
+        return { text, digest };
+      } catch (err) {
+        if (!(err instanceof ManifestChangedError) || attempt > 0) {
+          throw err instanceof ManifestChangedError ? new OriginUnavailableError(err.message) : err;
+        }
+        const before = digest;
+        digest = digestIn(await this.refresh());
+        if (digest === before) throw new OriginUnavailableError(err.message);
+      }
+    }
   }
 
   private async fetchCatalog(): Promise<CatalogView> {
@@ -156,7 +197,7 @@ export class CatalogSource {
     return indexCatalog(await res.body.json(), this.opts.clock.now());
   }
 
-  private async fetchManifest(title: string, file: string): Promise<string> {
+  private async fetchManifest(title: string, file: string): Promise<Buffer> {
     let res;
     try {
       res = await request(`${this.opts.originUrl}/o/${title}/${file}`, { dispatcher: this.dispatcher });
@@ -167,6 +208,6 @@ export class CatalogSource {
       await res.body.dump();
       throw new OriginUnavailableError(`origin answered HTTP ${res.statusCode} for ${title}/${file}`);
     }
-    return res.body.text();
+    return Buffer.from(await res.body.arrayBuffer());
   }
 }

@@ -1,4 +1,5 @@
-import { ManifestRewriteError, dirOf, hasScheme, resolveInTitle } from './manifest-paths.js';
+import { type ManifestSafetyOptions, UnsafeManifestError, checkHlsPlaylist } from '../common/manifest-safety.js';
+import { ManifestRewriteError, dirOf, resolveInTitle } from './manifest-paths.js';
 
 /**
  * HLS playlist rewriting (pure). Steering serves every playlist itself (DESIGN.md
@@ -59,6 +60,24 @@ function tagOf(line: string): { tag: string; rest: string } | undefined {
   return colon < 0 ? { tag: line, rest: '' } : { tag: line.slice(0, colon), rest: line.slice(colon + 1) };
 }
 
+/** The shared manifest check, as a rewrite error (steering answers 502 and logs it). */
+function check(text: string, opts: ManifestSafetyOptions, after = false): void {
+  try {
+    checkHlsPlaylist(text, opts);
+  } catch (err) {
+    if (err instanceof UnsafeManifestError) throw new ManifestRewriteError(after ? `after rewriting: ${err.message}` : err.message);
+    throw err;
+  }
+}
+
+/** Whether a tag line carries an attribute a player would dereference. */
+function hasUriAttribute(rest: string): boolean {
+  return /(^|,)\s*([A-Z0-9-]*URI|X-ASSET-LIST)=/.test(rest);
+}
+
+/** FairPlay key ids (`skd:`) are handed to the app, never fetched: kept as written. */
+const isKeyId = (uri: string) => /^skd:/i.test(uri);
+
 function lines(text: string): string[] {
   const ls = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   if (!ls[0]?.startsWith('#EXTM3U')) throw new ManifestRewriteError('not an HLS playlist (no #EXTM3U)');
@@ -79,6 +98,11 @@ export interface MultivariantOptions {
   steeringUri: string;
   /** Absolute URL of steering's media playlist `file` for `pathway`. */
   mediaPlaylistUrl: (file: string, pathway: string) => string;
+  /**
+   * Absolute signed URL of a file of the title on the first pathway (EXT-X-SESSION-DATA and
+   * EXT-X-SESSION-KEY URIs). Absent: those tags are left out.
+   */
+  fileUrl?: (file: string) => string;
 }
 
 const GROUP_REFS = ['AUDIO', 'VIDEO', 'SUBTITLES'] as const;
@@ -98,7 +122,15 @@ export function pathwayGroupId(group: string, pathway: string): string {
 export function rewriteMultivariant(text: string, opts: MultivariantOptions): string {
   if (opts.pathways.length === 0) throw new ManifestRewriteError('no pathway to offer');
   const ls = lines(text);
+  check(text, { name: opts.manifest });
   const base = dirOf(opts.manifest);
+  // Every URL we write goes through here, so the output can be checked against exactly these.
+  const built = new Set<string>([opts.steeringUri]);
+  const mediaPlaylistUrl = (file: string, pathway: string) => {
+    const u = opts.mediaPlaylistUrl(file, pathway);
+    built.add(u);
+    return u;
+  };
   const globals: string[] = [];
   const media: Attr[][] = [];
   const captions: string[] = [];
@@ -138,8 +170,21 @@ export function rewriteMultivariant(text: string, opts: MultivariantOptions): st
         iframes.push({ attrs, file: resolveInTitle(base, uri) });
         break;
       }
+      case '#EXT-X-SESSION-DATA':
+      case '#EXT-X-SESSION-KEY': {
+        const attrs = parseAttributes(t.rest);
+        const uri = getAttr(attrs, 'URI');
+        if (uri === undefined || (t.tag === '#EXT-X-SESSION-KEY' && isKeyId(uri))) globals.push(line);
+        else if (opts.fileUrl) {
+          const u = opts.fileUrl(resolveInTitle(base, uri));
+          built.add(u);
+          globals.push(`${t.tag}:${formatAttributes(setAttr(attrs, 'URI', u))}`);
+        }
+        break;
+      }
       default:
-        globals.push(line);
+        // A URI in a tag we do not rewrite would resolve against steering, or worse: left out.
+        if (!hasUriAttribute(t.rest)) globals.push(line);
     }
   }
 
@@ -152,7 +197,7 @@ export function rewriteMultivariant(text: string, opts: MultivariantOptions): st
       const group = getAttr(attrs, 'GROUP-ID');
       if (group !== undefined) attrs = setAttr(attrs, 'GROUP-ID', pathwayGroupId(group, p));
       const uri = getAttr(attrs, 'URI');
-      if (uri !== undefined && !hasScheme(uri)) attrs = setAttr(attrs, 'URI', opts.mediaPlaylistUrl(resolveInTitle(base, uri), p));
+      if (uri !== undefined) attrs = setAttr(attrs, 'URI', mediaPlaylistUrl(resolveInTitle(base, uri), p));
       out.push(`#EXT-X-MEDIA:${formatAttributes(attrs)}`);
     }
     for (const v of variants) {
@@ -161,17 +206,19 @@ export function rewriteMultivariant(text: string, opts: MultivariantOptions): st
         const g = getAttr(attrs, ref);
         if (g !== undefined) attrs = setAttr(attrs, ref, pathwayGroupId(g, p));
       }
-      out.push(`#EXT-X-STREAM-INF:${formatAttributes(attrs)}`, opts.mediaPlaylistUrl(v.file, p));
+      out.push(`#EXT-X-STREAM-INF:${formatAttributes(attrs)}`, mediaPlaylistUrl(v.file, p));
     }
     for (const f of iframes) {
       let attrs = setAttr(f.attrs, 'PATHWAY-ID', p);
       const g = getAttr(attrs, 'VIDEO');
       if (g !== undefined) attrs = setAttr(attrs, 'VIDEO', pathwayGroupId(g, p));
-      attrs = setAttr(attrs, 'URI', opts.mediaPlaylistUrl(f.file, p));
+      attrs = setAttr(attrs, 'URI', mediaPlaylistUrl(f.file, p));
       out.push(`#EXT-X-I-FRAME-STREAM-INF:${formatAttributes(attrs)}`);
     }
   }
-  return out.join('\n') + '\n';
+  const result = out.join('\n') + '\n';
+  check(result, { name: opts.manifest, isOwn: (u) => built.has(u), relative: false }, true);
+  return result;
 }
 
 export interface MediaOptions {
@@ -187,19 +234,24 @@ const URI_TAGS = new Set(['#EXT-X-MAP', '#EXT-X-KEY', '#EXT-X-PART', '#EXT-X-PRE
 /**
  * Rewrites a media playlist: every segment URI and every URI attribute of EXT-X-MAP,
  * EXT-X-KEY, EXT-X-PART and EXT-X-PRELOAD-HINT becomes an absolute signed edge URL.
- * Byte ranges (EXT-X-BYTERANGE, BYTERANGE=) are untouched; URIs with a scheme are kept.
+ * Byte ranges (EXT-X-BYTERANGE, BYTERANGE=) are untouched; FairPlay key ids are kept. Other
+ * tags with a URI (EXT-X-RENDITION-REPORT, interstitials) are left out: we build no URL for
+ * them, and a relative one would resolve against steering.
  */
 export function rewriteMedia(text: string, opts: MediaOptions): string {
   const ls = lines(text);
+  check(text, { name: opts.manifest });
   const base = dirOf(opts.manifest);
   const memo = new Map<string, string>();
+  const built = new Set<string>();
   const urlOf = (uri: string) => {
-    if (hasScheme(uri)) return uri;
+    if (isKeyId(uri)) return uri;
     const file = resolveInTitle(base, uri);
     let u = memo.get(file);
     if (u === undefined) {
       u = opts.fileUrl(file);
       memo.set(file, u);
+      built.add(u);
     }
     return u;
   };
@@ -222,8 +274,10 @@ export function rewriteMedia(text: string, opts: MediaOptions): string {
       out.push(uri === undefined ? line : `${t.tag}:${formatAttributes(setAttr(attrs, 'URI', urlOf(uri)))}`);
       continue;
     }
-    out.push(line);
+    if (!hasUriAttribute(t.rest)) out.push(line);
   }
   while (out.length > 0 && out[out.length - 1] === '') out.pop();
-  return out.join('\n') + '\n';
+  const result = out.join('\n') + '\n';
+  check(result, { name: opts.manifest, isOwn: (u) => built.has(u), relative: false }, true);
+  return result;
 }

@@ -17,7 +17,7 @@ import { signQuery } from '../common/signing.js';
 import { TRACE_QUERY_PARAM, childTraceparent, requestTraceparent } from '../common/trace.js';
 import { CatalogSource, OriginUnavailableError } from './catalog.js';
 import { clientAddress } from './client-address.js';
-import { rewriteMpd } from './dash-rewrite.js';
+import { renderMpd } from './dash-rewrite.js';
 import { registerDashboard } from './dashboard-routes.js';
 import { isEligible } from './health.js';
 import { type HealthFetcher, HealthPoller, undiciHealthFetcher } from './health-poller.js';
@@ -25,6 +25,7 @@ import { Holdings } from './holdings.js';
 import { isMultivariant, rewriteMedia, rewriteMultivariant } from './hls-rewrite.js';
 import { ManifestRewriteError } from './manifest-paths.js';
 import { EDGE_STATE_VALUE, createSteeringMetrics } from './metrics.js';
+import { MpdCache, tokenPeriodSec } from './mpd-cache.js';
 import { PlayGate } from './play-gate.js';
 import { PlayReporter, type PlayRecord } from './play-reporter.js';
 import { playerRoutes } from './player-routes.js';
@@ -115,6 +116,8 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     refreshMs: opts.catalogRefreshMs,
     missRefreshMs: opts.missRefreshMs,
   });
+  // Rewritten MPDs per manifest version and token period: a play fills in only its edges.
+  const mpdCache = new MpdCache({ maxBytes: st.mpdCacheBytes, periodSec: tokenPeriodSec(config.signing.ttlSeconds), registry });
 
   const playAgentTimeout = 5000;
   const plays = new PlayReporter({
@@ -280,8 +283,9 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     const d = await prepare(req, reply, 'play', title, file);
     if (!d) return reply;
     let text: string;
+    let digest: string;
     try {
-      text = await catalog.manifest(title, file);
+      ({ text, digest } = await catalog.manifestVersion(title, file));
     } catch (err) {
       count('play', d.isp, 'origin_error');
       logger.warn({ title, file, err: (err as Error).message }, 'manifest unavailable');
@@ -310,19 +314,18 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
           pathways: d.edges.map((e) => e.id),
           steeringUri,
           mediaPlaylistUrl: (f, p) => `${publicUrl}/v1/play/${title}/${f}?pathway=${encodeURIComponent(p)}${tp}`,
+          fileUrl: (f) => `${edgeFileUrl(d.edges[0]!, title, f)}${tp}`,
         });
       } else if (isHls) {
         // The requested pathway while it is healthy, else the best edge now.
         const edge = (pathway !== undefined ? d.edges.find((e) => e.id === pathway) : undefined) ?? d.edges[0]!;
         body = rewriteMedia(text, { manifest: file, fileUrl: (f) => `${edgeFileUrl(edge, title, f)}${tp}` });
       } else {
-        body = rewriteMpd(text, {
-          title,
-          manifest: file,
-          edges: d.edges,
-          steeringUri,
-          signedQuery: (f) => `${signedQueryFor(title, f)}${tp}`,
-        });
+        const { keys, activeKey, ttlSeconds } = config.signing;
+        const signed = await mpdCache.signed({ title, file, digest }, activeKey, Math.floor(clock.now() / 1000), async () => text, (f, sec) =>
+          signQuery(keys, activeKey, signedPath(title, f), sec, ttlSeconds),
+        );
+        body = renderMpd(signed, { edges: d.edges, steeringUri, query: tp });
       }
     } catch (err) {
       if (!(err instanceof ManifestRewriteError)) throw err;
