@@ -157,7 +157,8 @@ export interface MpdPlan {
 /** A plan with every reference signed: only per-play slots remain. */
 export interface SignedMpd {
   title: string;
-  parts: string[];
+  /** UTF-8 already: a play copies bytes instead of encoding megabytes of text. */
+  parts: Buffer[];
   slots: PlaySlot[];
   prefix: string;
   size: number;
@@ -335,25 +336,26 @@ export function signMpdSync(plan: MpdPlan, signedQuery: (file: string) => string
 }
 
 function joinSigned(plan: MpdPlan, refs: string[]): SignedMpd {
-  const parts: string[] = [];
+  const parts: Buffer[] = [];
   const slots: PlaySlot[] = [];
   let pieces: string[] = [plan.parts[0]!];
   let size = 0;
+  const close = () => {
+    const b = Buffer.from(pieces.join(''), 'utf8');
+    parts.push(b);
+    size += b.length;
+    pieces = [];
+  };
   plan.slots.forEach((slot, i) => {
     if (slot.kind === 'file') {
       pieces.push(refs[slot.index]!);
     } else {
-      const text = pieces.join('');
-      parts.push(text);
-      size += text.length;
+      close();
       slots.push(slot.kind);
-      pieces = [];
     }
     pieces.push(plan.parts[i + 1]!);
   });
-  const text = pieces.join('');
-  parts.push(text);
-  size += text.length;
+  close();
   return { title: plan.title, parts, slots, prefix: plan.prefix, size };
 }
 
@@ -367,7 +369,7 @@ export interface RenderOptions {
 }
 
 /** Fills a signed MPD for one play: the client's ranked edges and per-play parameters. */
-export function renderMpd(signed: SignedMpd, opts: RenderOptions): string {
+export function renderMpd(signed: SignedMpd, opts: RenderOptions): Buffer {
   if (opts.edges.length === 0) throw new ManifestRewriteError('no edge to offer');
   const baseEl = signed.prefix ? `${signed.prefix}:BaseURL` : 'BaseURL';
   const edges = opts.edges
@@ -376,26 +378,26 @@ export function renderMpd(signed: SignedMpd, opts: RenderOptions): string {
         `<${baseEl} serviceLocation="${escapeXml(e.id)}" dvb:priority="${i + 1}" dvb:weight="1">${escapeXml(`${e.url}/c/${signed.title}/`)}</${baseEl}>\n\t`,
     )
     .join('');
-  const fill: Record<PlaySlot, string> = {
-    query: escapeXml(opts.query),
-    edges,
-    default: escapeXml(opts.edges[0]!.id),
-    steering: escapeXml(opts.steeringUri),
+  const fill: Record<PlaySlot, Buffer> = {
+    query: Buffer.from(escapeXml(opts.query)),
+    edges: Buffer.from(edges),
+    default: Buffer.from(escapeXml(opts.edges[0]!.id)),
+    steering: Buffer.from(escapeXml(opts.steeringUri)),
   };
-  const out = new Array<string>(signed.parts.length * 2 - 1);
+  const out = new Array<Buffer>(signed.parts.length * 2 - 1);
   out[0] = signed.parts[0]!;
   for (let i = 0; i < signed.slots.length; i++) {
     out[2 * i + 1] = fill[signed.slots[i]!];
     out[2 * i + 2] = signed.parts[i + 1]!;
   }
-  return out.join('');
+  return Buffer.concat(out);
 }
 
 /** All three steps at once (tests, and callers that do not cache). */
 export function rewriteMpd(text: string, opts: DashRewriteOptions): string {
   if (opts.edges.length === 0) throw new ManifestRewriteError('no edge to offer');
   const plan = planMpd(text, { title: opts.title, manifest: opts.manifest });
-  return renderMpd(signMpdSync(plan, opts.signedQuery), { edges: opts.edges, steeringUri: opts.steeringUri, query: '' });
+  return renderMpd(signMpdSync(plan, opts.signedQuery), { edges: opts.edges, steeringUri: opts.steeringUri, query: '' }).toString('utf8');
 }
 
 interface PlanContext {

@@ -306,7 +306,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       : parsePlayId(q[PLAY_QUERY_PARAM]);
     const tp = `&${TRACE_QUERY_PARAM}=${traceparent}${playId ? `&${PLAY_QUERY_PARAM}=${playId}` : ''}`;
     const steeringUri = steeringManifestUrl(publicUrl, title);
-    let body: string;
+    let body: string | Buffer;
     try {
       if (multivariant) {
         body = rewriteMultivariant(text, {
