@@ -3,6 +3,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Logger } from './logger.js';
 import { adminTokenFromEnv, isAuthorized } from './admin-auth.js';
 import { requestTraceparent } from './trace.js';
+import { ConnectionGuard, type ConnectionLimits } from './connection-guard.js';
+import { DEFAULT_HTTP_LIMITS } from './config.js';
 
 export interface AppOptions {
   logger: Logger;
@@ -10,6 +12,21 @@ export interface AppOptions {
   frameworkErrorHeaders?: Record<string, string>;
   /** Logs one line per request at this level ('debug' keeps busy nodes quiet). */
   requestLogLevel?: 'info' | 'debug';
+  /** Connection cap and timeouts of this port (`http` in the cluster file). Default DEFAULT_HTTP_LIMITS. */
+  limits?: ConnectionLimits;
+  /**
+   * While this says so, requests get 503 with Retry-After instead of waiting on a loop that is
+   * over its delay budget. Public ports only: admin ports must keep answering /health.
+   */
+  overloaded?: () => boolean;
+}
+
+/** Admin ports answer a few pollers and operators: a small cap of their own, apart from the public one. */
+export const ADMIN_MAX_CONNECTIONS = 1024;
+
+/** An admin port's limits: the cluster file's timeouts, the admin cap. */
+export function adminLimits(limits: ConnectionLimits): ConnectionLimits {
+  return { ...limits, maxConnections: ADMIN_MAX_CONNECTIONS };
 }
 
 /**
@@ -18,6 +35,7 @@ export interface AppOptions {
  * errors that never leak a stack, and no 500 for a client's mistake.
  */
 export function createApp(opts: AppOptions): FastifyInstance {
+  const limits = opts.limits ?? DEFAULT_HTTP_LIMITS;
   const app = Fastify({
     logger: false,
     bodyLimit: 8 * 1024 * 1024,
@@ -25,7 +43,15 @@ export function createApp(opts: AppOptions): FastifyInstance {
     genReqId: nextRequestId,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    keepAliveTimeout: 65_000,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      // Node checks header and request timeouts only this often (30 s by default): a trickled
+      // header would outlive headersTimeout by up to that much.
+      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+    },
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 2048 },
     // A URL fastify cannot even route (bad percent-encoding) is still a clear 400 with our headers.
     frameworkErrors: (err, _req, res) => {
@@ -39,6 +65,30 @@ export function createApp(opts: AppOptions): FastifyInstance {
   });
   const level = opts.requestLogLevel ?? 'info';
   const log = opts.logger;
+  const guard = new ConnectionGuard(app.server, limits, { logger: log, headers: opts.frameworkErrorHeaders });
+  const retryAfter = String(limits.retryAfterSec);
+  const overloaded = opts.overloaded;
+
+  // First hook of every route: shedding must cost less than the work it spares.
+  app.addHook('onRequest', (req, reply, done) => {
+    if (guard.isRefused(req.raw.socket)) {
+      // Already answered 503 on the raw socket; nothing more goes out on it.
+      reply.hijack();
+      req.raw.socket.destroy();
+      return;
+    }
+    if (overloaded?.()) {
+      reply
+        .code(503)
+        .headers(opts.frameworkErrorHeaders ?? {})
+        .header('retry-after', retryAfter)
+        .header('connection', 'close')
+        .type('text/plain; charset=utf-8')
+        .send('overloaded\n');
+      return;
+    }
+    done();
+  });
 
   app.addHook('onResponse', async (req, reply) => {
     if (!log.isLevelEnabled(level)) return;

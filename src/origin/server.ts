@@ -6,7 +6,8 @@ import type { Registry } from 'prom-client';
 import { adminTokenFromEnv } from '../common/admin-auth.js';
 import { type Clock, type TimerHandle, systemClock } from '../common/clock.js';
 import { type ClusterConfig, listenAddress } from '../common/config.js';
-import { adminGuard, createApp, sendError } from '../common/http-app.js';
+import { adminGuard, adminLimits, createApp, sendError } from '../common/http-app.js';
+import { LoopMonitor } from '../common/loop-monitor.js';
 import type { Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
 import { Catalog, type CatalogResponse, catalogPath, loadCatalog } from './catalog.js';
@@ -116,7 +117,10 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   };
 
   // Public port: objects only, for edges.
-  const publicApp = createApp({ logger, requestLogLevel: 'debug' });
+  // A loop over its delay budget for a sustained spell sheds public requests (503 + Retry-After).
+  const loop = LoopMonitor.fromConfig(config.http, logger);
+  const publicApp = createApp({ logger, requestLogLevel: 'debug', limits: config.http, overloaded: () => loop.overloaded });
+  publicApp.addHook('onClose', async () => loop.stop());
   publicApp.addHook('onResponse', async (req, reply) => {
     metrics.requests.inc({ method: req.method, status: String(reply.statusCode) });
     served.requests++;
@@ -140,7 +144,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   });
 
   // Admin port.
-  const adminApp = createApp({ logger });
+  const adminApp = createApp({ logger, limits: adminLimits(config.http) });
   const open = new Set<string>();
   if (config.admin.openHealth) open.add('/health');
   if (config.admin.openMetrics) open.add('/metrics');

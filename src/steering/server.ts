@@ -6,7 +6,8 @@ import { adminTokenFromEnv } from '../common/admin-auth.js';
 import { type Clock, systemClock } from '../common/clock.js';
 import { type ClusterConfig, type EdgeConfig, listenAddress } from '../common/config.js';
 import { CORS_HEADERS, CORS_PREFLIGHT_HEADERS } from '../common/cors.js';
-import { adminGuard, createApp, sendError } from '../common/http-app.js';
+import { adminGuard, adminLimits, createApp, sendError } from '../common/http-app.js';
+import { LoopMonitor } from '../common/loop-monitor.js';
 import type { Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
 import { PLAY_QUERY_PARAM, newPlayId, parsePlayId } from '../common/play-id.js';
@@ -232,7 +233,10 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   };
 
   // ---------- public port ----------
-  const publicApp = createApp({ logger, requestLogLevel: 'debug' });
+  // A loop over its delay budget for a sustained spell sheds public requests (503 + Retry-After).
+  const loop = LoopMonitor.fromConfig(config.http, logger);
+  const publicApp = createApp({ logger, requestLogLevel: 'debug', limits: config.http, overloaded: () => loop.overloaded });
+  publicApp.addHook('onClose', async () => loop.stop());
   publicApp.addHook('onSend', async (_req, reply, payload) => {
     reply.headers(CORS_HEADERS);
     return payload;
@@ -393,7 +397,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   publicApp.register(playerRoutes, { catalog });
 
   // ---------- admin port ----------
-  const adminApp = createApp({ logger, requestLogLevel: 'debug' });
+  const adminApp = createApp({ logger, requestLogLevel: 'debug', limits: adminLimits(config.http) });
   const open = new Set<string>();
   if (config.admin.openHealth) open.add('/health');
   if (config.admin.openMetrics) open.add('/metrics');
