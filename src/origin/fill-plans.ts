@@ -22,6 +22,7 @@ export interface FillPlansOptions {
  */
 export class FillPlans {
   private plan?: Plan;
+  /** Monotonic ms: a plan's age must not jump with the wall clock. */
   private madeAt = 0;
   private madeFor?: Catalog;
 
@@ -29,8 +30,9 @@ export class FillPlans {
 
   current(): Plan {
     const now = this.opts.clock.now();
+    const mono = this.opts.clock.monotonic();
     const catalog = this.opts.catalog();
-    if (!this.plan || this.madeFor !== catalog || now - this.madeAt >= (this.opts.replanMs ?? 60_000)) {
+    if (!this.plan || this.madeFor !== catalog || mono - this.madeAt >= (this.opts.replanMs ?? 60_000)) {
       const store = this.opts.plays();
       const days = store.daysWithPlays().map((d) => [d, store.countsFor(d)] as [string, ReturnType<PlayStore['countsFor']>]);
       const { config } = this.opts;
@@ -43,7 +45,7 @@ export class FillPlans {
         originUrl: config.origin.url,
         generatedAt: new Date(now).toISOString(),
       });
-      this.madeAt = now;
+      this.madeAt = mono;
       this.madeFor = catalog;
     }
     return this.plan;
