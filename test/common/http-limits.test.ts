@@ -47,13 +47,19 @@ describe('createApp: connection limits', () => {
     expect(c.text()).toMatch(/^HTTP\/1\.1 408 /);
   });
 
+  it('itClosesAConnectionThatNeverSendsARequestAfterTheHeadersTimeout', async () => {
+    const url = await start({ headersTimeoutMs: 1000, requestTimeoutMs: 5000 });
+    const c = await open(url);
+    await c.closedWithin(4000);
+  });
+
   it('itAnswers503WithRetryAfterToConnectionsPastTheCapWhileTheFirstOnesWork', async () => {
     const url = await start({ maxConnections: 3, retryAfterSec: 7 });
     const first = [await open(url), await open(url), await open(url)];
     await until(async () => (await serverConnections()) === 3, 'three accepted connections');
     const extra = [await open(url), await open(url)];
     for (const c of extra) {
-      await c.closed;
+      await c.closedWithin();
       expect(c.text()).toMatch(/^HTTP\/1\.1 503 /);
       expect(c.text()).toMatch(/\r\nRetry-After: 7\r\n/i);
     }
@@ -74,7 +80,7 @@ describe('createApp: connection limits', () => {
     await b.waitFor(/hi\n$/);
     // Both idle between requests now, a the longest.
     const c = await open(url);
-    await a.closed;
+    await a.closedWithin();
     c.send(GET);
     await c.waitFor(/hi\n$/);
     expect(c.text()).toMatch(/^HTTP\/1\.1 200 /);
@@ -88,7 +94,7 @@ describe('createApp: connection limits', () => {
     a.send('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
     await until(() => release !== undefined, 'the slow request to arrive');
     const b = await open(url);
-    await b.closed;
+    await b.closedWithin();
     expect(b.text()).toMatch(/^HTTP\/1\.1 503 /);
     release!();
     await a.waitFor(/done\n$/);

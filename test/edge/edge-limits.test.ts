@@ -44,7 +44,7 @@ describe('edge: connection cap and overload', () => {
       expect(c.text()).toMatch(/^HTTP\/1\.1 503 /);
       expect(c.text()).toMatch(/\r\nRetry-After: 5\r\n/i);
       expect(c.text()).toMatch(/\r\naccess-control-allow-origin: \*\r\n/i); // a player may read it
-      await c.closed;
+      await c.closedWithin();
     }
     const h = await health(edge);
     expect(h.statusCode).toBe(200);

@@ -8,6 +8,8 @@ export interface RawClient {
   /** Resolves once the server has closed the connection (or it failed). */
   closed: Promise<void>;
   isClosed(): boolean;
+  /** Resolves once the server has closed the connection, rejects after timeoutMs. */
+  closedWithin(timeoutMs?: number): Promise<void>;
   /** Resolves when the received text matches, rejects after timeoutMs. */
   waitFor(re: RegExp, timeoutMs?: number): Promise<string>;
   send(data: string): void;
@@ -41,6 +43,14 @@ export function rawClient(url: string): Promise<RawClient> {
         text: () => received,
         closed,
         isClosed: () => isClosed,
+        closedWithin: (timeoutMs = 5000) =>
+          new Promise<void>((res, rej) => {
+            const timer = setTimeout(() => rej(new Error(`still open after ${timeoutMs} ms; got ${JSON.stringify(received.slice(0, 200))}`)), timeoutMs);
+            void closed.then(() => {
+              clearTimeout(timer);
+              res();
+            });
+          }),
         waitFor(re, timeoutMs = 5000) {
           return new Promise((res, rej) => {
             const check = () => {
