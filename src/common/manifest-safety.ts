@@ -8,7 +8,8 @@ import { DOMParser, type Document, type Element } from '@xmldom/xmldom';
  * against whatever BaseURL it believes in: a stranger's host would receive our tokens. So:
  * - every URI-bearing HLS tag and attribute, every URI line, and every URI-bearing DASH element
  *   and attribute is checked; URIs must be relative references (no scheme, no `//host`, no
- *   absolute path) unless they start with one of `ownPrefixes` (what steering built itself);
+ *   absolute path) unless the caller says they are its own (`ownPrefixes`, `isOwn`: what
+ *   steering built itself);
  * - a duplicate HLS attribute is an error (parsers disagree about which one wins), and so is an
  *   attribute list that does not parse exactly: two parsers must never read two meanings;
  * - DASH xlink (any attribute in the xlink namespace), `Location`, `PatchLocation`, time
@@ -190,6 +191,7 @@ const DASH_URI_ATTRIBUTES: Record<string, readonly string[]> = {
   BitstreamSwitching: ['sourceURL'],
   Laurl: ['licenseUrl'],
   laurl: ['licenseUrl'],
+  ProgramInformation: ['moreInformationURL'],
 };
 /** Elements whose text is a URI. */
 const DASH_URI_TEXT = new Set(['BaseURL', 'ContentSteering', 'Laurl', 'laurl']);
@@ -205,8 +207,8 @@ function childElements(el: Element): Element[] {
 }
 
 /**
- * Checks a parsed MPD. Throws UnsafeManifestError naming the element. With `ownPrefixes`,
- * several MPD-level BaseURLs are allowed when every one is ours (steering lists one per edge).
+ * Checks a parsed MPD. Throws UnsafeManifestError naming the element. Several BaseURLs at one
+ * level are allowed only when every one is ours (steering lists one per edge).
  */
 export function checkDashDocument(doc: Document, opts: ManifestSafetyOptions = {}): void {
   const name = opts.name ?? 'MPD';

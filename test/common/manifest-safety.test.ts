@@ -87,6 +87,7 @@ describe('DASH manifest safety', () => {
     ['index elsewhere', mpd(rep('<SegmentBase><RepresentationIndex sourceURL="/abs/idx"/></SegmentBase><BaseURL>v.mp4</BaseURL>')), /absolute path/],
     ['callback events', mpd(rep(`<EventStream schemeIdUri="urn:mpeg:dash:event:callback:2015"><Event>https://evil.example/cb</Event></EventStream>${TEMPLATE}`)), /callback/],
     ['license server', mpd(rep(`<ContentProtection schemeIdUri="urn:uuid:x"><Laurl>https://evil.example/lic</Laurl></ContentProtection>${TEMPLATE}`)), /Laurl\[1\]: absolute URL/],
+    ['more information elsewhere', mpd(`<ProgramInformation moreInformationURL="https://evil.example/"/>${rep(TEMPLATE)}`), /@moreInformationURL: absolute URL/],
     ['content steering elsewhere', mpd(`<ContentSteering>https://evil.example/steer</ContentSteering>${rep(TEMPLATE)}`), /ContentSteering\[1\]: absolute URL/],
     ['duplicate attributes', mpd(rep('<SegmentTemplate media="s$Number$.m4s" media="https://evil.example/x" duration="2"/>')), /not well-formed|redefined/],
   ])('itRefusesHostileMpd: %s', (_name, text, message) => {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { validateCluster } from '../../src/common/config.js';
 import { renderMpd } from '../../src/steering/dash-rewrite.js';
 import { MpdCache, tokenPeriodSec } from '../../src/steering/mpd-cache.js';
 
@@ -82,6 +83,19 @@ describe('MpdCache', () => {
     expect(a.match(/tp=A/g)).toHaveLength(3);
     expect(a).toMatch(/sourceURL="init-0\.m4s\?e=1003560&amp;k=k1&amp;t=\d+&amp;tp=A"/);
     expect(a).toMatch(/media="chunk-0-00001\.m4s\?e=1003560&amp;k=k1&amp;t=\d+"/);
+  });
+
+  it('itIsSizedByTheClusterFile', () => {
+    const raw = (mpdCacheBytes?: number) => ({
+      signing: { keys: { k1: 'a-secret-of-at-least-16-chars' }, activeKey: 'k1' },
+      origin: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1', dataDir: 'o' },
+      steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1', ...(mpdCacheBytes === undefined ? {} : { mpdCacheBytes }) },
+      isps: [{ id: 'isp-a', prefixes: ['127.0.0.0/16'] }],
+      edges: [{ id: 'e', isp: 'isp-a', url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1', dataDir: 'e', diskBytes: 1e8, memoryBytes: 1e7 }],
+    });
+    expect(validateCluster(raw(), '/tmp').steering.mpdCacheBytes).toBe(128 * 1024 * 1024);
+    expect(validateCluster(raw(1_000_000), '/tmp').steering.mpdCacheBytes).toBe(1_000_000);
+    expect(() => validateCluster(raw(0), '/tmp')).toThrow(/steering\.mpdCacheBytes: must be a positive integer/);
   });
 
   it('itKeepsTokensNearlyTheirWholeLife', () => {
