@@ -1,18 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { type RawClient, rawClient, until } from '../helpers/raw-socket.js';
+import type { SteeringServer } from '../../src/steering/server.js';
 import { TOKEN, type SteeringWorld, steeringWorld } from '../steering-harness.js';
 
 describe('steering and origin: connection limits', () => {
   let world: SteeringWorld;
   let publicUrl: string;
   let adminUrl: string;
+  let server: SteeringServer;
   const clients: RawClient[] = [];
 
   beforeAll(async () => {
     world = await steeringWorld();
     const config = { ...world.config, http: { ...world.config.http, maxConnections: 3, headersTimeoutMs: 1000, requestTimeoutMs: 5000, retryAfterSec: 4 } };
-    ({ publicUrl, adminUrl } = await world.start({ config }));
+    ({ server, publicUrl, adminUrl } = await world.start({ config }));
   });
   afterAll(async () => {
     for (const c of clients) c.destroy();
@@ -38,6 +40,8 @@ describe('steering and origin: connection limits', () => {
   it('itRefusesConnectionsPastTheCapAndTheAdminPortStillAnswers', async () => {
     await until(() => clients.every((c) => c.isClosed()), 'earlier connections to close');
     const first = [await open(publicUrl), await open(publicUrl), await open(publicUrl)];
+    const accepted = () => new Promise<number>((res, rej) => server.publicApp.server.getConnections((err, n) => (err ? rej(err) : res(n))));
+    await until(async () => (await accepted()) === 3, 'three accepted connections');
     const extra = await open(publicUrl);
     await extra.waitFor(/too many connections\n$/);
     expect(extra.text()).toMatch(/\r\nRetry-After: 4\r\n/i);
