@@ -148,7 +148,7 @@ describe('edge access', () => {
       expect(h.memory).toMatchObject({ capacityBytes: 64 * 1024 * 1024 });
       expect(h.disk).toMatchObject({ capacityBytes: 256 * 1024 * 1024 });
       expect(h.disk).toHaveProperty('pinnedBytes');
-      expect(Object.keys(h.byTier).sort()).toEqual(['HIT-DISK', 'HIT-MEM', 'MISS']);
+      expect(Object.keys(h.byTier).sort()).toEqual(['HIT-DISK', 'HIT-FILL', 'HIT-MEM', 'MISS']);
       expect(h.upstream).toMatchObject({ url: origin.url, inflightSlices: 0 });
       expect(h.hitRatio).toHaveProperty('bytes');
     });
