@@ -1,7 +1,8 @@
 import { Agent, request } from 'undici';
-import type { Clock, TimerHandle } from '../common/clock.js';
+import type { Clock } from '../common/clock.js';
 import type { EdgeConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
+import { Periodic } from '../common/periodic.js';
 import {
   type EdgeHealth,
   type EdgeHealthReport,
@@ -33,13 +34,12 @@ export interface HealthPollerOptions {
  */
 export class HealthPoller {
   private readonly health = new Map<string, EdgeHealth>();
-  private timer: TimerHandle | undefined;
-  private running = false;
-  private round: Promise<void> | undefined;
+  private readonly rounds: Periodic;
 
   constructor(private readonly opts: HealthPollerOptions) {
     const now = opts.clock.now();
     for (const e of opts.edges) this.health.set(e.id, initialHealth(now));
+    this.rounds = new Periodic(opts.clock, opts.intervalMs, () => Promise.all(opts.edges.map((e) => this.pollEdge(e))));
   }
 
   /** Current health of every edge (a fresh object map; values are immutable). */
@@ -60,11 +60,7 @@ export class HealthPoller {
 
   /** Runs one round now (tests, and start-up so the first answer is not "no edge"). */
   pollOnce(): Promise<void> {
-    if (this.round) return this.round;
-    this.round = Promise.all(this.opts.edges.map((e) => this.pollEdge(e))).then(() => {
-      this.round = undefined;
-    });
-    return this.round;
+    return this.rounds.runNow();
   }
 
   private async pollEdge(edge: EdgeConfig): Promise<void> {
@@ -85,22 +81,11 @@ export class HealthPoller {
 
   /** Starts periodic polling (first round immediately). */
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    const tick = () => {
-      if (!this.running) return;
-      void this.pollOnce().finally(() => {
-        if (this.running) this.timer = this.opts.clock.setTimeout(tick, this.opts.intervalMs);
-      });
-    };
-    tick();
+    this.rounds.start();
   }
 
-  async stop(): Promise<void> {
-    this.running = false;
-    if (this.timer) this.opts.clock.clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.round;
+  stop(): Promise<void> {
+    return this.rounds.stop();
   }
 }
 

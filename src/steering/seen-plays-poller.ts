@@ -1,7 +1,8 @@
 import { Agent, request } from 'undici';
-import type { Clock, TimerHandle } from '../common/clock.js';
+import type { Clock } from '../common/clock.js';
 import type { EdgeConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
+import { Periodic } from '../common/periodic.js';
 import { parsePlayId } from '../common/play-id.js';
 
 /** One page of an edge's GET /plays (src/edge/play-seen.ts). */
@@ -37,20 +38,16 @@ export interface SeenPlaysPollerOptions {
  */
 export class SeenPlaysPoller {
   private readonly cursors = new Map<string, { instance: string; next: number }>();
-  private timer: TimerHandle | undefined;
-  private running = false;
-  private round: Promise<void> | undefined;
+  private readonly rounds: Periodic;
   /** Failed reads since start (an old edge without /plays, a dead edge). */
   failures = 0;
 
-  constructor(private readonly opts: SeenPlaysPollerOptions) {}
+  constructor(private readonly opts: SeenPlaysPollerOptions) {
+    this.rounds = new Periodic(opts.clock, opts.intervalMs, () => Promise.all(opts.edges.map((e) => this.pollEdge(e))));
+  }
 
   pollOnce(): Promise<void> {
-    if (this.round) return this.round;
-    this.round = Promise.all(this.opts.edges.map((e) => this.pollEdge(e))).then(() => {
-      this.round = undefined;
-    });
-    return this.round;
+    return this.rounds.runNow();
   }
 
   private async pollEdge(edge: EdgeConfig): Promise<void> {
@@ -77,22 +74,11 @@ export class SeenPlaysPoller {
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    const tick = () => {
-      if (!this.running) return;
-      void this.pollOnce().finally(() => {
-        if (this.running) this.timer = this.opts.clock.setTimeout(tick, this.opts.intervalMs);
-      });
-    };
-    tick();
+    this.rounds.start();
   }
 
-  async stop(): Promise<void> {
-    this.running = false;
-    if (this.timer) this.opts.clock.clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.round;
+  stop(): Promise<void> {
+    return this.rounds.stop();
   }
 }
 
