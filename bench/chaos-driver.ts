@@ -3,10 +3,11 @@
  * a real cluster, steady players, the fault schedule, and the figures at the end.
  */
 import { Agent } from 'undici';
-import { CHAOS_SLICE_BYTES, CHAOS_TITLES, FIXTURES, type UnexpectedExit, startChaosCluster } from './chaos-cluster.js';
+import { CHAOS_ADMIN_TOKEN, CHAOS_SLICE_BYTES, CHAOS_TITLES, FIXTURES, type UnexpectedExit, startChaosCluster } from './chaos-cluster.js';
 import { applyFault, chaosSchedule } from './chaos-faults.js';
 import { CacheView, Tally } from './chaos-ledger.js';
 import { SourceMedia, runPlayer } from './chaos-player.js';
+import { watchSteering } from './chaos-watch.js';
 import { seededRandom } from './seeded-random.js';
 
 export interface ChaosOptions {
@@ -54,6 +55,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   try {
     const source = new SourceMedia(FIXTURES, CHAOS_TITLES);
     t0 = performance.now();
+    const watch = watchSteering({ adminUrl: cluster.steering.adminUrl, token: CHAOS_ADMIN_TOKEN, everyMs: 200, log: note, active });
     let running = true;
     const players = Array.from({ length: opts.clients ?? 6 }, (_, i) =>
       runPlayer(
@@ -91,6 +93,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     note('run over; waiting for requests in flight');
     await Promise.all(pending);
     await Promise.all(players);
+    await watch.stop();
     note(`${tally.requests} requests`);
   } finally {
     await cluster.close().catch((err: unknown) => driverErrors.push(`teardown: ${(err as Error).message}`));

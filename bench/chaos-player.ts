@@ -331,8 +331,9 @@ async function playLocate(ctx: PlayerContext, title: string, randomRanges: boole
   }
 }
 
+/** A pause between requests: a steady load, not a flood (the test shares 2 cores with the suite). */
 async function think(ctx: PlayerContext): Promise<void> {
-  await new Promise((r) => setTimeout(r, 5 + Math.floor(ctx.rng() * 30)));
+  await new Promise((r) => setTimeout(r, 20 + Math.floor(ctx.rng() * 40)));
 }
 
 /** One client: plays until the run ends. */
