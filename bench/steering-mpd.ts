@@ -22,7 +22,6 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import Fastify from 'fastify';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { validateCluster } from '../src/common/config.js';
@@ -31,6 +30,7 @@ import { createOriginServer } from '../src/origin/server.js';
 import { planMpd, renderMpd, rewriteMpd, signMpd } from '../src/steering/dash-rewrite.js';
 import { createSteeringServer } from '../src/steering/server.js';
 import { longMpd } from './long-mpd.js';
+import { runBench, startHealthyEdges, steeringClusterFile } from './steering-cluster.js';
 
 const TOKEN = 'bench-admin-token';
 const HERE = fileURLToPath(import.meta.url);
@@ -65,21 +65,9 @@ async function serve(): Promise<void> {
   const bytes = files.reduce((n, f) => n + f.size, 0);
   writeFileSync(join(dataDir, 'catalog.json'), JSON.stringify({ version: 1, titles: [{ title: 'long', kind: 'dash', manifests: ['manifest.mpd'], files, bytes, ingestedAt: new Date().toISOString() }] }));
 
-  const edges = [] as { id: string; port: number; close: () => Promise<void> }[];
-  for (const id of ['edge-a1', 'edge-a2', 'edge-b1']) {
-    const app = Fastify();
-    app.get('/health', async () => ({ status: 'ok', id, connections: 1, errorRatio: 0, disk: { usedBytes: 0, capacityBytes: 1 } }));
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    edges.push({ id, port: (app.server.address() as { port: number }).port, close: () => app.close() });
-  }
-  const raw = (o: string, oa: string) => ({
-    signing: { keys: KEYS, activeKey: 'k1' },
-    origin: { url: o, adminUrl: oa, dataDir: 'origin' },
-    steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1', healthIntervalMs: 500 },
-    isps: [{ id: 'isp-a', prefixes: ['127.0.0.0/16'] }],
-    edges: edges.map((e) => ({ id: e.id, isp: 'isp-a', url: `http://127.0.0.1:${e.port}`, adminUrl: `http://127.0.0.1:${e.port}`, dataDir: e.id, diskBytes: 1e9, memoryBytes: 1e8 })),
-    log: { level: 'silent' },
-  });
+  const edges = await startHealthyEdges(['edge-a1', 'edge-a2', 'edge-b1']);
+  const raw = (originUrl: string, originAdminUrl: string) =>
+    steeringClusterFile({ keys: KEYS, originUrl, originAdminUrl, steering: { healthIntervalMs: 500 }, edges, ispOf: () => 'isp-a' });
   const origin = createOriginServer({
     config: validateCluster(raw('http://127.0.0.1:1', 'http://127.0.0.1:1'), base),
     logger,
@@ -176,14 +164,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv.includes('--serve')) {
-  serve().catch((err) => {
-    process.stderr.write(`${(err as Error).stack}\n`);
-    process.exit(1);
-  });
-} else {
-  main().catch((err) => {
-    process.stderr.write(`${(err as Error).stack}\n`);
-    process.exit(1);
-  });
-}
+runBench(serve, main);

@@ -17,13 +17,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import Fastify from 'fastify';
 import { pino } from 'pino';
 import { validateCluster } from '../src/common/config.js';
 import { ingestTitle } from '../src/origin/ingest.js';
 import { createOriginServer } from '../src/origin/server.js';
 import { createSteeringServer } from '../src/steering/server.js';
 import { runPrefixBench } from './prefix.js';
+import { runBench, startHealthyEdges, steeringClusterFile } from './steering-cluster.js';
 
 const TOKEN = 'bench-admin-token';
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -35,32 +35,9 @@ const FIXTURES = resolve(HERE, '..', '..', '..', 'test', 'fixtures', 'media');
 async function serve(): Promise<void> {
   const base = mkdtempSync(join(tmpdir(), 'reelcdn-bench-steering-'));
   const logger = pino({ level: 'silent' });
-  const edges = [] as { id: string; port: number; close: () => Promise<void> }[];
-  for (const id of ['edge-a1', 'edge-a2', 'edge-b1', 'edge-b2']) {
-    const app = Fastify();
-    app.get('/health', async () => ({ status: 'ok', id, connections: 1, errorRatio: 0, disk: { usedBytes: 0, capacityBytes: 1 } }));
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    edges.push({ id, port: (app.server.address() as { port: number }).port, close: () => app.close() });
-  }
-  const raw = (o: string, oa: string) => ({
-    signing: { keys: { k1: 'bench-secret-0123456789abcdef' }, activeKey: 'k1' },
-    origin: { url: o, adminUrl: oa, dataDir: 'origin' },
-    steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1', healthIntervalMs: 500 },
-    isps: [
-      { id: 'isp-a', prefixes: ['127.0.0.0/16'] },
-      { id: 'isp-b', prefixes: ['127.2.0.0/16'] },
-    ],
-    edges: edges.map((e) => ({
-      id: e.id,
-      isp: e.id.startsWith('edge-a') ? 'isp-a' : 'isp-b',
-      url: `http://127.0.0.1:${e.port}`,
-      adminUrl: `http://127.0.0.1:${e.port}`,
-      dataDir: e.id,
-      diskBytes: 1e9,
-      memoryBytes: 1e8,
-    })),
-    log: { level: 'silent' },
-  });
+  const edges = await startHealthyEdges(['edge-a1', 'edge-a2', 'edge-b1', 'edge-b2']);
+  const raw = (originUrl: string, originAdminUrl: string) =>
+    steeringClusterFile({ keys: { k1: 'bench-secret-0123456789abcdef' }, originUrl, originAdminUrl, steering: { healthIntervalMs: 500 }, edges });
   const originConfig = validateCluster(raw('http://127.0.0.1:1', 'http://127.0.0.1:1'), base);
   await ingestTitle(originConfig, 'bbb-hls', join(FIXTURES, 'hls-bytes'));
   await ingestTitle(originConfig, 'bbb-seg', join(FIXTURES, 'hls-segments'));
@@ -137,14 +114,4 @@ async function main(): Promise<void> {
   );
 }
 
-if (process.argv.includes('--serve')) {
-  serve().catch((err) => {
-    process.stderr.write(`${(err as Error).stack}\n`);
-    process.exit(1);
-  });
-} else {
-  main().catch((err) => {
-    process.stderr.write(`${(err as Error).stack}\n`);
-    process.exit(1);
-  });
-}
+runBench(serve, main);
