@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
+import { steeringClusterFile } from '../bench/steering-cluster.js';
 import { type ClusterConfig, validateCluster } from '../src/common/config.js';
 import { ingestTitle } from '../src/origin/ingest.js';
 import { type OriginServer, createOriginServer } from '../src/origin/server.js';
@@ -86,25 +87,8 @@ export interface SteeringWorld {
 export async function steeringWorld(): Promise<SteeringWorld> {
   const base = mkdtempSync(join(tmpdir(), 'reelcdn-steering-'));
   const edges = await Promise.all(['edge-a1', 'edge-a2', 'edge-b1', 'edge-b2'].map((id) => new FakeEdgeHealth(id).start()));
-  const raw = (originUrl: string, originAdminUrl: string) => ({
-    signing: { keys: KEYS, activeKey: 'k1', ttlSeconds: 3600 },
-    origin: { url: originUrl, adminUrl: originAdminUrl, dataDir: 'origin' },
-    steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1', healthIntervalMs: 50, downAfter: 2, upAfter: 2, steeringTtlSeconds: 5 },
-    isps: [
-      { id: 'isp-a', prefixes: ['127.0.0.0/16'] },
-      { id: 'isp-b', prefixes: ['127.2.0.0/16'] },
-    ],
-    edges: edges.map((e) => ({
-      id: e.id,
-      isp: e.id.startsWith('edge-a') ? 'isp-a' : 'isp-b',
-      url: e.url,
-      adminUrl: e.url,
-      dataDir: e.id,
-      diskBytes: 1e9,
-      memoryBytes: 1e8,
-    })),
-    log: { level: 'silent' },
-  });
+  const raw = (originUrl: string, originAdminUrl: string) =>
+    steeringClusterFile({ keys: KEYS, ttlSeconds: 3600, originUrl, originAdminUrl, steering: { healthIntervalMs: 50, downAfter: 2, upAfter: 2, steeringTtlSeconds: 5 }, edges });
   const originConfig = validateCluster(raw('http://127.0.0.1:1', 'http://127.0.0.1:1'), base);
   await ingestTitle(originConfig, 'bbb-hls', join(FIXTURES, 'hls-bytes'));
   await ingestTitle(originConfig, 'bbb-seg', join(FIXTURES, 'hls-segments'));

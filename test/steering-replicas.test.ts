@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { steeringClusterFile } from '../bench/steering-cluster.js';
 import { validateCluster } from '../src/common/config.js';
 import { Catalog, saveCatalog } from '../src/origin/catalog.js';
 import { type OriginServer, createOriginServer } from '../src/origin/server.js';
@@ -59,25 +60,15 @@ describe('two steering processes on one cluster file', () => {
   beforeAll(async () => {
     if (!existsSync(CLI)) throw new Error('dist/ is missing: npm test builds it before vitest');
     for (const e of edges) await e.start();
-    const raw = (originUrl: string, originAdminUrl: string) => ({
-      signing: { keys: KEYS, activeKey: 'k1' },
-      origin: { url: originUrl, adminUrl: originAdminUrl, dataDir: 'origin' },
-      steering: { url: 'http://steering.example:80', adminUrl: 'http://127.0.0.1:1', healthIntervalMs: 100, downAfter: 2, upAfter: 1 },
-      isps: [
-        { id: 'isp-a', prefixes: ['127.0.0.0/16'] },
-        { id: 'isp-b', prefixes: ['127.2.0.0/16'] },
-      ],
-      edges: edges.map((e) => ({
-        id: e.id,
-        isp: e.id.startsWith('edge-a') ? 'isp-a' : 'isp-b',
-        url: e.url,
-        adminUrl: e.url,
-        dataDir: e.id,
-        diskBytes: 1e9,
-        memoryBytes: 1e8,
-      })),
-      log: { level: 'warn' },
-    });
+    const raw = (originUrl: string, originAdminUrl: string) =>
+      steeringClusterFile({
+        keys: KEYS,
+        originUrl,
+        originAdminUrl,
+        steering: { url: 'http://steering.example:80', healthIntervalMs: 100, downAfter: 2, upAfter: 1 },
+        edges,
+        log: 'warn',
+      });
     // 1,000 titles in the catalog (steering only needs their listing, not their bytes).
     const sha = 'a'.repeat(64);
     mkdirSync(join(dir, 'origin'), { recursive: true });

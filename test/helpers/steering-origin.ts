@@ -3,6 +3,7 @@ import { cpSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
+import { steeringClusterFile } from '../../bench/steering-cluster.js';
 import { type ClusterConfig, validateCluster } from '../../src/common/config.js';
 import { catalogPath } from '../../src/origin/catalog.js';
 import { type OriginServer, createOriginServer } from '../../src/origin/server.js';
@@ -30,25 +31,8 @@ export interface ManifestWorld {
 export async function manifestWorld(): Promise<ManifestWorld> {
   const base = mkdtempSync(join(tmpdir(), 'reelcdn-manifests-'));
   const edges = await Promise.all(['edge-a1', 'edge-a2', 'edge-b1'].map((id) => new FakeEdgeHealth(id).start()));
-  const raw = (o: string, oa: string) => ({
-    signing: { keys: KEYS, activeKey: 'k1', ttlSeconds: 3600 },
-    origin: { url: o, adminUrl: oa, dataDir: 'origin' },
-    steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1', healthIntervalMs: 50, downAfter: 2, upAfter: 1 },
-    isps: [
-      { id: 'isp-a', prefixes: ['127.0.0.0/16'] },
-      { id: 'isp-b', prefixes: ['127.2.0.0/16'] },
-    ],
-    edges: edges.map((e) => ({
-      id: e.id,
-      isp: e.id.startsWith('edge-a') ? 'isp-a' : 'isp-b',
-      url: e.url,
-      adminUrl: e.url,
-      dataDir: e.id,
-      diskBytes: 1e9,
-      memoryBytes: 1e8,
-    })),
-    log: { level: 'silent' },
-  });
+  const raw = (originUrl: string, originAdminUrl: string) =>
+    steeringClusterFile({ keys: KEYS, ttlSeconds: 3600, originUrl, originAdminUrl, steering: { healthIntervalMs: 50, downAfter: 2, upAfter: 1 }, edges });
   const world: ManifestWorld = {
     base,
     config: validateCluster(raw('http://127.0.0.1:1', 'http://127.0.0.1:1'), base),
