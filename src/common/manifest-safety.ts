@@ -256,18 +256,26 @@ export function checkDashDocument(doc: Document, opts: ManifestSafetyOptions = {
   visit(root, root.localName ?? root.nodeName);
 }
 
-/** Parses an MPD (well-formed XML only; a duplicate attribute is a fatal error) and checks it. */
-export function checkDashMpd(text: string, opts: ManifestSafetyOptions = {}): Document {
-  let doc: Document;
+/**
+ * Parses XML strictly: any parser error, a duplicate attribute included, refuses the text, so
+ * what a manifest means never depends on how a lenient parser repaired it. `refuse` turns the
+ * reason into the caller's own error.
+ */
+export function parseStrictXml(text: string, refuse: (reason: string) => Error): Document {
   try {
-    doc = new DOMParser({
+    return new DOMParser({
       onError: (level: string, msg: string) => {
         if (level !== 'warning') throw new Error(msg);
       },
     }).parseFromString(text, 'text/xml');
   } catch (err) {
-    throw new UnsafeManifestError(`${opts.name ?? 'MPD'}: not well-formed XML: ${(err as Error).message.split('\n')[0]}`);
+    throw refuse(`not well-formed XML: ${(err as Error).message.split('\n')[0]}`);
   }
+}
+
+/** Parses an MPD (well-formed XML only; a duplicate attribute is a fatal error) and checks it. */
+export function checkDashMpd(text: string, opts: ManifestSafetyOptions = {}): Document {
+  const doc = parseStrictXml(text, (why) => new UnsafeManifestError(`${opts.name ?? 'MPD'}: ${why}`));
   checkDashDocument(doc, opts);
   return doc;
 }

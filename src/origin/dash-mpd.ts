@@ -1,5 +1,5 @@
-import { DOMParser, type Element } from '@xmldom/xmldom';
-import { UnsafeManifestError, checkDashDocument } from '../common/manifest-safety.js';
+import type { Element } from '@xmldom/xmldom';
+import { UnsafeManifestError, checkDashDocument, parseStrictXml } from '../common/manifest-safety.js';
 import { ManifestError } from './errors.js';
 import { type ExtractOptions, type RefByteRange, type SegmentBudget, spendSegments } from './hls-playlist.js';
 import { resolveRef } from './ref-path.js';
@@ -156,16 +156,7 @@ function timelineTimes(tl: Element, periodEndTicks: number | undefined, where: s
  * share an initialization segment; SegmentBase ranges address one file).
  */
 export function extractDashReferences(text: string, selfPath: string, opts: ExtractOptions = {}): DashReference[] {
-  let doc;
-  try {
-    doc = new DOMParser({
-      onError: (level: string, msg: string) => {
-        if (level !== 'warning') throw new Error(msg);
-      },
-    }).parseFromString(text, 'text/xml');
-  } catch (err) {
-    throw new ManifestError(`${selfPath}: not well-formed XML: ${(err as Error).message.split('\n')[0]}`);
-  }
+  const doc = parseStrictXml(text, (why) => new ManifestError(`${selfPath}: ${why}`));
   const mpd = doc.documentElement;
   if (!mpd || mpd.localName !== 'MPD') throw new ManifestError(`${selfPath}: not a DASH MPD (root element is not MPD)`);
   if ((attr(mpd, 'type') ?? 'static') !== 'static') throw new ManifestError(`${selfPath}: only static (on-demand) MPDs can be ingested`);

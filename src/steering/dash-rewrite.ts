@@ -1,5 +1,5 @@
-import { DOMParser, XMLSerializer, type Document, type Element } from '@xmldom/xmldom';
-import { UnsafeManifestError, checkDashDocument } from '../common/manifest-safety.js';
+import { XMLSerializer, type Document, type Element } from '@xmldom/xmldom';
+import { UnsafeManifestError, checkDashDocument, parseStrictXml } from '../common/manifest-safety.js';
 import { ManifestRewriteError, dirOf, hasScheme, resolveInTitle } from './manifest-paths.js';
 
 /**
@@ -177,12 +177,7 @@ function escapeXml(s: string): string {
 /** Parses, checks and expands an MPD into a plan (see the module comment). */
 export function planMpd(text: string, opts: PlanOptions): MpdPlan {
   if (text.includes(M0) || text.includes(M1)) throw new ManifestRewriteError('MPD holds private-use marker characters');
-  let doc: Document;
-  try {
-    doc = new DOMParser({ onError: (level, msg) => { if (level !== 'warning') throw new Error(msg); } }).parseFromString(text, 'application/xml');
-  } catch (err) {
-    throw new ManifestRewriteError(`MPD is not well-formed XML: ${(err as Error).message}`);
-  }
+  const doc = parseStrictXml(text, (why) => new ManifestRewriteError(`MPD is ${why}`));
   const mpd = doc.documentElement;
   if (!mpd || mpd.localName !== 'MPD') throw new ManifestRewriteError('not an MPD');
   if (mpd.getAttribute('type') === 'dynamic') throw new ManifestRewriteError('dynamic (live) MPDs are not supported: VOD only');
