@@ -5,18 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../src/common/clock.js';
 import { CatalogError, catalogPath, entryDir, loadCatalog, titleDir, verifyCatalog } from '../src/origin/catalog.js';
 import { ingestTitle } from '../src/origin/ingest.js';
-import { FIXTURES, copyFixture, originTempDir, originTestConfig } from './helpers/origin-harness.js';
+import { FIXTURES, copyFixture, editedFixture, originTempDir, originTestConfig, refusal } from './helpers/origin-harness.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-async function refusal(p: Promise<unknown>): Promise<Error & { userFacing?: boolean }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error & { userFacing?: boolean };
-  }
-  throw new Error('expected the ingest to be refused');
-}
 
 describe('ingestTitle', () => {
   it.each([
@@ -114,9 +105,7 @@ describe('ingestTitle', () => {
   });
 
   it('itRefusesReferencesOutOfTheFolder', async () => {
-    const src = copyFixture('hls-segments');
-    const p = join(src, 'index_180p.m3u8');
-    writeFileSync(p, readFileSync(p, 'utf8').replace('seg_180p_001.m4s', '../outside.m4s'));
+    const src = editedFixture('hls-segments', 'index_180p.m3u8', (t) => t.replace('seg_180p_001.m4s', '../outside.m4s'));
     writeFileSync(join(src, '..', 'outside.m4s'), 'x');
     const err = await refusal(ingestTitle(originTestConfig(), 'x', src));
     expect(err.userFacing).toBe(true);

@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
@@ -48,6 +48,24 @@ export function copyFixture(name: string): string {
   const dest = join(originTempDir('reelcdn-src-'), name);
   cpSync(join(FIXTURES, name), dest, { recursive: true });
   return dest;
+}
+
+/** A copy of a fixture title with `edit` applied to one of its files (a manifest, usually). */
+export function editedFixture(name: string, file: string, edit: (text: string) => string): string {
+  const dir = copyFixture(name);
+  const p = join(dir, file);
+  writeFileSync(p, edit(readFileSync(p, 'utf8')));
+  return dir;
+}
+
+/** What an ingest was refused with; a test fails here if it was accepted. */
+export async function refusal(p: Promise<unknown>): Promise<Error & { userFacing?: boolean }> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error & { userFacing?: boolean };
+  }
+  throw new Error('expected the ingest to be refused');
 }
 
 export interface RunningOrigin {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -8,7 +8,7 @@ import { type ClusterConfig, validateCluster } from '../../src/common/config.js'
 import { catalogPath } from '../../src/origin/catalog.js';
 import { type OriginServer, createOriginServer } from '../../src/origin/server.js';
 import { type SteeringServer, createSteeringServer } from '../../src/steering/server.js';
-import { FIXTURES, FakeEdgeHealth, KEYS, TOKEN, silent } from '../steering-harness.js';
+import { FakeEdgeHealth, KEYS, TOKEN, silent } from '../steering-harness.js';
 
 /**
  * A real origin and a real steering on loopback for manifest tests, with fake edge /health
@@ -73,13 +73,6 @@ export async function manifestWorld(): Promise<ManifestWorld> {
     },
   };
   return world;
-}
-
-/** A copy of a fixture folder in a temp folder, to change before ingesting. */
-export function fixtureCopy(name: string): string {
-  const dest = join(mkdtempSync(join(tmpdir(), 'reelcdn-src-')), name);
-  cpSync(join(FIXTURES, name), dest, { recursive: true });
-  return dest;
 }
 
 function findFile(dir: string, name: string): string | undefined {

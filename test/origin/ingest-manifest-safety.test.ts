@@ -1,35 +1,12 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { validateCluster } from '../../src/common/config.js';
 import { loadCatalog } from '../../src/origin/catalog.js';
 import { ingestTitle } from '../../src/origin/ingest.js';
-import { copyFixture, originTempDir, originTestConfig } from '../helpers/origin-harness.js';
+import { copyFixture, editedFixture, originTempDir, originTestConfig, refusal } from '../helpers/origin-harness.js';
 
-async function refusal(p: Promise<unknown>): Promise<Error & { userFacing?: boolean }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error & { userFacing?: boolean };
-  }
-  throw new Error('expected the ingest to be refused');
-}
-
-/** The hls-segments fixture with `edit` applied to its media playlist. */
-function hostileHls(edit: (text: string) => string): string {
-  const dir = copyFixture('hls-segments');
-  const p = join(dir, 'index_180p.m3u8');
-  writeFileSync(p, edit(readFileSync(p, 'utf8')));
-  return dir;
-}
-
-/** The dash fixture with `edit` applied to its MPD. */
-function hostileDash(edit: (text: string) => string): string {
-  const dir = copyFixture('dash');
-  const p = join(dir, 'manifest.mpd');
-  writeFileSync(p, edit(readFileSync(p, 'utf8')));
-  return dir;
-}
+const hostileHls = (edit: (text: string) => string) => editedFixture('hls-segments', 'index_180p.m3u8', edit);
+const hostileDash = (edit: (text: string) => string) => editedFixture('dash', 'manifest.mpd', edit);
 
 const afterMap = (line: string) => (t: string) => t.replace('#EXT-X-MAP:URI="init_180p.mp4"', `#EXT-X-MAP:URI="init_180p.mp4"\n${line}`);
 const inPeriod = (xml: string) => (t: string) => t.replace('<Period id="0" start="PT0.0S">', `<Period id="0" start="PT0.0S">${xml}`);
@@ -47,12 +24,7 @@ describe('ingest refuses manifests that send players elsewhere', () => {
     ['key server', () => hostileHls(afterMap('#EXT-X-KEY:METHOD=AES-128,URI="https://evil.example/key"')), /EXT-X-KEY URI: absolute URL/],
     [
       'session key',
-      () => {
-        const dir = copyFixture('hls-segments');
-        const p = join(dir, 'master.m3u8');
-        writeFileSync(p, readFileSync(p, 'utf8').replace('#EXT-X-VERSION:7', '#EXT-X-VERSION:7\n#EXT-X-SESSION-KEY:METHOD=AES-128,URI="https://evil.example/k"'));
-        return dir;
-      },
+      () => editedFixture('hls-segments', 'master.m3u8', (t) => t.replace('#EXT-X-VERSION:7', '#EXT-X-VERSION:7\n#EXT-X-SESSION-KEY:METHOD=AES-128,URI="https://evil.example/k"')),
       /master\.m3u8 line 3: EXT-X-SESSION-KEY URI/,
     ],
     ['DASH xlink period', () => hostileDash(inMpd('<Period xlink:href="https://evil.example/p.xml" xlink:actuate="onLoad"/>')), /manifest\.mpd MPD\/Period\[1\]: xlink attribute xlink:href/],

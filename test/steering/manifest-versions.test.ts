@@ -4,13 +4,14 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ingestTitle } from '../../src/origin/ingest.js';
 import { FIXTURES, TOKEN } from '../steering-harness.js';
-import { type ManifestWorld, fixtureCopy, manifestWorld } from '../helpers/steering-origin.js';
+import { copyFixture } from '../helpers/origin-harness.js';
+import { type ManifestWorld, manifestWorld } from '../helpers/steering-origin.js';
 
 const fromIspB = new Agent({ localAddress: '127.2.0.5' });
 
 /** The fixture with every segment renamed `seg_` → `part_` / `chunk-` → `part-`, manifests to match. */
 function renamedSegments(name: 'hls-segments' | 'dash'): string {
-  const dir = fixtureCopy(name);
+  const dir = copyFixture(name);
   const [from, to] = name === 'dash' ? ['chunk-', 'part-'] : ['seg_', 'part_'];
   for (const f of readdirSync(dir)) {
     if (f.startsWith(from)) renameSync(join(dir, f), join(dir, to + f.slice(from.length)));
