@@ -3,7 +3,12 @@
  * steering servers and edges that steering only polls (nothing fetches media from them).
  * Tests import it from here because bench/ cannot import from test/.
  */
+import { rmSync } from 'node:fs';
 import Fastify from 'fastify';
+import { type ClusterConfig, validateCluster } from '../src/common/config.js';
+import type { Logger } from '../src/common/logger.js';
+import { createOriginServer } from '../src/origin/server.js';
+import { createSteeringServer } from '../src/steering/server.js';
 
 /** An edge as the cluster file needs it: its admin port answers on its public URL. */
 export interface ClusterEdge {
@@ -53,7 +58,7 @@ export function steeringClusterFile(o: SteeringClusterOptions) {
 }
 
 /** Edge admin ports that always report "ok" to steering's /health poll. */
-export async function startHealthyEdges(ids: readonly string[]): Promise<(ClusterEdge & { close: () => Promise<void> })[]> {
+async function startHealthyEdges(ids: readonly string[]): Promise<(ClusterEdge & { close: () => Promise<void> })[]> {
   const edges: (ClusterEdge & { close: () => Promise<void> })[] = [];
   for (const id of ids) {
     const app = Fastify();
@@ -62,6 +67,41 @@ export async function startHealthyEdges(ids: readonly string[]): Promise<(Cluste
     edges.push({ id, url: `http://127.0.0.1:${(app.server.address() as { port: number }).port}`, close: () => app.close() });
   }
   return edges;
+}
+
+const LOOPBACK = { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } };
+
+/**
+ * Healthy edges, an origin on `base` and a steering, all on loopback. The origin starts first
+ * because steering's cluster file needs its real URLs; `beforeOrigin` gets the config the origin
+ * will run with, to put titles in its data folder. `close` stops them all and removes `base`.
+ */
+export async function serveSteeringCluster(o: {
+  base: string;
+  logger: Logger;
+  adminToken: string;
+  edgeIds: readonly string[];
+  cluster: Omit<SteeringClusterOptions, 'originUrl' | 'originAdminUrl' | 'edges'>;
+  beforeOrigin?: (config: ClusterConfig) => Promise<void>;
+}): Promise<{ urls: { publicUrl: string; adminUrl: string }; close: () => Promise<void> }> {
+  const edges = await startHealthyEdges(o.edgeIds);
+  const file = (originUrl: string, originAdminUrl: string) => steeringClusterFile({ ...o.cluster, originUrl, originAdminUrl, edges });
+  const originConfig = validateCluster(file('http://127.0.0.1:1', 'http://127.0.0.1:1'), o.base);
+  await o.beforeOrigin?.(originConfig);
+  const origin = createOriginServer({ config: originConfig, logger: o.logger, adminToken: o.adminToken, listen: LOOPBACK });
+  const originUrls = await origin.start();
+  const config = validateCluster(file(originUrls.publicUrl, originUrls.adminUrl), o.base);
+  const steering = createSteeringServer({ config, logger: o.logger, adminToken: o.adminToken, listen: LOOPBACK });
+  const urls = await steering.start();
+  return {
+    urls,
+    async close() {
+      await steering.close();
+      await origin.close();
+      for (const e of edges) await e.close();
+      rmSync(o.base, { recursive: true, force: true });
+    },
+  };
 }
 
 /**

@@ -16,7 +16,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -24,13 +24,10 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { request } from 'undici';
-import { validateCluster } from '../src/common/config.js';
 import { signQuery } from '../src/common/signing.js';
-import { createOriginServer } from '../src/origin/server.js';
 import { planMpd, renderMpd, rewriteMpd, signMpd } from '../src/steering/dash-rewrite.js';
-import { createSteeringServer } from '../src/steering/server.js';
 import { longMpd } from './long-mpd.js';
-import { runBench, startHealthyEdges, steeringClusterFile } from './steering-cluster.js';
+import { runBench, serveSteeringCluster } from './steering-cluster.js';
 
 const TOKEN = 'bench-admin-token';
 const HERE = fileURLToPath(import.meta.url);
@@ -65,19 +62,16 @@ async function serve(): Promise<void> {
   const bytes = files.reduce((n, f) => n + f.size, 0);
   writeFileSync(join(dataDir, 'catalog.json'), JSON.stringify({ version: 1, titles: [{ title: 'long', kind: 'dash', manifests: ['manifest.mpd'], files, bytes, ingestedAt: new Date().toISOString() }] }));
 
-  const edges = await startHealthyEdges(['edge-a1', 'edge-a2', 'edge-b1']);
-  const raw = (originUrl: string, originAdminUrl: string) =>
-    steeringClusterFile({ keys: KEYS, originUrl, originAdminUrl, steering: { healthIntervalMs: 500 }, edges, ispOf: () => 'isp-a' });
-  const origin = createOriginServer({
-    config: validateCluster(raw('http://127.0.0.1:1', 'http://127.0.0.1:1'), base),
+  const {
+    urls: { publicUrl },
+    close,
+  } = await serveSteeringCluster({
+    base,
     logger,
     adminToken: TOKEN,
-    listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
+    edgeIds: ['edge-a1', 'edge-a2', 'edge-b1'],
+    cluster: { keys: KEYS, steering: { healthIntervalMs: 500 }, ispOf: () => 'isp-a' },
   });
-  const o = await origin.start();
-  const config = validateCluster(raw(o.publicUrl, o.adminUrl), base);
-  const steering = createSteeringServer({ config, logger, adminToken: TOKEN, listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } } });
-  const { publicUrl } = await steering.start();
 
   const loop = monitorEventLoopDelay({ resolution: 1 });
   let cpu = process.cpuUsage();
@@ -91,13 +85,7 @@ async function serve(): Promise<void> {
       const d = process.cpuUsage(cpu);
       process.stdout.write(`${JSON.stringify({ cpuMs: (d.user + d.system) / 1000, loopMaxMs: loop.max / 1e6 })}\n`);
     } else if (line === 'stop') {
-      void (async () => {
-        await steering.close();
-        await origin.close();
-        for (const e of edges) await e.close();
-        rmSync(base, { recursive: true, force: true });
-        process.exit(0);
-      })();
+      void close().then(() => process.exit(0));
     }
   });
   process.stdout.write(`${JSON.stringify({ publicUrl, segments: segments * RENDITIONS, mpdBytes: mpd.length })}\n`);

@@ -12,18 +12,15 @@
  */
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { validateCluster } from '../src/common/config.js';
 import { ingestTitle } from '../src/origin/ingest.js';
-import { createOriginServer } from '../src/origin/server.js';
-import { createSteeringServer } from '../src/steering/server.js';
 import { runPrefixBench } from './prefix.js';
-import { runBench, startHealthyEdges, steeringClusterFile } from './steering-cluster.js';
+import { runBench, serveSteeringCluster } from './steering-cluster.js';
 
 const TOKEN = 'bench-admin-token';
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -35,36 +32,20 @@ const FIXTURES = resolve(HERE, '..', '..', '..', 'test', 'fixtures', 'media');
 async function serve(): Promise<void> {
   const base = mkdtempSync(join(tmpdir(), 'reelcdn-bench-steering-'));
   const logger = pino({ level: 'silent' });
-  const edges = await startHealthyEdges(['edge-a1', 'edge-a2', 'edge-b1', 'edge-b2']);
-  const raw = (originUrl: string, originAdminUrl: string) =>
-    steeringClusterFile({ keys: { k1: 'bench-secret-0123456789abcdef' }, originUrl, originAdminUrl, steering: { healthIntervalMs: 500 }, edges });
-  const originConfig = validateCluster(raw('http://127.0.0.1:1', 'http://127.0.0.1:1'), base);
-  await ingestTitle(originConfig, 'bbb-hls', join(FIXTURES, 'hls-bytes'));
-  await ingestTitle(originConfig, 'bbb-seg', join(FIXTURES, 'hls-segments'));
-  const origin = createOriginServer({
-    config: originConfig,
+  const { urls, close } = await serveSteeringCluster({
+    base,
     logger,
     adminToken: TOKEN,
-    listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
+    edgeIds: ['edge-a1', 'edge-a2', 'edge-b1', 'edge-b2'],
+    cluster: { keys: { k1: 'bench-secret-0123456789abcdef' }, steering: { healthIntervalMs: 500 } },
+    async beforeOrigin(config) {
+      await ingestTitle(config, 'bbb-hls', join(FIXTURES, 'hls-bytes'));
+      await ingestTitle(config, 'bbb-seg', join(FIXTURES, 'hls-segments'));
+    },
   });
-  const o = await origin.start();
-  const config = validateCluster(raw(o.publicUrl, o.adminUrl), base);
-  const steering = createSteeringServer({
-    config,
-    logger,
-    adminToken: TOKEN,
-    listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
-  });
-  const urls = await steering.start();
   process.stdout.write(`${JSON.stringify(urls)}\n`);
   process.on('SIGTERM', () => {
-    void (async () => {
-      await steering.close();
-      await origin.close();
-      for (const e of edges) await e.close();
-      rmSync(base, { recursive: true, force: true });
-      process.exit(0);
-    })();
+    void close().then(() => process.exit(0));
   });
 }
 
