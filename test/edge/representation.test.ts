@@ -190,12 +190,9 @@ describe('edge: X-Cache says where the bytes came from', () => {
     expect(a.body.equals(data) && b.body.equals(data)).toBe(true);
     expect([a.headers['x-cache'], b.headers['x-cache']].sort()).toEqual(['HIT-FILL', 'MISS']);
     expect(origin.countFor(`/o/${title}/w.mp4`)).toBe(1);
-    const health = (await (await request(`${e.adminUrl}/health`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).body.json()) as {
-      byTier: Record<string, { requests: number }>;
-      hitRatio: { requests: number };
-    };
-    expect(health.byTier['HIT-FILL']!.requests).toBe(1);
-    expect(health.hitRatio.requests).toBeGreaterThan(0);
+    const h = await health<{ byTier: Record<string, { requests: number }>; hitRatio: { requests: number } }>(e);
+    expect(h.byTier['HIT-FILL']!.requests).toBe(1);
+    expect(h.hitRatio.requests).toBeGreaterThan(0);
   });
 
   it('a slice that fails its checksum and is fetched again is a MISS, not HIT-DISK', async () => {
@@ -214,13 +211,28 @@ describe('edge: X-Cache says where the bytes came from', () => {
   });
 });
 
+/** A fresh origin and edge of their own, closed after `fn`. */
+async function withEdge(fn: (e: RunningEdge, origin: TestOrigin, root: string) => Promise<void>): Promise<void> {
+  const root = tempDir();
+  const origin = new TestOrigin(root);
+  await origin.start();
+  const e = await startEdge(testCluster({ sliceBytes: S }), origin.url);
+  try {
+    await fn(e, origin, root);
+  } finally {
+    await e.close();
+    await origin.close();
+  }
+}
+
+async function health<T>(e: RunningEdge): Promise<T> {
+  const res = await request(`${e.adminUrl}/health`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } });
+  return (await res.body.json()) as T;
+}
+
 describe('edge: upstream down for a known object', () => {
-  it('answers 502 or 504 with a reason, never 500', async () => {
-    const root = tempDir();
-    const origin = new TestOrigin(root);
-    await origin.start();
-    const e = await startEdge(testCluster({ sliceBytes: S }), origin.url);
-    try {
+  it('answers 502 or 504 with a reason, never 500', () =>
+    withEdge(async (e, origin, root) => {
       const title = randomTitle();
       writeMedia(root, title, 'x.mp4', 3 * S, 9);
       expect((await e.get(title, 'x.mp4', { range: 'bytes=0-9' })).status).toBe(206);
@@ -231,33 +243,20 @@ describe('edge: upstream down for a known object', () => {
         expect([502, 504]).toContain(r.status);
         expect(r.body.toString()).toMatch(/upstream/);
       }
-    } finally {
-      await e.close();
-      await origin.close();
-    }
-  });
+    }));
 });
 
 describe('edge: answers that say nothing of its health', () => {
-  it('only-if-cached misses are not errors, and /health reports the volume its error ratio covers', async () => {
-    const root = tempDir();
-    const origin = new TestOrigin(root);
-    await origin.start();
-    const e = await startEdge(testCluster({ sliceBytes: S }), origin.url);
-    try {
+  it('only-if-cached misses are not errors, and /health reports the volume its error ratio covers', () =>
+    withEdge(async (e, _origin, root) => {
       const title = randomTitle();
       writeMedia(root, title, 'p.mp4', S, 3);
       for (let i = 0; i < 5; i++) {
         const r = await e.get(title, 'p.mp4', { 'cache-control': 'only-if-cached' });
         expect(r.status).toBe(504);
       }
-      const res = await request(`${e.adminUrl}/health`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } });
-      const h = (await res.body.json()) as { errorRatio: number; windowRequests: number };
+      const h = await health<{ errorRatio: number; windowRequests: number }>(e);
       expect(h.errorRatio).toBe(0);
       expect(h.windowRequests).toBe(5);
-    } finally {
-      await e.close();
-      await origin.close();
-    }
-  });
+    }));
 });
