@@ -4,8 +4,8 @@
  * may get a small tmpfs as its dataDir so its disk can be filled to a real ENOSPC. Every exit
  * the driver did not ask for is recorded: the chaos goal is "no process exits except those killed".
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,30 @@ export const CHAOS_ADMIN_TOKEN = 'chaos-admin-token-0123456789';
 
 /** Fixture folder → title id. */
 export const CHAOS_TITLES: Record<string, string> = { 'hls-bytes': 'chaos-hls', 'hls-segments': 'chaos-seg', dash: 'chaos-dash' };
+
+/** The title re-ingested during the run, alternating between the fixture and a same-size variant. */
+export const CHAOS_REINGESTED = { folder: 'hls-bytes', title: 'chaos-hls' } as const;
+
+/**
+ * The variant of a media file: the same size (the nasty case: the size does not tell the versions
+ * apart) with one byte in every 1000 flipped, so every slice of every version differs.
+ */
+export function variantBytes(original: Buffer): Buffer {
+  const b = Buffer.from(original);
+  for (let i = 500; i < b.length; i += 1000) b[i] = b[i]! ^ 0xff;
+  return b;
+}
+
+/** Writes the variant of a fixture folder (manifests unchanged, media files varied) under `root`. */
+export function writeVariant(folder: string, root: string): string {
+  const dir = join(root, folder);
+  cpSync(join(FIXTURES, folder), dir, { recursive: true });
+  for (const name of readdirSync(dir)) {
+    if (name.endsWith('.m3u8') || name.endsWith('.mpd')) continue;
+    writeFileSync(join(dir, name), variantBytes(readFileSync(join(dir, name))));
+  }
+  return dir;
+}
 
 /**
  * Slices far smaller than the default 2 MiB: the fixtures are a few hundred KB, and a fault
@@ -73,6 +97,8 @@ export interface ChaosCluster {
   tmpfsNote: string | undefined;
   dataDirOf(edge: string): string;
   unexpectedExits: UnexpectedExit[];
+  /** `reelcdn ingest` of CHAOS_REINGESTED again, from the fixture (`a`) or its variant (`b`), while everything runs. */
+  reingest(version: 'a' | 'b'): Promise<void>;
   /** kill -9 and wait for the exit. */
   kill(node: ChaosNode): Promise<void>;
   /** Start (again) and wait for /health. */
@@ -151,6 +177,16 @@ export async function startChaosCluster(opts: ChaosClusterOptions): Promise<Chao
     execFileSync(process.execPath, [CLI, 'ingest', '--config', clusterFile, '--title', title, join(FIXTURES, folder)], { env: { ...env, REELCDN_EXIT_WITH_PARENT: '' }, stdio: 'pipe' });
   }
 
+  const variantDir = writeVariant(CHAOS_REINGESTED.folder, join(dir, 'variant'));
+  // Not execFileSync: the players and the fault clock go on while the ingest runs.
+  const reingest = (version: 'a' | 'b') =>
+    new Promise<void>((resolveIngest, reject) => {
+      const from = version === 'a' ? join(FIXTURES, CHAOS_REINGESTED.folder) : variantDir;
+      execFile(process.execPath, [CLI, 'ingest', '--config', clusterFile, '--title', CHAOS_REINGESTED.title, from], { env: { ...env, REELCDN_EXIT_WITH_PARENT: '' } }, (err, _out, stderr) =>
+        err ? reject(new Error(`reelcdn ingest failed: ${stderr.trim() || err.message}`)) : resolveIngest(),
+      );
+    });
+
   const unexpectedExits: UnexpectedExit[] = [];
   const node = (name: string, nodeUrl: string, adminUrl: string): ChaosNode => ({
     name,
@@ -219,5 +255,5 @@ export async function startChaosCluster(opts: ChaosClusterOptions): Promise<Chao
     await close().catch(() => undefined);
     throw err;
   }
-  return { dir, clusterFile, steeringUrl: steering.url, origin, steering, edges, tmpfsEdge, tmpfsNote, dataDirOf, unexpectedExits, kill, start, close };
+  return { dir, clusterFile, steeringUrl: steering.url, origin, steering, edges, tmpfsEdge, tmpfsNote, dataDirOf, unexpectedExits, reingest, kill, start, close };
 }

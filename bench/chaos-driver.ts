@@ -3,7 +3,16 @@
  * a real cluster, steady players, the fault schedule, and the figures at the end.
  */
 import { Agent } from 'undici';
-import { CHAOS_ADMIN_TOKEN, CHAOS_SLICE_BYTES, CHAOS_TITLES, FIXTURES, type UnexpectedExit, startChaosCluster } from './chaos-cluster.js';
+import {
+  CHAOS_ADMIN_TOKEN,
+  CHAOS_REINGESTED,
+  CHAOS_SLICE_BYTES,
+  CHAOS_TITLES,
+  FIXTURES,
+  type UnexpectedExit,
+  startChaosCluster,
+  variantBytes,
+} from './chaos-cluster.js';
 import { applyFault, chaosSchedule } from './chaos-faults.js';
 import { CacheView, Tally } from './chaos-ledger.js';
 import { SourceMedia, runPlayer } from './chaos-player.js';
@@ -53,7 +62,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const rng = seededRandom(opts.seed ?? 8);
   const titles = Object.values(CHAOS_TITLES) as [string, string, string];
   try {
-    const source = new SourceMedia(FIXTURES, CHAOS_TITLES);
+    const source = new SourceMedia(FIXTURES, CHAOS_TITLES, { title: CHAOS_REINGESTED.title, bytes: variantBytes });
     t0 = performance.now();
     const watch = watchSteering({ adminUrl: cluster.steering.adminUrl, token: CHAOS_ADMIN_TOKEN, everyMs: 200, log: note, active });
     let running = true;

@@ -6,7 +6,7 @@
 import { openSync, closeSync, readdirSync, readFileSync, rmSync, statSync, writeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { CHAOS_ADMIN_TOKEN, type ChaosCluster } from './chaos-cluster.js';
+import { CHAOS_ADMIN_TOKEN, CHAOS_REINGESTED, type ChaosCluster } from './chaos-cluster.js';
 import type { CacheView } from './chaos-ledger.js';
 
 export type Fault =
@@ -16,7 +16,8 @@ export type Fault =
   | { kind: 'fill-disk' }
   | { kind: 'free-disk' }
   | { kind: 'corrupt-slice'; edge: number }
-  | { kind: 'purge'; title: number };
+  | { kind: 'purge'; title: number }
+  | { kind: 'reingest'; version: 'a' | 'b' };
 
 export interface ScheduledFault {
   atMs: number;
@@ -31,7 +32,8 @@ export const CYCLE_MS = 40_000;
  * 2 s and is freed at 35 s; an edge is killed every 10 s from 4 s (the first of each cycle has a
  * slice file corrupted while it is down, so it must find the damage when it reads its disk); the
  * origin is stopped from 6 s to 26 s; a live edge's slice file is corrupted at 29 s; a title is
- * purged at 31 s. Edges and titles rotate from cycle to cycle.
+ * purged at 31 s; one title is re-ingested with other bytes of the same size at 28 s (and back the
+ * next cycle). Edges and titles rotate from cycle to cycle.
  */
 export function chaosSchedule(durationMs: number, edges: number, titles: number): ScheduledFault[] {
   const out: ScheduledFault[] = [];
@@ -47,6 +49,10 @@ export function chaosSchedule(durationMs: number, edges: number, titles: number)
     // The origin always comes back, even when the run ends inside the stop.
     if (t0 + 6000 < durationMs) out.push({ atMs: Math.min(t0 + 26_000, durationMs), fault: { kind: 'cont-origin' } });
     at(29, { kind: 'corrupt-slice', edge: (c + 1) % edges });
+    // A new version of one title (same size, other bytes): the origin switches within its 2 s
+    // catalog poll, while the edges hold the old one — slices corrupted at 29 s and the purge at
+    // 31 s (of that title, every third cycle) make them fetch the new one next to the old.
+    at(28, { kind: 'reingest', version: c % 2 === 0 ? 'b' : 'a' });
     at(31, { kind: 'purge', title: c % titles });
     at(35, { kind: 'free-disk' });
   }
@@ -201,6 +207,17 @@ export async function applyFault(ctx: FaultContext, fault: Fault): Promise<void>
       const node = cluster.edges[fault.edge]!;
       const n = corruptSlices(ctx, node.name, 3);
       ctx.log(`${node.name}: ${n} live slice files corrupted`);
+      return;
+    }
+    case 'reingest': {
+      const label = `re-ingest ${CHAOS_REINGESTED.title} (${fault.version === 'a' ? 'fixture' : 'variant'} bytes)`;
+      ctx.active.add(label);
+      try {
+        await cluster.reingest(fault.version);
+      } finally {
+        ctx.active.delete(label);
+      }
+      ctx.log(`${label} done`);
       return;
     }
     case 'purge': {

@@ -145,6 +145,8 @@ export class Tally {
   ok = 0;
   /** Right bytes, but only after at least one URL failed (what the faults cost players). */
   okAfterFailover = 0;
+  /** Right bytes of the re-ingested title's variant (shows the re-ingest reached players). */
+  okVariant = 0;
   /** Answers (2xx) whose bytes differ from the source file. */
   wrongAnswers: WrongAnswer[] = [];
   wrongBytes = 0;
@@ -178,7 +180,7 @@ export class Tally {
   format(): string {
     const wantS = (w: Want) => `${w.title}/${w.file} bytes ${w.start}-${w.end - 1}`;
     const lines = [
-      `requests          ${this.requests} (ok ${this.ok}, of which ${this.okAfterFailover} after moving to another URL)`,
+      `requests          ${this.requests} (ok ${this.ok}, of which ${this.okAfterFailover} after moving to another URL, ${this.okVariant} the re-ingested variant)`,
       `failed, cached    ${this.failedCached.length}   (failed on every URL while a live edge held the content; goal 0)`,
       `failed, uncached  ${this.failedUncached.length}   (failed on every URL, content on no live edge)`,
       `wrong bytes       ${this.wrongAnswers.length} answers, ${this.wrongBytes} bytes   (goal 0)`,

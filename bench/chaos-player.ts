@@ -9,21 +9,34 @@ import { join } from 'node:path';
 import { type Dispatcher, request } from 'undici';
 import type { AttemptError, CacheView, Tally, Want } from './chaos-ledger.js';
 
-/** The source files, as ingested: what every answer must equal. */
+/**
+ * The source files, as ingested: what every answer must equal. A re-ingested title has two
+ * versions of each media file (same size); an answer must equal one of them from its first byte
+ * to its last — a body that is part one version and part the other is wrong.
+ */
 export class SourceMedia {
-  private readonly files = new Map<string, Buffer>();
+  private readonly files = new Map<string, Buffer[]>();
   readonly titles = new Map<string, string[]>();
 
-  constructor(fixtures: string, titles: Record<string, string>) {
+  constructor(fixtures: string, titles: Record<string, string>, variant?: { title: string; bytes: (original: Buffer) => Buffer }) {
     for (const [folder, title] of Object.entries(titles)) {
       const names = readdirSync(join(fixtures, folder)).sort();
       this.titles.set(title, names);
-      for (const n of names) this.files.set(JSON.stringify([title, n]), readFileSync(join(fixtures, folder, n)));
+      for (const n of names) {
+        const original = readFileSync(join(fixtures, folder, n));
+        const media = !n.endsWith('.m3u8') && !n.endsWith('.mpd');
+        this.files.set(JSON.stringify([title, n]), variant?.title === title && media ? [original, variant.bytes(original)] : [original]);
+      }
     }
   }
 
+  /** The first version (every version has its size). */
   bytes(title: string, file: string): Buffer | undefined {
-    return this.files.get(JSON.stringify([title, file]));
+    return this.files.get(JSON.stringify([title, file]))?.[0];
+  }
+
+  versions(title: string, file: string): Buffer[] {
+    return this.files.get(JSON.stringify([title, file])) ?? [];
   }
 
   /** Media files of a title (not manifests). */
@@ -54,7 +67,7 @@ interface Candidate {
   url: string;
 }
 
-type AttemptResult = { kind: 'ok'; status: number } | { kind: 'wrong'; status: number; xCache: string; detail: string; bytes: number } | { kind: 'error'; cause: string };
+type AttemptResult = { kind: 'ok'; status: number; variant: boolean } | { kind: 'wrong'; status: number; xCache: string; detail: string; bytes: number } | { kind: 'error'; cause: string };
 
 const causeOf = (err: unknown) => {
   const e = err as { code?: string; name?: string; message?: string };
@@ -85,32 +98,37 @@ async function attempt(ctx: PlayerContext, url: string, want: Want): Promise<Att
   }
   const xCache = String(res.headers['x-cache'] ?? '');
   if (res.statusCode >= 300) return { kind: 'error', cause: reasonOf(res.statusCode, body.toString('utf8')) };
-  let expected: Buffer;
-  let offset: number;
+  let range: [number, number];
   if (res.statusCode === 200) {
-    expected = src;
-    offset = 0;
+    range = [0, src.length];
   } else if (res.statusCode === 206) {
     const cr = String(res.headers['content-range'] ?? '');
     if (cr !== `bytes ${want.start}-${want.end - 1}/${src.length}`) {
       return { kind: 'wrong', status: 206, xCache, detail: `Content-Range "${cr}", asked ${want.start}-${want.end - 1}/${src.length}`, bytes: body.length };
     }
-    expected = src.subarray(want.start, want.end);
-    offset = want.start;
+    range = [want.start, want.end];
   } else {
     return { kind: 'error', cause: reasonOf(res.statusCode, '') };
   }
-  if (body.equals(expected)) return { kind: 'ok', status: res.statusCode };
-  let first = 0;
-  while (first < Math.min(body.length, expected.length) && body[first] === expected[first]) first++;
-  let differing = Math.abs(body.length - expected.length);
-  for (let i = first; i < Math.min(body.length, expected.length); i++) if (body[i] !== expected[i]) differing++;
+  const versions = ctx.source.versions(want.title, want.file).map((v) => v.subarray(...range));
+  const match = versions.findIndex((v) => body.equals(v));
+  if (match >= 0) return { kind: 'ok', status: res.statusCode, variant: match > 0 };
+  // Against each version: how many bytes differ and where the first is (a splice shows as a
+  // body that matches one version up to an offset and the other after it).
+  const diffs = versions.map((expected) => {
+    let first = 0;
+    while (first < Math.min(body.length, expected.length) && body[first] === expected[first]) first++;
+    let differing = Math.abs(body.length - expected.length);
+    for (let i = first; i < Math.min(body.length, expected.length); i++) if (body[i] !== expected[i]) differing++;
+    return { first: range[0] + first, differing, length: expected.length };
+  });
+  const against = diffs.map((d, i) => `version ${'ab'[i]}: ${d.differing} bytes differ from file offset ${d.first}`).join('; ');
   return {
     kind: 'wrong',
     status: res.statusCode,
     xCache,
-    detail: `${body.length} bytes (expected ${expected.length}), first difference at file offset ${offset + first}, etag ${String(res.headers.etag)}`,
-    bytes: differing,
+    detail: `${body.length} bytes (expected ${diffs[0]!.length}); ${against}; etag ${String(res.headers.etag)}`,
+    bytes: Math.min(...diffs.map((d) => d.differing)),
   };
 }
 
@@ -134,6 +152,7 @@ async function fetchMedia(ctx: PlayerContext, want: Want, candidates: AsyncItera
         ctx.view.noteServed(want, stamp);
         ctx.tally.ok++;
         if (attempts.length > 0) ctx.tally.okAfterFailover++;
+        if (r.variant) ctx.tally.okVariant++;
         return;
       }
       if (r.kind === 'wrong') {

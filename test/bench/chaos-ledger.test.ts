@@ -52,7 +52,9 @@ describe('chaos schedule', () => {
     const stop = s.find((f) => f.fault.kind === 'stop-origin')!;
     const cont = s.find((f) => f.fault.kind === 'cont-origin')!;
     expect(cont.atMs - stop.atMs).toBe(20_000);
-    for (const kind of ['fill-disk', 'free-disk', 'corrupt-slice', 'purge']) expect(s.some((f) => f.fault.kind === kind)).toBe(true);
+    for (const kind of ['fill-disk', 'free-disk', 'corrupt-slice', 'purge', 'reingest']) expect(s.some((f) => f.fault.kind === kind)).toBe(true);
+    // The re-ingest lands after the origin is back, so the edges can fetch the new version.
+    expect(s.find((f) => f.fault.kind === 'reingest')!.atMs).toBeGreaterThan(cont.atMs);
   });
 
   it('always lets the origin go again, even when the run ends inside the stop', () => {
