@@ -14,7 +14,7 @@ import {
   variantBytes,
 } from './chaos-cluster.js';
 import { applyFault, chaosSchedule } from './chaos-faults.js';
-import { CacheView, Tally } from './chaos-ledger.js';
+import { CacheView, EtagBook, Tally } from './chaos-ledger.js';
 import { SourceMedia, runPlayer } from './chaos-player.js';
 import { watchSteering } from './chaos-watch.js';
 import { seededRandom } from './seeded-random.js';
@@ -56,6 +56,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const driverErrors: string[] = [];
   const tally = new Tally();
   const view = new CacheView(CHAOS_SLICE_BYTES);
+  const etags = new EtagBook();
   for (const e of cluster.edges) view.markAlive(e.name);
   const dispatcher = new Agent({ connections: 8, keepAliveTimeout: 4000 });
   const active = new Set<string>();
@@ -73,6 +74,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           source,
           view,
           tally,
+          etags,
           dispatcher,
           edgeByOrigin: new Map(cluster.edges.map((e) => [new URL(e.url).origin, e.name])),
           rng: seededRandom((opts.seed ?? 8) * 100 + i + 1),

@@ -16,7 +16,7 @@ export type Fault =
   | { kind: 'fill-disk' }
   | { kind: 'free-disk' }
   | { kind: 'corrupt-slice'; edge: number }
-  | { kind: 'purge'; title: number }
+  | { kind: 'purge'; title: number | 'reingested' }
   | { kind: 'reingest'; version: 'a' | 'b' };
 
 export interface ScheduledFault {
@@ -33,7 +33,7 @@ export const CYCLE_MS = 40_000;
  * slice file corrupted while it is down, so it must find the damage when it reads its disk); the
  * origin is stopped from 6 s to 26 s; a live edge's slice file is corrupted at 29 s; a title is
  * purged at 31 s; one title is re-ingested with other bytes of the same size at 28 s (and back the
- * next cycle). Edges and titles rotate from cycle to cycle.
+ * next cycle) and purged every 250 ms from 27.75 s to 30.75 s. Edges and titles rotate from cycle to cycle.
  */
 export function chaosSchedule(durationMs: number, edges: number, titles: number): ScheduledFault[] {
   const out: ScheduledFault[] = [];
@@ -49,10 +49,11 @@ export function chaosSchedule(durationMs: number, edges: number, titles: number)
     // The origin always comes back, even when the run ends inside the stop.
     if (t0 + 6000 < durationMs) out.push({ atMs: Math.min(t0 + 26_000, durationMs), fault: { kind: 'cont-origin' } });
     at(29, { kind: 'corrupt-slice', edge: (c + 1) % edges });
-    // A new version of one title (same size, other bytes): the origin switches within its 2 s
-    // catalog poll, while the edges hold the old one — slices corrupted at 29 s and the purge at
-    // 31 s (of that title, every third cycle) make them fetch the new one next to the old.
+    // A new version of one title (same size, other bytes) while the edges hold the old one. The
+    // origin switches within its 2 s catalog poll; purges of that title every 250 ms across the
+    // switch make the edges refetch it then, where mixed versions would come from.
     at(28, { kind: 'reingest', version: c % 2 === 0 ? 'b' : 'a' });
+    for (let s = 27.75; s < 31; s += 0.25) at(s, { kind: 'purge', title: 'reingested' });
     at(31, { kind: 'purge', title: c % titles });
     at(35, { kind: 'free-disk' });
   }
@@ -221,7 +222,7 @@ export async function applyFault(ctx: FaultContext, fault: Fault): Promise<void>
       return;
     }
     case 'purge': {
-      const title = ctx.titles[fault.title % ctx.titles.length]!;
+      const title = fault.title === 'reingested' ? CHAOS_REINGESTED.title : ctx.titles[fault.title % ctx.titles.length]!;
       const label = `purge ${title}`;
       ctx.active.add(label);
       for (const e of cluster.edges) view.forgetTitle(e.name, title);

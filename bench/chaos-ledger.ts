@@ -112,6 +112,24 @@ export class CacheView {
   }
 }
 
+/**
+ * Which version's bytes each ETag came with. An ETag names exactly one body: a body of one
+ * version under an ETag first seen with the other is wrong even though each byte exists in
+ * some version (the origin serving new bytes under an old ETag, an edge mixing them up).
+ */
+export class EtagBook {
+  private readonly seen = new Map<string, number>();
+
+  /** Notes that `etag` came with version `version`; returns the conflict if it came with another before. */
+  note(title: string, file: string, etag: string, version: number): string | undefined {
+    const k = JSON.stringify([title, file, etag]);
+    const before = this.seen.get(k);
+    if (before === undefined) this.seen.set(k, version);
+    else if (before !== version) return `ETag ${etag} came with version ${'ab'[before]}'s bytes before, now with version ${'ab'[version]}'s`;
+    return undefined;
+  }
+}
+
 /** One attempt at one URL that did not give the right bytes. */
 export interface AttemptError {
   /** `steering` or an edge id. */

@@ -7,7 +7,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Dispatcher, request } from 'undici';
-import type { AttemptError, CacheView, Tally, Want } from './chaos-ledger.js';
+import type { AttemptError, CacheView, EtagBook, Tally, Want } from './chaos-ledger.js';
 
 /**
  * The source files, as ingested: what every answer must equal. A re-ingested title has two
@@ -50,6 +50,7 @@ export interface PlayerContext {
   source: SourceMedia;
   view: CacheView;
   tally: Tally;
+  etags: EtagBook;
   dispatcher: Dispatcher;
   /** Edge id by URL origin (scheme://host:port). */
   edgeByOrigin: Map<string, string>;
@@ -111,8 +112,14 @@ async function attempt(ctx: PlayerContext, url: string, want: Want): Promise<Att
     return { kind: 'error', cause: reasonOf(res.statusCode, '') };
   }
   const versions = ctx.source.versions(want.title, want.file).map((v) => v.subarray(...range));
-  const match = versions.findIndex((v) => body.equals(v));
-  if (match >= 0) return { kind: 'ok', status: res.statusCode, variant: match > 0 };
+  const matches = versions.flatMap((v, i) => (body.equals(v) ? [i] : []));
+  const etag = res.headers.etag;
+  if (matches.length === 1 && typeof etag === 'string') {
+    // Only a body that tells the versions apart says which one its ETag names.
+    const conflict = ctx.etags.note(want.title, want.file, etag, matches[0]!);
+    if (conflict) return { kind: 'wrong', status: res.statusCode, xCache, detail: conflict, bytes: body.length };
+  }
+  if (matches.length > 0) return { kind: 'ok', status: res.statusCode, variant: matches[0]! > 0 };
   // Against each version: how many bytes differ and where the first is (a splice shows as a
   // body that matches one version up to an offset and the other after it).
   const diffs = versions.map((expected) => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { chaosSchedule } from '../../bench/chaos-faults.js';
-import { CacheView } from '../../bench/chaos-ledger.js';
+import { CacheView, EtagBook } from '../../bench/chaos-ledger.js';
 
 const want = (start: number, end: number) => ({ title: 't', file: 'f.mp4', start, end });
 
@@ -40,6 +40,17 @@ describe('chaos ledger: what a live edge is known to hold', () => {
     v.forgetSlice('a', 't', 'f.mp4', 1);
     expect(v.stillHolding(want(0, 200), before)).toEqual([]);
     expect(v.stillHolding(want(0, 100), v.holders(want(0, 100)))).toEqual(['a']);
+  });
+});
+
+describe('chaos ledger: an ETag names one body', () => {
+  it('flags an ETag that came with the other version before', () => {
+    const b = new EtagBook();
+    expect(b.note('t', 'f', '"x"', 0)).toBeUndefined();
+    expect(b.note('t', 'f', '"x"', 0)).toBeUndefined();
+    expect(b.note('t', 'f', '"y"', 1)).toBeUndefined();
+    expect(b.note('t', 'f', '"x"', 1)).toMatch(/version a's bytes before, now with version b's/);
+    expect(b.note('t', 'g', '"x"', 1)).toBeUndefined(); // another file
   });
 });
 
