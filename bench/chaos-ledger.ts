@@ -178,9 +178,13 @@ export class Tally {
   errorsByCause = new Map<string, number>();
   private readonly latencies: number[] = [];
 
-  attemptFailed(e: AttemptError): void {
+  /** The first attempt of each 5xx cause: where to look in that process's log. */
+  readonly firstOf5xx = new Map<string, string>();
+
+  attemptFailed(e: AttemptError, where?: () => string): void {
     const k = `${e.who.startsWith('edge') ? 'edge' : e.who} ${e.cause}`;
     this.errorsByCause.set(k, (this.errorsByCause.get(k) ?? 0) + 1);
+    if (where && /^5\d\d /.test(e.cause) && !this.firstOf5xx.has(k)) this.firstOf5xx.set(k, `${e.who} ${where()}`);
   }
 
   finished(ms: number): void {
@@ -206,6 +210,7 @@ export class Tally {
       `latency           p50 ${this.percentile(50).toFixed(0)} ms, p99 ${this.percentile(99).toFixed(0)} ms, max ${this.percentile(100).toFixed(0)} ms`,
       'failed attempts by cause:',
       ...[...this.errorsByCause].sort((a, b) => b[1] - a[1]).map(([k, n]) => `  ${String(n).padStart(6)}  ${k}`),
+      ...[...this.firstOf5xx].map(([k, w]) => `first "${k}": ${w}`),
     ];
     for (const w of this.wrongAnswers.slice(0, 5)) {
       lines.push(`WRONG at ${(w.atMs / 1000).toFixed(1)} s from ${w.edge}: ${wantS(w.want)}, ${w.status} ${w.xCache}: ${w.detail} [faults: ${w.faults}]`);

@@ -149,7 +149,7 @@ async function fetchMedia(ctx: PlayerContext, want: Want, candidates: AsyncItera
   const attempts: AttemptError[] = [];
   const fail = (e: AttemptError) => {
     attempts.push(e);
-    ctx.tally.attemptFailed(e);
+    ctx.tally.attemptFailed(e, () => `at ${(ctx.elapsed() / 1000).toFixed(1)} s, ${want.title}/${want.file} bytes ${want.start}-${want.end - 1} [faults: ${ctx.faults()}]`);
   };
   try {
     for await (const c of candidates) {
