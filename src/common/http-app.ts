@@ -111,14 +111,20 @@ export function createApp(opts: AppOptions): FastifyInstance {
     );
   });
 
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; expose?: boolean }, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-    if (status >= 500) log.error({ err, reqId: req.id, url: req.url.split('?')[0] }, 'request failed');
+    const url = req.url.split('?')[0];
+    // An expected failure (an upstream down, say) is told as it is, and logged without a stack.
+    if (err.expose) log.warn({ reqId: req.id, url, status, err: err.message }, 'request failed');
+    else if (status >= 500) log.error({ err, reqId: req.id, url }, 'request failed');
     if (reply.sent || reply.raw.headersSent) {
       reply.raw.destroy();
       return;
     }
-    reply.code(status).type('text/plain; charset=utf-8').send(status >= 500 ? 'internal error\n' : `${err.message}\n`);
+    reply
+      .code(status)
+      .type('text/plain; charset=utf-8')
+      .send(status >= 500 && !err.expose ? 'internal error\n' : `${err.message}\n`);
   });
 
   app.setNotFoundHandler((_req, reply) => {

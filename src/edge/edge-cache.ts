@@ -34,8 +34,12 @@ export function representationOf(m: { size: number; etag?: string; lastModified?
  * and refetched): the answer is cut rather than finished with another version's bytes.
  */
 export class RepresentationChanged extends Error {
+  /** If it escapes before the first byte, a clean 502 that says why. */
+  readonly statusCode = 502;
+  readonly expose = true;
+
   constructor(key: string) {
-    super(`representation of ${key} changed while it was being served`);
+    super(`bad gateway: ${key} changed upstream while it was being served; retry`);
     this.name = 'RepresentationChanged';
   }
 }
@@ -306,7 +310,8 @@ export class EdgeCache {
             : this.acquire(meta.title, meta.file, index, meta, traceparent).fetch;
         try {
           const head = await fetch.head;
-          if (head.meta?.rep !== meta.rep) throw new RepresentationChanged(meta.key);
+          // No meta: upstream refused; reading the fetch throws its error (and a new writer is tried).
+          if (head.meta && head.meta.rep !== meta.rep) throw new RepresentationChanged(meta.key);
           for await (const piece of fetch.read(pos, to)) {
             pos += piece.length;
             yield piece;
@@ -338,7 +343,12 @@ export class EdgeCache {
       if (this.memory.has(meta.key, index, meta.rep) || this.opts.disk.has(meta.key, index, meta)) continue;
       const { fetch, joined } = this.acquire(meta.title, meta.file, index, meta, traceparent);
       const head = await fetch.head;
-      if (head.meta?.rep !== meta.rep) throw new RepresentationChanged(meta.key);
+      if (!head.meta) {
+        // Gone upstream: resolving again tells the client so. Anything else is upstream's failure.
+        if (head.status === 404 || head.status === 410) throw new RepresentationChanged(meta.key);
+        throw new UpstreamError(`upstream answered ${head.status}`, 502);
+      }
+      if (head.meta.rep !== meta.rep) throw new RepresentationChanged(meta.key);
       return { index, fetch, joined };
     }
     return undefined;

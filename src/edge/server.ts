@@ -295,7 +295,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   }
 
   function sendUpstreamError(reply: FastifyReply, err: unknown): FastifyReply {
-    if (err instanceof RepresentationChanged) return sendError(reply, 502, 'bad gateway: the object changed upstream while it was fetched; retry');
+    if (err instanceof RepresentationChanged) return sendError(reply, 502, err.message);
     const status = err instanceof UpstreamError ? err.status : 502;
     return sendError(reply, status, `bad gateway: ${(err as Error).message}`);
   }

@@ -66,6 +66,9 @@ export class UpstreamError extends Error {
   get statusCode(): number {
     return this.status;
   }
+
+  /** Its message is for the client: it says what failed upstream, nothing of ours. */
+  readonly expose = true;
 }
 
 /** One HTTP server misses can go to, with its own keep-alive pool. */

@@ -246,6 +246,27 @@ describe('edge: upstream down for a known object', () => {
     }));
 });
 
+describe('edge: a joined fetch that fails', () => {
+  it('answers every waiter 502/504 with upstream’s reason before any header, never "internal error"', () =>
+    withEdge(async (e, origin, root) => {
+      const title = randomTitle();
+      writeMedia(root, title, 'f.mp4', 2 * S, 4);
+      expect((await e.get(title, 'f.mp4', { range: 'bytes=0-9' })).status).toBe(206);
+      await e.idle();
+      // The object is known; its second slice is cold and upstream now fails, slowly.
+      origin.behaviour.set(`/o/${title}/f.mp4`, { delayMs: 300, status: 503 });
+      const range = { range: `bytes=${S}-${S + 9}` };
+      const answers = await Promise.all([
+        e.get(title, 'f.mp4', range),
+        new Promise((r) => setTimeout(r, 50)).then(() => e.get(title, 'f.mp4', range)),
+      ]);
+      for (const r of answers) {
+        expect([502, 504]).toContain(r.status);
+        expect(r.body.toString()).toMatch(/upstream answered 503/);
+      }
+    }));
+});
+
 describe('edge: answers that say nothing of its health', () => {
   it('only-if-cached misses are not errors, and /health reports the volume its error ratio covers', () =>
     withEdge(async (e, _origin, root) => {
