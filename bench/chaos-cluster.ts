@@ -58,6 +58,13 @@ export function writeVariant(folder: string, root: string): string {
  */
 export const CHAOS_SLICE_BYTES = 16 * 1024;
 
+/** A one-hour fill window starting 12 hours after `now` (UTC). */
+export function fillWindowAwayFrom(now: Date): string {
+  const h = (now.getUTCHours() + 12) % 24;
+  const hh = (x: number) => String(x).padStart(2, '0');
+  return `${hh(h)}:00-${hh((h + 1) % 24)}:00`;
+}
+
 export interface ChaosNode {
   name: string;
   url: string;
@@ -148,7 +155,9 @@ export async function startChaosCluster(opts: ChaosClusterOptions): Promise<Chao
       memoryBytes: 32 * 1024 * 1024,
       sliceBytes: CHAOS_SLICE_BYTES,
       timezone: 'UTC',
-      fill: { window: '02:00-06:00', bytesPerSec: 20_000_000 },
+      // A window 12 hours from now: a fill pass is not one of this run's faults, and the run must
+      // not depend on the hour it starts at (inside 02:00-06:00 UTC every restart began a pass).
+      fill: { window: fillWindowAwayFrom(new Date()), bytesPerSec: 20_000_000 },
     })),
     admin: { openHealth: true, openMetrics: true },
     log: { level: 'info' },
@@ -236,7 +245,16 @@ export async function startChaosCluster(opts: ChaosClusterOptions): Promise<Chao
     closing = true;
     const all = [origin, steering, ...edges];
     origin.child?.kill('SIGCONT');
-    await Promise.all(all.map((n) => kill(n)));
+    // SIGTERM first (they drain and flush their logs), SIGKILL what is still there after 3 s.
+    await Promise.all(
+      all.map(async (n) => {
+        const child = n.child;
+        if (!child || child.exitCode !== null || child.signalCode !== null) return;
+        const gone = new Promise<void>((r) => child.once('exit', () => r()));
+        child.kill('SIGTERM');
+        if ((await Promise.race([gone.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 3000))])) === false) await kill(n);
+      }),
+    );
     if (tmpfsEdge) {
       try {
         execFileSync('umount', [dataDirOf(tmpfsEdge)], { stdio: 'pipe' });
