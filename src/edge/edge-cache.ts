@@ -38,8 +38,8 @@ export class RepresentationChanged extends Error {
   readonly statusCode = 502;
   readonly expose = true;
 
-  constructor(key: string) {
-    super(`bad gateway: ${key} changed upstream while it was being served; retry`);
+  constructor(readonly key: string) {
+    super('bad gateway: the object changed upstream while it was being served; retry');
     this.name = 'RepresentationChanged';
   }
 }
@@ -69,7 +69,7 @@ interface SliceHead {
 export interface PrimedFetch {
   index: number;
   fetch: SliceFetch<SliceHead>;
-  /** Another request started it: this one goes upstream for nothing (HIT-FILL). */
+  /** Another request started it: this answer adds no upstream traffic of its own (HIT-FILL). */
   joined: boolean;
 }
 
