@@ -24,6 +24,9 @@ export class FakeEdgeHealth {
   status: EdgeHealthReport['status'] = 'ok';
   /** What the edge's fill agent reports holding. */
   heldTitles: string[] = [];
+  /** Its 5xx share and the answers it covers (the threshold wants a minimum volume). */
+  errorRatio = 0;
+  windowRequests = 0;
   polls = 0;
   authorized = 0;
   /** Play ids this edge "served media for", as GET /plays reports them (src/edge/play-seen.ts). */
@@ -46,7 +49,8 @@ export class FakeEdgeHealth {
         connections: 1,
         requestsPerSec: 0,
         bytesPerSec: 0,
-        errorRatio: 0,
+        errorRatio: this.errorRatio,
+        windowRequests: this.windowRequests,
         memory: { usedBytes: 0, capacityBytes: 100 },
         disk: { usedBytes: 0, capacityBytes: 100 },
         hitRatio: { requests: 0, bytes: 0 },

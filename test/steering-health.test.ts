@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type EdgeHealth, type EdgeHealthReport, type HealthParams, type PollResult, initialHealth, isEligible, step } from '../src/steering/health.js';
+import { type EdgeHealth, type EdgeHealthReport, type HealthParams, type PollResult, initialHealth, isEligible, isLastResort, step } from '../src/steering/health.js';
 
 const params: HealthParams = { downAfter: 2, upAfter: 2, thresholds: { maxErrorRatio: 0.5, minRequestsForErrorRatio: 50, maxDiskUsedRatio: 0.9, maxConnections: 100 } };
 const report = (over: Partial<EdgeHealthReport> = {}): EdgeHealthReport => ({
@@ -72,6 +72,17 @@ describe('edge health state machine', () => {
   it('itJudgesTheErrorRatioOfAnOlderEdgeByItsRequestRate', () => {
     const [, h] = run([good(), good({ errorRatio: 0.8, requestsPerSec: 6 })]);
     expect(h!.state).toBe('down');
+  });
+
+  it('itKeepsAnEdgeDownForItsErrorRatioAsALastResortButNoOther', () => {
+    const [, byRatio, recovering] = run([good(), good({ errorRatio: 0.9, windowRequests: 100 }), good()]);
+    expect(byRatio!.state).toBe('down');
+    expect(isLastResort(byRatio!)).toBe(true);
+    expect(recovering!.state).toBe('down');
+    expect(isLastResort(recovering!)).toBe(true);
+    for (const h of run([good(), good({ status: 'draining' })]).concat(run([good(), bad, bad]), run([good(), good({ connections: 500 })]))) {
+      expect(isLastResort(h)).toBe(false);
+    }
   });
 
   it('itKeepsTheLastReportAndLatency', () => {

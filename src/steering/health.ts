@@ -68,6 +68,12 @@ export interface EdgeHealth {
   lastLatencyMs?: number;
   /** The last report the edge sent. */
   lastReport?: EdgeHealthReport;
+  /**
+   * Down only because its error ratio is over the threshold, while it answers its polls: a
+   * last resort. When every edge is down so (the origin is down and every edge fails its misses),
+   * steering still sends clients to them — their cached content serves — rather than 503.
+   */
+  lastResort?: boolean;
 }
 
 export function initialHealth(now: number): EdgeHealth {
@@ -79,6 +85,11 @@ export function isEligible(h: EdgeHealth): boolean {
   return h.state === 'up' || h.state === 'suspect';
 }
 
+/** Whether clients may be sent to an edge when no edge at all is eligible (see `lastResort`). */
+export function isLastResort(h: EdgeHealth): boolean {
+  return h.state === 'down' && h.lastResort === true;
+}
+
 /**
  * Judges one poll: good, a failure (counts toward downAfter), or a refusal of new clients
  * (down at once). Thresholds come from config.steering.thresholds.
@@ -86,7 +97,7 @@ export function isEligible(h: EdgeHealth): boolean {
 export function judge(
   result: PollResult,
   thresholds: HealthThresholds,
-): { kind: 'good' } | { kind: 'failure'; reason: string } | { kind: 'refuse'; reason: string } {
+): { kind: 'good' } | { kind: 'failure'; reason: string } | { kind: 'refuse'; reason: string; lastResort?: boolean } {
   if (!result.ok) return { kind: 'failure', reason: `poll failed: ${result.error}` };
   const r = result.report;
   if (r.status === 'draining') return { kind: 'refuse', reason: 'draining' };
@@ -94,7 +105,7 @@ export function judge(
   if (r.status !== 'ok') return { kind: 'failure', reason: `unknown status "${String(r.status)}"` };
   const volume = typeof r.windowRequests === 'number' ? r.windowRequests : (r.requestsPerSec ?? 0) * 10;
   if (typeof r.errorRatio === 'number' && r.errorRatio > thresholds.maxErrorRatio && volume >= thresholds.minRequestsForErrorRatio) {
-    return { kind: 'refuse', reason: `error ratio ${r.errorRatio.toFixed(3)} above ${thresholds.maxErrorRatio}` };
+    return { kind: 'refuse', reason: `error ratio ${r.errorRatio.toFixed(3)} above ${thresholds.maxErrorRatio}`, lastResort: true };
   }
   if (r.disk && r.disk.capacityBytes > 0) {
     const used = r.disk.usedBytes / r.disk.capacityBytes;
@@ -117,16 +128,17 @@ export function step(h: EdgeHealth, result: PollResult, params: HealthParams, no
     lastLatencyMs: result.latencyMs,
     lastReport: result.ok ? result.report : h.lastReport,
   };
-  const to = (state: EdgeState, reason: string, failures: number, successes: number): EdgeHealth => ({
+  const to = (state: EdgeState, reason: string, failures: number, successes: number, lastResort = false): EdgeHealth => ({
     ...base,
     state,
     reason,
     failures,
     successes,
     since: state === h.state ? h.since : now,
+    lastResort,
   });
 
-  if (verdict.kind === 'refuse') return to('down', verdict.reason, 0, 0);
+  if (verdict.kind === 'refuse') return to('down', verdict.reason, 0, 0, verdict.lastResort);
 
   if (verdict.kind === 'failure') {
     const failures = h.failures + 1;
@@ -150,6 +162,6 @@ export function step(h: EdgeHealth, result: PollResult, params: HealthParams, no
     case 'down':
       return successes >= params.upAfter
         ? to('up', 'ok', 0, successes)
-        : to('down', `recovering (${successes}/${params.upAfter} good polls)`, 0, successes);
+        : to('down', `recovering (${successes}/${params.upAfter} good polls)`, 0, successes, h.lastResort);
   }
 }

@@ -20,7 +20,7 @@ import { CatalogSource, OriginUnavailableError } from './catalog.js';
 import { clientAddress } from './client-address.js';
 import { renderMpd } from './dash-rewrite.js';
 import { registerDashboard } from './dashboard-routes.js';
-import { isEligible } from './health.js';
+import { isEligible, isLastResort } from './health.js';
 import { type HealthFetcher, HealthPoller, undiciHealthFetcher } from './health-poller.js';
 import { Holdings } from './holdings.js';
 import { isMultivariant, rewriteMedia, rewriteMultivariant } from './hls-rewrite.js';
@@ -173,8 +173,17 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   const realFetcher = opts.healthFetcher
     ? undefined
     : undiciHealthFetcher({ timeoutMs: opts.healthTimeoutMs ?? Math.min(1000, st.healthIntervalMs), adminToken });
-  // Eligible edges are recomputed after each poll, not per request.
+  // Eligible edges are recomputed after each poll, not per request; so are the last resorts
+  // (down for their error ratio alone), offered only when no edge at all is eligible.
   let eligible = new Set<string>();
+  let lastResort = new Set<string>();
+  const withMember = (set: Set<string>, id: string, member: boolean): Set<string> => {
+    if (member === set.has(id)) return set;
+    const next = new Set(set);
+    if (member) next.add(id);
+    else next.delete(id);
+    return next;
+  };
   const holdings = new Holdings();
   const health = new HealthPoller({
     edges: config.edges,
@@ -188,20 +197,18 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       metrics.edgeState.set({ edge: edgeId, isp: edge.isp }, EDGE_STATE_VALUE[h.state]);
       metrics.pollLatency.observe({ edge: edgeId, outcome: result.ok ? 'ok' : 'error' }, result.latencyMs / 1000);
       if (result.ok) holdings.update(edgeId, Array.isArray(result.report.fill?.heldTitles) ? result.report.fill.heldTitles : undefined);
-      const ok = isEligible(h);
-      if (ok !== eligible.has(edgeId)) {
-        const next = new Set(eligible);
-        if (ok) next.add(edgeId);
-        else next.delete(edgeId);
-        eligible = next;
-      }
+      eligible = withMember(eligible, edgeId, isEligible(h));
+      lastResort = withMember(lastResort, edgeId, isLastResort(h));
     },
   });
 
   const decide = (req: FastifyRequest, title: string): Decision => {
     const addr = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trusted);
     const isp = ispTable.lookup(addr) ?? config.defaultIsp;
-    const edges = rankEdges({ title, isp, edgesById, ring, eligible, holders: opts.holders ? opts.holders(title) : holdings.holders(title), spreadKey: spreadKeyOf(addr) });
+    const input = { title, isp, edgesById, ring, eligible, holders: opts.holders ? opts.holders(title) : holdings.holders(title), spreadKey: spreadKeyOf(addr) };
+    let edges = rankEdges(input);
+    // Every edge failing its misses (the origin down) still serves what it holds: better than a 503.
+    if (edges.length === 0 && lastResort.size > 0) edges = rankEdges({ ...input, eligible: lastResort });
     return { client: addr, isp, edges };
   };
 
