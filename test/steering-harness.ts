@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { afterAll, beforeAll } from 'vitest';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { steeringClusterFile } from '../bench/steering-cluster.js';
@@ -136,4 +137,20 @@ export async function steeringWorld(): Promise<SteeringWorld> {
       for (const e of edges) await e.stop();
     },
   };
+}
+
+/**
+ * A steering world for one describe block: started before its tests, closed after them. The
+ * fields are set once `beforeAll` has run.
+ */
+export function steeringWorldForSuite(): { world: SteeringWorld; steering: { server: SteeringServer; publicUrl: string; adminUrl: string } } {
+  const suite = {} as ReturnType<typeof steeringWorldForSuite>;
+  beforeAll(async () => {
+    suite.world = await steeringWorld();
+    suite.steering = await suite.world.start();
+  }, 30_000);
+  afterAll(async () => {
+    await suite.world?.close();
+  });
+  return suite;
 }

@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { Ring } from '../src/common/ring.js';
 import { Holdings } from '../src/steering/holdings.js';
-import type { SteeringServer } from '../src/steering/server.js';
-import { type SteeringWorld, steeringWorld } from './steering-harness.js';
+import { steeringWorldForSuite } from './steering-harness.js';
 
 describe('holdings index', () => {
   it('tracksWhichEdgesHoldATitleAcrossUpdates', () => {
@@ -20,19 +19,10 @@ describe('holdings index', () => {
 });
 
 describe('steering ranks the edges that hold a title first', () => {
-  let world: SteeringWorld;
-  let steering: { server: SteeringServer; publicUrl: string };
-
-  beforeAll(async () => {
-    world = await steeringWorld();
-    steering = await world.start();
-  }, 30_000);
-  afterAll(async () => {
-    await world.close();
-  });
+  const suite = steeringWorldForSuite();
 
   const ranked = async (title: string) => {
-    const res = await request(`${steering.publicUrl}/v1/steer/${title}.json`);
+    const res = await request(`${suite.steering.publicUrl}/v1/steer/${title}.json`);
     return (await res.body.json()) as { 'PATHWAY-PRIORITY': string[] };
   };
 
@@ -43,7 +33,7 @@ describe('steering ranks the edges that hold a title first', () => {
     expect((await ranked('bbb-hls'))['PATHWAY-PRIORITY'][0]).toBe(ringFirst);
 
     // The other edge's fill agent now reports the title held whole and verified.
-    world.edges.find((e) => e.id === other)!.heldTitles = ['bbb-hls'];
+    suite.world.edges.find((e) => e.id === other)!.heldTitles = ['bbb-hls'];
     const deadline = Date.now() + 3000;
     let first = '';
     while (Date.now() < deadline) {
