@@ -1,4 +1,4 @@
-import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { HttpConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { type LoadState, type Overload, type OverloadParams, initialOverload, stepOverload } from './overload.js';
@@ -16,7 +16,7 @@ export interface LoopMonitorOptions {
  * is what it measures, and a simulated clock would make its timer jump time forward.
  */
 export class LoopMonitor {
-  private readonly histogram: IntervalHistogram;
+  private readonly histogram: ReturnType<typeof monitorEventLoopDelay>;
   private readonly timer: NodeJS.Timeout;
   private overload: Overload = initialOverload();
   private last = 0;
