@@ -142,6 +142,11 @@ export interface EdgeConfig {
   parent?: string;
   /** When to bypass the parent for the origin (only used with `parent`). */
   parentBreaker: ParentBreakerConfig;
+  /**
+   * Worker processes on the public port (one disk tier, one upstream fetch per slice across
+   * them). Unset: `reelcdn edge --workers`, else the number of CPUs (`reelcdn demo`: 1).
+   */
+  workers?: number;
 }
 
 export interface ParentBreakerConfig {
@@ -229,6 +234,18 @@ function posInt(v: Json, field: string, dflt?: number): number {
     throw new ConfigError(field, 'must be a positive integer');
   }
   return v;
+}
+
+/** Most worker processes one edge node runs: beyond this a typo, not a machine. */
+export const MAX_WORKERS = 256;
+
+/** A worker count from the cluster file (a number) or the command line (text). */
+export function workerCount(v: Json | string, field: string): number {
+  const n = typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > MAX_WORKERS) {
+    throw new ConfigError(field, `must be an integer from 1 to ${MAX_WORKERS}`);
+  }
+  return n;
 }
 
 function nonNegInt(v: Json, field: string, dflt: number): number {
@@ -526,6 +543,7 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
       sliceBytes,
       parent: optStr(e.parent, `${f}.parent`),
       parentBreaker: parentBreaker(e.parentBreaker, `${f}.parentBreaker`),
+      ...(e.workers === undefined ? {} : { workers: workerCount(e.workers, `${f}.workers`) }),
     };
   });
   checkParents(edges, edgeIds);

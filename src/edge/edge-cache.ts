@@ -87,6 +87,17 @@ export interface CacheEvents {
   representationChanged?(): void;
 }
 
+/**
+ * The workers of one edge node share its disk tier; before one fetches a slice upstream it asks
+ * the others' permission, so the node fetches each slice once. 'stored': another worker fetched
+ * and stored it while we waited — read it from the shared disk.
+ */
+export interface SliceClaims {
+  claim(key: string, index: number): Promise<'fetch' | 'stored'>;
+  /** Called once per granted claim, after the slice was stored (or could not be). */
+  release(key: string, index: number): void;
+}
+
 export interface EdgeCacheOptions {
   disk: DiskTier;
   memoryBytes: number;
@@ -97,6 +108,8 @@ export interface EdgeCacheOptions {
   events?: CacheEvents;
   /** How long an upstream 404 is remembered. */
   negativeTtlMs?: number;
+  /** Set in a worker of a multi-worker node (see SliceClaims). */
+  claims?: SliceClaims;
 }
 
 /**
@@ -381,7 +394,9 @@ export class EdgeCache {
     const start = index * this.sliceBytes;
     const wantEnd = known ? Math.min(start + this.sliceBytes, known.size) : start + this.sliceBytes;
     let upstreamBytes = 0;
+    const claims = this.opts.claims;
     try {
+      if (claims && (await claims.claim(key, index)) === 'stored' && (await this.fromSharedDisk(fetch, key, title, file, index, known))) return;
       const res = await this.opts.upstream.request({ title, file, start, end: wantEnd, traceparent });
       const now = this.opts.clock.now();
       if (res.status !== 206 && res.status !== 200) {
@@ -495,7 +510,36 @@ export class EdgeCache {
       fetch.fail(e);
     } finally {
       this.lock.release(lockKey, fetch);
+      claims?.release(key, index);
     }
+  }
+
+  /**
+   * Another worker stored the slice while we waited on its claim: our waiters get it from the
+   * shared disk. False (fetch it ourselves) if it is already gone or of another representation.
+   */
+  private async fromSharedDisk(
+    fetch: SliceFetch<SliceHead>,
+    key: string,
+    title: string,
+    file: string,
+    index: number,
+    known: CachedMeta | undefined,
+  ): Promise<boolean> {
+    const stored = this.opts.disk.meta(key);
+    if (!stored) return false;
+    const rep = representationOf(stored);
+    const current = this.metas.get(key);
+    if ((known && known.rep !== rep) || (current && current.rep !== rep)) return false;
+    const data = await this.opts.disk.read(key, index, stored);
+    if (!data) return false;
+    const meta = current ?? this.toCachedMeta(key, title, file, stored, stored.storedAt);
+    if (!current && meta.storable) this.metas.set(key, meta);
+    fetch.setHead({ status: 206, meta });
+    fetch.push(data);
+    fetch.finish();
+    this.memory.noteRecent(key, index, data.length);
+    return true;
   }
 
   /** What an upstream answer says of the object's representation and its freshness. */
