@@ -153,6 +153,15 @@ export class EdgeCache {
     this.metas.set(key, meta);
   }
 
+  /**
+   * Adopts the disk tier's version of an object unless we already know that version: in a worker
+   * of a multi-worker node, objects and versions other workers stored reach this cache so.
+   */
+  learnFromDisk(key: string): void {
+    const stored = this.opts.disk.meta(key);
+    if (stored && this.metas.get(key)?.rep !== representationOf(stored)) this.adoptFromDisk(key);
+  }
+
   memoryStats(): { usedBytes: number; capacityBytes: number; slices: number } {
     return this.memory.stats();
   }

@@ -1,0 +1,52 @@
+import type { ClusterConfig, EdgeConfig } from '../../common/config.js';
+
+/**
+ * What a node's primary and its workers say to each other (over `Rpc`). Calls have replies;
+ * notices do not. All bodies are structured clones.
+ */
+
+/** Call worker → primary, first thing: who am I, and the disk index as it is now. */
+export const INIT = 'init';
+export interface InitReply {
+  config: ClusterConfig;
+  edge: EdgeConfig;
+  worker: number;
+  workers: number;
+  /** The owner's disk index, for the worker's replica (DiskTier snapshot). */
+  snapshot: unknown;
+}
+
+/** Call worker → primary: may I fetch this slice upstream? Reply: ClaimVerdict. */
+export const CLAIM = 'claim';
+export interface ClaimBody {
+  key: string;
+  index: number;
+}
+/** Notice worker → primary: done with a granted claim. */
+export const RELEASE = 'release';
+
+/** Notice worker → primary: listening; body { publicUrl }. */
+export const READY = 'ready';
+/** Notice worker → primary: play ids this worker served media for (batched). */
+export const PLAYS_SEEN = 'plays-seen';
+
+/** Disk replica → owner. Call: commit a prepared slice. Notices: the rest of DiskRemote. */
+export const DISK_COMMIT = 'disk.commit';
+export const DISK_TOUCH_VALIDATED = 'disk.touchValidated';
+export const DISK_TOUCHED = 'disk.touched';
+export const DISK_DAMAGED = 'disk.damaged';
+
+/** Notice primary → workers: a change of the owner's disk index (DiskEvent). */
+export const DISK_EVENT = 'disk.event';
+/** Notice primary → workers: the fill published an object; learn it from the disk. */
+export const ADOPT = 'adopt';
+/** Call primary → worker: purge from memory and metadata; reply { objects, bytes }. */
+export const PURGE = 'purge';
+export interface PurgeBody {
+  title: string;
+  file?: string;
+}
+/** Call primary → worker: this worker's health and metrics; reply WorkerStats. */
+export const STATS = 'stats';
+/** Call primary → worker: drain and exit. */
+export const DRAIN = 'drain';
