@@ -1,0 +1,199 @@
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Clock } from '../../common/clock.js';
+import type { SigningConfig } from '../../common/config.js';
+import { CORS_HEADERS, CORS_PREFLIGHT_HEADERS } from '../../common/cors.js';
+import { sendError } from '../../common/http-app.js';
+import type { Logger } from '../../common/logger.js';
+import { parseObjectPath } from '../../common/paths.js';
+import { type BodyPart, planResponse, requestView } from '../../common/response-plan.js';
+import { verifyToken } from '../../common/signing.js';
+import { requestTraceparent } from '../../common/trace.js';
+import { type CachedMeta, type EdgeCache, type PrimedFetch, RepresentationChanged, type Tier } from '../edge-cache.js';
+import { UpstreamError } from '../upstream.js';
+
+/** The cache as the public routes use it: lookups and reads, no administration. */
+export type ObjectSource = Pick<EdgeCache, 'resolve' | 'peek' | 'tierFor' | 'memorySlice' | 'cachedPieces' | 'prime' | 'read'>;
+
+/** Where each answer to a /c/ request is counted (traffic stats for /health, metrics). */
+export interface AnswerSink {
+  /**
+   * One answer. `tier`: its X-Cache, undefined for answers without one (errors); `bytes`: body
+   * bytes (0 for HEAD); `onlyIfCachedMiss`: a 504 RFC 9111 asks for, no failure of the node.
+   */
+  answered(status: number, tier: Tier | undefined, bytes: number, seconds: number, onlyIfCachedMiss: boolean): void;
+}
+
+/** Everything the public object routes depend on. */
+export interface ObjectService {
+  cache: ObjectSource;
+  signing: Pick<SigningConfig, 'required' | 'keys'>;
+  clock: Clock;
+  logger: Logger;
+  answers: AnswerSink;
+}
+
+export const ONLY_IF_CACHED = /\bonly-if-cached\b/i;
+
+/** Largest answer to an only-if-cached request (peer fill asks one slice at a time). */
+export const ONLY_IF_CACHED_MAX_BYTES = 64 * 1024 * 1024;
+
+/** The first byte a Range header asks for, to fetch that slice first on a cold object. */
+export function firstOffset(range: string | undefined): number | undefined {
+  const m = range ? /^\s*bytes\s*=\s*(\d{1,15})-/i.exec(range) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+/** The status and reason of an answer whose upstream failed before any header went out. */
+export function upstreamFailure(err: unknown): { status: number; reason: string } {
+  if (err instanceof RepresentationChanged) return { status: 502, reason: err.message };
+  const status = err instanceof UpstreamError ? err.status : 502;
+  return { status, reason: `bad gateway: ${(err as Error).message}` };
+}
+
+/**
+ * OPTIONS, HEAD and GET of `/c/{title}/{file}` on a public instance, and the count of every
+ * answer under /c/ (hooks are added to the instance itself, so they see its 404s and 503s too).
+ */
+export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): void {
+  const { cache, signing, clock } = svc;
+
+  app.addHook('onResponse', async (req, reply) => {
+    if (!req.url.startsWith('/c/')) return;
+    const tier = reply.getHeader('x-cache') as Tier | undefined;
+    const bytes = req.method === 'HEAD' ? 0 : Number(reply.getHeader('content-length') ?? 0);
+    const onlyIfCachedMiss = reply.statusCode === 504 && ONLY_IF_CACHED.test(String(req.headers['cache-control'] ?? ''));
+    svc.answers.answered(reply.statusCode, tier, bytes, reply.elapsedTime / 1000, onlyIfCachedMiss);
+  });
+
+  app.options('/c/*', async (_req, reply) => reply.code(204).headers(CORS_PREFLIGHT_HEADERS).send());
+  const handler = (req: FastifyRequest, reply: FastifyReply) => serveObject(req, reply);
+  // HEAD is registered before GET so fastify does not add its own HEAD route, whose onSend
+  // overwrites Content-Length with 0 when the body is empty (ours always is for HEAD).
+  app.head('/c/*', handler);
+  app.get('/c/*', handler);
+
+  async function serveObject(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    reply.headers(CORS_HEADERS);
+    const q = req.url.indexOf('?');
+    const path = q < 0 ? req.url : req.url.slice(0, q);
+    const parsed = parseObjectPath(path.slice('/c/'.length));
+    if (!parsed.ok) return sendError(reply, 400, parsed.reason);
+
+    if (signing.required) {
+      const params = new URLSearchParams(q < 0 ? '' : req.url.slice(q + 1));
+      const verdict = verifyToken(signing.keys, path, { e: params.get('e'), k: params.get('k'), t: params.get('t') }, clock.now() / 1000);
+      if (!verdict.ok) return sendError(reply, 403, `forbidden: ${verdict.reason}`);
+    }
+
+    // The header, or the `tp` query parameter steering puts in the URLs it signs (players drop headers).
+    const traceparent = requestTraceparent(req.headers, req.url);
+    if (traceparent) reply.header('traceparent', traceparent);
+    // RFC 9111 §5.2.1.7: answer from the cache or 504 — peers filling from us never make us go upstream.
+    if (ONLY_IF_CACHED.test(String(req.headers['cache-control'] ?? ''))) {
+      return serveOnlyIfCached(req, reply, parsed.title, parsed.file);
+    }
+    return answerObject(req, reply, parsed.title, parsed.file, traceparent, true);
+  }
+
+  /**
+   * Resolves the object's representation and answers from it. The tier (X-Cache) is settled
+   * before headers go out: cached bytes are read first (a slice failing its checksum makes the
+   * answer a MISS), and a miss waits for upstream's answer head, so a dead upstream is a clean
+   * 502/504 and an object that changed is resolved again rather than promised in its old version.
+   */
+  async function answerObject(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    title: string,
+    file: string,
+    traceparent: string | undefined,
+    mayRetry: boolean,
+  ): Promise<FastifyReply> {
+    let resolved;
+    try {
+      resolved = await cache.resolve(title, file, firstOffset(req.headers.range), traceparent);
+    } catch (err) {
+      return sendUpstreamError(reply, err);
+    }
+    if (resolved.kind === 'not-found') return sendError(reply, 404, 'not found');
+
+    const meta = resolved.meta;
+    const plan = planResponse(requestView(req.method, req.headers), meta);
+    const ranges = plan.body.flatMap((p) => (p.kind === 'bytes' ? [p.range] : []));
+    let primed = resolved.primed;
+    // No body bytes needed: answered from what we know of the object.
+    let tier: Tier = ranges.length === 0 ? 'HIT-MEM' : primed && !primed.joined ? 'MISS' : cache.tierFor(meta, ranges);
+    let pieces: Buffer[] | undefined;
+    if (plan.body.length === 1 && (tier === 'HIT-MEM' || tier === 'HIT-DISK')) {
+      // Hot path: one range inside one memory slice goes out without a stream.
+      const buf = tier === 'HIT-MEM' ? cache.memorySlice(meta, ranges[0]!) : undefined;
+      // Else cached single range: whole buffers, no generator-driven stream.
+      pieces = buf ? [buf] : await cache.cachedPieces(meta, ranges[0]!);
+      // A slice that failed its checksum was dropped: this answer goes upstream after all.
+      if (!pieces) tier = cache.tierFor(meta, ranges);
+    }
+    if (!pieces && tier === 'MISS' && !primed) {
+      try {
+        primed = await cache.prime(meta, ranges[0]!, traceparent);
+      } catch (err) {
+        if (err instanceof RepresentationChanged && mayRetry) return answerObject(req, reply, title, file, traceparent, false);
+        return sendUpstreamError(reply, err);
+      }
+    }
+    reply.code(plan.status).headers(plan.headers).header('x-cache', tier);
+    if (resolved.stale) reply.header('warning', '110 - "Response is Stale"');
+    if (plan.body.length === 0) return reply.send();
+    if (pieces) return reply.send(pieces.length === 1 ? pieces[0] : bufferStream(pieces));
+    return reply.send(Readable.from(bodyOf(meta, plan.body, primed, traceparent), { objectMode: false, highWaterMark: 1 }));
+  }
+
+  function sendUpstreamError(reply: FastifyReply, err: unknown): FastifyReply {
+    const f = upstreamFailure(err);
+    return sendError(reply, f.status, f.reason);
+  }
+
+  /**
+   * Answers from the memory and disk tiers alone. The bytes are read (and their checksums
+   * checked) before any header goes out, so a slice that turns out damaged is a clean 504.
+   */
+  async function serveOnlyIfCached(req: FastifyRequest, reply: FastifyReply, title: string, file: string): Promise<FastifyReply> {
+    const notCached = () => sendError(reply, 504, 'not cached (only-if-cached)');
+    const meta = cache.peek(title, file);
+    if (!meta) return notCached();
+    const plan = planResponse(requestView(req.method, req.headers), meta);
+    const ranges = plan.body.flatMap((p) => (p.kind === 'bytes' ? [p.range] : []));
+    const tier = ranges.length > 0 ? cache.tierFor(meta, ranges) : 'HIT-MEM';
+    if (tier === 'MISS' || tier === 'HIT-FILL') return notCached();
+    // Held in memory whole before answering: bounded, peers ask one slice at a time.
+    if (ranges.reduce((n, r) => n + r.end - r.start, 0) > ONLY_IF_CACHED_MAX_BYTES) {
+      return sendError(reply, 504, `only-if-cached answers at most ${ONLY_IF_CACHED_MAX_BYTES} bytes; ask for a smaller range`);
+    }
+    const body: Buffer[] = [];
+    for (const part of plan.body) {
+      if (part.kind === 'literal') body.push(part.data);
+      else {
+        const pieces = await cache.cachedPieces(meta, part.range, Infinity);
+        if (!pieces) return notCached();
+        body.push(...pieces);
+      }
+    }
+    reply.code(plan.status).headers(plan.headers).header('x-cache', tier);
+    return reply.send(body.length === 0 ? undefined : body.length === 1 ? body[0] : bufferStream(body));
+  }
+
+  async function* bodyOf(meta: CachedMeta, body: BodyPart[], primed: PrimedFetch | undefined, traceparent?: string) {
+    for (const part of body) {
+      if (part.kind === 'literal') yield part.data;
+      else yield* cache.read(meta, part.range, primed, traceparent);
+    }
+  }
+}
+
+/** A readable of buffers already in hand: pushed at once, no async iteration per piece. */
+function bufferStream(pieces: Buffer[]): Readable {
+  const s = new Readable({ read() {} });
+  for (const p of pieces) s.push(p);
+  s.push(null);
+  return s;
+}
