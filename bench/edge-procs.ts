@@ -170,9 +170,13 @@ export function peakRss(pid: number): number {
   return statusField(pid, 'VmHWM');
 }
 
-/** Samples a process tree's RSS every `everyMs`; `peak()` is the highest sum seen since `reset()`. */
+/**
+ * Samples a process tree's RSS every `everyMs`; `peak()` is the highest sum seen since `reset()`,
+ * `lifetimePeak()` the highest since the sampler started.
+ */
 export class RssSampler {
   private max = 0;
+  private lifetimeMax = 0;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -186,6 +190,7 @@ export class RssSampler {
   sample(): number {
     const now = treeRss(this.pid);
     if (now > this.max) this.max = now;
+    if (now > this.lifetimeMax) this.lifetimeMax = now;
     return now;
   }
 
@@ -197,6 +202,11 @@ export class RssSampler {
   peak(): number {
     this.sample();
     return this.max;
+  }
+
+  lifetimePeak(): number {
+    this.sample();
+    return this.lifetimeMax;
   }
 
   stop(): void {

@@ -1,16 +1,19 @@
 /**
- * The caches the edge benchmark measures, each a child process on a loopback port in front of
- * the same bench origin: a real ReelCDN edge (`reelcdn edge`), nginx as a slicing proxy cache,
- * and Varnish with malloc storage. All answer `/c/{title}/{file}` and fetch `/o/{title}/{file}`.
+ * The servers the edge benchmark measures, each a child process on a loopback port in front of
+ * the same bench origin: a real ReelCDN edge (`reelcdn edge`, as deployed), nginx as a slicing
+ * proxy cache, Varnish with malloc or file storage, and the bare node:http server that gives the
+ * client's ceiling. All answer `/c/{title}/{file}` and fetch `/o/{title}/{file}`.
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdirSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, logTail, spawnTracked, stopChild, waitForHttp } from './edge-procs.js';
+import { SIGNING } from './edge/workloads.js';
+import type { ServerName } from './edge/verdicts.js';
 
-export type TargetName = 'ReelCDN' | 'nginx' | 'Varnish';
+export type TargetName = ServerName;
 
 export interface Target {
   name: TargetName;
@@ -32,6 +35,8 @@ export interface TargetOptions {
   diskBytes: number;
   /** `taskset -c <cpu>` prefix, or [] (no pinning). */
   pin: string[];
+  /** Worker processes (ReelCDN `--workers`, nginx `worker_processes`); 1 unless said. */
+  workers?: number;
 }
 
 /** Whether an executable is on PATH (nginx and varnishd live in /usr/sbin). */
@@ -57,14 +62,57 @@ function started(child: ChildProcess, name: string): number {
   return child.pid;
 }
 
+/** The last `bytes` of a file (a child's log), for an error message. */
+function fileTail(path: string, bytes = 4096): string {
+  try {
+    const size = statSync(path).size;
+    const fd = openSync(path, 'r');
+    try {
+      const buf = Buffer.alloc(Math.min(bytes, size));
+      readSync(fd, buf, 0, buf.length, size - buf.length);
+      return buf.toString();
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}
+
 // ---------------------------------------------------------------- ReelCDN
 
-export async function startReelcdn(o: TargetOptions & { cpuProfDir?: string; sliceBytes: number }): Promise<Target> {
-  const home = join(o.dir, 'reelcdn');
+/** The edge CLI to run: BENCH_EDGE_CLI (another build's dist/src/cli.js, for A/B) or this build's. */
+export function edgeCli(): string {
+  return process.env.BENCH_EDGE_CLI ?? fileURLToPath(new URL('../src/cli.js', import.meta.url));
+}
+
+const NO_WORKERS_FLAG = /Unknown option '--workers'/;
+
+/**
+ * Whether this edge build knows `--workers` (builds before issue 9 do not): asked of the CLI
+ * itself, whose argument parser rejects an unknown option before it reads `--help`.
+ */
+export function edgeHasWorkersFlag(cli: string): boolean {
+  const r = spawnSync(process.execPath, [cli, 'edge', '--workers', '1', '--help'], { encoding: 'utf8', timeout: 30_000 });
+  return !NO_WORKERS_FLAG.test(`${r.stdout ?? ''}${r.stderr ?? ''}`);
+}
+
+export class EdgeHasNoWorkersFlag extends Error {
+  constructor() {
+    super('edge has no --workers');
+  }
+}
+
+export async function startReelcdn(
+  o: TargetOptions & { cpuProfDir?: string; sliceBytes: number; workersFlag: boolean; signingTtlSeconds: number },
+): Promise<Target> {
+  const workers = o.workers ?? 1;
+  if (workers > 1 && !o.workersFlag) throw new EdgeHasNoWorkersFlag();
+  const home = join(o.dir, workers > 1 ? `reelcdn-w${workers}` : 'reelcdn');
   mkdirSync(home, { recursive: true });
   const [port, adminPort] = [await freePort(), await freePort()];
   const cluster = {
-    signing: { keys: { bench: 'bench-secret-0123456789abcdef' }, activeKey: 'bench', ttlSeconds: 3600, required: false },
+    signing: { keys: SIGNING.keys, activeKey: SIGNING.activeKey, ttlSeconds: o.signingTtlSeconds, required: true },
     origin: { url: o.originUrl, adminUrl: o.originUrl, dataDir: join(home, 'origin-unused') },
     steering: { url: 'http://127.0.0.1:9', adminUrl: 'http://127.0.0.1:9' },
     isps: [{ id: 'bench', prefixes: ['127.0.0.0/8'] }],
@@ -81,26 +129,41 @@ export async function startReelcdn(o: TargetOptions & { cpuProfDir?: string; sli
       },
     ],
     admin: { openHealth: true, openMetrics: true },
-    log: { level: 'warn' },
+    log: { level: 'info' },
   };
   const file = join(home, 'cluster.json');
   writeFileSync(file, JSON.stringify(cluster, null, 2));
-  // BENCH_EDGE_CLI: another build's dist/src/cli.js, to compare two versions of the edge.
-  const cli = process.env.BENCH_EDGE_CLI ?? fileURLToPath(new URL('../src/cli.js', import.meta.url));
+  const cli = edgeCli();
   const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [];
-  const argv = [process.execPath, ...nodeArgs, cli, 'edge', '--config', file, '--id', 'bench-edge'];
+  // `reelcdn edge` defaults to one worker per CPU: say 1 for the 1-core runs (a build without
+  // the flag is one process anyway).
+  const workerArgs = o.workersFlag ? ['--workers', String(workers)] : [];
+  const argv = [process.execPath, ...nodeArgs, cli, 'edge', '--config', file, '--id', 'bench-edge', ...workerArgs];
   const [cmd, ...args] = [...o.pin, ...argv] as [string, ...string[]];
+  // The access log (one JSON line per request at level info) goes to a file in the temp dir, as
+  // a deployed edge's stdout would: a file never blocks the edge, and nothing in the bench's
+  // own process (which shares the client's core) reads it.
+  const logFile = join(home, 'edge.log');
+  const logFd = openSync(logFile, 'a');
   const child = spawnTracked(cmd, args, {
     name: 'reelcdn',
+    stdio: ['pipe', logFd, logFd],
     env: { ...process.env, REELCDN_ADMIN_TOKEN: 'bench-admin-token-0123456789' },
   });
+  closeSync(logFd);
   const adminUrl = `http://127.0.0.1:${adminPort}`;
-  await waitForHttp(`${adminUrl}/health`, child);
+  await waitForHttp(`${adminUrl}/health`, child, 30_000).catch((err: Error) => {
+    const tail = fileTail(logFile);
+    if (NO_WORKERS_FLAG.test(tail)) throw new EdgeHasNoWorkersFlag();
+    throw new Error(`${err.message}\n${tail}`);
+  });
   return {
     name: 'ReelCDN',
     url: `http://127.0.0.1:${port}`,
     pid: started(child, 'reelcdn edge'),
-    describe: `reelcdn edge (Node ${process.version}), memoryBytes ${o.memoryBytes / MiB} MiB, slices ${o.sliceBytes / MiB} MiB, log warn, signing off`,
+    describe:
+      `reelcdn edge (Node ${process.version}${process.env.BENCH_EDGE_CLI ? `, ${cli}` : ''}), ${o.workersFlag ? `--workers ${workers}` : 'no --workers flag (one process)'}, ` +
+      `memoryBytes ${o.memoryBytes / MiB} MiB, diskBytes ${o.diskBytes / MiB} MiB, slices ${o.sliceBytes / MiB} MiB, signing required, log info (access log to ${logFile})`,
     async tiers() {
       const res = await fetch(`${adminUrl}/health`);
       const h = (await res.json()) as { byTier: Record<string, { requests: number }> };
@@ -124,7 +187,8 @@ export function nginxHasSlice(bin: string): boolean {
 }
 
 export async function startNginx(o: TargetOptions & { bin: string }): Promise<Target> {
-  const home = join(o.dir, 'nginx');
+  const workers = o.workers ?? 1;
+  const home = join(o.dir, workers > 1 ? `nginx-w${workers}` : 'nginx');
   for (const d of ['cache', 'client_body', 'proxy_temp', 'fastcgi_temp', 'uwsgi_temp', 'scgi_temp', 'logs']) mkdirSync(join(home, d), { recursive: true });
   const port = await freePort();
   const origin = new URL(o.originUrl);
@@ -132,7 +196,7 @@ export async function startNginx(o: TargetOptions & { bin: string }): Promise<Ta
   const conf = `# generated by bench/edge.ts
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes ${workers};
 ${root ? 'user root root;' : ''}
 pid ${home}/nginx.pid;
 error_log ${home}/logs/error.log warn;
@@ -184,15 +248,15 @@ http {
     name: 'nginx',
     url: `http://127.0.0.1:${port}`,
     pid: started(child, 'nginx'),
-    describe: `${version}, 1 worker, proxy_cache + slice 2m, sendfile on, access_log off, cache dir on the same disk`,
+    describe: `${version}, ${workers} worker${workers > 1 ? 's' : ''}, proxy_cache + slice 2m, sendfile on, access_log off, cache dir on the same disk`,
     stop: () => stopChild(child, 10_000),
   };
 }
 
 // ---------------------------------------------------------------- Varnish
 
-export async function startVarnish(o: TargetOptions & { bin: string }): Promise<Target> {
-  const home = join(o.dir, 'varnish');
+export async function startVarnish(o: TargetOptions & { bin: string; storage: 'malloc' | 'file' }): Promise<Target> {
+  const home = join(o.dir, o.storage === 'file' ? 'varnish-file' : 'varnish');
   mkdirSync(home, { recursive: true });
   const port = await freePort();
   const origin = new URL(o.originUrl);
@@ -223,16 +287,49 @@ sub vcl_deliver {
   const file = join(home, 'bench.vcl');
   writeFileSync(file, vcl);
   const memMiB = Math.floor(o.memoryBytes / MiB);
-  const argv = [o.bin, '-F', '-j', 'none', '-n', join(home, 'work'), '-a', `127.0.0.1:${port}`, '-T', 'none', '-f', file, '-s', `malloc,${memMiB}M`, '-p', 'nuke_limit=1000'];
+  const diskMiB = Math.floor(o.diskBytes / MiB);
+  // The file store is the peer for disk hits: as large as the edge's diskBytes.
+  const storage = o.storage === 'file' ? `file,${join(home, 'storage.bin')},${diskMiB}M` : `malloc,${memMiB}M`;
+  const argv = [o.bin, '-F', '-j', 'none', '-n', join(home, 'work'), '-a', `127.0.0.1:${port}`, '-T', 'none', '-f', file, '-s', storage, '-p', 'nuke_limit=1000'];
   const [cmd, ...args] = [...o.pin, ...argv] as [string, ...string[]];
   const child = spawnTracked(cmd, args, { name: 'varnish' });
   await waitForHttp(`http://127.0.0.1:${port}/`, child, 30_000);
   const version = /varnish-[\d.]+/.exec(versionText(o.bin, '-V'))?.[0] ?? 'varnish';
+  const said =
+    o.storage === 'file'
+      ? `-s file,${diskMiB}M (same size as ReelCDN's diskBytes)`
+      : `-s malloc,${memMiB}M (same budget as ReelCDN's memoryBytes)`;
   return {
-    name: 'Varnish',
+    name: o.storage === 'file' ? 'Varnish-file' : 'Varnish',
     url: `http://127.0.0.1:${port}`,
     pid: started(child, 'varnishd'),
-    describe: `${version}, -s malloc,${memMiB}M (same budget as ReelCDN's memoryBytes), default thread pools, nuke_limit=1000 (a 2 MiB object may evict many small ones)`,
+    describe: `${version}, ${said}, default thread pools, nuke_limit=1000 (a 2 MiB object may evict many small ones)`,
     stop: () => stopChild(child, 10_000),
+  };
+}
+
+// ---------------------------------------------------------------- the client's ceiling
+
+/** The bare node:http server (bench/edge/bare-server.ts) handing out one Buffer of `bytes`. */
+export async function startBare(o: Pick<TargetOptions, 'pin' | 'workers'> & { bytes: number }): Promise<Target> {
+  const workers = o.workers ?? 1;
+  const script = fileURLToPath(new URL('./edge/bare-server.js', import.meta.url));
+  const argv = [...o.pin, process.execPath, script, '--bytes', String(o.bytes), '--workers', String(workers)];
+  const child = spawnTracked(argv[0]!, argv.slice(1), { name: 'bare' });
+  const url = await new Promise<string>((ok, fail) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = /listening (\S+)/.exec(buf);
+      if (m) ok(m[1]!);
+    });
+    child.once('exit', (code) => fail(new Error(`bare server exited (${code}): ${logTail(child)}`)));
+  });
+  return {
+    name: 'node:http',
+    url,
+    pid: started(child, 'bare server'),
+    describe: `bare node:http (Node ${process.version}), ${workers} process${workers > 1 ? 'es (reusePort)' : ''}, one ${o.bytes} B Buffer for every request`,
+    stop: () => stopChild(child, 5_000),
   };
 }

@@ -1,202 +1,86 @@
 /**
- * `npm run bench:edge` — ReelCDN's edge against nginx proxy_cache (slice 2m) and Varnish (malloc),
- * on loopback, with autocannon. See docs/benchmarks.md for what each workload means.
+ * `npm run bench:edge` — ReelCDN's edge, run as deployed (signing required, log level info,
+ * access log on), against nginx proxy_cache + slice and Varnish (malloc, and file for disk hits),
+ * on loopback, with wrk (autocannon when wrk is not installed). See docs/benchmarks.md.
  *
- * Workloads (each: fill pass(es), a short autocannon warm-up, then a measured run):
+ * Each workload first measures the client's own ceiling (the same client, connections and cores
+ * against a bare node:http server handing out a Buffer of the answer's size); any figure above
+ * 70 % of it is marked client-bound. Then, for each server: fill pass(es), a short warm-up, the
+ * measured run.
+ *
  *   hot-2m     Range: bytes=a-(a+2MiB-1) at random offsets over one 64 MiB file, all in memory
- *   hot-16k    whole GETs of ~2,000 16 KiB objects, all in memory
+ *   hot-16k    whole GETs of 2,000 16 KiB objects, all in memory
  *   disk-tier  whole GETs of ~2 MiB segments cycling over a set several times memoryBytes
  *              (so ReelCDN serves them from its disk tier / the page cache, never memory)
  *   cold       one request per never-seen 512 KiB object (bounded count): fetch, store, serve
+ *   workers-2  hot-16k and disk-tier again with the edge at --workers 2 and nginx at
+ *              worker_processes 2, nothing pinned
  *
- * Environment knobs: BENCH_DURATION (s, default 10), BENCH_TARGETS (e.g. "ReelCDN,nginx"),
- * BENCH_WORKLOADS (e.g. "hot-2m,hot-16k"), BENCH_PIN=0 (no CPU pinning), BENCH_CPU_PROF=DIR
- * (the edge child runs with --cpu-prof into DIR), BENCH_JSON=FILE (results as JSON),
- * BENCH_KEEP=1 (keep the temp dir).
+ * Environment knobs: BENCH_DURATION (s, default 8), BENCH_TARGETS (e.g. "ReelCDN,nginx";
+ * "varnish" means both Varnish stores, "varnish-file" the file store alone), BENCH_WORKLOADS
+ * (e.g. "hot-2m,hot-16k,workers-2"), BENCH_PIN=0 (no CPU pinning), BENCH_CLIENT=autocannon
+ * (even when wrk is installed), BENCH_CPU_PROF=DIR (the edge child runs with --cpu-prof into DIR),
+ * BENCH_EDGE_CLI=path/to/dist/src/cli.js (another build of the edge, for A/B), BENCH_JSON=FILE
+ * (results as JSON), BENCH_KEEP=1 (keep the temp dir).
  */
-import autocannon from 'autocannon';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
+import { RssSampler, cleanupNow, installCleanupHandlers, onCleanup, spawnTracked, stopChild, trackTempDir, treeCpuSeconds } from './edge-procs.js';
 import {
-  RssSampler,
-  cleanupNow,
-  installCleanupHandlers,
-  onCleanup,
-  peakRss,
-  spawnTracked,
-  stopChild,
-  trackTempDir,
-  treeCpuSeconds,
-} from './edge-procs.js';
-import { type Target, type TargetName, nginxHasSlice, onPath, startNginx, startReelcdn, startVarnish } from './edge-targets.js';
-import { seededRandom as rng } from './seeded-random.js';
+  EdgeHasNoWorkersFlag,
+  type Target,
+  type TargetOptions,
+  edgeCli,
+  edgeHasWorkersFlag,
+  nginxHasSlice,
+  onPath,
+  startBare,
+  startNginx,
+  startReelcdn,
+  startVarnish,
+} from './edge-targets.js';
+import { runAutocannon } from './edge/autocannon-load.js';
+import type { LoadPlan, LoadResult } from './edge/load.js';
+import { type EdgeMemory, type Measured, ceilings, figures, memoryTable, progressLine, resultsTable, runLabel, verdictTable } from './edge/report.js';
+import { type ServerName, ceilingFor, isClientBound, targetVerdicts, workersVerdicts } from './edge/verdicts.js';
+import {
+  COLD_COUNT,
+  DISK_BYTES,
+  MEMORY_BYTES,
+  type Req,
+  SLICE_BYTES,
+  type Workload,
+  contentSummary,
+  generateContent,
+  signed,
+  workloads,
+} from './edge/workloads.js';
+import { runWrk, wrkScript } from './edge/wrk.js';
 
-// autocannon 9 keeps every response body as a string (`req.body += chunk`, a UTF-8 decode
-// and a copy of every byte) even when nothing reads it: with 2 MiB binary bodies that alone
-// capped the client near 40 req/s (0.08 GB/s) whatever the server. We never look at bodies
-// (no expectBody/verifyBody/onResponse), so the load generator skips it.
-{
-  const require = createRequire(import.meta.url);
-  const queue = require('autocannon/lib/pipelinedRequestsQueue.js') as { prototype: { addBody(data: unknown): void } };
-  queue.prototype.addBody = () => {};
-}
-
-const MiB = 1024 * 1024;
-const KiB = 1024;
-
-const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const DURATION = Number(process.env.BENCH_DURATION ?? 8);
 const WARMUP_SECONDS = 2;
-const MEMORY_BYTES = 192 * MiB;
-const DISK_BYTES = 4096 * MiB;
-const SLICE_BYTES = 2 * MiB;
-const RSS_ALLOWANCE = 150 * MiB;
+/** The ceiling needs no long run: a bare server's rate is steady after a second. */
+const CEILING_SECONDS = Math.max(3, Math.round(DURATION / 2));
+/** Tokens valid for the whole run, however long (they are signed once, at the start). */
+const SIGN_TTL_SECONDS = 6 * 3600;
+const WORKERS_N = 2;
+const WORKERS_WORKLOADS: Workload['key'][] = ['hot-16k', 'disk-tier'];
 
-const BIG_BYTES = 64 * MiB;
-const SMALL_COUNT = 2000;
-const SMALL_BYTES = 16 * KiB;
-const SEGMENT_COUNT = 480; // ~0.9 GiB: ~5x memoryBytes
-const COLD_COUNT = 1000;
-const COLD_BYTES = 512 * KiB;
-
-interface Req {
-  path: string;
-  range?: string;
+interface ClientSetup {
+  kind: 'wrk' | 'autocannon';
+  /** `taskset -c <cpus>` for wrk, or []. */
+  pin: string[];
+  threads: number;
 }
 
-interface Workload {
-  key: 'hot-2m' | 'hot-16k' | 'disk-tier' | 'cold';
-  title: string;
-  connections: number;
-  /** Requests that fill the cache before measuring (each list fetched in order, `passes` times). */
-  fill: Req[];
-  fillPasses: number;
-  /** A short unmeasured autocannon run first (JIT, connection set-up). */
-  warmup: boolean;
-  /** Bounded count instead of a duration. */
-  amount?: number;
-  /** The request stream of the measured run; `reset()` starts it over for each target. */
-  next(): Req;
-  reset(): void;
-}
-
-interface Measured {
-  target: TargetName;
-  workload: Workload['key'];
-  reqPerSec: number;
-  bytesPerSec: number;
-  p50: number;
-  p99: number;
-  requests: number;
-  errors: number;
-  non2xx: number;
-  peakRss: number;
-  /** Server CPU time (all its processes and threads) per answer during the measured run. */
-  cpuUsPerReq: number;
-  tiers?: Record<string, number>;
-  originRequests: number;
-}
-
-
-function pad(n: number, w = 4): string {
-  return String(n).padStart(w, '0');
-}
-
-// ---------------------------------------------------------------- content
-
-function generateContent(root: string): void {
-  const noise = randomBytes(8 * MiB);
-  const write = (title: string, file: string, bytes: number, seed: number) => {
-    const dir = join(root, title);
-    mkdirSync(dir, { recursive: true });
-    const buf = Buffer.allocUnsafe(bytes);
-    let off = 0;
-    let src = (seed * 7919) % noise.length;
-    while (off < bytes) {
-      const n = Math.min(bytes - off, noise.length - src);
-      noise.copy(buf, off, src, src + n);
-      off += n;
-      src = 0;
-    }
-    buf.write(`${title}/${file}#${seed}`, 0); // every object distinct
-    writeFileSync(join(dir, file), buf);
-  };
-  write('big', 'movie.ts', BIG_BYTES, 1);
-  for (let i = 0; i < SMALL_COUNT; i++) write('small', `o${pad(i)}.m4s`, SMALL_BYTES, 10 + i);
-  const r = rng(42);
-  for (let i = 0; i < SEGMENT_COUNT; i++) {
-    // "2 MiB-ish": 1.75-2 MiB, so one segment is one slice everywhere
-    const bytes = SLICE_BYTES - Math.floor(r() * (SLICE_BYTES / 8));
-    write('seg', `s${pad(i)}.ts`, bytes, 5000 + i);
-  }
-  for (let i = 0; i < COLD_COUNT; i++) write('cold', `c${pad(i)}.m4s`, COLD_BYTES, 9000 + i);
-}
-
-// ---------------------------------------------------------------- workloads
-
-function workloads(): Workload[] {
-  // hot-2m: 2 MiB ranges at random (188-byte, TS packet aligned) offsets: most span two slices.
-  const r = rng(7);
-  const ranges: Req[] = Array.from({ length: 512 }, () => {
-    const start = Math.floor((r() * (BIG_BYTES - 2 * MiB)) / 188) * 188;
-    return { path: '/c/big/movie.ts', range: `bytes=${start}-${start + 2 * MiB - 1}` };
-  });
-  const bigSlices: Req[] = Array.from({ length: BIG_BYTES / SLICE_BYTES }, (_, i) => ({
-    path: '/c/big/movie.ts',
-    range: `bytes=${i * SLICE_BYTES}-${(i + 1) * SLICE_BYTES - 1}`,
-  }));
-  const small: Req[] = Array.from({ length: SMALL_COUNT }, (_, i) => ({ path: `/c/small/o${pad(i)}.m4s` }));
-  const segs: Req[] = Array.from({ length: SEGMENT_COUNT }, (_, i) => ({ path: `/c/seg/s${pad(i)}.ts` }));
-  const cold: Req[] = Array.from({ length: COLD_COUNT }, (_, i) => ({ path: `/c/cold/c${pad(i)}.m4s` }));
-
-  const cycling = (list: Req[], stride = 1) => {
-    let i = 0;
-    return { next: () => list[(i++ * stride) % list.length]!, reset: () => void (i = 0) };
-  };
-  return [
-    {
-      key: 'hot-2m',
-      title: 'hot 2 MiB ranges (64 MiB file, random offsets)',
-      connections: 32,
-      fill: bigSlices,
-      fillPasses: 2,
-      warmup: true,
-      ...cycling(ranges),
-    },
-    {
-      key: 'hot-16k',
-      title: 'hot 16 KiB objects (2,000)',
-      connections: 64,
-      fill: small,
-      fillPasses: 2,
-      warmup: true,
-      ...cycling(small, 7), // 7 is coprime with 2000: every object, scattered
-    },
-    {
-      key: 'disk-tier',
-      title: `disk-tier hits (${SEGMENT_COUNT} ~2 MiB segments, ${((SEGMENT_COUNT * 1.94 * MiB) / MEMORY_BYTES).toFixed(1)}x memoryBytes, cyclic)`,
-      connections: 32,
-      fill: segs,
-      fillPasses: 2,
-      warmup: true,
-      ...cycling(segs),
-    },
-    {
-      key: 'cold',
-      title: `cold misses (${COLD_COUNT} never-seen 512 KiB objects)`,
-      connections: 32,
-      fill: [],
-      fillPasses: 0,
-      warmup: false,
-      amount: COLD_COUNT,
-      ...cycling(cold),
-    },
-  ];
-}
+const say = (s: string) => process.stdout.write(`${s}\n`);
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 
 // ---------------------------------------------------------------- driving
 
@@ -225,7 +109,7 @@ async function fillCache(base: string, list: Req[], passes: number, concurrency 
         } catch {
           status = await fetchAll(base + item.path, item.range); // once more, on a new connection
         }
-        if (status !== 200 && status !== 206) failures.push(`${item.path} HTTP ${status}`);
+        if (status !== 200 && status !== 206) failures.push(`${item.path.replace(/\?.*/, '')} HTTP ${status}`);
       }
     };
     await Promise.all(Array.from({ length: concurrency }, worker));
@@ -233,24 +117,27 @@ async function fillCache(base: string, list: Req[], passes: number, concurrency 
   return failures;
 }
 
-async function runCannon(base: string, w: Workload, seconds: number | undefined): Promise<autocannon.Result> {
-  const url = new URL(base);
-  const opts: autocannon.Options = {
-    url: base,
+/** wrk scripts by plan: written once to the temp dir, reused for every server. */
+const scripts = new Map<string, string>();
+
+async function runLoad(dir: string, url: string, w: Workload, client: ClientSetup, seconds: number | undefined): Promise<LoadResult> {
+  const plan: LoadPlan = {
+    requests: w.requests,
+    stride: w.stride,
     connections: w.connections,
-    pipelining: 1,
-    timeout: 20,
-    ...(w.amount !== undefined && seconds === undefined ? { amount: w.amount } : { duration: seconds ?? DURATION }),
-    requests: [
-      {
-        setupRequest: (req: autocannon.Request) => {
-          const r = w.next();
-          return { ...req, method: 'GET', path: r.path, headers: { host: url.host, ...(r.range ? { range: r.range } : {}) } };
-        },
-      } as autocannon.Request,
-    ],
+    threads: client.kind === 'wrk' ? client.threads : 1,
+    ...(seconds === undefined ? { amount: w.amount } : {}),
+    seconds: seconds ?? DURATION,
   };
-  return autocannon(opts);
+  if (client.kind === 'autocannon') return runAutocannon(url, plan);
+  const key = `${w.key}-t${plan.threads}${plan.amount !== undefined ? '-bounded' : ''}`;
+  let scriptPath = scripts.get(key);
+  if (!scriptPath) {
+    scriptPath = join(dir, `wrk-${key}.lua`);
+    writeFileSync(scriptPath, wrkScript(plan));
+    scripts.set(key, scriptPath);
+  }
+  return runWrk({ url, scriptPath, plan, pin: client.pin });
 }
 
 async function originRequests(originUrl: string): Promise<number> {
@@ -258,106 +145,46 @@ async function originRequests(originUrl: string): Promise<number> {
   return Number((await res.text()).trim());
 }
 
-async function measure(target: Target, w: Workload, originUrl: string, rss: RssSampler): Promise<Measured> {
+interface Running {
+  target: Target;
+  rss: RssSampler;
+}
+
+async function measure(
+  dir: string,
+  { target, rss }: Running,
+  w: Workload,
+  workers: number,
+  client: ClientSetup,
+  originUrl: string,
+  ceiling: number | undefined,
+): Promise<Measured> {
+  const bare = target.name === 'node:http';
   rss.reset();
-  w.reset();
-  const failed = w.fillPasses > 0 ? await fillCache(target.url, w.fill, w.fillPasses) : [];
-  if (failed.length > 0) process.stdout.write(`  ${target.name}: ${failed.length} fill answers were not 200/206 (first: ${failed[0]})\n`);
-  if (w.warmup) await runCannon(target.url, w, WARMUP_SECONDS);
-  w.reset();
+  const failed = !bare && w.fillPasses > 0 ? await fillCache(target.url, w.fill, w.fillPasses) : [];
+  if (failed.length > 0) say(`  ${target.name}: ${failed.length} fill answers were not 200/206 (first: ${failed[0]})`);
+  if (w.warmup || bare) await runLoad(dir, target.url, w, client, bare ? 1 : WARMUP_SECONDS);
   const tiersBefore = target.tiers ? await target.tiers() : undefined;
   const originBefore = await originRequests(originUrl);
   const cpuBefore = treeCpuSeconds(target.pid);
-  const res = await runCannon(target.url, w, w.amount !== undefined ? undefined : DURATION);
+  const bounded = w.amount !== undefined;
+  const res = await runLoad(dir, target.url, w, client, bounded ? undefined : bare ? CEILING_SECONDS : DURATION);
   const cpuAfter = treeCpuSeconds(target.pid);
   const originAfter = await originRequests(originUrl);
   const tiersAfter = target.tiers ? await target.tiers() : undefined;
   const tiers =
     tiersBefore && tiersAfter ? Object.fromEntries(Object.entries(tiersAfter).map(([k, v]) => [k, v - (tiersBefore[k] ?? 0)])) : undefined;
-  const seconds = Math.max(res.duration, 0.001);
   return {
-    target: target.name,
+    server: target.name,
     workload: w.key,
-    // For a bounded count, the average over per-second samples misreads a short run: use totals.
-    reqPerSec: w.amount !== undefined ? res.requests.total / seconds : res.requests.average,
-    bytesPerSec: w.amount !== undefined ? res.throughput.total / seconds : res.throughput.average,
-    p50: res.latency.p50,
-    p99: res.latency.p99,
-    requests: res.requests.total,
-    errors: res.errors + res.timeouts,
-    non2xx: res.non2xx,
+    workers,
+    load: res,
+    cpuUsPerAnswer: res.requests > 0 ? ((cpuAfter - cpuBefore) * 1e6) / res.requests : 0,
     peakRss: rss.peak(),
-    cpuUsPerReq: res.requests.total > 0 ? ((cpuAfter - cpuBefore) * 1e6) / res.requests.total : 0,
+    clientBound: !bare && isClientBound(res.reqPerSec, ceiling),
     tiers,
     originRequests: originAfter - originBefore,
   };
-}
-
-// ---------------------------------------------------------------- report
-
-const fmt = {
-  rps: (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1)),
-  gbs: (n: number) => (n / 1e9).toFixed(2),
-  ms: (n: number) => (n >= 10 ? n.toFixed(0) : n.toFixed(1)),
-  mib: (n: number) => `${Math.round(n / MiB)}`,
-};
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  const line = (r: string[]) => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
-  const sep = `|${widths.map((w, c) => (c === 0 ? `-${'-'.repeat(w)}-` : `-${'-'.repeat(w)}:`)).join('|')}|`;
-  return [line(rows[0]!), sep, ...rows.slice(1).map(line)].join('\n');
-}
-
-function report(results: Measured[], ws: Workload[], targets: TargetName[]): string {
-  const out: string[] = [];
-  const rows = [['workload', 'server', 'req/s', 'GB/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'peak RSS MiB', 'errors/non-2xx', 'origin reqs']];
-  for (const w of ws) {
-    for (const t of targets) {
-      const m = results.find((x) => x.workload === w.key && x.target === t);
-      if (!m) continue;
-      rows.push([w.key, t, fmt.rps(m.reqPerSec), fmt.gbs(m.bytesPerSec), fmt.ms(m.p50), fmt.ms(m.p99), fmt.rps(m.cpuUsPerReq), fmt.mib(m.peakRss), `${m.errors}/${m.non2xx}`, String(m.originRequests)]);
-    }
-  }
-  out.push(table(rows));
-
-  const reel = (k: string) => results.find((x) => x.workload === k && x.target === 'ReelCDN');
-  const other = (k: string, t: TargetName) => results.find((x) => x.workload === k && x.target === t);
-  const goals: Record<string, { vs: TargetName; min: number }> = {
-    'hot-2m': { vs: 'Varnish', min: 1.2 },
-    'hot-16k': { vs: 'nginx', min: 1.0 },
-    'disk-tier': { vs: 'nginx', min: 1.0 },
-  };
-  const ratioRows = [['workload', 'ReelCDN/nginx', 'ReelCDN/Varnish', 'target', 'met?']];
-  for (const w of ws) {
-    const r = reel(w.key);
-    if (!r) continue;
-    const ratio = (t: TargetName) => {
-      const o = other(w.key, t);
-      return o && o.reqPerSec > 0 ? r.reqPerSec / o.reqPerSec : undefined;
-    };
-    const g = goals[w.key];
-    const got = g ? ratio(g.vs) : undefined;
-    ratioRows.push([
-      w.key,
-      ratio('nginx')?.toFixed(2) ?? '-',
-      ratio('Varnish')?.toFixed(2) ?? '-',
-      g ? `>= ${g.min.toFixed(1)}x ${g.vs}` : '-',
-      g ? (got === undefined ? 'n/a' : got >= g.min ? 'yes' : 'NO') : '-',
-    ]);
-  }
-  out.push('', 'Ratios (req/s; equal-size answers, so the same for GB/s):', '', table(ratioRows));
-
-  const rssRows = [['workload', 'ReelCDN peak RSS MiB', 'memoryBytes + 150 MiB', 'met?', 'tiers (ReelCDN answers)']];
-  for (const w of ws) {
-    const r = reel(w.key);
-    if (!r) continue;
-    const limit = MEMORY_BYTES + RSS_ALLOWANCE;
-    const tiers = r.tiers ? Object.entries(r.tiers).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ') : '';
-    rssRows.push([w.key, fmt.mib(r.peakRss), fmt.mib(limit), r.peakRss <= limit ? 'yes' : 'NO', tiers]);
-  }
-  out.push('', 'ReelCDN memory:', '', table(rssRows));
-  return out.join('\n');
 }
 
 // ---------------------------------------------------------------- main
@@ -367,33 +194,46 @@ async function main(): Promise<void> {
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'reelcdn-bench-'));
   if (process.env.BENCH_KEEP !== '1') trackTempDir(dir);
-  const say = (s: string) => process.stdout.write(`${s}\n`);
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)}s`;
 
   const want = (process.env.BENCH_TARGETS ?? 'ReelCDN,nginx,Varnish').split(',').map((s) => s.trim().toLowerCase());
   const wantWorkloads = process.env.BENCH_WORKLOADS?.split(',').map((s) => s.trim());
-  const ws = workloads().filter((w) => !wantWorkloads || wantWorkloads.includes(w.key));
+  const nowSec = Math.floor(Date.now() / 1000);
+  const all = workloads((path) => signed(path, nowSec, SIGN_TTL_SECONDS));
+  const ws = all.filter((w) => !wantWorkloads || wantWorkloads.includes(w.key));
+  const withWorkers = !wantWorkloads || wantWorkloads.includes('workers-2');
   const nCpu = cpus().length;
-  const pin = process.env.BENCH_PIN !== '0' && nCpu >= 2 && onPath('taskset') ? ['taskset', '-c', String(nCpu - 1)] : [];
-  const cannonCpus = nCpu >= 2 ? `0-${nCpu - 2}` : '0';
+  const pinning = process.env.BENCH_PIN !== '0' && nCpu >= 2 && onPath('taskset') !== undefined;
+  const serverPin = pinning ? ['taskset', '-c', String(nCpu - 1)] : [];
+  const clientCpus = nCpu >= 2 ? `0-${nCpu - 2}` : '0';
+  const wrk = process.env.BENCH_CLIENT !== 'autocannon' && onPath('wrk') !== undefined;
+  const oneCore: ClientSetup = wrk
+    ? { kind: 'wrk', pin: pinning ? ['taskset', '-c', clientCpus] : [], threads: pinning ? nCpu - 1 : nCpu }
+    : { kind: 'autocannon', pin: [], threads: 1 };
+  const unpinned: ClientSetup = wrk ? { kind: 'wrk', pin: [], threads: nCpu } : { kind: 'autocannon', pin: [], threads: 1 };
+  const cli = edgeCli();
+  const workersFlag = want.includes('reelcdn') ? edgeHasWorkersFlag(cli) : false;
 
   say(`ReelCDN edge benchmark — ${new Date().toISOString()}, ${nCpu} CPUs (${cpus()[0]?.model ?? '?'}), Node ${process.version}`);
-  say(`temp dir ${dir}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  say(`temp dir ${dir}; load average ${load()}`);
   say(
-    pin.length
-      ? `pinning: each cache server on CPU ${nCpu - 1}; autocannon (this process) and the origin on CPU ${cannonCpus}`
-      : 'pinning: off (servers, origin and autocannon share every CPU)',
+    `client: ${wrk ? `wrk (${onPath('wrk')}), ${oneCore.threads} thread(s)` : 'autocannon (in this process; wrk not on PATH or BENCH_CLIENT=autocannon)'}; ` +
+      `edge CLI ${cli}${want.includes('reelcdn') ? (workersFlag ? ' (has --workers)' : ' (no --workers flag)') : ''}`,
   );
-
-  // Pin ourselves (autocannon) away from the server's CPU.
-  if (pin.length) spawnTracked('taskset', ['-pc', cannonCpus, String(process.pid)], { name: 'taskset', stdio: 'ignore' });
+  say(
+    pinning
+      ? `pinning: each server (and the ceiling's bare server) on CPU ${nCpu - 1}; the client, this process and the origin on CPU ${clientCpus}; workers-${WORKERS_N} unpinned`
+      : 'pinning: off (servers, origin and client share every CPU)',
+  );
+  // Pin ourselves (the autocannon client, the samplers) away from the servers' CPU.
+  if (pinning) spawnTracked('taskset', ['-apc', clientCpus, String(process.pid)], { name: 'taskset', stdio: 'ignore' });
 
   const content = join(dir, 'content');
-  say(`generating content (64 MiB file, ${SMALL_COUNT} x 16 KiB, ${SEGMENT_COUNT} segments, ${COLD_COUNT} x 512 KiB) ...`);
+  say(`generating content (${contentSummary()}) ...`);
   generateContent(content);
 
   const originJs = fileURLToPath(new URL('./bench-origin.js', import.meta.url));
-  const originArgv = [...(pin.length ? ['taskset', '-c', cannonCpus] : []), process.execPath, originJs, '--root', content];
+  const originArgv = [...(pinning ? ['taskset', '-c', clientCpus] : []), process.execPath, originJs, '--root', content];
   const origin = spawnTracked(originArgv[0]!, originArgv.slice(1), { name: 'origin' });
   const originUrl = await new Promise<string>((ok, fail) => {
     let buf = '';
@@ -406,79 +246,152 @@ async function main(): Promise<void> {
   });
   say(`origin ${originUrl} (${elapsed()})`);
 
-  const results: Measured[] = [];
-  const base = { dir, originUrl, memoryBytes: MEMORY_BYTES, diskBytes: DISK_BYTES, pin };
-  const starters: { name: TargetName; start: () => Promise<Target> }[] = [];
-  if (want.includes('reelcdn')) {
-    const cpuProfDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
-    starters.push({ name: 'ReelCDN', start: () => startReelcdn({ ...base, sliceBytes: SLICE_BYTES, cpuProfDir }) });
-  }
-  const nginx = onPath('nginx');
-  if (want.includes('nginx')) {
-    if (!nginx) say('nginx: not on PATH, skipped');
-    else if (!nginxHasSlice(nginx)) say('nginx: built without ngx_http_slice_module (nginx -V), skipped');
-    else starters.push({ name: 'nginx', start: () => startNginx({ ...base, bin: nginx }) });
-  }
+  const cpuProfDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
+  const base = (pin: string[], workers: number): TargetOptions => ({ dir, originUrl, memoryBytes: MEMORY_BYTES, diskBytes: DISK_BYTES, pin, workers });
+  const reelcdn = (pin: string[], workers: number) => () =>
+    startReelcdn({ ...base(pin, workers), sliceBytes: SLICE_BYTES, cpuProfDir, workersFlag, signingTtlSeconds: SIGN_TTL_SECONDS });
+  const nginxBin = onPath('nginx');
+  const nginxOk = want.includes('nginx') && nginxBin !== undefined && nginxHasSlice(nginxBin);
+  if (want.includes('nginx') && !nginxBin) say('nginx: not on PATH, skipped');
+  else if (want.includes('nginx') && !nginxOk) say('nginx: built without ngx_http_slice_module (nginx -V), skipped');
   const varnishd = onPath('varnishd');
-  if (want.includes('varnish')) {
-    if (!varnishd) say('varnishd: not on PATH, skipped');
-    else starters.push({ name: 'Varnish', start: () => startVarnish({ ...base, bin: varnishd }) });
-  }
+  const varnishStores = (['malloc', 'file'] as const).filter((s) => want.includes('varnish') || want.includes(`varnish-${s}`));
+  if (varnishStores.length > 0 && !varnishd) say('varnishd: not on PATH, skipped');
 
-  // Every server runs for the whole bench (an idle one costs nothing) and the workloads go
-  // round the servers one after another, so that whatever else this machine is doing at the
-  // time smears over all of them rather than landing on one.
-  const describes: string[] = [];
-  const running: { target: Target; rss: RssSampler }[] = [];
-  try {
-    for (const s of starters) {
-      const target = await s.start();
-      onCleanup(() => {
+  const results: Measured[] = [];
+  const edgeMemory: EdgeMemory[] = [];
+  const describes = new Set<string>();
+
+  /** Starts the servers of one phase, runs its workloads round them, stops them. */
+  async function phase(
+    label: string,
+    starters: { name: ServerName; start: () => Promise<Target>; only?: Workload['key'][] }[],
+    phaseWorkloads: Workload[],
+    workers: number,
+    client: ClientSetup,
+    barePin: string[],
+  ): Promise<void> {
+    const running: (Running & { only?: Workload['key'][] })[] = [];
+    try {
+      for (const s of starters) {
+        let target: Target;
         try {
-          process.kill(target.pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-      });
-      running.push({ target, rss: new RssSampler(target.pid) });
-      describes.push(`${target.name}: ${target.describe}`);
-      say(`${target.name} at ${target.url} — ${target.describe}`);
-    }
-    for (const w of ws) {
-      say(`\n== ${w.key}: ${w.title} (${elapsed()}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
-      for (const { target, rss } of running) {
-        let m: Measured;
-        try {
-          m = await measure(target, w, originUrl, rss);
+          target = await s.start();
         } catch (err) {
-          say(`  ${target.name.padEnd(8)} failed: ${(err as Error).message}`);
-          continue;
+          if (err instanceof EdgeHasNoWorkersFlag) {
+            say(`${s.name} ${label}: skipped: edge has no --workers`);
+            continue;
+          }
+          throw err;
         }
-        results.push(m);
-        const tiers = m.tiers ? ` [${Object.entries(m.tiers).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ')}]` : '';
-        say(
-          `  ${target.name.padEnd(8)} ${fmt.rps(m.reqPerSec).padStart(7)} req/s  ${fmt.gbs(m.bytesPerSec)} GB/s  p50 ${fmt.ms(m.p50)} ms  p99 ${fmt.ms(m.p99)} ms  cpu ${fmt.rps(m.cpuUsPerReq)} µs/req  ` +
-            `peak RSS ${fmt.mib(m.peakRss)} MiB  errors ${m.errors} non-2xx ${m.non2xx}  origin reqs ${m.originRequests}${tiers}  (${elapsed()})`,
-        );
+        onCleanup(() => {
+          try {
+            process.kill(target.pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+        });
+        running.push({ target, rss: new RssSampler(target.pid), only: s.only });
+        describes.add(`${target.name}: ${target.describe}`);
+        say(`${target.name} at ${target.url} — ${target.describe}`);
+      }
+      // Every server runs for the whole phase (an idle one costs nothing) and each workload goes
+      // round the servers one after another, so that whatever else this machine is doing at
+      // the time smears over all of them rather than landing on one.
+      for (const w of phaseWorkloads) {
+        say(`\n== ${runLabel(w.key, workers)}: ${w.title} (${elapsed()}, load average ${load()})`);
+        let ceiling: number | undefined;
+        const bare = await startBare({ pin: barePin, workers, bytes: w.answerBytes });
+        describes.add(`node:http: ${bare.describe.replace(/one \d+ B Buffer/, 'one Buffer of the answer size')}`);
+        const bareRun: Running = { target: bare, rss: new RssSampler(bare.pid) };
+        try {
+          const m = await measure(dir, bareRun, w, workers, client, originUrl, undefined);
+          ceiling = m.load.reqPerSec;
+          results.push(m);
+          say(progressLine(m));
+        } catch (err) {
+          say(`  node:http    ceiling failed: ${(err as Error).message}`);
+        } finally {
+          bareRun.rss.stop();
+          await bare.stop();
+        }
+        for (const r of running) {
+          if (r.only && !r.only.includes(w.key)) continue;
+          try {
+            const m = await measure(dir, r, w, workers, client, originUrl, ceiling);
+            results.push(m);
+            say(`${progressLine(m)}  (${elapsed()})`);
+          } catch (err) {
+            say(`  ${r.target.name.padEnd(12)} failed: ${(err as Error).message}`);
+          }
+        }
+      }
+    } finally {
+      for (const r of running) {
+        if (r.target.name === 'ReelCDN') edgeMemory.push({ workers, peakRss: r.rss.lifetimePeak() });
+        r.rss.stop();
+        await r.target.stop();
       }
     }
-    const reel = running.find((r) => r.target.name === 'ReelCDN');
-    if (reel) say(`\nkernel VmHWM of the ReelCDN edge process: ${fmt.mib(peakRss(reel.target.pid))} MiB`);
-  } finally {
-    for (const { target, rss } of running) {
-      rss.stop();
-      await target.stop();
+  }
+
+  // ---- one core each
+  if (ws.length > 0) {
+    const starters: { name: ServerName; start: () => Promise<Target>; only?: Workload['key'][] }[] = [];
+    if (want.includes('reelcdn')) starters.push({ name: 'ReelCDN', start: reelcdn(serverPin, 1) });
+    if (nginxOk) starters.push({ name: 'nginx', start: () => startNginx({ ...base(serverPin, 1), bin: nginxBin! }) });
+    if (varnishd && varnishStores.includes('malloc')) starters.push({ name: 'Varnish', start: () => startVarnish({ ...base(serverPin, 1), bin: varnishd, storage: 'malloc' }) });
+    if (varnishd && varnishStores.includes('file') && ws.some((w) => w.key === 'disk-tier')) {
+      starters.push({ name: 'Varnish-file', start: () => startVarnish({ ...base(serverPin, 1), bin: varnishd, storage: 'file' }), only: ['disk-tier'] });
+    }
+    await phase('1 core', starters, ws, 1, oneCore, serverPin);
+  }
+
+  // ---- every core: the edge at --workers 2 against nginx at worker_processes 2, nothing pinned
+  if (withWorkers) {
+    const w2 = all.filter((w) => WORKERS_WORKLOADS.includes(w.key));
+    if (want.includes('reelcdn') && !workersFlag) {
+      say(`\n== workers-${WORKERS_N}: skipped: edge has no --workers`);
+    } else {
+      if (pinning) spawnTracked('taskset', ['-apc', `0-${nCpu - 1}`, String(process.pid)], { name: 'taskset', stdio: 'ignore' });
+      const starters: { name: ServerName; start: () => Promise<Target> }[] = [];
+      if (want.includes('reelcdn')) starters.push({ name: 'ReelCDN', start: reelcdn([], WORKERS_N) });
+      if (nginxOk) starters.push({ name: 'nginx', start: () => startNginx({ ...base([], WORKERS_N), bin: nginxBin! }) });
+      say(`\n== workers-${WORKERS_N} (${elapsed()}): servers, client and the ceiling's bare server all unpinned`);
+      await phase(`workers-${WORKERS_N}`, starters, w2, WORKERS_N, unpinned, []);
     }
   }
   await stopChild(origin);
 
-  say(`\nWorkloads: ${ws.map((w) => `${w.key} = ${w.title}`).join('; ')}`);
-  say(`Measured runs: ${DURATION} s each (cold: ${COLD_COUNT} requests), after fill passes and a ${WARMUP_SECONDS} s warm-up; pipelining 1.`);
+  const figs = figures(results);
+  const ceils = ceilings(results);
+  const verdicts = [...targetVerdicts(figs, ceils), ...workersVerdicts(figs, ceils, WORKERS_N)];
+
+  say(`\nWorkloads: ${all.map((w) => `${w.key} = ${w.title}`).join('; ')}; workers-${WORKERS_N} = ${WORKERS_WORKLOADS.join(' and ')} at ${WORKERS_N} workers`);
+  say(
+    `Measured runs: ${DURATION} s each (cold: ${COLD_COUNT} requests; the ceiling: ${CEILING_SECONDS} s), after fill passes and a ${WARMUP_SECONDS} s warm-up; ` +
+      `client ${wrk ? 'wrk' : 'autocannon'}, pipelining 1. Client-bound: above 70 % of the client's ceiling (bare node:http, same client, connections and cores).`,
+  );
   for (const d of describes) say(d);
   say('');
-  say(report(results, ws, starters.map((s) => s.name)));
-  say(`\ntotal ${elapsed()}, load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify({ date: new Date().toISOString(), cpus: nCpu, results }, null, 2));
+  say(resultsTable(results));
+  say('\nTargets (ratios of req/s in this run):\n');
+  say(verdictTable(verdicts));
+  if (edgeMemory.length > 0) {
+    say('\nReelCDN memory:\n');
+    say(memoryTable(edgeMemory, MEMORY_BYTES, results));
+  }
+  for (const w of ws) {
+    const c = ceilingFor(ceils, w.key, 1);
+    if (c === undefined) say(`(no ceiling measured for ${w.key}: client-bound marks missing)`);
+  }
+  say(`\ntotal ${elapsed()}, load average at the end ${load()}`);
+  if (process.env.BENCH_JSON) {
+    writeFileSync(
+      process.env.BENCH_JSON,
+      JSON.stringify({ date: new Date().toISOString(), cpus: nCpu, node: process.version, client: wrk ? 'wrk' : 'autocannon', results, verdicts, edgeMemory }, null, 2),
+    );
+  }
 }
 
 main()
