@@ -57,15 +57,15 @@ function tiersText(tiers: Record<string, number> | undefined): string {
     : '';
 }
 
-/** One line per run, as the bench goes. */
-export function progressLine(m: Measured): string {
+/** One line per run, as the bench goes (with its share of the ceiling measured so far). */
+export function progressLine(m: Measured, ceiling?: number): string {
   const l = m.load;
   const client = l.clientCpuSeconds !== undefined && l.seconds > 0 ? `  client CPU ${fmt.pct(l.clientCpuSeconds / l.seconds)}` : '';
   const tiers = m.tiers ? ` [${tiersText(m.tiers)}]` : '';
   return (
     `  ${m.server.padEnd(12)} ${fmt.rps(l.reqPerSec).padStart(7)} req/s  ${fmt.gbs(l.bytesPerSec)} GB/s  p50 ${fmt.ms(l.p50Ms)} ms  p99 ${fmt.ms(l.p99Ms)} ms  ` +
     `cpu ${fmt.rps(m.cpuUsPerAnswer)} µs/answer${client}  peak RSS ${fmt.mib(m.peakRss)} MiB  errors ${l.errors} non-2xx ${l.non2xx}  origin reqs ${m.originRequests}` +
-    `${m.server === 'node:http' ? '  (ceiling)' : m.clientBound ? '  CLIENT-BOUND' : ''}${tiers}`
+    `${m.server === 'node:http' ? '  (ceiling)' : ceiling ? `  ${fmt.pct(l.reqPerSec / ceiling)} of the ceiling` : ''}${tiers}`
   );
 }
 
