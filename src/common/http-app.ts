@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from './logger.js';
 import { adminTokenFromEnv, isAuthorized } from './admin-auth.js';
@@ -19,6 +20,12 @@ export interface AppOptions {
    * over its delay budget. Public ports only: admin ports must keep answering /health.
    */
   overloaded?: () => boolean;
+  /**
+   * A raw request listener in front of the framework: it answers the requests it claims
+   * (returns true) without routing or hooks; the others go to fastify's routes. It never sees
+   * a request fastify must refuse: on a refused connection, while overloaded or while closing.
+   */
+  front?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 /** Admin ports answer a few pollers and operators: a small cap of their own, apart from the public one. */
@@ -36,6 +43,9 @@ export function adminLimits(limits: ConnectionLimits): ConnectionLimits {
  */
 export function createApp(opts: AppOptions): FastifyInstance {
   const limits = opts.limits ?? DEFAULT_HTTP_LIMITS;
+  const front = opts.front;
+  let guard: ConnectionGuard | undefined;
+  let closing = false;
   const app = Fastify({
     logger: false,
     bodyLimit: 8 * 1024 * 1024,
@@ -45,13 +55,18 @@ export function createApp(opts: AppOptions): FastifyInstance {
     forceCloseConnections: 'idle',
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
-    http: {
-      headersTimeout: limits.headersTimeoutMs,
-      requestTimeout: limits.requestTimeoutMs,
-      // Node checks header and request timeouts only this often (30 s by default): a trickled
-      // header would outlive headersTimeout by up to that much.
-      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
-    },
+    http: serverOptions(limits),
+    // The server fastify would make, with `front` before its routing.
+    serverFactory: front
+      ? (handler) => {
+          const server = createServer(serverOptions(limits), (req, res) => {
+            if (closing || guard!.isRefused(req.socket) || overloaded?.() || !front(req, res)) handler(req, res);
+          });
+          server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+          server.requestTimeout = limits.requestTimeoutMs;
+          return server;
+        }
+      : undefined,
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 2048 },
     // A URL fastify cannot even route (bad percent-encoding) is still a clear 400 with our headers.
     frameworkErrors: (err, _req, res) => {
@@ -63,15 +78,20 @@ export function createApp(opts: AppOptions): FastifyInstance {
         .send(`bad request: ${err.message}\n`);
     },
   });
+  // fastify answers 503 to requests arriving once close() began: those must reach it.
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
   const level = opts.requestLogLevel ?? 'info';
   const log = opts.logger;
-  const guard = new ConnectionGuard(app.server, limits, { logger: log, headers: opts.frameworkErrorHeaders });
+  guard = new ConnectionGuard(app.server, limits, { logger: log, headers: opts.frameworkErrorHeaders });
   const retryAfter = String(limits.retryAfterSec);
   const overloaded = opts.overloaded;
 
   // First hook of every route: shedding must cost less than the work it spares.
   app.addHook('onRequest', (req, reply, done) => {
-    if (guard.isRefused(req.raw.socket)) {
+    if (guard!.isRefused(req.raw.socket)) {
       // Already answered 503 on the raw socket; nothing more goes out on it.
       reply.hijack();
       req.raw.socket.destroy();
@@ -92,22 +112,20 @@ export function createApp(opts: AppOptions): FastifyInstance {
 
   app.addHook('onResponse', async (req, reply) => {
     if (!log.isLevelEnabled(level)) return;
-    const q = req.url.indexOf('?');
-    log[level](
-      {
-        reqId: req.id,
-        method: req.method,
-        path: q < 0 ? req.url : req.url.slice(0, q),
-        range: req.headers.range,
-        status: reply.statusCode,
-        tier: reply.getHeader('x-cache'),
-        bytes: Number(reply.getHeader('content-length') ?? 0),
-        ms: Math.round(reply.elapsedTime * 10) / 10,
-        remote: req.socket.remoteAddress,
-        // From the header or the `tp` query parameter, else the one this answer started (steering).
-        traceparent: requestTraceparent(req.headers, req.url) ?? reply.getHeader('traceparent'),
-      },
-      'request',
+    logAccess(
+      log,
+      level,
+      req.id,
+      req.method,
+      req.url,
+      req.headers.range,
+      reply.statusCode,
+      reply.getHeader('x-cache') as string | undefined,
+      Number(reply.getHeader('content-length') ?? 0),
+      reply.elapsedTime,
+      req.socket.remoteAddress,
+      // From the header or the `tp` query parameter, else the one this answer started (steering).
+      requestTraceparent(req.headers, req.url) ?? (reply.getHeader('traceparent') as string | undefined),
     );
   });
 
@@ -134,10 +152,63 @@ export function createApp(opts: AppOptions): FastifyInstance {
   return app;
 }
 
+/** Node's server options from a port's limits (what fastify would pass it). */
+function serverOptions(limits: ConnectionLimits) {
+  return {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    // Node checks header and request timeouts only this often (30 s by default): a trickled
+    // header would outlive headersTimeout by up to that much.
+    connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+  };
+}
+
+/**
+ * The access-log line of one request, whoever answered it (fastify's routes or a `front`
+ * listener): the path without the query (tokens are never logged), `ms` to the answer's end.
+ */
+export function logAccess(
+  log: Logger,
+  level: 'info' | 'debug',
+  reqId: string,
+  method: string,
+  url: string,
+  range: string | undefined,
+  status: number,
+  tier: string | undefined,
+  bytes: number,
+  elapsedMs: number,
+  remote: string | undefined,
+  traceparent: string | undefined,
+): void {
+  const q = url.indexOf('?');
+  log[level](
+    {
+      reqId,
+      method,
+      path: q < 0 ? url : url.slice(0, q),
+      range,
+      status,
+      tier,
+      bytes,
+      ms: Math.round(elapsedMs * 10) / 10,
+      remote,
+      traceparent,
+    },
+    'request',
+  );
+}
+
 // Request ids: a random per-process prefix and a counter — unique across a cluster's logs,
 // and far cheaper per request than a UUID.
 const REQ_PREFIX = randomUUID().slice(0, 8);
 let reqCounter = 0;
+/** A request's id: the client's X-Request-Id if it sent one (as fastify takes it), else a new one. */
+export function requestId(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && given !== '' ? given : nextRequestId();
+}
+
 function nextRequestId(): string {
   reqCounter = (reqCounter + 1) % Number.MAX_SAFE_INTEGER;
   return `${REQ_PREFIX}-${reqCounter.toString(36)}`;

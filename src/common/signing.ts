@@ -1,11 +1,11 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { type KeyObject, createHmac, createSecretKey, timingSafeEqual } from 'node:crypto';
 
 /**
  * Signed URLs (DESIGN.md "Signed URLs"):
  *   t = base64url(HMAC-SHA256(secret[k], "{path}|{e}")), e = unix seconds of expiry.
  * `path` is the URL path exactly as it appears on the wire (percent-encoded, no query).
  */
-export function signToken(secret: string, path: string, expiry: number): string {
+export function signToken(secret: string | KeyObject, path: string, expiry: number): string {
   return createHmac('sha256', secret).update(`${path}|${expiry}`).digest('base64url');
 }
 
@@ -33,6 +33,31 @@ export interface TokenParams {
   t?: string | null;
 }
 
+// Verdicts are values: shared, never allocated per request.
+const OK: TokenVerdict = Object.freeze({ ok: true });
+const MISSING: TokenVerdict = Object.freeze({ ok: false, reason: 'missing token' });
+const MALFORMED: TokenVerdict = Object.freeze({ ok: false, reason: 'malformed expiry' });
+const EXPIRED: TokenVerdict = Object.freeze({ ok: false, reason: 'expired' });
+const UNKNOWN_KEY: TokenVerdict = Object.freeze({ ok: false, reason: 'unknown key' });
+const BAD_SIGNATURE: TokenVerdict = Object.freeze({ ok: false, reason: 'bad signature' });
+
+const EXPIRY = /^\d{1,12}$/;
+
+/** The checks before the MAC, in order; undefined when the MAC decides. */
+function precheck(e: string | null | undefined, k: string | null | undefined, t: string | null | undefined, nowSec: number, hasKey: (k: string) => boolean): TokenVerdict | undefined {
+  if (!e || !k || !t) return MISSING;
+  if (!EXPIRY.test(e)) return MALFORMED;
+  if (Number(e) < nowSec) return EXPIRED;
+  if (!hasKey(k)) return UNKNOWN_KEY;
+  return undefined;
+}
+
+function macMatches(secret: string | KeyObject, path: string, e: string, t: string): boolean {
+  const expected = Buffer.from(signToken(secret, path, Number(e)));
+  const given = Buffer.from(t);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
 /** Checks a token against every configured key id (rotation), in constant time for the MAC. */
 export function verifyToken(
   keys: Record<string, string>,
@@ -41,13 +66,49 @@ export function verifyToken(
   nowSec: number,
 ): TokenVerdict {
   const { e, k, t } = params;
-  if (!e || !k || !t) return { ok: false, reason: 'missing token' };
-  if (!/^\d{1,12}$/.test(e)) return { ok: false, reason: 'malformed expiry' };
-  const expiry = Number(e);
-  if (expiry < nowSec) return { ok: false, reason: 'expired' };
-  if (!Object.prototype.hasOwnProperty.call(keys, k)) return { ok: false, reason: 'unknown key' };
-  const expected = Buffer.from(signToken(keys[k]!, path, expiry));
-  const given = Buffer.from(t);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'bad signature' };
-  return { ok: true };
+  const early = precheck(e, k, t, nowSec, (id) => Object.prototype.hasOwnProperty.call(keys, id));
+  if (early) return early;
+  return macMatches(keys[k!]!, path, e!, t!) ? OK : BAD_SIGNATURE;
+}
+
+/** A token already verified: the MAC it carried and what it covered. */
+interface Verified {
+  path: string;
+  e: string;
+  k: string;
+}
+
+/** Tokens remembered by default: every URL a busy edge serves within a few seconds. */
+export const DEFAULT_VERIFIED_TOKENS = 16_384;
+
+/**
+ * verifyToken for a server's hot path, with the same verdicts. The secrets become key objects
+ * once, and a token found valid is remembered by its MAC with what it covered: the next request
+ * with the same (path, e, k, t) skips the HMAC. Only the MAC is remembered, never the verdict's
+ * time — expiry is checked against `nowSec` on every request, so a remembered token still
+ * expires at its `e`. A MAC presented with another path, expiry or key id is verified afresh.
+ */
+export class TokenVerifier {
+  private readonly secrets = new Map<string, KeyObject>();
+  private readonly verified = new Map<string, Verified>();
+  private readonly hasKey = (k: string) => this.secrets.has(k);
+
+  constructor(
+    keys: Record<string, string>,
+    private readonly capacity = DEFAULT_VERIFIED_TOKENS,
+  ) {
+    for (const [id, secret] of Object.entries(keys)) this.secrets.set(id, createSecretKey(Buffer.from(secret, 'utf8')));
+  }
+
+  verify(path: string, e: string | null | undefined, k: string | null | undefined, t: string | null | undefined, nowSec: number): TokenVerdict {
+    const early = precheck(e, k, t, nowSec, this.hasKey);
+    if (early) return early;
+    const seen = this.verified.get(t!);
+    if (seen !== undefined && seen.path === path && seen.e === e && seen.k === k) return OK;
+    if (!macMatches(this.secrets.get(k!)!, path, e!, t!)) return BAD_SIGNATURE;
+    // Oldest first out (Map keeps insertion order): bounded whatever clients send.
+    if (this.verified.size >= this.capacity) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(t!, { path, e: e!, k: k! });
+    return OK;
+  }
 }

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Metric, type MetricObjectWithValues, type MetricType, type MetricValueWithName, type Registry } from 'prom-client';
 import { BREAKER_STATES, type BreakerState } from './circuit-breaker.js';
 import type { CacheEvents } from './edge-cache.js';
 import type { UpstreamOptions } from './upstream.js';
@@ -7,7 +7,9 @@ import type { UpstreamOptions } from './upstream.js';
 export class EdgeMetrics {
   readonly requests: Counter<'tier' | 'status'>;
   readonly responseBytes: Counter<'tier'>;
-  readonly duration: Histogram<'tier'>;
+  readonly duration: TallyHistogram;
+  /** Answers to /c/ requests, counted in plain numbers; the three series above read it on scrape. */
+  readonly answers = new AnswerTally();
   readonly upstreamFetches: Counter<'result'>;
   readonly upstreamBytes: Counter;
   readonly coalescedWaits: Counter;
@@ -25,15 +27,29 @@ export class EdgeMetrics {
     sample: () => { memory: number; memoryCap: number; disk: number; diskCap: number; connections: number },
   ) {
     const registers = [registry];
-    this.requests = new Counter({ name: 'reelcdn_edge_requests_total', help: 'Answers to /c/ requests by cache tier and status', labelNames: ['tier', 'status'], registers });
-    this.responseBytes = new Counter({ name: 'reelcdn_edge_response_bytes_total', help: 'Body bytes answered by cache tier', labelNames: ['tier'], registers });
-    this.duration = new Histogram({
-      name: 'reelcdn_edge_request_duration_seconds',
-      help: 'Time to answer a /c/ request, by tier',
-      labelNames: ['tier'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    const answers = this.answers;
+    this.requests = new Counter({
+      name: 'reelcdn_edge_requests_total',
+      help: 'Answers to /c/ requests by cache tier and status',
+      labelNames: ['tier', 'status'],
       registers,
+      collect() {
+        this.reset();
+        answers.eachRequestCount((tier, status, n) => this.inc({ tier, status: String(status) }, n));
+      },
     });
+    this.responseBytes = new Counter({
+      name: 'reelcdn_edge_response_bytes_total',
+      help: 'Body bytes answered by cache tier',
+      labelNames: ['tier'],
+      registers,
+      collect() {
+        this.reset();
+        answers.eachTierBytes((tier, n) => this.inc({ tier }, n));
+      },
+    });
+    this.duration = new TallyHistogram('reelcdn_edge_request_duration_seconds', 'Time to answer a /c/ request, by tier', answers);
+    registry.registerMetric(this.duration as unknown as Metric);
     this.upstreamFetches = new Counter({ name: 'reelcdn_edge_upstream_fetches_total', help: 'Slice fetches and revalidations sent upstream, by result', labelNames: ['result'], registers });
     this.upstreamBytes = new Counter({ name: 'reelcdn_edge_upstream_bytes_total', help: 'Bytes received from upstream', registers });
     this.coalescedWaits = new Counter({ name: 'reelcdn_edge_coalesced_waits_total', help: 'Requests that joined an in-flight slice fetch instead of starting one', registers });
@@ -200,4 +216,116 @@ export class EdgeMetrics {
       representationChanged: () => this.representationChanges.inc(),
     };
   }
+}
+
+/** The tier label of an answer: its X-Cache, or "none" for answers without one. */
+export type AnswerTier = 'HIT-MEM' | 'HIT-DISK' | 'HIT-FILL' | 'MISS' | 'none';
+const ANSWER_TIERS: readonly AnswerTier[] = ['HIT-MEM', 'HIT-DISK', 'HIT-FILL', 'MISS', 'none'];
+const NONE = 4;
+
+/** Upper bounds of reelcdn_edge_request_duration_seconds, seconds. */
+export const DURATION_BUCKETS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Status codes 0..599, one slot each: no map lookup and no label string per answer. */
+const STATUS_SLOTS = 600;
+
+function tierIndex(tier: string | undefined): number {
+  switch (tier) {
+    case 'HIT-MEM':
+      return 0;
+    case 'HIT-DISK':
+      return 1;
+    case 'HIT-FILL':
+      return 2;
+    case 'MISS':
+      return 3;
+    default:
+      return NONE;
+  }
+}
+
+/**
+ * Answers counted as plain numbers — requests by (tier, status), bytes and a duration histogram
+ * by tier — so counting one costs a few array increments; prom-client reads the totals only
+ * when scraped. Series appear once counted (none at zero), as prom-client's own would.
+ */
+export class AnswerTally {
+  private readonly requests = new Float64Array(ANSWER_TIERS.length * STATUS_SLOTS);
+  private readonly bytes = new Float64Array(ANSWER_TIERS.length);
+  private readonly bytesSeen = new Uint8Array(ANSWER_TIERS.length);
+  /** Per tier: one count per bucket (not cumulative), then the +Inf overflow. */
+  private readonly buckets = new Float64Array(ANSWER_TIERS.length * (DURATION_BUCKETS.length + 1));
+  private readonly sums = new Float64Array(ANSWER_TIERS.length);
+  private readonly counts = new Float64Array(ANSWER_TIERS.length);
+
+  /** One answer: its X-Cache (undefined: none), status, body bytes, time to answer in seconds. */
+  record(tier: string | undefined, status: number, bytes: number, seconds: number): void {
+    const t = tierIndex(tier);
+    const s = status >= 0 && status < STATUS_SLOTS ? status : 0;
+    this.requests[t * STATUS_SLOTS + s]! += 1;
+    if (bytes > 0) {
+      this.bytes[t]! += bytes;
+      this.bytesSeen[t] = 1;
+    }
+    let b = 0;
+    while (b < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[b]!) b++;
+    this.buckets[t * (DURATION_BUCKETS.length + 1) + b]! += 1;
+    this.sums[t]! += seconds;
+    this.counts[t]! += 1;
+  }
+
+  eachRequestCount(fn: (tier: AnswerTier, status: number, n: number) => void): void {
+    for (let t = 0; t < ANSWER_TIERS.length; t++) {
+      for (let s = 0; s < STATUS_SLOTS; s++) {
+        const n = this.requests[t * STATUS_SLOTS + s]!;
+        if (n > 0) fn(ANSWER_TIERS[t]!, s, n);
+      }
+    }
+  }
+
+  eachTierBytes(fn: (tier: AnswerTier, n: number) => void): void {
+    for (let t = 0; t < ANSWER_TIERS.length; t++) if (this.bytesSeen[t]) fn(ANSWER_TIERS[t]!, this.bytes[t]!);
+  }
+
+  /** Per tier answered at least once: cumulative bucket counts (as `le` says), sum and count. */
+  eachDuration(fn: (tier: AnswerTier, cumulative: number[], sum: number, count: number) => void): void {
+    const width = DURATION_BUCKETS.length + 1;
+    for (let t = 0; t < ANSWER_TIERS.length; t++) {
+      if (this.counts[t] === 0) continue;
+      const cumulative: number[] = [];
+      let acc = 0;
+      for (let b = 0; b < width; b++) cumulative.push((acc += this.buckets[t * width + b]!));
+      fn(ANSWER_TIERS[t]!, cumulative, this.sums[t]!, this.counts[t]!);
+    }
+  }
+}
+
+/**
+ * A histogram prom-client exposes (text and JSON, so a node can aggregate its workers') whose
+ * observations are counted by an AnswerTally: `get()` is all a registry asks of a metric.
+ */
+export class TallyHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly tally: AnswerTally,
+  ) {}
+
+  async get(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
+    const values: MetricValueWithName<string>[] = [];
+    this.tally.eachDuration((tier, cumulative, sum, count) => {
+      cumulative.forEach((n, i) => {
+        const le = i < DURATION_BUCKETS.length ? DURATION_BUCKETS[i]! : '+Inf';
+        values.push({ metricName: `${this.name}_bucket`, labels: { le, tier }, value: n });
+      });
+      values.push({ metricName: `${this.name}_sum`, labels: { tier }, value: sum });
+      values.push({ metricName: `${this.name}_count`, labels: { tier }, value: count });
+    });
+    return { name: this.name, help: this.help, type: 'histogram' as unknown as MetricType, values, aggregator: this.aggregator, collect: () => {} };
+  }
+
+  /** Registry.resetMetrics() resets every metric; the tally's counts are the process's and stay. */
+  reset(): void {}
 }

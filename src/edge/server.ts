@@ -9,16 +9,18 @@ import { adminGuard, adminLimits, createApp } from '../common/http-app.js';
 import { LoopMonitor } from '../common/loop-monitor.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
+import { TokenVerifier } from '../common/signing.js';
 import { VERSION } from '../common/version.js';
 import { DiskTier } from './disk-tier.js';
 import { EdgeCache, type Tier } from './edge-cache.js';
 import { type EdgeHealth, type EdgeStatus, edgeHealth } from './edge-health.js';
 import { EdgeMetrics } from './edge-metrics.js';
 import { FillAgent } from './fill-agent.js';
-import { registerSeenPlays } from './play-seen-routes.js';
+import { createHitPath } from './hit-path.js';
+import { newSeenPlays, recordSeenPlays, registerPlaysRoute } from './play-seen-routes.js';
 import { registerAdminRoutes } from './routes/admin-routes.js';
 import { registerFillRoutes } from './routes/fill-routes.js';
-import { type AnswerSink, registerObjectRoutes } from './routes/object-routes.js';
+import { type AnswerSink, type ObjectService, registerObjectRoutes } from './routes/object-routes.js';
 import { TrafficStats } from './traffic-stats.js';
 import { DEFAULT_TIMEOUTS, Upstream, type UpstreamTarget, type UpstreamTimeouts } from './upstream.js';
 
@@ -39,6 +41,11 @@ export interface EdgeServerOptions {
   autoFill?: boolean;
   /** Play ids kept for steering's GET /plays (default DEFAULT_SEEN_PLAYS). */
   seenPlaysCapacity?: number;
+  /**
+   * GET/HEAD of /c/ answered by the raw hit path in front of fastify (default true). Off, the
+   * object routes answer everything: the reference the hit path is tested against.
+   */
+  hitPath?: boolean;
 }
 
 export interface EdgeServer {
@@ -140,15 +147,30 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     return { filesDone: p.files.done, filesTotal: p.files.total, bytesDone: p.bytes.done, bytesTotal: p.bytes.total, held: p.heldTitles.length };
   });
 
-  const answers = answerSink(stats, metrics);
-
   // ---- public port ----
-  const publicApp = createApp({ logger, frameworkErrorHeaders: CORS_HEADERS, limits: config.http, overloaded: () => loop.overloaded });
+  const svc: ObjectService = {
+    cache,
+    signing: config.signing,
+    tokens: new TokenVerifier(config.signing.keys),
+    clock,
+    logger,
+    answers: answerSink(stats, metrics),
+  };
+  // Play ids of the media served, read by steering, which counts a play only once its segments flow.
+  const seen = newSeenPlays(opts.seenPlaysCapacity);
+  const publicApp = createApp({
+    logger,
+    frameworkErrorHeaders: CORS_HEADERS,
+    limits: config.http,
+    overloaded: () => loop.overloaded,
+    front: (opts.hitPath ?? true) ? createHitPath({ svc, plays: seen }) : undefined,
+  });
   publicApp.server.on('connection', (socket) => {
     connections++;
     socket.once('close', () => connections--);
   });
-  registerObjectRoutes(publicApp, { cache, signing: config.signing, clock, logger, answers });
+  registerObjectRoutes(publicApp, svc);
+  recordSeenPlays(publicApp, seen);
 
   // ---- admin port ----
   const adminApp = createApp({ logger, requestLogLevel: 'debug', limits: adminLimits(config.http) });
@@ -156,8 +178,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   if (config.admin.openHealth) open.add('/health');
   if (config.admin.openMetrics) open.add('/metrics');
   adminApp.addHook('onRequest', adminGuard(open, opts.adminToken));
-  // Play ids of the media served, read by steering, which counts a play only once its segments flow.
-  registerSeenPlays(publicApp, adminApp, opts.seenPlaysCapacity);
+  registerPlaysRoute(adminApp, seen);
 
   function status(): EdgeStatus {
     if (draining) return 'draining';
@@ -236,35 +257,13 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   };
 }
 
-/** Counts answers into /health's traffic stats and the metrics' per (tier, status) series. */
+/** Counts answers into /health's traffic stats and the metrics' tally. */
 function answerSink(stats: TrafficStats, metrics: EdgeMetrics): AnswerSink {
-  // Labelled children resolved once per (tier, status), not hashed from label objects per request.
-  type Series = {
-    requests: ReturnType<EdgeMetrics['requests']['labels']>;
-    bytes: ReturnType<EdgeMetrics['responseBytes']['labels']>;
-    duration: ReturnType<EdgeMetrics['duration']['labels']>;
-  };
-  const series = new Map<string, Series>();
-  function seriesFor(tier: string, status: number) {
-    const k = `${tier}|${status}`;
-    let s = series.get(k);
-    if (!s) {
-      s = {
-        requests: metrics.requests.labels(tier, String(status)),
-        bytes: metrics.responseBytes.labels(tier),
-        duration: metrics.duration.labels(tier),
-      };
-      series.set(k, s);
-    }
-    return s;
-  }
+  const tally = metrics.answers;
   return {
     answered(status: number, tier: Tier | undefined, bytes: number, seconds: number, onlyIfCachedMiss: boolean) {
       stats.record(status, bytes, tier, onlyIfCachedMiss);
-      const s = seriesFor(tier ?? 'none', status);
-      s.requests.inc();
-      if (bytes > 0) s.bytes.inc(bytes);
-      s.duration.observe(seconds);
+      tally.record(tier, status, bytes, seconds);
     },
   };
 }

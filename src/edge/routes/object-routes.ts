@@ -7,7 +7,7 @@ import { sendError } from '../../common/http-app.js';
 import type { Logger } from '../../common/logger.js';
 import { parseObjectPath } from '../../common/paths.js';
 import { type BodyPart, planResponse, requestView } from '../../common/response-plan.js';
-import { verifyToken } from '../../common/signing.js';
+import type { TokenVerifier } from '../../common/signing.js';
 import { requestTraceparent } from '../../common/trace.js';
 import { type CachedMeta, type EdgeCache, type PrimedFetch, RepresentationChanged, type Tier } from '../edge-cache.js';
 import { UpstreamError } from '../upstream.js';
@@ -27,7 +27,9 @@ export interface AnswerSink {
 /** Everything the public object routes depend on. */
 export interface ObjectService {
   cache: ObjectSource;
-  signing: Pick<SigningConfig, 'required' | 'keys'>;
+  signing: Pick<SigningConfig, 'required'>;
+  /** Verifies tokens against the cluster's signing keys. */
+  tokens: TokenVerifier;
   clock: Clock;
   logger: Logger;
   answers: AnswerSink;
@@ -56,7 +58,7 @@ export function upstreamFailure(err: unknown): { status: number; reason: string 
  * answer under /c/ (hooks are added to the instance itself, so they see its 404s and 503s too).
  */
 export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): void {
-  const { cache, signing, clock } = svc;
+  const { cache, signing, tokens, clock } = svc;
 
   app.addHook('onResponse', async (req, reply) => {
     if (!req.url.startsWith('/c/')) return;
@@ -82,7 +84,7 @@ export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): 
 
     if (signing.required) {
       const params = new URLSearchParams(q < 0 ? '' : req.url.slice(q + 1));
-      const verdict = verifyToken(signing.keys, path, { e: params.get('e'), k: params.get('k'), t: params.get('t') }, clock.now() / 1000);
+      const verdict = tokens.verify(path, params.get('e'), params.get('k'), params.get('t'), clock.now() / 1000);
       if (!verdict.ok) return sendError(reply, 403, `forbidden: ${verdict.reason}`);
     }
 
