@@ -1,63 +1,21 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../common/logger.js';
+import { DiskIndex, type IndexedSlice } from './disk/disk-index.js';
+import { FdCache, type FdCacheStats } from './disk/fd-cache.js';
+import { CrcPolicy } from './disk/integrity.js';
+import type { DiskEvent, DiskRemote, DiskSnapshot, PreparedSlice } from './disk/replication.js';
+import { TMP_PREFIX, encodeSlice, readSliceHeader, tempDirFor, writeTempFile } from './disk/slice-file.js';
+import { SliceDamaged, readSlice } from './disk/slice-reader.js';
+import { type Representation, type SliceLocation, type StoredMeta, type WriteOutcome, representationOfMeta, sameRepresentation } from './disk/types.js';
 import { sliceBounds } from './slice-math.js';
 
-/** What names one version of an object's bytes: a slice of one representation is never served as another's. */
-export type Representation = Pick<StoredMeta, 'size' | 'etag' | 'lastModified'>;
-
-/** Why a slice write did not store the slice. */
-export type WriteOutcome =
-  /** The slice is on disk (or already was). */
-  | 'stored'
-  /** It does not fit: everything left is pinned. The caller may keep it in memory. */
-  | 'no-room'
-  /** The object was purged, or another representation replaced it, while we wrote: the bytes are stale. */
-  | 'superseded';
-
-/** What the disk keeps of an object's representation, in every slice file's header. */
-export interface StoredMeta {
-  size: number;
-  contentType: string;
-  etag?: string;
-  lastModified?: string;
-  cacheControl?: string;
-  /** Epoch ms the representation was fetched or last validated. */
-  storedAt: number;
-}
-
-interface SliceHeader {
-  key: string;
-  index: number;
-  length: number;
-  /** CRC-32 of the slice bytes: checked on every read, so a damaged file is never served. */
-  crc32: number;
-  sliceBytes: number;
-  meta: StoredMeta;
-}
-
-interface DiskSlice {
-  path: string;
-  dataOffset: number;
-  length: number;
-  crc32: number;
-  /** Bytes on disk, header included. */
-  fileBytes: number;
-}
-
-interface DiskObject {
-  key: string;
-  meta: StoredMeta;
-  slices: Map<number, DiskSlice>;
-  pinned: boolean;
-}
-
-const MAGIC = Buffer.from('RCDN1\n');
-const HEADER_PREFIX = MAGIC.length + 4;
-const MAX_HEADER = 64 * 1024;
-const TMP_PREFIX = '.tmp-';
+export type { Representation, StoredMeta, WriteOutcome } from './disk/types.js';
+export type { DiskEvent, DiskRemote, DiskSnapshot, PreparedSlice } from './disk/replication.js';
+export { sameRepresentation } from './disk/types.js';
 
 export interface DiskTierOptions {
   dir: string;
@@ -65,6 +23,31 @@ export interface DiskTierOptions {
   sliceBytes: number;
   logger: Logger;
   onEvict?: (bytes: number) => void;
+  /**
+   * `owner` (default): the one authoritative tier of a directory — index rebuilt from the
+   * files, capacity, eviction, staging, purge, pins. `replica`: another process's view of the
+   * same directory, built from the owner's snapshot and kept by its events (`apply`); it reads
+   * slice files and writes temp files, and asks the owner (`remote`) for everything else.
+   */
+  role?: 'owner' | 'replica';
+  /** Replica only: the owner, over IPC. */
+  remote?: DiskRemote;
+  /** Owner only: every index change, synchronously and in order (replicas apply them). */
+  onChange?: (e: DiskEvent) => void;
+  /** Replica only: called after each event or snapshot is applied (a worker adopts objects it did not know). */
+  onApplied?: (e: DiskEvent | DiskSnapshot) => void;
+  /** Open slice files kept (least recently used closed first). Default 1024. */
+  fdCacheSize?: number;
+  /** A slice whose CRC passed once is checked again on about 1 read in this many (1: always, 0: never). Default 64. */
+  crcSampleEvery?: number;
+  /** Replica only: reads are reported to the owner after this many (default 64)... */
+  touchBatch?: number;
+  /** ...or this long since the last report, whichever first (default 1000 ms). */
+  touchIntervalMs?: number;
+  /** Monotonic ms (for the touch interval); default performance.now. */
+  monotonicNow?: () => number;
+  /** Uniform [0, 1) for the CRC sampling; default Math.random. */
+  random?: () => number;
 }
 
 export interface DiskStats {
@@ -76,29 +59,53 @@ export interface DiskStats {
   stagedBytes: number;
 }
 
+interface StagedSlice extends SliceLocation {
+  verified: boolean;
+}
+
 /**
  * The disk tier: one file per slice (header + bytes) under `dir/cache/hh/`, visible only once
- * whole (temp file, fsync, rename), bounded by `capacityBytes` with least-recently-used eviction
- * of unpinned slices. The index lives in memory and is rebuilt from the files at start;
- * anything a crash left behind (temp files, short or foreign files) is removed then.
+ * whole (temp file, rename), bounded by `capacityBytes` with least-recently-used eviction of
+ * unpinned slices. The index lives in memory (`DiskIndex`) and is rebuilt from the files at
+ * start; anything a crash left behind (temp files, short or foreign files) is removed then, and
+ * every slice found is unverified until a read checks its CRC. See docs/architecture.md, "Disk
+ * tier: integrity and durability".
+ *
+ * Several processes may share one directory: one owner and any number of replicas (`role`).
  */
 export class DiskTier {
   private readonly root: string;
   private readonly stagingRoot: string;
-  private readonly objects = new Map<string, DiskObject>();
+  private readonly role: 'owner' | 'replica';
+  private readonly index: DiskIndex;
+  private readonly fds: FdCache;
+  private readonly crc: CrcPolicy;
   /** Slices written by fill, invisible to clients until their whole file is verified and published. */
-  private readonly staged = new Map<string, { meta: StoredMeta; slices: Map<number, DiskSlice> }>();
-  /** Unpinned slices, least recently used first (Map keeps insertion order). */
-  private readonly lru = new Map<string, { obj: DiskObject; index: number }>();
-  private used = 0;
-  private pinnedBytesTotal = 0;
-  private readonly pinnedKeys = new Set<string>();
-  /** Bumped on purge so a write that started before it does not resurrect the object. */
-  private readonly generation = new Map<string, number>();
+  private readonly staged = new Map<string, { meta: StoredMeta; slices: Map<number, StagedSlice> }>();
+  private stagedBytes = 0;
+  /** Bytes of owner writes in flight, reserved so concurrent writers cannot overshoot the capacity. */
+  private reservedBytes = 0;
+  /** Replica: purges seen here (a local drop), so a write started before one is not committed. */
+  private readonly localPurges = new Map<string, number>();
+  /** Replica: slice files read since the last report to the owner. */
+  private readonly touchedPaths = new Set<string>();
+  private lastTouchReport = 0;
+  private readonly now: () => number;
 
   constructor(private readonly opts: DiskTierOptions) {
     this.root = join(opts.dir, 'cache');
     this.stagingRoot = join(opts.dir, 'staging');
+    this.role = opts.role ?? 'owner';
+    if (this.role === 'replica' && !opts.remote) throw new Error('a DiskTier replica needs a remote (its owner)');
+    this.fds = new FdCache(opts.fdCacheSize ?? 1024);
+    this.crc = new CrcPolicy(opts.crcSampleEvery ?? 64, opts.random);
+    this.now = opts.monotonicNow ?? (() => performance.now());
+    this.lastTouchReport = this.now();
+    this.index = new DiskIndex({
+      changed: this.role === 'owner' ? opts.onChange : undefined,
+      removed: (slice, replacedBy) => this.removed(slice, replacedBy),
+      added: (slice) => this.fds.invalidate(slice.path),
+    });
   }
 
   get capacityBytes(): number {
@@ -106,24 +113,41 @@ export class DiskTier {
   }
 
   stats(): DiskStats {
-    let slices = 0;
-    for (const o of this.objects.values()) slices += o.slices.size;
     return {
-      usedBytes: this.used,
+      usedBytes: this.used(),
       capacityBytes: this.opts.capacityBytes,
-      objects: this.objects.size,
-      slices,
-      pinnedBytes: this.pinnedBytesTotal,
-      stagedBytes: [...this.staged.values()].reduce((sum, e) => sum + [...e.slices.values()].reduce((a, sl) => a + sl.fileBytes, 0), 0),
+      objects: this.index.objects.size,
+      slices: this.index.slices,
+      pinnedBytes: this.index.pinnedBytes,
+      stagedBytes: this.stagedBytes,
     };
   }
 
-  /** Rebuilds the index from disk, removing what is partial, foreign or over capacity. */
+  /** The descriptor cache's counters (for tests and metrics). */
+  fdStats(): FdCacheStats {
+    return this.fds.stats();
+  }
+
+  /** Whether a descriptor of `path` is cached (for tests). */
+  fdCached(path: string): boolean {
+    return this.fds.has(path);
+  }
+
+  /** Bytes counted against the capacity: indexed slices, staged slices, writes in flight. */
+  private used(): number {
+    return this.index.usedBytes + this.stagedBytes + this.reservedBytes;
+  }
+
+  /**
+   * Owner: rebuilds the index from disk, removing what is partial, foreign or over capacity.
+   * Replica: nothing to scan (its index comes from the owner's snapshot).
+   */
   async open(): Promise<{ slices: number; removed: number; ms: number }> {
     const started = performance.now();
+    if (this.role === 'replica') return { slices: this.index.slices, removed: 0, ms: 0 };
     await mkdir(this.root, { recursive: true });
     let removed = 0;
-    const found: { header: SliceHeader; slice: DiskSlice; mtimeMs: number }[] = [];
+    const found: { key: string; index: number; meta: StoredMeta; slice: SliceLocation; mtimeMs: number }[] = [];
     for (const sub of await readdir(this.root)) {
       const subDir = join(this.root, sub);
       let names: string[];
@@ -135,49 +159,38 @@ export class DiskTier {
       }
       await mapLimit(names, 32, async (name) => {
         const path = join(subDir, name);
-        const parsed = name.startsWith(TMP_PREFIX) ? undefined : await this.readHeader(path);
+        const parsed = name.startsWith(TMP_PREFIX) ? undefined : await this.readHeader(path, 'cache');
         if (!parsed) {
           removed++;
           await unlink(path).catch(() => {});
           return;
         }
-        found.push({ ...parsed, slice: { ...parsed.slice, path } });
+        found.push(parsed);
       });
     }
     // Oldest first, so that insertion order is recency order.
     found.sort((a, b) => a.mtimeMs - b.mtimeMs);
-    for (const { header, slice } of found) {
-      const obj = this.objects.get(header.key);
-      if (obj && !sameRepresentation(obj.meta, header.meta)) {
-        // Two representations of one object: the later one wins.
-        this.dropObject(obj);
-      }
-      const target = this.objects.get(header.key) ?? this.newObject(header.key, header.meta);
-      if (header.meta.storedAt > target.meta.storedAt) target.meta = header.meta;
-      target.slices.set(header.index, slice);
-      this.used += slice.fileBytes;
-      this.lru.set(slice.path, { obj: target, index: header.index });
+    for (const f of found) {
+      const obj = this.index.object(f.key);
+      // Two representations of one object: the later one wins (its put drops the other).
+      const meta = obj && sameRepresentation(obj.meta, f.meta) && obj.meta.storedAt > f.meta.storedAt ? obj.meta : f.meta;
+      this.index.put(f.key, f.index, meta, f.slice);
     }
     await mkdir(this.stagingRoot, { recursive: true });
     const stagedNames = await readdir(this.stagingRoot);
     await mapLimit(stagedNames, 32, async (name) => {
       const path = join(this.stagingRoot, name);
       const parsed = name.startsWith(TMP_PREFIX) ? undefined : await this.readHeader(path, 'staging');
-      if (!parsed) {
+      const entry = parsed && this.staged.get(parsed.key);
+      if (!parsed || (entry && !sameRepresentation(entry.meta, parsed.meta))) {
         removed++;
         await unlink(path).catch(() => {});
         return;
       }
-      const entry = this.staged.get(parsed.header.key);
-      if (entry && !sameRepresentation(entry.meta, parsed.header.meta)) {
-        removed++;
-        await unlink(path).catch(() => {});
-        return;
-      }
-      const e = entry ?? { meta: parsed.header.meta, slices: new Map<number, DiskSlice>() };
-      this.staged.set(parsed.header.key, e);
-      e.slices.set(parsed.header.index, parsed.slice);
-      this.used += parsed.slice.fileBytes;
+      const e = entry ?? { meta: parsed.meta, slices: new Map<number, StagedSlice>() };
+      this.staged.set(parsed.key, e);
+      e.slices.set(parsed.index, { ...parsed.slice, verified: false });
+      this.stagedBytes += parsed.slice.fileBytes;
     });
     removed += this.evictUntil(0);
     const ms = performance.now() - started;
@@ -185,43 +198,18 @@ export class DiskTier {
     return { slices: found.length, removed, ms };
   }
 
-  private async readHeader(path: string, area: 'cache' | 'staging' = 'cache'): Promise<{ header: SliceHeader; slice: DiskSlice; mtimeMs: number } | undefined> {
-    let fh;
-    try {
-      fh = await open(path, 'r');
-      const st = await fh.stat();
-      if (!st.isFile() || st.size < HEADER_PREFIX) return undefined;
-      const prefix = Buffer.alloc(HEADER_PREFIX);
-      await fh.read(prefix, 0, HEADER_PREFIX, 0);
-      if (!prefix.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
-      const headerLen = prefix.readUInt32BE(MAGIC.length);
-      if (headerLen > MAX_HEADER || HEADER_PREFIX + headerLen > st.size) return undefined;
-      const json = Buffer.alloc(headerLen);
-      await fh.read(json, 0, headerLen, HEADER_PREFIX);
-      const header = JSON.parse(json.toString('utf8')) as SliceHeader;
-      const dataOffset = HEADER_PREFIX + headerLen;
-      if (
-        typeof header.key !== 'string' ||
-        typeof header.crc32 !== 'number' ||
-        header.sliceBytes !== this.opts.sliceBytes ||
-        !header.meta ||
-        typeof header.meta.size !== 'number'
-      ) {
-        return undefined;
-      }
-      const bounds = sliceBounds(header.index, this.opts.sliceBytes, header.meta.size);
-      // A slice is whole or it is nothing: the length must be exactly the slice's.
-      if (header.length !== bounds.end - bounds.start || st.size !== dataOffset + header.length) return undefined;
-      // Files written before slice paths named the representation are still ours.
-      if (this.pathFor(header.key, header.index, header.meta, area) !== path && this.legacyPathFor(header.key, header.index, area) !== path) {
-        return undefined;
-      }
-      return { header, slice: { path, dataOffset, length: header.length, crc32: header.crc32, fileBytes: st.size }, mtimeMs: st.mtimeMs };
-    } catch {
-      return undefined;
-    } finally {
-      await fh?.close().catch(() => {});
-    }
+  /** A slice file's header, if the file is a whole slice of this tier's slice size at the path its header names. */
+  private async readHeader(path: string, area: 'cache' | 'staging'): Promise<{ key: string; index: number; meta: StoredMeta; slice: SliceLocation; mtimeMs: number } | undefined> {
+    const parsed = await readSliceHeader(path);
+    if (!parsed) return undefined;
+    const { header } = parsed;
+    if (header.sliceBytes !== this.opts.sliceBytes) return undefined;
+    const bounds = sliceBounds(header.index, this.opts.sliceBytes, header.meta.size);
+    // A slice is whole or it is nothing: the length must be exactly the slice's.
+    if (header.length !== bounds.end - bounds.start) return undefined;
+    // Files written before slice paths named the representation are still ours.
+    if (this.pathFor(header.key, header.index, header.meta, area) !== path && this.legacyPathFor(header.key, header.index, area) !== path) return undefined;
+    return { key: header.key, index: header.index, meta: header.meta, slice: parsed.slice, mtimeMs: parsed.mtimeMs };
   }
 
   /**
@@ -242,121 +230,270 @@ export class DiskTier {
     return area === 'cache' ? join(this.root, h.slice(0, 2), `${h}.${index}`) : join(this.stagingRoot, `${h}.${index}`);
   }
 
-  private newObject(key: string, meta: StoredMeta): DiskObject {
-    const obj: DiskObject = { key, meta, slices: new Map(), pinned: this.pinnedKeys.has(key) };
-    this.objects.set(key, obj);
-    return obj;
+  /** A slice left the index: its cached descriptor goes, and (owner) its file unless a new one took the same path. */
+  private removed(slice: IndexedSlice, replacedBy?: IndexedSlice): void {
+    this.fds.invalidate(slice.path);
+    if (this.role === 'owner' && replacedBy?.path !== slice.path) {
+      // Readers that already opened the file keep reading it; the name goes now.
+      unlink(slice.path).catch(() => {});
+    }
   }
 
   meta(key: string): StoredMeta | undefined {
-    return this.objects.get(key)?.meta;
+    return this.index.object(key)?.meta;
   }
 
   /** Whether slice `index` of `key` is on disk — of representation `rep` when given. */
   has(key: string, index: number, rep?: Representation): boolean {
-    const obj = this.objects.get(key);
+    const obj = this.index.object(key);
     if (!obj || (rep && !sameRepresentation(obj.meta, rep))) return false;
     return obj.slices.has(index);
   }
 
   /** Keys of every object with at least one slice on disk. */
   keys(): IterableIterator<string> {
-    return this.objects.keys();
+    return this.index.objects.keys();
   }
 
   /** Which slices of `key` are on disk. */
   sliceIndexes(key: string): number[] {
-    return [...(this.objects.get(key)?.slices.keys() ?? [])];
+    return [...(this.index.object(key)?.slices.keys() ?? [])];
   }
 
   /** Marks the representation validated at `at` (a 304 from upstream). */
   touchValidated(key: string, at: number, cacheControl?: string): void {
-    const obj = this.objects.get(key);
-    if (!obj) return;
-    obj.meta = { ...obj.meta, storedAt: at, ...(cacheControl ? { cacheControl } : {}) };
+    const obj = this.index.object(key);
+    if (obj) this.index.setMeta(key, { ...obj.meta, storedAt: at, ...(cacheControl ? { cacheControl } : {}) });
+    if (this.role === 'replica') this.opts.remote!.touchValidated(key, at, cacheControl);
   }
 
   /**
    * A slice's bytes, or undefined if it is not (or no longer) on disk — or, given `rep`, if
-   * what is on disk is another representation. The file is named by its representation and
-   * its bytes are checked against the CRC recorded when it was indexed, so the bytes returned
-   * belong to the representation checked here even if the object is replaced meanwhile.
+   * what is on disk is another representation. The file is named by its representation, its
+   * length and header prefix are checked on every read and its CRC on the first read here and
+   * then on a sample, so the bytes returned belong to the representation checked here even if
+   * the object is replaced meanwhile. The Buffer is the caller's to keep.
    */
   async read(key: string, index: number, rep?: Representation): Promise<Buffer | undefined> {
-    const obj = this.objects.get(key);
+    const obj = this.index.object(key);
     const slice = obj?.slices.get(index);
     if (!obj || !slice) return undefined;
     if (rep && !sameRepresentation(obj.meta, rep)) return undefined;
-    if (!obj.pinned) {
-      this.lru.delete(slice.path);
-      this.lru.set(slice.path, { obj, index });
+    if (this.role === 'owner') {
+      if (!obj.pinned) this.index.touch(slice.path);
+    } else {
+      this.noteTouched(slice.path);
     }
+    const check = this.crc.mustCheck(slice.verified);
     try {
-      return await readSlice(slice);
+      const data = await readSlice(this.fds, slice, check);
+      if (check) slice.verified = true;
+      return data;
     } catch (err) {
       // Gone or damaged underneath us: forget it, the caller refetches.
-      this.opts.logger.warn({ err: (err as Error).message, path: slice.path }, 'disk slice unreadable, dropped');
-      this.dropSlice(obj, index);
+      const e = err as NodeJS.ErrnoException;
+      this.opts.logger.warn({ err: e.message, path: slice.path }, 'disk slice unreadable, dropped');
+      this.dropDamaged(key, index, slice.path, e instanceof SliceDamaged || e.code === 'ENOENT');
       return undefined;
     }
   }
+
+  /**
+   * A read failed. The owner drops the slice whatever the error, as it always did (the caller
+   * refetches). A replica drops and reports only what is certainly the file's fault (damaged,
+   * or gone: the owner may have evicted it already, and ignores a report about a file it no
+   * longer names); an error of its own (descriptors exhausted, EIO) is just a miss here.
+   */
+  private dropDamaged(key: string, index: number, path: string, certain: boolean): void {
+    if (this.index.slice(key, index)?.path !== path) return; // a newer copy replaced it meanwhile
+    if (this.role === 'owner') {
+      this.index.dropSlice(key, index);
+    } else if (certain) {
+      this.index.dropSlice(key, index);
+      this.opts.remote!.damaged(key, index, path);
+    }
+  }
+
+  // ---- writes: prepare (a temp file) and commit (rename into place, index, events) ----
 
   /**
    * Stores a whole slice of representation `meta`, replacing any other representation of the
    * object. Throws on I/O errors (a full disk), having cleaned up after itself.
    */
   async write(key: string, index: number, meta: StoredMeta, data: Buffer): Promise<WriteOutcome> {
-    const existing = this.objects.get(key);
-    if (existing && !sameRepresentation(existing.meta, meta)) this.dropObject(existing);
-    if (this.objects.get(key)?.slices.has(index)) return 'stored';
-
-    const { prefix, header, crc } = this.encodeHeader(key, index, meta, data);
-    const fileBytes = HEADER_PREFIX + header.length + data.length;
+    if (this.role === 'replica') return this.writeAsReplica(key, index, meta, data);
+    const existing = this.index.object(key);
+    if (existing && !sameRepresentation(existing.meta, meta)) this.index.dropObject(key);
+    if (this.index.slice(key, index)) return 'stored';
+    const encoded = encodeSlice(key, index, meta, data, this.opts.sliceBytes);
+    const fileBytes = encoded.fileBytes;
     if (fileBytes > this.opts.capacityBytes) return 'no-room';
     this.evictUntil(fileBytes);
-    if (this.used + fileBytes > this.opts.capacityBytes) return 'no-room';
-
-    const gen = this.generation.get(key) ?? 0;
-    this.used += fileBytes; // reserved now so concurrent writers cannot overshoot
-    const path = this.pathFor(key, index, meta);
+    if (this.used() + fileBytes > this.opts.capacityBytes) return 'no-room';
+    const generation = this.index.generation(key);
+    this.reservedBytes += fileBytes;
+    let prepared: PreparedSlice;
     try {
-      await writeWhole(path, [prefix, header, data]);
+      prepared = await this.prepare(key, index, meta, encoded, generation);
     } catch (err) {
-      this.used -= fileBytes;
+      this.reservedBytes -= fileBytes;
       throw err;
     }
-    const now = this.objects.get(key);
-    if ((this.generation.get(key) ?? 0) !== gen || (now && !sameRepresentation(now.meta, meta))) {
-      // Purged, or another representation stored, while we wrote: these bytes must not join it.
-      this.used -= fileBytes;
-      // Unless a writer of this same representation already put its (identical) file at this path.
-      if (!now || !sameRepresentation(now.meta, meta) || !now.slices.has(index)) await unlink(path).catch(() => {});
-      return 'superseded';
+    return this.commitPrepared(prepared, fileBytes);
+  }
+
+  /**
+   * Owner: commits a slice a replica prepared — what `write` does once its temp file is
+   * written. The `put` event is emitted before this resolves. On refusal the temp file is removed.
+   */
+  async commit(prepared: PreparedSlice): Promise<WriteOutcome> {
+    if (this.role !== 'owner') throw new Error('only the owner commits slices');
+    return this.commitPrepared(prepared, 0);
+  }
+
+  private async prepare(
+    key: string,
+    index: number,
+    meta: StoredMeta,
+    encoded: ReturnType<typeof encodeSlice>,
+    generation: number,
+    replaces?: Representation,
+  ): Promise<PreparedSlice> {
+    const path = this.pathFor(key, index, meta);
+    const tmpPath = await writeTempFile(tempDirFor(path), encoded.parts);
+    return {
+      key,
+      index,
+      meta,
+      tmpPath,
+      slice: { path, dataOffset: encoded.dataOffset, length: encoded.fileBytes - encoded.dataOffset, crc32: encoded.crc32, fileBytes: encoded.fileBytes },
+      generation,
+      ...(replaces ? { replaces } : {}),
+    };
+  }
+
+  /**
+   * The decision and the rename happen in one turn of the event loop (a synchronous rename):
+   * no purge, publish or other commit can come between the checks and the slice joining the
+   * index, so what is checked is what is stored.
+   */
+  private commitPrepared(p: PreparedSlice, reserved: number): WriteOutcome {
+    const { key, index, meta, slice } = p;
+    this.reservedBytes -= reserved;
+    const refuse = (outcome: WriteOutcome): WriteOutcome => {
+      unlink(p.tmpPath).catch(() => {});
+      return outcome;
+    };
+    // Purged, or published by fill, since the write started: these bytes must not join it.
+    if (this.index.generation(key) !== p.generation) return refuse('superseded');
+    const now = this.index.object(key);
+    if (now && !sameRepresentation(now.meta, meta)) {
+      // Another representation: replace it only if it is the one the writer saw and meant to
+      // replace; one that arrived while we wrote is newer than our bytes.
+      if (p.replaces && sameRepresentation(now.meta, p.replaces)) this.index.dropObject(key);
+      else return refuse('superseded');
     }
-    const obj = now ?? this.newObject(key, meta);
-    const old = obj.slices.get(index);
-    if (old) this.used -= old.fileBytes;
-    obj.slices.set(index, { path, dataOffset: HEADER_PREFIX + header.length, length: data.length, crc32: crc, fileBytes });
-    if (obj.pinned) this.pinnedBytesTotal += fileBytes;
-    else this.lru.set(path, { obj, index });
+    const have = this.index.slice(key, index);
+    if (have) {
+      // Another writer of the same slice got there first. Said again, so a replica that
+      // dropped its view of it (a local purge) learns where it is.
+      this.index.put(key, index, this.index.object(key)!.meta, have);
+      return refuse('stored');
+    }
+    if (reserved === 0) {
+      if (slice.fileBytes > this.opts.capacityBytes) return refuse('no-room');
+      this.evictUntil(slice.fileBytes);
+      if (this.used() + slice.fileBytes > this.opts.capacityBytes) return refuse('no-room');
+    }
+    try {
+      // No fsync of the file nor of the folder: a crash loses at most a rename (a refetch),
+      // never a check — no test shows a directory fsync is needed for what we promise.
+      renameSync(p.tmpPath, slice.path);
+    } catch (err) {
+      unlink(p.tmpPath).catch(() => {});
+      throw err;
+    }
+    const obj = this.index.object(key);
+    this.index.put(key, index, obj && sameRepresentation(obj.meta, meta) ? obj.meta : meta, slice);
     return 'stored';
   }
 
-  private encodeHeader(key: string, index: number, meta: StoredMeta, data: Buffer): { prefix: Buffer; header: Buffer; crc: number } {
-    const crc = crc32(data);
-    const header = Buffer.from(
-      JSON.stringify({ key, index, length: data.length, crc32: crc, sliceBytes: this.opts.sliceBytes, meta } satisfies SliceHeader),
-    );
-    const prefix = Buffer.alloc(HEADER_PREFIX);
-    MAGIC.copy(prefix);
-    prefix.writeUInt32BE(header.length, MAGIC.length);
-    return { prefix, header, crc };
+  private async writeAsReplica(key: string, index: number, meta: StoredMeta, data: Buffer): Promise<WriteOutcome> {
+    const existing = this.index.object(key);
+    const other = existing && !sameRepresentation(existing.meta, meta);
+    if (!other && existing?.slices.has(index)) return 'stored';
+    const encoded = encodeSlice(key, index, meta, data, this.opts.sliceBytes);
+    if (encoded.fileBytes > this.opts.capacityBytes) return 'no-room';
+    const generation = this.index.generation(key);
+    const purges = this.localPurges.get(key) ?? 0;
+    const prepared = await this.prepare(key, index, meta, encoded, generation, other ? representationOfMeta(existing.meta) : undefined);
+    if (this.index.generation(key) !== generation || (this.localPurges.get(key) ?? 0) !== purges) {
+      // We already know it was purged while we wrote.
+      unlink(prepared.tmpPath).catch(() => {});
+      return 'superseded';
+    }
+    try {
+      return await this.opts.remote!.commit(prepared);
+    } catch (err) {
+      unlink(prepared.tmpPath).catch(() => {});
+      throw err;
+    }
   }
 
-  // ---- staging (fill): whole slices kept across restarts, published when the file verifies ----
+  // ---- replication ----
+
+  /** Owner: the whole index, for a new replica. */
+  snapshot(): DiskSnapshot {
+    return this.index.snapshot();
+  }
+
+  /** Replica: applies one of the owner's changes, or a snapshot (which replaces everything). */
+  apply(e: DiskEvent | DiskSnapshot): void {
+    if (this.role !== 'replica') throw new Error('only a replica applies the owner’s changes');
+    this.index.apply(e);
+    this.opts.onApplied?.(e);
+  }
+
+  /** Owner: slices replicas read, moved to the recent end of the eviction order. */
+  touched(paths: string[]): void {
+    for (const path of paths) this.index.touch(path);
+  }
+
+  /** Owner: a replica found a slice file damaged or gone; drop it if the index still names that file. */
+  damaged(key: string, index: number, path: string): void {
+    if (this.index.slice(key, index)?.path !== path) return;
+    this.opts.logger.warn({ key, index, path }, 'disk slice reported damaged by a replica, dropped');
+    this.index.dropSlice(key, index);
+  }
+
+  private noteTouched(path: string): void {
+    this.touchedPaths.add(path);
+    const now = this.now();
+    if (this.touchedPaths.size >= (this.opts.touchBatch ?? 64) || now - this.lastTouchReport >= (this.opts.touchIntervalMs ?? 1000)) this.reportTouched(now);
+  }
+
+  private reportTouched(now: number): void {
+    this.lastTouchReport = now;
+    if (this.touchedPaths.size === 0) return;
+    const paths = [...this.touchedPaths];
+    this.touchedPaths.clear();
+    this.opts.remote!.touched(paths);
+  }
+
+  /** Closes every cached descriptor (after reads in flight) and reports pending touches. */
+  async close(): Promise<void> {
+    if (this.role === 'replica') this.reportTouched(this.now());
+    this.fds.closeAll();
+  }
+
+  // ---- staging (fill, owner only): whole slices kept across restarts, published when the file verifies ----
+
+  private ownerOnly(what: string): void {
+    if (this.role !== 'owner') throw new Error(`DiskTier replica: ${what} is the owner's`);
+  }
 
   /** Staged slice indexes of `key` whose representation matches `meta` (others are dropped). */
-  stagedSlices(key: string, meta?: Pick<StoredMeta, 'size' | 'etag' | 'lastModified'>): number[] {
+  stagedSlices(key: string, meta?: Representation): number[] {
     const e = this.staged.get(key);
     if (!e) return [];
     if (meta && !sameRepresentation(e.meta, meta)) {
@@ -372,35 +509,47 @@ export class DiskTier {
   }
 
   async writeStaged(key: string, index: number, meta: StoredMeta, data: Buffer): Promise<boolean> {
+    this.ownerOnly('staging');
     const existing = this.staged.get(key);
     if (existing && !sameRepresentation(existing.meta, meta)) this.dropStaged(key);
-    const { prefix, header, crc } = this.encodeHeader(key, index, meta, data);
-    const fileBytes = HEADER_PREFIX + header.length + data.length;
+    const encoded = encodeSlice(key, index, meta, data, this.opts.sliceBytes);
+    const fileBytes = encoded.fileBytes;
     this.evictUntil(fileBytes);
-    if (this.used + fileBytes > this.opts.capacityBytes) return false;
-    this.used += fileBytes;
+    if (this.used() + fileBytes > this.opts.capacityBytes) return false;
+    this.reservedBytes += fileBytes;
     const path = this.pathFor(key, index, meta, 'staging');
     try {
-      await writeWhole(path, [prefix, header, data]);
-    } catch (err) {
-      this.used -= fileBytes;
-      throw err;
+      const tmp = await writeTempFile(this.stagingRoot, encoded.parts);
+      try {
+        await rename(tmp, path);
+      } catch (err) {
+        await unlink(tmp).catch(() => {});
+        throw err;
+      }
+    } finally {
+      this.reservedBytes -= fileBytes;
     }
-    const e = this.staged.get(key) ?? { meta, slices: new Map<number, DiskSlice>() };
+    const e = this.staged.get(key) ?? { meta, slices: new Map<number, StagedSlice>() };
     this.staged.set(key, e);
     const old = e.slices.get(index);
-    if (old) this.used -= old.fileBytes;
-    e.slices.set(index, { path, dataOffset: HEADER_PREFIX + header.length, length: data.length, crc32: crc, fileBytes });
+    if (old) this.stagedBytes -= old.fileBytes;
+    e.slices.set(index, { path, dataOffset: encoded.dataOffset, length: data.length, crc32: encoded.crc32, fileBytes, verified: false });
+    this.stagedBytes += fileBytes;
     return true;
   }
 
+  /** A staged slice's bytes, its CRC always checked (fill hashes them before publishing). */
   async readStaged(key: string, index: number): Promise<Buffer | undefined> {
     const slice = this.staged.get(key)?.slices.get(index);
     if (!slice) return undefined;
-    return readSlice(slice).catch(() => {
+    try {
+      const data = await readSliceOnce(slice);
+      slice.verified = true;
+      return data;
+    } catch {
       this.dropStagedSlice(key, index);
       return undefined;
-    });
+    }
   }
 
   private dropStagedSlice(key: string, index: number): void {
@@ -408,7 +557,7 @@ export class DiskTier {
     const slice = e?.slices.get(index);
     if (!e || !slice) return;
     e.slices.delete(index);
-    this.used -= slice.fileBytes;
+    this.stagedBytes -= slice.fileBytes;
     unlink(slice.path).catch(() => {});
     if (e.slices.size === 0) this.staged.delete(key);
   }
@@ -419,103 +568,86 @@ export class DiskTier {
 
   /**
    * Makes a verified file visible: its staged slices move into the cache (a rename each),
-   * pinned, replacing any cached copy of another representation.
+   * pinned, replacing any cached copy of another representation. The renames and the index
+   * changes happen in one turn of the event loop, so no write or purge interleaves with them.
    */
   async publish(key: string): Promise<void> {
+    this.ownerOnly('publish');
     const e = this.staged.get(key);
     if (!e) return;
-    const existing = this.objects.get(key);
-    if (existing && !sameRepresentation(existing.meta, e.meta)) this.dropObject(existing);
-    this.pin(key);
-    this.generation.set(key, (this.generation.get(key) ?? 0) + 1);
-    for (const [index, slice] of [...e.slices]) {
-      const obj = this.objects.get(key) ?? this.newObject(key, e.meta);
+    const targets = [...e.slices].map(([index, slice]) => ({ index, slice, path: this.pathFor(key, index, e.meta) }));
+    for (const dir of new Set(targets.map((t) => tempDirFor(t.path)))) await mkdir(dir, { recursive: true });
+    if (this.staged.get(key) !== e) return; // dropped while the folders were made
+    const existing = this.index.object(key);
+    if (existing && !sameRepresentation(existing.meta, e.meta)) this.index.dropObject(key);
+    this.index.pin(key);
+    this.index.bumpGeneration(key);
+    for (const { index, slice, path } of targets) {
       e.slices.delete(index);
-      const cached = obj.slices.get(index);
-      if (cached) {
-        // The verified staged slice wins over a cached copy of it; the rename below replaces the file.
-        this.used -= cached.fileBytes;
-        this.lru.delete(cached.path);
-        if (obj.pinned) this.pinnedBytesTotal -= cached.fileBytes;
-        obj.slices.delete(index);
+      this.stagedBytes -= slice.fileBytes;
+      try {
+        renameSync(slice.path, path);
+      } catch (err) {
+        for (const [, s] of e.slices) unlink(s.path).catch(() => {});
+        for (const [, s] of e.slices) this.stagedBytes -= s.fileBytes;
+        this.staged.delete(key);
+        throw err;
       }
-      const path = this.pathFor(key, index, e.meta);
-      await mkdir(join(path, '..'), { recursive: true });
-      await rename(slice.path, path);
-      obj.slices.set(index, { ...slice, path });
-      this.pinnedBytesTotal += slice.fileBytes;
+      // The verified staged slice wins over a cached copy of it: the rename replaced the file.
+      const obj = this.index.object(key);
+      const put = this.index.put(key, index, obj ? obj.meta : e.meta, { path, dataOffset: slice.dataOffset, length: slice.length, crc32: slice.crc32, fileBytes: slice.fileBytes });
+      put.verified = slice.verified;
     }
     this.staged.delete(key);
   }
 
+  // ---- capacity, purge, pins (owner) ----
+
   /** Evicts unpinned slices, least recently used first, until `need` more bytes fit. */
   private evictUntil(need: number): number {
     let evicted = 0;
-    for (const [path, { obj, index }] of this.lru) {
-      if (this.used + need <= this.opts.capacityBytes) break;
-      this.lru.delete(path);
-      const slice = obj.slices.get(index);
+    for (const [, { key, index }] of this.index.lru) {
+      if (this.used() + need <= this.opts.capacityBytes) break;
+      const slice = this.index.slice(key, index);
       if (!slice) continue;
-      this.dropSlice(obj, index);
+      this.index.dropSlice(key, index);
       evicted++;
       this.opts.onEvict?.(slice.fileBytes);
     }
     return evicted;
   }
 
-  private dropSlice(obj: DiskObject, index: number): void {
-    const slice = obj.slices.get(index);
-    if (!slice) return;
-    obj.slices.delete(index);
-    this.lru.delete(slice.path);
-    this.used -= slice.fileBytes;
-    if (obj.pinned) this.pinnedBytesTotal -= slice.fileBytes;
-    // Readers that already opened the file keep reading it; the name goes now.
-    unlink(slice.path).catch(() => {});
-    if (obj.slices.size === 0) this.objects.delete(obj.key);
-  }
-
-  private dropObject(obj: DiskObject): void {
-    for (const index of [...obj.slices.keys()]) this.dropSlice(obj, index);
-    this.objects.delete(obj.key);
-  }
-
-  /** Removes an object; returns the bytes freed. */
+  /**
+   * Removes an object; returns the bytes freed. On a replica only its own view drops (the
+   * owner purges, and its events reach every replica), and a write of it in flight here is
+   * not committed.
+   */
   purge(key: string): number {
-    this.generation.set(key, (this.generation.get(key) ?? 0) + 1);
-    const obj = this.objects.get(key);
-    if (!obj) return 0;
-    const before = this.used;
-    this.dropObject(obj);
-    return before - this.used;
+    const before = this.index.usedBytes;
+    if (this.role === 'replica') {
+      this.localPurges.set(key, (this.localPurges.get(key) ?? 0) + 1);
+      this.index.dropObject(key);
+      return before - this.index.usedBytes;
+    }
+    this.index.bumpGeneration(key);
+    this.index.dropObject(key);
+    return before - this.index.usedBytes;
   }
 
   /** Pinned content is never evicted (fill manifests pin what the node must hold). */
   pin(key: string): void {
-    this.pinnedKeys.add(key);
-    const obj = this.objects.get(key);
-    if (!obj || obj.pinned) return;
-    obj.pinned = true;
-    for (const s of obj.slices.values()) {
-      this.lru.delete(s.path);
-      this.pinnedBytesTotal += s.fileBytes;
-    }
+    this.ownerOnly('pin');
+    this.index.pin(key);
   }
 
   /** Unpinned content stays as cache until space is needed. */
   unpin(key: string): void {
-    this.pinnedKeys.delete(key);
-    const obj = this.objects.get(key);
-    if (!obj || !obj.pinned) return;
-    obj.pinned = false;
-    for (const [index, s] of obj.slices) {
-      this.pinnedBytesTotal -= s.fileBytes;
-      this.lru.set(s.path, { obj, index });
-    }
+    this.ownerOnly('unpin');
+    this.index.unpin(key);
   }
 
   isPinned(key: string): boolean {
-    return this.pinnedKeys.has(key);
+    return this.index.isPinned(key);
   }
 
   /** Bytes of files under the cache directory, measured on disk (for tests and checks). */
@@ -530,41 +662,18 @@ export class DiskTier {
   }
 }
 
-async function readSlice(slice: DiskSlice): Promise<Buffer> {
+/** Reads a slice without the descriptor cache (staged files: read once, by fill), CRC checked. */
+async function readSliceOnce(slice: SliceLocation): Promise<Buffer> {
   const fh = await open(slice.path, 'r');
   try {
     const buf = Buffer.allocUnsafe(slice.length);
     const { bytesRead } = await fh.read(buf, 0, slice.length, slice.dataOffset);
-    if (bytesRead !== slice.length) throw new Error('short read');
-    if (crc32(buf) !== slice.crc32) throw new Error('checksum mismatch');
+    if (bytesRead !== slice.length) throw new SliceDamaged('short read');
+    if (crc32(buf) !== slice.crc32) throw new SliceDamaged('checksum mismatch');
     return buf;
   } finally {
     await fh.close().catch(() => {});
   }
-}
-
-/** Writes a file so that it exists whole or not at all: temp file, fsync, rename. */
-async function writeWhole(path: string, parts: Buffer[]): Promise<void> {
-  const dir = join(path, '..');
-  const tmp = join(dir, `${TMP_PREFIX}${randomBytes(6).toString('hex')}`);
-  try {
-    await mkdir(dir, { recursive: true });
-    const fh = await open(tmp, 'wx');
-    try {
-      await fh.writev(parts);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-}
-
-export function sameRepresentation(a: Representation, b: Representation): boolean {
-  return a.size === b.size && a.etag === b.etag && a.lastModified === b.lastModified;
 }
 
 async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
