@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
-import { renameSync } from 'node:fs';
+import { renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../common/logger.js';
@@ -381,7 +381,12 @@ export class DiskTier {
     const { key, index, meta, slice } = p;
     this.reservedBytes -= reserved;
     const refuse = (outcome: WriteOutcome): WriteOutcome => {
-      unlink(p.tmpPath).catch(() => {});
+      // Synchronously, so that a refused temp file is gone when the writer hears the answer.
+      try {
+        unlinkSync(p.tmpPath);
+      } catch {
+        // already gone
+      }
       return outcome;
     };
     // Purged, or published by fill, since the write started: these bytes must not join it.
@@ -429,7 +434,7 @@ export class DiskTier {
     const prepared = await this.prepare(key, index, meta, encoded, generation, other ? representationOfMeta(existing.meta) : undefined);
     if (this.index.generation(key) !== generation || (this.localPurges.get(key) ?? 0) !== purges) {
       // We already know it was purged while we wrote.
-      unlink(prepared.tmpPath).catch(() => {});
+      await unlink(prepared.tmpPath).catch(() => {});
       return 'superseded';
     }
     try {
