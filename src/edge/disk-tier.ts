@@ -5,16 +5,18 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../common/logger.js';
 import { DiskIndex, type IndexedSlice } from './disk/disk-index.js';
+import { BufferPool, type SliceLease } from './disk/buffer-pool.js';
 import { FdCache, type FdCacheStats } from './disk/fd-cache.js';
 import { CrcPolicy } from './disk/integrity.js';
 import type { DiskEvent, DiskRemote, DiskSnapshot, PreparedSlice } from './disk/replication.js';
-import { TMP_PREFIX, encodeSlice, readSliceHeader, tempDirFor, writeTempFile } from './disk/slice-file.js';
+import { MAX_HEADER, TMP_PREFIX, encodeSlice, readSliceHeader, tempDirFor, writeTempFile } from './disk/slice-file.js';
 import { SliceDamaged, readSlice } from './disk/slice-reader.js';
 import { type Representation, type SliceLocation, type StoredMeta, type WriteOutcome, representationOfMeta, sameRepresentation } from './disk/types.js';
 import { sliceBounds } from './slice-math.js';
 
 export type { Representation, StoredMeta, WriteOutcome } from './disk/types.js';
 export type { DiskEvent, DiskRemote, DiskSnapshot, PreparedSlice } from './disk/replication.js';
+export type { SliceLease } from './disk/buffer-pool.js';
 export { sameRepresentation } from './disk/types.js';
 
 export interface DiskTierOptions {
@@ -48,6 +50,10 @@ export interface DiskTierOptions {
   monotonicNow?: () => number;
   /** Uniform [0, 1) for the CRC sampling; default Math.random. */
   random?: () => number;
+  /** Free read buffers `readLease` keeps for reuse (each sliceBytes + 4 KiB). Default 16. */
+  bufferPoolSize?: number;
+  /** Tests: poison buffers given back to the pool (a holder reading after release sees 0xEE). */
+  poisonReleasedBuffers?: boolean;
 }
 
 export interface DiskStats {
@@ -80,6 +86,7 @@ export class DiskTier {
   private readonly index: DiskIndex;
   private readonly fds: FdCache;
   private readonly crc: CrcPolicy;
+  private readonly pool: BufferPool;
   /** Slices written by fill, invisible to clients until their whole file is verified and published. */
   private readonly staged = new Map<string, { meta: StoredMeta; slices: Map<number, StagedSlice> }>();
   private stagedBytes = 0;
@@ -99,6 +106,8 @@ export class DiskTier {
     if (this.role === 'replica' && !opts.remote) throw new Error('a DiskTier replica needs a remote (its owner)');
     this.fds = new FdCache(opts.fdCacheSize ?? 1024);
     this.crc = new CrcPolicy(opts.crcSampleEvery ?? 64, opts.random);
+    // Room for a whole slice file of any usual header (a bigger one reads into its own buffer).
+    this.pool = new BufferPool({ bufferBytes: opts.sliceBytes + Math.min(4096, MAX_HEADER) + 1, maxFree: opts.bufferPoolSize ?? 16, poison: opts.poisonReleasedBuffers });
     this.now = opts.monotonicNow ?? (() => performance.now());
     this.lastTouchReport = this.now();
     this.index = new DiskIndex({
@@ -275,6 +284,53 @@ export class DiskTier {
    * the object is replaced meanwhile. The Buffer is the caller's to keep.
    */
   async read(key: string, index: number, rep?: Representation): Promise<Buffer | undefined> {
+    const slice = this.sliceToRead(key, index, rep);
+    if (!slice) return undefined;
+    const check = this.crc.mustCheck(slice.verified);
+    try {
+      const data = await readSlice(this.fds, slice, check);
+      if (check) slice.verified = true;
+      return data;
+    } catch (err) {
+      this.readFailed(key, index, slice, err as NodeJS.ErrnoException);
+      return undefined;
+    }
+  }
+
+  /**
+   * `read`, into a buffer lent by the tier's pool: the lease holds one reference, and the
+   * buffer is reused once every reference is released. Whoever may still touch the bytes must
+   * hold a reference (a socket write until its callback); a holder that keeps them for good
+   * (the memory tier) must `retain()` before keeping them and never release that reference:
+   * that buffer is then never reused, and is left to the collector.
+   */
+  async readLease(key: string, index: number, rep?: Representation): Promise<SliceLease | undefined> {
+    const slice = this.sliceToRead(key, index, rep);
+    if (!slice) return undefined;
+    const check = this.crc.mustCheck(slice.verified);
+    let giveBack: (() => void) | undefined;
+    const alloc = (size: number): Buffer => {
+      const t = this.pool.take(size);
+      giveBack = t.giveBack;
+      return t.buf;
+    };
+    try {
+      const data = await readSlice(this.fds, slice, check, alloc);
+      if (check) slice.verified = true;
+      return this.pool.lease(data, giveBack!);
+    } catch (err) {
+      giveBack?.();
+      this.readFailed(key, index, slice, err as NodeJS.ErrnoException);
+      return undefined;
+    }
+  }
+
+  /** Pool counters (for tests and benchmarks). */
+  poolStats(): { free: number; reused: number; allocated: number } {
+    return this.pool.stats();
+  }
+
+  private sliceToRead(key: string, index: number, rep?: Representation): IndexedSlice | undefined {
     const obj = this.index.object(key);
     const slice = obj?.slices.get(index);
     if (!obj || !slice) return undefined;
@@ -284,18 +340,13 @@ export class DiskTier {
     } else {
       this.noteTouched(slice.path);
     }
-    const check = this.crc.mustCheck(slice.verified);
-    try {
-      const data = await readSlice(this.fds, slice, check);
-      if (check) slice.verified = true;
-      return data;
-    } catch (err) {
-      // Gone or damaged underneath us: forget it, the caller refetches.
-      const e = err as NodeJS.ErrnoException;
-      this.opts.logger.warn({ err: e.message, path: slice.path }, 'disk slice unreadable, dropped');
-      this.dropDamaged(key, index, slice.path, e instanceof SliceDamaged || e.code === 'ENOENT');
-      return undefined;
-    }
+    return slice;
+  }
+
+  private readFailed(key: string, index: number, slice: IndexedSlice, e: NodeJS.ErrnoException): void {
+    // Gone or damaged underneath us: forget it, the caller refetches.
+    this.opts.logger.warn({ err: e.message, path: slice.path }, 'disk slice unreadable, dropped');
+    this.dropDamaged(key, index, slice.path, e instanceof SliceDamaged || e.code === 'ENOENT');
   }
 
   /**

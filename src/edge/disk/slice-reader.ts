@@ -17,13 +17,18 @@ export class SliceDamaged extends Error {
  * one byte, so every read checks the header's prefix (magic, header length) and that the file
  * is exactly as long as indexed (a truncated or extended file fails), and `checkCrc` adds the
  * CRC-32 of the bytes. The Buffer returned is the caller's to keep (the memory tier keeps disk
- * hits): a fresh allocation per read, which measured as cheap as a pool (bench/disk-read.ts).
+ * hits) unless `alloc` lends it from a pool (DiskTier.readLease).
  * Rejects with SliceDamaged if the file is not what the index says, or the open/read error.
  */
-export async function readSlice(fds: FdCache, loc: SliceLocation, checkCrc: boolean): Promise<Buffer> {
+export async function readSlice(
+  fds: FdCache,
+  loc: SliceLocation,
+  checkCrc: boolean,
+  alloc: (size: number) => Buffer = (size) => Buffer.allocUnsafeSlow(size),
+): Promise<Buffer> {
   const file = fds.tryAcquire(loc.path) ?? (await fds.acquire(loc.path));
   // One byte more than the file: a read that fills it means the file grew.
-  const buf = Buffer.allocUnsafeSlow(loc.fileBytes + 1);
+  const buf = alloc(loc.fileBytes + 1);
   let got: number;
   try {
     got = await readFully(file, buf);
