@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Logger } from './logger.js';
+import { flushLogs, type Logger } from './logger.js';
 import { adminTokenFromEnv, isAuthorized } from './admin-auth.js';
 import { requestTraceparent } from './trace.js';
 import { ConnectionGuard, type ConnectionLimits } from './connection-guard.js';
@@ -252,8 +252,11 @@ export function drainOnSignal(log: Logger, close: () => Promise<void>, graceMs =
     }, graceMs);
     force.unref();
     close()
-      .then(() => {
+      .then(async () => {
         log.info('drained, exiting');
+        // Every access-log line out before the process goes (the exit handler would write
+        // those not yet handed to write(2), but not one a write still has in flight).
+        await flushLogs();
         process.exit(0);
       })
       .catch((err) => {

@@ -75,6 +75,16 @@ const CORS_FLAT: readonly string[] = Object.entries(CORS_HEADERS).flat();
 const TEXT = 'text/plain; charset=utf-8';
 const STALE_WARNING = '110 - "Response is Stale"';
 
+/** How to answer: the status, the body's bytes and, off the common case, planResponse's headers. */
+interface Plan {
+  status: number;
+  /** The bytes the body carries: none for HEAD, 304, 412, 416. */
+  range: ByteRange | undefined;
+  /** The one range of a 206 answered without planResponse (its Content-Range, also on HEAD). */
+  partial: ByteRange | undefined;
+  planned: Record<string, string> | undefined;
+}
+
 /** One request the hit path answers: what its access-log line and counters need. */
 class Answer {
   status = 0;
@@ -120,6 +130,7 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
   const plays = opts.plays;
   const level = opts.logLevel ?? 'info';
   const headers = new HeaderBook();
+  const paths = new PathBook();
   // Filled and read synchronously for one request at a time.
   const query: ObjectQuery = { e: undefined, k: undefined, t: undefined, tp: undefined, pl: undefined };
 
@@ -203,53 +214,52 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
       return sendText(a, f.status, f.reason);
     }
     if (resolved.kind === 'not-found') return sendText(a, 404, 'not found');
-    const meta = resolved.meta;
-    const rh = headers.of(meta);
-    const h = a.req.headers;
+    return answerFrom(a, title, file, resolved.meta, resolved.stale, resolved.primed, mayRetry);
+  }
 
-    // What to send: the status, the bytes (none for HEAD, 304, 412, 416) and, off the common
-    // case, the headers planResponse gives.
-    let status: number;
-    /** The bytes the body carries: none for HEAD. */
-    let range: ByteRange | undefined;
-    /** The one range of a 206 (its Content-Range, also on HEAD). */
-    let partial: ByteRange | undefined;
-    let planned: Record<string, string> | undefined;
-    const conditional =
-      h['if-match'] !== undefined ||
-      h['if-none-match'] !== undefined ||
-      h['if-modified-since'] !== undefined ||
-      h['if-unmodified-since'] !== undefined ||
-      (a.range !== undefined && h['if-range'] !== undefined);
-    const wanted = conditional ? undefined : parseRange(a.range, meta.size);
-    if (wanted && wanted.kind === 'none') {
-      status = 200;
-      range = a.head || meta.size === 0 ? undefined : { start: 0, end: meta.size };
-    } else if (wanted && wanted.kind === 'ranges' && wanted.ranges.length === 1) {
-      status = 206;
-      partial = wanted.ranges[0]!;
-      range = a.head ? undefined : partial;
-    } else {
-      const plan = planResponse(requestView(a.req.method!, h), meta);
-      status = plan.status;
-      planned = plan.headers;
-      const part = plan.body[0];
-      range = part && part.kind === 'bytes' ? part.range : undefined;
-      // As the framework sends an answer without a body: Content-Length 0, but on 304 and HEAD.
-      if (range === undefined && status !== 304 && !a.head) planned['content-length'] = '0';
-    }
+  /**
+   * Answers from a representation. Synchronous (undefined) when memory holds the bytes or none
+   * are needed — a hot hit allocates no promise — else the promise of the rest.
+   */
+  function answerFrom(
+    a: Answer,
+    title: string,
+    file: string,
+    meta: CachedMeta,
+    stale: boolean,
+    primed: PrimedFetch | undefined,
+    mayRetry: boolean,
+  ): Promise<void> | undefined {
+    const p = plan(a, meta);
+    const range = p.range;
+    if (range === undefined) return send(a, meta, stale, p, 'HIT-MEM', undefined); // nothing to read
+    if (primed && !primed.joined) return answerSlow(a, title, file, meta, stale, primed, mayRetry, p, 'MISS');
+    // One range inside one memory slice: HIT-MEM without asking each tier; the slice goes out as it is.
+    const slice = cache.memorySlice(meta, range);
+    if (slice) return send(a, meta, stale, p, 'HIT-MEM', slice);
+    return answerSlow(a, title, file, meta, stale, primed, mayRetry, p, cache.tierFor(meta, [range]));
+  }
 
-    let primed: PrimedFetch | undefined = resolved.primed;
-    // No body bytes needed: answered from what we know of the object.
-    let tier: Tier = range === undefined ? 'HIT-MEM' : primed && !primed.joined ? 'MISS' : cache.tierFor(meta, [range]);
-    let body: Buffer | Buffer[] | undefined;
-    if (range !== undefined && (tier === 'HIT-MEM' || tier === 'HIT-DISK')) {
-      // One range inside one memory slice goes out as it is; else whole cached buffers, no stream.
-      body = (tier === 'HIT-MEM' ? cache.memorySlice(meta, range) : undefined) ?? (await cache.cachedPieces(meta, range));
-      // A slice that failed its checksum was dropped: this answer goes upstream after all.
+  async function answerSlow(
+    a: Answer,
+    title: string,
+    file: string,
+    meta: CachedMeta,
+    stale: boolean,
+    primed: PrimedFetch | undefined,
+    mayRetry: boolean,
+    p: Plan,
+    tier: Tier,
+  ): Promise<void> {
+    const range = p.range!;
+    let body: Buffer[] | undefined;
+    if (tier === 'HIT-MEM' || tier === 'HIT-DISK') {
+      // Cached: whole buffers, no stream. A slice that failed its checksum was dropped: this
+      // answer goes upstream after all.
+      body = await cache.cachedPieces(meta, range);
       if (!body) tier = cache.tierFor(meta, [range]);
     }
-    if (body === undefined && range !== undefined && tier === 'MISS' && !primed) {
+    if (!body && tier === 'MISS' && !primed) {
       try {
         primed = await cache.prime(meta, range, a.traceparent);
       } catch (err) {
@@ -258,46 +268,78 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
         return sendText(a, f.status, f.reason);
       }
     }
+    if (body) return send(a, meta, stale, p, tier, body);
+    const { out, length } = head(a, meta, stale, p, tier);
+    return stream(a, meta, range, primed, p.status, tier, length, out);
+  }
 
-    let out: readonly string[];
-    let length: number;
-    if (planned === undefined && status === 200 && !a.traceparent && !resolved.stale) {
-      out = rh.whole200(tier);
-      length = meta.size;
-    } else {
-      let list: string[];
-      if (planned === undefined) {
-        list = [...rh.common];
-        if (a.traceparent) list.push('traceparent', a.traceparent);
-        if (status === 206) {
-          length = partial!.end - partial!.start;
-          list.push('content-range', contentRange(partial!, meta.size), 'content-length', String(length));
-        } else {
-          length = meta.size;
-          list.push('content-length', rh.sizeText);
-        }
-      } else {
-        list = [...CORS_FLAT];
-        if (a.traceparent) list.push('traceparent', a.traceparent);
-        for (const name in planned) list.push(name, planned[name]!);
-        length = Number(planned['content-length'] ?? 0);
+  /** Status, bytes and (off the common case) planResponse's headers of an answer from `meta`. */
+  function plan(a: Answer, meta: CachedMeta): Plan {
+    const h = a.req.headers;
+    const conditional =
+      h['if-match'] !== undefined ||
+      h['if-none-match'] !== undefined ||
+      h['if-modified-since'] !== undefined ||
+      h['if-unmodified-since'] !== undefined ||
+      (a.range !== undefined && h['if-range'] !== undefined);
+    if (!conditional) {
+      const wanted = parseRange(a.range, meta.size);
+      if (wanted.kind === 'none') {
+        return { status: 200, range: a.head || meta.size === 0 ? undefined : { start: 0, end: meta.size }, partial: undefined, planned: undefined };
       }
-      list.push('x-cache', tier);
-      if (resolved.stale) list.push('warning', STALE_WARNING);
-      out = list;
+      if (wanted.kind === 'ranges' && wanted.ranges.length === 1) {
+        const partial = wanted.ranges[0]!;
+        return { status: 206, range: a.head ? undefined : partial, partial, planned: undefined };
+      }
     }
-    if (range !== undefined && body === undefined) return stream(a, meta, range, primed, status, tier, length, out);
-    writeHead(a, status, tier, length, out);
-    if (range === undefined) {
-      a.res.end();
-    } else if (Buffer.isBuffer(body)) {
-      a.res.end(body);
+    const full = planResponse(requestView(a.req.method!, h), meta);
+    const part = full.body[0];
+    const range = part && part.kind === 'bytes' ? part.range : undefined;
+    // As the framework sends an answer without a body: Content-Length 0, but on 304 and HEAD.
+    if (range === undefined && full.status !== 304 && !a.head) full.headers['content-length'] = '0';
+    return { status: full.status, range, partial: undefined, planned: full.headers };
+  }
+
+  /** The head of an answer: the representation's prebuilt headers and what varies. */
+  function head(a: Answer, meta: CachedMeta, stale: boolean, p: Plan, tier: Tier): { out: readonly string[]; length: number } {
+    const rh = headers.of(meta);
+    if (p.planned === undefined && p.status === 200 && !a.traceparent && !stale) return { out: rh.whole200(tier), length: meta.size };
+    let list: string[];
+    let length: number;
+    if (p.planned === undefined) {
+      list = [...rh.common];
+      if (a.traceparent) list.push('traceparent', a.traceparent);
+      if (p.status === 206) {
+        length = p.partial!.end - p.partial!.start;
+        list.push('content-range', contentRange(p.partial!, meta.size), 'content-length', String(length));
+      } else {
+        length = meta.size;
+        list.push('content-length', rh.sizeText);
+      }
     } else {
+      list = [...CORS_FLAT];
+      if (a.traceparent) list.push('traceparent', a.traceparent);
+      for (const name in p.planned) list.push(name, p.planned[name]!);
+      length = Number(p.planned['content-length'] ?? 0);
+    }
+    list.push('x-cache', tier);
+    if (stale) list.push('warning', STALE_WARNING);
+    return { out: list, length };
+  }
+
+  /** Sends an answer whose body (if any) is in hand. */
+  function send(a: Answer, meta: CachedMeta, stale: boolean, p: Plan, tier: Tier, body: Buffer | Buffer[] | undefined): undefined {
+    const { out, length } = head(a, meta, stale, p, tier);
+    writeHead(a, p.status, tier, length, out);
+    if (body === undefined) a.res.end();
+    else if (Buffer.isBuffer(body)) a.res.end(body);
+    else {
       // Cached pieces: one writev.
       a.res.cork();
-      for (const piece of body!) a.res.write(piece);
+      for (const piece of body) a.res.write(piece);
       a.res.end(); // uncorks fully
     }
+    return undefined;
   }
 
   /**
@@ -356,17 +398,46 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     if (range !== undefined && range.includes(',')) return false;
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
-    const parsed = parseObjectPath(path.slice(3));
-    if (!parsed.ok) return false; // 400 from the object routes
+    const parsed = paths.parse(path);
+    if (!parsed) return false; // 400 from the object routes
     readObjectQuery(url, q, query);
     if (signing.required && !tokens.verify(path, query.e, query.k, query.t, clock.now() / 1000).ok) return false; // 403 from the object routes
     // The header, or the `tp` query parameter steering puts in the URLs it signs (players drop headers).
     const traceparent = parseTraceparent(h.traceparent) ?? (query.tp !== undefined ? parseTraceparent(query.tp) : undefined);
     const a = new Answer(req, res, start, method === 'HEAD', range, traceparent, query.pl, req.socket.remoteAddress, done);
-    res.once('close', a.onClose);
-    answer(a, parsed.title, parsed.file, true).catch((err: Error) => failed(a, err));
+    res.on('close', a.onClose); // emitted once
+    // A fresh representation is known without waiting (what cache.resolve would answer at once).
+    const known = cache.peek(parsed.title, parsed.file);
+    try {
+      const rest = known ? answerFrom(a, parsed.title, parsed.file, known, false, undefined, true) : answer(a, parsed.title, parsed.file, true);
+      rest?.catch((err: Error) => failed(a, err));
+    } catch (err) {
+      failed(a, err as Error);
+    }
     return true;
   };
+}
+
+/** Paths remembered by default: the hot objects of a busy edge, many times over. */
+const PATHS_KEPT = 16_384;
+
+/**
+ * Raw `/c/…` paths already parsed into their object (parseObjectPath is pure): a hot object's
+ * path is checked once, not per request. Only well-formed paths are kept; bounded, oldest out.
+ */
+class PathBook {
+  private readonly byPath = new Map<string, { title: string; file: string }>();
+
+  parse(path: string): { title: string; file: string } | undefined {
+    let o = this.byPath.get(path);
+    if (o) return o;
+    const parsed = parseObjectPath(path.slice(3));
+    if (!parsed.ok) return undefined;
+    o = { title: parsed.title, file: parsed.file };
+    if (this.byPath.size >= PATHS_KEPT) this.byPath.delete(this.byPath.keys().next().value!);
+    this.byPath.set(path, o);
+    return o;
+  }
 }
 
 /** Resolves when `res` can take more, or has closed (a client gone never drains). */
