@@ -4,6 +4,7 @@ import { signQuery } from '../../src/common/signing.js';
 import { readObjectQuery, type ObjectQuery } from '../../src/edge/hit-path.js';
 import { createEdgeServer, type EdgeServer } from '../../src/edge/server.js';
 import { TEST_ADMIN_TOKEN, TEST_KEYS, randomTitle, tempDir, testCluster, writeMedia } from '../helpers/cluster.js';
+import { parsePrometheusText } from '../helpers/prom-parse.js';
 import { TestOrigin } from '../helpers/test-origin.js';
 
 /**
@@ -214,6 +215,35 @@ describe('edge hit path: answers equal to the object routes', () => {
     await same(signed(path));
     await same(signed(path), {}, 'HEAD');
     expect((await same(signed(path), { range: 'bytes=0-' })).status).toBe(416);
+  });
+
+  it('itCountsAnswersInTheSameSeries: requests by tier and status, bytes by tier, durations by tier', async () => {
+    const scrape = async (e: Edge) => {
+      const text = await e.server.metrics.registry.metrics();
+      const out = new Map<string, number>();
+      for (const f of ['reelcdn_edge_requests_total', 'reelcdn_edge_response_bytes_total', 'reelcdn_edge_request_duration_seconds_count']) {
+        for (const s of parsePrometheusText(text).samples.filter((x) => x.name === f)) out.set(`${f}${JSON.stringify(Object.entries(s.labels).sort())}`, s.value);
+      }
+      return out;
+    };
+    const delta = (after: Map<string, number>, before: Map<string, number>) =>
+      Object.fromEntries([...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)]).filter(([, v]) => v !== 0));
+    const [refBefore, hitBefore] = [await scrape(ref), await scrape(hit)];
+    const title = randomTitle();
+    writeMedia(root, title, 'm.mp4', 2 * S);
+    const path = `/c/${title}/m.mp4`;
+    for (let i = 0; i < 4; i++) await same(signed(path));
+    await same(signed(path), { range: 'bytes=10-19' });
+    await same(signed(path), {}, 'HEAD');
+    await same(signed(path), { 'if-none-match': '*' });
+    await same(signed(`/c/${title}/none.mp4`));
+    await same(path);
+    const want = delta(await scrape(ref), refBefore);
+    const got = delta(await scrape(hit), hitBefore);
+    expect(got).toEqual(want);
+    const key = `reelcdn_edge_requests_total${JSON.stringify(Object.entries({ tier: 'HIT-MEM', status: '200', service: 'edge', node: 'edge-a1' }).sort())}`;
+    expect(got[key]).toBe(3); // 2 GETs and the HEAD
+    expect(Object.values(got).length).toBeGreaterThan(8);
   });
 
   it('itAnswersHotRequestsWithoutTheFramework; the rest still reaches fastify', async () => {
