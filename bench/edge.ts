@@ -160,7 +160,9 @@ async function measure(
 ): Promise<Measured> {
   const bare = target.name === 'node:http';
   rss.reset();
-  const failed = !bare && w.fillPasses > 0 ? await fillCache(target.url, w.fill, w.fillPasses) : [];
+  // Memory tiers are per worker and 2Q admits an object seen twice: N workers need N times the
+  // passes for each worker's memory to hold the hot set (the kernel spreads connections).
+  const failed = !bare && w.fillPasses > 0 ? await fillCache(target.url, w.fill, w.fillPasses * workers) : [];
   if (failed.length > 0) say(`  ${target.name}: ${failed.length} fill answers were not 200/206 (first: ${failed[0]})`);
   if (w.warmup || bare) await runLoad(dir, target.url, w, client, bare ? 1 : WARMUP_SECONDS);
   const tiersBefore = target.tiers ? await target.tiers() : undefined;
