@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { flushLogs, type Logger } from './logger.js';
+import { flushLogs, logRequestLine, type Logger } from './logger.js';
 import { adminTokenFromEnv, isAuthorized } from './admin-auth.js';
 import { requestTraceparent } from './trace.js';
 import { ConnectionGuard, type ConnectionLimits } from './connection-guard.js';
@@ -182,21 +182,7 @@ export function logAccess(
   traceparent: string | undefined,
 ): void {
   const q = url.indexOf('?');
-  log[level](
-    {
-      reqId,
-      method,
-      path: q < 0 ? url : url.slice(0, q),
-      range,
-      status,
-      tier,
-      bytes,
-      ms: Math.round(elapsedMs * 10) / 10,
-      remote,
-      traceparent,
-    },
-    'request',
-  );
+  logRequestLine(log, level, reqId, method, q < 0 ? url : url.slice(0, q), range, status, tier, bytes, Math.round(elapsedMs * 10) / 10, remote, traceparent);
 }
 
 // Request ids: a random per-process prefix and a counter — unique across a cluster's logs,
