@@ -246,6 +246,24 @@ describe('edge hit path: answers equal to the object routes', () => {
     expect(Object.values(got).length).toBeGreaterThan(8);
   });
 
+  it('itStopsReadingAMissWhenTheClientLeaves: the slices after it are never fetched', async () => {
+    const title = randomTitle();
+    writeMedia(root, title, 'long.ts', 8 * S);
+    const path = `/o/${title}/long.ts`;
+    origin.behaviour.set(path, { delayMs: 100 });
+    const controller = new AbortController();
+    const res = await request(`${hit.url}${signed(`/c/${title}/long.ts`)}`, { signal: controller.signal });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-cache']).toBe('MISS');
+    controller.abort();
+    await res.body.dump().catch(() => {});
+    await new Promise((r) => setTimeout(r, 600));
+    await idle(hit);
+    // The first slice (asked when the answer started), perhaps the one being read when the client
+    // left — not the eight a reader that went on would have fetched.
+    expect(origin.countFor(path)).toBeLessThanOrEqual(2);
+  });
+
   it('itAnswersHotRequestsWithoutTheFramework; the rest still reaches fastify', async () => {
     const title = randomTitle();
     writeMedia(root, title, 'h.mp4', S);
