@@ -208,7 +208,7 @@ export async function startChaosCluster(opts: ChaosClusterOptions): Promise<Chao
   const origin = node('origin', url(o), url(oa));
   const steering = node('steering', url(s), url(sa));
   const edges = raw.edges.map((e) => node(e.id, e.url, e.adminUrl));
-  const argsOf = (n: ChaosNode) => (n === origin ? ['origin'] : n === steering ? ['steering'] : ['edge', '--id', n.name]);
+  const argsOf = (n: ChaosNode) => (n === origin ? ['origin'] : n === steering ? ['steering'] : ['edge', '--id', n.name, '--workers', '1']);
   let closing = false;
 
   const start = async (n: ChaosNode) => {

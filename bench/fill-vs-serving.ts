@@ -114,7 +114,7 @@ async function main(): Promise<void> {
 
     procs.push(spawn(process.execPath, [cli, 'origin', '--config', cluster.file], { env, stdio: 'ignore' }));
     const edge = cluster.config.edges[0]!;
-    procs.push(spawn(process.execPath, [cli, 'edge', '--config', cluster.file, '--id', edge.id], { env, stdio: 'ignore' }));
+    procs.push(spawn(process.execPath, [cli, 'edge', '--config', cluster.file, '--id', edge.id, '--workers', '1'], { env, stdio: 'ignore' }));
     await waitHealthy(cluster.config.origin.adminUrl);
     await waitHealthy(edge.adminUrl);
 

@@ -604,7 +604,7 @@ export async function runReal(world: World, fill: boolean): Promise<DayResult[]>
   const origin = await startOrigin(cluster.config, clock);
   const root = resolve(import.meta.dirname, '..');
   const procs: ChildProcess[] = cluster.config.edges.map((e) =>
-    spawn(process.execPath, [join(root, 'src/cli.js'), 'edge', '--config', cluster.file, '--id', e.id], { env: { ...process.env, REELCDN_ADMIN_TOKEN: CLUSTER_ADMIN_TOKEN }, stdio: 'ignore' }),
+    spawn(process.execPath, [join(root, 'src/cli.js'), 'edge', '--config', cluster.file, '--id', e.id, '--workers', '1'], { env: { ...process.env, REELCDN_ADMIN_TOKEN: CLUSTER_ADMIN_TOKEN }, stdio: 'ignore' }),
   );
   const auth = { authorization: `Bearer ${CLUSTER_ADMIN_TOKEN}` };
   const pools = new Map(cluster.config.edges.map((e) => [e.id, new Pool(e.url, { connections: 8 })]));

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, findEdge, loadClusterFile } from './common/config.js';
+import { availableParallelism } from 'node:os';
+import { ConfigError, findEdge, loadClusterFile, workerCount } from './common/config.js';
 import { createLogger } from './common/logger.js';
 
 const USAGE = `reelcdn — an Open Connect-style CDN for video
@@ -9,7 +10,9 @@ Usage:
   reelcdn origin   --config FILE                      run the origin
   reelcdn steering --config FILE [--listen H:P] [--admin-listen H:P]
                                                       run steering (a replica may bind its own address)
-  reelcdn edge     --config FILE --id EDGE_ID         run one edge node
+  reelcdn edge     --config FILE --id EDGE_ID [--workers N]
+                                                      run one edge node (N processes on its port;
+                                                      default edges[].workers, else one per CPU)
   reelcdn ingest   --config FILE --title ID DIR       add an HLS/DASH folder to the origin catalog
   reelcdn fill     --config FILE --id EDGE_ID --now   run a node's fill outside its window
 
@@ -32,6 +35,7 @@ async function main(argv: string[]): Promise<void> {
       now: { type: 'boolean' },
       listen: { type: 'string' },
       'admin-listen': { type: 'string' },
+      workers: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -57,8 +61,10 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'edge': {
       const cfg = config();
+      const edge = findEdge(cfg, edgeId());
+      const workers = values.workers === undefined ? (edge.workers ?? availableParallelism()) : workerCount(values.workers, '--workers', true);
       const { runEdge } = await import('./edge/main.js');
-      await runEdge(cfg, findEdge(cfg, edgeId()));
+      await runEdge(cfg, edge, workers);
       return;
     }
     case 'origin': {

@@ -189,7 +189,7 @@ export async function runDemo(opts: DemoOptions): Promise<RunningDemo> {
     const origin = startChild('origin', ['origin']);
     await waitHealthy(config.origin.adminUrl, origin, 'origin');
     for (const e of config.edges) {
-      const child = startChild(e.id, ['edge', '--id', e.id]);
+      const child = startChild(e.id, ['edge', '--id', e.id, '--workers', '1']);
       await waitHealthy(e.adminUrl, child, e.id);
     }
     const steering = startChild('steering', ['steering']);

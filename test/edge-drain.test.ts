@@ -57,7 +57,7 @@ describe('edge process drain', () => {
         log: { level: 'info' },
       }),
     );
-    child = spawn(process.execPath, [cli, 'edge', '--config', file, '--id', 'edge-a1'], {
+    child = spawn(process.execPath, [cli, 'edge', '--config', file, '--id', 'edge-a1', '--workers', '1'], {
       env: { ...process.env, REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

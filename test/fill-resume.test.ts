@@ -26,7 +26,7 @@ describe('fill resumes after kill -9', () => {
   let child: ChildProcess | undefined;
 
   const startEdgeProcess = (): ChildProcess => {
-    const p = spawn(process.execPath, [join(ROOT, 'dist/src/cli.js'), 'edge', '--config', cluster.file, '--id', 'a1'], {
+    const p = spawn(process.execPath, [join(ROOT, 'dist/src/cli.js'), 'edge', '--config', cluster.file, '--id', 'a1', '--workers', '1'], {
       env: { ...process.env, REELCDN_ADMIN_TOKEN: CLUSTER_ADMIN_TOKEN },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

@@ -239,9 +239,9 @@ function posInt(v: Json, field: string, dflt?: number): number {
 /** Most worker processes one edge node runs: beyond this a typo, not a machine. */
 export const MAX_WORKERS = 256;
 
-/** A worker count from the cluster file (a number) or the command line (text). */
-export function workerCount(v: Json | string, field: string): number {
-  const n = typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v;
+/** A worker count: a number in the cluster file; on the command line, text of digits. */
+export function workerCount(v: Json, field: string, fromText = false): number {
+  const n = fromText && typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > MAX_WORKERS) {
     throw new ConfigError(field, `must be an integer from 1 to ${MAX_WORKERS}`);
   }

@@ -60,6 +60,8 @@ export interface CachedMeta extends ObjectMeta {
 
 interface SliceHead {
   status: number;
+  /** Fetched by another worker of the node and read from the shared disk: a HIT-FILL here. */
+  shared?: boolean;
   meta?: CachedMeta;
   /** Size learnt from a 416 (Content-Range: bytes \*\/N). */
   unsatisfiedSize?: number;
@@ -215,7 +217,7 @@ export class EdgeCache {
     for (let attempt = 0; attempt < 2; attempt++) {
       const { fetch, joined } = this.acquire(title, file, index, undefined, traceparent);
       const head = await fetch.head;
-      if (head.meta) return { kind: 'found', meta: head.meta, stale: false, primed: { index, fetch, joined } };
+      if (head.meta) return { kind: 'found', meta: head.meta, stale: false, primed: { index, fetch, joined: joined || head.shared === true } };
       if (head.status === 404 || head.status === 410) return { kind: 'not-found' };
       if (head.status === 416 && index !== 0) {
         index = 0; // the hint was past the end; slice 0 tells the size and validators
@@ -371,7 +373,7 @@ export class EdgeCache {
         throw new UpstreamError(`upstream answered ${head.status}`, 502);
       }
       if (head.meta.rep !== meta.rep) throw new RepresentationChanged(meta.key);
-      return { index, fetch, joined };
+      return { index, fetch, joined: joined || head.shared === true };
     }
     return undefined;
   }
@@ -544,7 +546,7 @@ export class EdgeCache {
     if (!data) return false;
     const meta = current ?? this.toCachedMeta(key, title, file, stored, stored.storedAt);
     if (!current && meta.storable) this.metas.set(key, meta);
-    fetch.setHead({ status: 206, meta });
+    fetch.setHead({ status: 206, meta, shared: true });
     fetch.push(data);
     fetch.finish();
     this.memory.noteRecent(key, index, data.length);

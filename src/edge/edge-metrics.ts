@@ -99,6 +99,8 @@ export class EdgeMetrics {
     const registers = [this.registry];
     new Gauge({
       name: 'reelcdn_edge_fill_files',
+      // A multi-worker node's series come from its primary (which aggregates first), not a sum of copies.
+      aggregator: 'first',
       help: 'Files of the fill manifest, by state (done or total)',
       labelNames: ['state'],
       registers,
@@ -110,6 +112,7 @@ export class EdgeMetrics {
     });
     new Gauge({
       name: 'reelcdn_edge_fill_bytes',
+      aggregator: 'first',
       help: 'Bytes of the fill manifest, by state (done or total)',
       labelNames: ['state'],
       registers,
@@ -121,6 +124,7 @@ export class EdgeMetrics {
     });
     new Gauge({
       name: 'reelcdn_edge_fill_held_titles',
+      aggregator: 'first',
       help: 'Titles of the fill manifest held whole and verified',
       registers,
       collect() {
@@ -140,10 +144,11 @@ export class EdgeMetrics {
     sample: () => { status: 'ok' | 'draining' | 'overloaded'; fillWindowOpen: boolean; nextFillWindowStart: string },
   ): void {
     const registers = [this.registry];
-    const info = new Gauge({ name: 'reelcdn_edge_info', help: 'Constant 1, labelled with the edge\'s ISP and version', labelNames: ['isp', 'version'], registers });
+    const info = new Gauge({ name: 'reelcdn_edge_info', help: 'Constant 1, labelled with the edge\'s ISP and version', labelNames: ['isp', 'version'], registers, aggregator: 'first' });
     info.set({ isp, version }, 1);
     new Gauge({
       name: 'reelcdn_edge_health_status',
+      aggregator: 'first',
       help: 'Status the edge reports on /health: 1 for the current one (ok, draining, overloaded), 0 for the others',
       labelNames: ['status'],
       registers,
@@ -154,6 +159,7 @@ export class EdgeMetrics {
     });
     new Gauge({
       name: 'reelcdn_edge_fill_window_open',
+      aggregator: 'first',
       help: '1 while the node is inside its fill window (its own timezone), else 0',
       registers,
       collect() {
@@ -162,6 +168,7 @@ export class EdgeMetrics {
     });
     new Gauge({
       name: 'reelcdn_edge_fill_next_window_start_seconds',
+      aggregator: 'first',
       help: 'Unix time of the next start of the fill window',
       registers,
       collect() {
@@ -179,6 +186,8 @@ export class EdgeMetrics {
     const registers = [this.registry];
     new Gauge({
       name: 'reelcdn_edge_parent_breaker_state',
+      // Each worker has its own breaker: a node is in a state when any worker is.
+      aggregator: 'max',
       help: 'Circuit breaker in front of the parent edge: 1 for the current state (closed, open, half-open), 0 for the others',
       labelNames: ['state'],
       registers,

@@ -12,10 +12,11 @@ import { createRegistry } from '../common/metrics.js';
 import { TokenVerifier } from '../common/signing.js';
 import { VERSION } from '../common/version.js';
 import { DiskTier } from './disk-tier.js';
-import { EdgeCache, type Tier } from './edge-cache.js';
+import { EdgeCache, type SliceClaims, type Tier } from './edge-cache.js';
 import { type EdgeHealth, type EdgeStatus, edgeHealth } from './edge-health.js';
 import { EdgeMetrics } from './edge-metrics.js';
 import { FillAgent } from './fill-agent.js';
+import type { SeenPlays } from './play-seen.js';
 import { createHitPath } from './hit-path.js';
 import { newSeenPlays, recordSeenPlays, registerPlaysRoute } from './play-seen-routes.js';
 import { registerAdminRoutes } from './routes/admin-routes.js';
@@ -46,6 +47,12 @@ export interface EdgeServerOptions {
    * object routes answer everything: the reference the hit path is tested against.
    */
   hitPath?: boolean;
+  /**
+   * One worker of a multi-worker node (cluster/worker.ts): `disk` is a replica of the primary's
+   * index, upstream fetches are claimed from the primary first, play ids go to the primary
+   * through `seenPlays`; no admin port and no fill here (the primary holds both).
+   */
+  worker?: { disk: DiskTier; claims: SliceClaims; seenPlays: SeenPlays };
 }
 
 export interface EdgeServer {
@@ -93,7 +100,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
 
   // Metrics sample the tiers lazily, so the cache may be created after them.
   let cache!: EdgeCache;
-  const disk = new DiskTier({
+  const disk = opts.worker?.disk ?? new DiskTier({
     dir: edge.dataDir,
     capacityBytes: edge.diskBytes,
     sliceBytes: edge.sliceBytes,
@@ -102,7 +109,8 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   });
   const metrics = new EdgeMetrics(registry, () => {
     const m = cache.memoryStats();
-    const d = disk.stats();
+    // A worker's disk is the node's, reported once by the primary (the node sums the series).
+    const d = opts.worker ? { usedBytes: 0, capacityBytes: 0 } : disk.stats();
     return { memory: m.usedBytes, memoryCap: m.capacityBytes, disk: d.usedBytes, diskCap: d.capacityBytes, connections };
   });
   const target = upstreamTarget(config, edge, opts.upstreamUrl);
@@ -119,6 +127,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     clock,
     logger,
     events: metrics.cacheEvents(),
+    claims: opts.worker?.claims,
   });
 
   // Fill yields to clients: a separate delay monitor, reset every second, says when the loop is busy.
@@ -157,7 +166,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     answers: answerSink(stats, metrics),
   };
   // Play ids of the media served, read by steering, which counts a play only once its segments flow.
-  const seen = newSeenPlays(opts.seenPlaysCapacity);
+  const seen = opts.worker?.seenPlays ?? newSeenPlays(opts.seenPlaysCapacity);
   const publicApp = createApp({
     logger,
     frameworkErrorHeaders: CORS_HEADERS,
@@ -227,9 +236,16 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     async start() {
       await disk.open();
       cache.loadFromDisk();
+      const pub = opts.listen?.public ?? listenAddress(edge.url);
+      if (opts.worker) {
+        // Each worker binds the port itself (SO_REUSEPORT): the kernel spreads connections and
+        // the primary never holds one (docs/architecture.md says why).
+        const publicUrl = await publicApp.listen({ host: pub.host, port: pub.port, reusePort: true } as { host: string; port: number });
+        logger.info({ publicUrl, upstream: upstream.target.url }, 'edge worker listening');
+        return { publicUrl, adminUrl: '' };
+      }
       await fill.open();
       if (opts.autoFill ?? true) fill.start();
-      const pub = opts.listen?.public ?? listenAddress(edge.url);
       const adm = opts.listen?.admin ?? listenAddress(edge.adminUrl);
       const publicUrl = await publicApp.listen({ host: pub.host, port: pub.port });
       const adminUrl = await adminApp.listen({ host: adm.host, port: adm.port });
@@ -251,6 +267,8 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       }
       await upstream.close();
       await adminApp.close();
+      // Open slice files; a replica also reports its last reads to the owner.
+      await disk.close();
       loopDelay.disable();
       loop.stop();
     },

@@ -150,7 +150,7 @@ export async function startProcCluster(opts: ProcClusterOptions = {}): Promise<P
     if (!e) throw new Error(`no edge ${id}`);
     if (e.child && e.child.exitCode === null && e.child.signalCode === null) throw new Error(`${id} is already running`);
     const log = openSync(e.logFile, 'a');
-    const child = spawn(process.execPath, [CLI, 'edge', '--config', clusterFile, '--id', id], {
+    const child = spawn(process.execPath, [CLI, 'edge', '--config', clusterFile, '--id', id, '--workers', '1'], {
       env: { ...process.env, REELCDN_ADMIN_TOKEN: ADMIN_TOKEN },
       stdio: ['ignore', log, log],
     });

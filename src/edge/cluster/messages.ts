@@ -1,4 +1,5 @@
 import type { ClusterConfig, EdgeConfig } from '../../common/config.js';
+import type { DiskSnapshot } from '../disk-tier.js';
 
 /**
  * What a node's primary and its workers say to each other (over `Rpc`). Calls have replies;
@@ -12,8 +13,10 @@ export interface InitReply {
   edge: EdgeConfig;
   worker: number;
   workers: number;
+  /** The public address every worker binds (a port 0 in the cluster file is chosen once, by the primary). */
+  publicListen: { host: string; port: number };
   /** The owner's disk index, for the worker's replica (DiskTier snapshot). */
-  snapshot: unknown;
+  snapshot: DiskSnapshot;
 }
 
 /** Call worker → primary: may I fetch this slice upstream? Reply: ClaimVerdict. */

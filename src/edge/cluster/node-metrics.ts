@@ -1,9 +1,12 @@
 import { AggregatorRegistry, Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 
 /** What a worker reports on each scrape. */
+/** A metric as IPC carries it: its values, no functions. */
+export type MetricData = Omit<MetricObjectWithValues<MetricValue<string>>, 'collect'>;
+
 export interface WorkerScrape {
   worker: number;
-  metrics: MetricObjectWithValues<MetricValue<string>>[];
+  metrics: MetricData[];
   cpuSeconds: number;
   rssBytes: number;
   connections: number;
@@ -21,7 +24,7 @@ export interface WorkerScrape {
  * (`reelcdn_edge_worker_*{worker="N"}`) so that a sum over a metric never counts a worker twice.
  */
 export async function nodeMetricsText(primary: Registry, workers: WorkerScrape[], defaultLabels: Record<string, string>): Promise<string> {
-  const node = AggregatorRegistry.aggregate([await primary.getMetricsAsJSON(), ...workers.map((w) => w.metrics)]);
+  const node = AggregatorRegistry.aggregate([await primary.getMetricsAsJSON(), ...workers.map((w) => w.metrics as MetricObjectWithValues<MetricValue<string>>[])]);
   return (await node.metrics()) + (await perWorkerRegistry(workers, defaultLabels).metrics());
 }
 
@@ -52,7 +55,7 @@ function perWorkerRegistry(workers: WorkerScrape[], defaultLabels: Record<string
   return registry;
 }
 
-function total(metrics: MetricObjectWithValues<MetricValue<string>>[], name: string): number {
+function total(metrics: MetricData[], name: string): number {
   const m = metrics.find((x) => x.name === name);
   return m ? m.values.reduce((n, v) => n + v.value, 0) : 0;
 }

@@ -1,0 +1,308 @@
+import { type AddressInfo, createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { adminTokenFromEnv } from '../../common/admin-auth.js';
+import { systemClock, type Clock } from '../../common/clock.js';
+import type { ClusterConfig, EdgeConfig } from '../../common/config.js';
+import { listenAddress } from '../../common/config.js';
+import { adminGuard, adminLimits, createApp } from '../../common/http-app.js';
+import type { Logger } from '../../common/logger.js';
+import { createRegistry } from '../../common/metrics.js';
+import { VERSION } from '../../common/version.js';
+import { DiskTier, type DiskEvent, type PreparedSlice } from '../disk-tier.js';
+import { EdgeMetrics } from '../edge-metrics.js';
+import { FillAgent } from '../fill-agent.js';
+import { newSeenPlays, registerPlaysRoute } from '../play-seen-routes.js';
+import { registerAdminRoutes } from '../routes/admin-routes.js';
+import { registerFillRoutes } from '../routes/fill-routes.js';
+import type { EdgeHealth } from '../server.js';
+import { ClaimTable, type ClaimVerdict } from './claim-table.js';
+import * as M from './messages.js';
+import { type NodeHealth, mergeHealth } from './node-health.js';
+import { type WorkerScrape, nodeMetricsText } from './node-metrics.js';
+import type { Rpc } from './rpc.js';
+import { Supervisor } from './supervisor.js';
+
+/** What a worker answers to STATS. */
+export interface WorkerStats extends Omit<WorkerScrape, 'worker' | 'restarts'> {
+  health: EdgeHealth;
+}
+
+export interface EdgeNodeOptions {
+  config: ClusterConfig;
+  edge: EdgeConfig;
+  workers: number;
+  logger: Logger;
+  clock?: Clock;
+  adminToken?: string;
+  /** Overrides the admin listen address from the cluster file. */
+  adminListen?: { host: string; port: number };
+}
+
+/**
+ * Port 0 (tests, ad-hoc runs) means "any free port": chosen here once, so that every worker binds
+ * the same one.
+ */
+async function resolvePort(addr: { host: string; port: number }): Promise<{ host: string; port: number }> {
+  if (addr.port !== 0) return addr;
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => probe.once('error', reject).listen({ host: addr.host, port: 0 }, resolve));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return { host: addr.host, port };
+}
+
+/** How long /health and /metrics wait for a worker before leaving it out. */
+const STATS_TIMEOUT_MS = 2000;
+
+/**
+ * An edge node of several worker processes (`reelcdn edge --workers N`, N ≥ 2). This primary
+ * holds what the node has once: the disk tier (the workers hold replicas of its index and commit
+ * the slices they write through it), the slice claims that make one upstream fetch per slice,
+ * the fill agent, the admin port, the seen-plays ring. The workers hold the public port
+ * (node:cluster hands them connections in turn), their memory tiers and everything on the
+ * answer's path. Why processes and not threads: docs/architecture.md.
+ */
+export class EdgeNode {
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly disk: DiskTier;
+  private readonly claims = new ClaimTable();
+  private readonly fill: FillAgent;
+  private readonly seen = newSeenPlays();
+  private readonly registry;
+  private readonly metrics: EdgeMetrics;
+  private readonly supervisor: Supervisor;
+  private readonly adminApp: FastifyInstance;
+  /** Workers that received their disk snapshot: they get every later disk event. */
+  private readonly replicas = new Map<number, Rpc>();
+  private readonly startedAt: number;
+  private draining = false;
+  private publicUrl?: string;
+  private publicListen?: { host: string; port: number };
+  private readyWaiters: (() => void)[] = [];
+  private readyCount = 0;
+  private lastLoopDelayMs = 0;
+  private busyPoll?: NodeJS.Timeout;
+
+  constructor(private readonly opts: EdgeNodeOptions) {
+    const { config, edge } = opts;
+    this.clock = opts.clock ?? systemClock;
+    this.logger = opts.logger;
+    this.startedAt = this.clock.monotonic();
+    this.registry = createRegistry('edge', edge.id);
+    this.disk = new DiskTier({
+      dir: edge.dataDir,
+      capacityBytes: edge.diskBytes,
+      sliceBytes: edge.sliceBytes,
+      logger: this.logger,
+      onEvict: (bytes) => this.metrics.cacheEvents().evicted?.('disk', bytes),
+      onChange: (e: DiskEvent) => this.broadcast(M.DISK_EVENT, e),
+    });
+    // The primary's share of the node's series: the disk tier and the fill. Answers and memory
+    // tiers are the workers'; this registry reports zero for them.
+    this.metrics = new EdgeMetrics(this.registry, () => {
+      const d = this.disk.stats();
+      return { memory: 0, memoryCap: 0, disk: d.usedBytes, diskCap: d.capacityBytes, connections: 0 };
+    });
+    this.fill = new FillAgent({
+      config,
+      edge,
+      disk: this.disk,
+      clock: this.clock,
+      logger: this.logger,
+      adminToken: opts.adminToken ?? adminTokenFromEnv(),
+      // Fill yields to clients: the workers' loops say when they are busy.
+      busy: () => this.lastLoopDelayMs > 40,
+      onBytes: (source, bytes) => this.metrics.fillBytes.inc({ source }, bytes),
+      onPublished: (key) => this.broadcast(M.ADOPT, key),
+    });
+    this.metrics.watchStatus(edge.isp, VERSION, () => {
+      const p = this.fill.progress();
+      return { status: this.draining ? 'draining' : 'ok', fillWindowOpen: p.windowOpen, nextFillWindowStart: p.nextWindowStart };
+    });
+    this.metrics.watchFill(() => {
+      const p = this.fill.progress();
+      return { filesDone: p.files.done, filesTotal: p.files.total, bytesDone: p.bytes.done, bytesTotal: p.bytes.total, held: p.heldTitles.length };
+    });
+
+    this.supervisor = new Supervisor({
+      count: opts.workers,
+      exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)),
+      logger: this.logger,
+      monotonicNow: () => this.clock.monotonic(),
+      onWorker: (index, rpc) => this.wire(index, rpc),
+      onExit: (index) => {
+        this.replicas.delete(index);
+        this.claims.workerGone(index);
+      },
+    });
+
+    this.adminApp = createApp({ logger: this.logger, requestLogLevel: 'debug', limits: adminLimits(config.http) });
+    const open = new Set<string>();
+    if (config.admin.openHealth) open.add('/health');
+    if (config.admin.openMetrics) open.add('/metrics');
+    this.adminApp.addHook('onRequest', adminGuard(open, opts.adminToken));
+    registerAdminRoutes(
+      this.adminApp,
+      {
+        health: () => this.health(),
+        metricsText: async () => ({ contentType: this.registry.contentType, body: await this.metricsText() }),
+        purge: (title, file) => this.purge(title, file),
+      },
+      this.logger,
+    );
+    registerFillRoutes(this.adminApp, this.fill, this.logger);
+    registerPlaysRoute(this.adminApp, this.seen);
+  }
+
+  /** Calls and notices of one worker (again after each restart). */
+  private wire(index: number, rpc: Rpc): void {
+    rpc.handle(M.INIT, (): M.InitReply => {
+      // From this snapshot on, the worker gets every disk event: nothing is missed in between.
+      this.replicas.set(index, rpc);
+      return {
+        config: this.opts.config,
+        edge: this.opts.edge,
+        worker: index,
+        workers: this.opts.workers,
+        publicListen: this.publicListen!,
+        snapshot: this.disk.snapshot(),
+      };
+    });
+    rpc.handle(M.CLAIM, ({ key, index: slice }: M.ClaimBody) => {
+      // Stored by another worker before this one saw the event: read it from disk.
+      if (this.disk.has(key, slice)) return 'stored' as ClaimVerdict;
+      return new Promise<ClaimVerdict>((resolve) => this.claims.claim(`${key}#${slice}`, index, resolve));
+    });
+    rpc.on(M.RELEASE, ({ key, index: slice }: M.ClaimBody) => this.claims.release(`${key}#${slice}`, index));
+    rpc.handle(M.DISK_COMMIT, async (p: PreparedSlice) => {
+      const outcome = await this.disk.commit(p);
+      // The put event went to every replica first (same channel, earlier): waiters find it there.
+      if (outcome === 'stored') this.claims.stored(`${p.key}#${p.index}`);
+      return outcome;
+    });
+    rpc.on(M.DISK_TOUCH_VALIDATED, ({ key, at, cacheControl }: { key: string; at: number; cacheControl?: string }) => this.disk.touchValidated(key, at, cacheControl));
+    rpc.on(M.DISK_TOUCHED, (paths: string[]) => this.disk.touched(paths));
+    rpc.on(M.DISK_DAMAGED, ({ key, index: slice, path }: { key: string; index: number; path: string }) => this.disk.damaged(key, slice, path));
+    rpc.on(M.PLAYS_SEEN, (ids: string[]) => {
+      for (const id of ids) this.seen.record(id);
+    });
+    rpc.on(M.READY, ({ publicUrl }: { publicUrl: string }) => {
+      this.publicUrl ??= publicUrl;
+      this.readyCount++;
+      for (const w of this.readyWaiters.splice(0)) w();
+    });
+  }
+
+  private broadcast(t: string, body: unknown): void {
+    for (const rpc of this.replicas.values()) rpc.notify(t, body);
+  }
+
+  /** Opens the disk tier, starts the workers and the admin port; resolves once every worker listens. */
+  async start(autoFill = true): Promise<{ publicUrl: string; adminUrl: string }> {
+    const opened = await this.disk.open();
+    this.logger.info({ ...opened }, 'disk tier opened');
+    await this.fill.open();
+    this.publicListen = await resolvePort(listenAddress(this.opts.edge.url));
+    this.supervisor.start();
+    await new Promise<void>((resolve) => {
+      const check = () => (this.readyCount >= this.opts.workers ? resolve() : this.readyWaiters.push(check));
+      check();
+    });
+    const adm = this.opts.adminListen ?? listenAddress(this.opts.edge.adminUrl);
+    const adminUrl = await this.adminApp.listen({ host: adm.host, port: adm.port });
+    if (autoFill) this.fill.start();
+    // The fill's view of the workers' loops, refreshed every second.
+    this.busyPoll = setInterval(() => {
+      void this.gather().then((ws) => (this.lastLoopDelayMs = ws.reduce((m, w) => Math.max(m, w.stats?.health.eventLoopDelayMs ?? 0), 0)));
+    }, 1000);
+    this.busyPoll.unref();
+    const publicUrl = this.publicUrl!;
+    this.logger.info({ publicUrl, adminUrl, workers: this.opts.workers, upstream: this.opts.config.origin.url }, 'edge listening');
+    return { publicUrl, adminUrl };
+  }
+
+  /** Every live worker's stats (undefined for one that did not answer in time). */
+  private async gather(): Promise<{ index: number; pid: number; restarts: number; stats?: WorkerStats }[]> {
+    return Promise.all(
+      this.supervisor.live().map(async (w) => {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), STATS_TIMEOUT_MS)));
+        const stats = await Promise.race([w.rpc.call<WorkerStats>(M.STATS).catch(() => undefined), timeout]);
+        clearTimeout(timer);
+        return { index: w.index, pid: w.pid, restarts: w.restarts, stats };
+      }),
+    );
+  }
+
+  async health(): Promise<NodeHealth> {
+    const workers = await this.gather();
+    const p = this.fill.progress();
+    const d = this.disk.stats();
+    return mergeHealth(
+      {
+        id: this.opts.edge.id,
+        isp: this.opts.edge.isp,
+        version: VERSION,
+        uptimeSec: Math.round((this.clock.monotonic() - this.startedAt) / 1000),
+        disk: { usedBytes: d.usedBytes, capacityBytes: d.capacityBytes, pinnedBytes: d.pinnedBytes },
+        fill: {
+          state: p.state,
+          windowOpen: p.windowOpen,
+          nextWindowStart: p.nextWindowStart,
+          heldTitles: p.heldTitles,
+          manifestVersion: p.manifestVersion,
+          filesDone: p.files.done,
+          filesTotal: p.files.total,
+          bytesDone: p.bytes.done,
+          bytesTotal: p.bytes.total,
+        },
+        upstream: { url: workers.find((w) => w.stats)?.stats?.health.upstream.url ?? this.opts.config.origin.url, inflightSlices: 0 },
+        draining: this.draining,
+        maxConnections: this.opts.config.steering.thresholds.maxConnections,
+      },
+      this.allSlots(workers).map((w) => ({ worker: w.index, pid: w.pid, restarts: w.restarts, health: w.stats?.health })),
+    );
+  }
+
+  /** Live workers, plus a line for each one that is down right now (restarting). */
+  private allSlots(live: { index: number; pid: number; restarts: number; stats?: WorkerStats }[]) {
+    const byIndex = new Map(live.map((w) => [w.index, w]));
+    return Array.from({ length: this.opts.workers }, (_, i) => byIndex.get(i + 1) ?? { index: i + 1, pid: 0, restarts: this.supervisor.restarts(i + 1) });
+  }
+
+  async metricsText(): Promise<string> {
+    const workers = await this.gather();
+    const scrapes: WorkerScrape[] = workers.flatMap((w) => (w.stats ? [{ ...w.stats, worker: w.index, restarts: w.restarts }] : []));
+    return nodeMetricsText(this.registry, scrapes, { service: 'edge', node: this.opts.edge.id });
+  }
+
+  /** Purges the disk (here) and every worker's memory tier and metadata. */
+  async purge(title: string, file?: string): Promise<{ objects: number; bytes: number }> {
+    const disk = { objects: 0, bytes: 0 };
+    for (const key of [...this.disk.keys()]) {
+      const [t, f] = JSON.parse(key) as [string, string];
+      if (t !== title || (file !== undefined && f !== file)) continue;
+      disk.objects++;
+      disk.bytes += this.disk.purge(key);
+    }
+    const answers = await Promise.all(
+      this.supervisor.live().map((w) => w.rpc.call<{ objects: number; bytes: number }>(M.PURGE, { title, file } satisfies M.PurgeBody).catch(() => ({ objects: 0, bytes: 0 }))),
+    );
+    return {
+      objects: Math.max(disk.objects, ...answers.map((a) => a.objects)),
+      bytes: disk.bytes + answers.reduce((n, a) => n + a.bytes, 0),
+    };
+  }
+
+  /** Drains: workers finish their answers and exit, then the fill and the admin port stop. */
+  async close(): Promise<void> {
+    this.draining = true;
+    if (this.busyPoll) clearInterval(this.busyPoll);
+    await this.fill.stop();
+    await this.supervisor.drain((rpc) => rpc.call(M.DRAIN));
+    await this.adminApp.close();
+    await this.disk.close();
+  }
+}

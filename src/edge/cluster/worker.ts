@@ -1,0 +1,126 @@
+import { createLogger } from '../../common/logger.js';
+import { DiskTier, type DiskEvent, type WriteOutcome } from '../disk-tier.js';
+import type { SliceClaims } from '../edge-cache.js';
+import { createEdgeServer, type EdgeServer } from '../server.js';
+import type { ClaimVerdict } from './claim-table.js';
+import * as M from './messages.js';
+import { SeenPlays } from '../play-seen.js';
+import type { WorkerStats } from './node.js';
+import { Rpc } from './rpc.js';
+
+/** Play ids this worker served, each new one also sent to the primary, which answers GET /plays. */
+class ForwardedSeenPlays extends SeenPlays {
+  constructor(private readonly forward: (id: string) => void) {
+    super(4096, 'worker');
+  }
+
+  override record(id: string): void {
+    const before = this.size;
+    super.record(id);
+    if (this.size !== before || this.size === this.capacity) this.forward(id);
+  }
+}
+
+/** Play ids are sent to the primary at most this often (a play's segments repeat its id). */
+const PLAYS_FLUSH_MS = 250;
+
+/**
+ * One worker process of a multi-worker edge node: the public port, a memory tier of its own
+ * (its share of memoryBytes), a replica of the node's disk index, and every upstream fetch
+ * claimed from the primary first. Exits when told to drain, on SIGTERM/SIGINT, or when the
+ * primary is gone (its channel closes).
+ */
+export async function runWorker(): Promise<void> {
+  const rpc = new Rpc(process as unknown as import('./rpc.js').Channel);
+  // Disk events may arrive before the snapshot they follow is applied: held until then.
+  let disk: DiskTier | undefined;
+  const early: DiskEvent[] = [];
+  let server: EdgeServer | undefined;
+  rpc.on(M.DISK_EVENT, (e: DiskEvent) => (disk ? disk.apply(e) : early.push(e)));
+
+  const init = await rpc.call<M.InitReply>(M.INIT);
+  const { config, edge, worker, workers } = init;
+  const logger = createLogger('edge', config.log.level, edge.id).child({ worker });
+  disk = new DiskTier({
+    dir: edge.dataDir,
+    capacityBytes: edge.diskBytes,
+    sliceBytes: edge.sliceBytes,
+    logger,
+    role: 'replica',
+    remote: {
+      commit: (p) => rpc.call<WriteOutcome>(M.DISK_COMMIT, p),
+      touchValidated: (key, at, cacheControl) => rpc.notify(M.DISK_TOUCH_VALIDATED, { key, at, cacheControl }),
+      touched: (paths) => rpc.notify(M.DISK_TOUCHED, paths),
+      damaged: (key, index, path) => rpc.notify(M.DISK_DAMAGED, { key, index, path }),
+    },
+    // An object another worker stored, or a new version of one: this worker serves it from disk.
+    onApplied: (e) => {
+      if (e.type === 'put') server?.cache.learnFromDisk(e.key);
+    },
+  });
+  disk.apply(init.snapshot);
+  for (const e of early.splice(0)) disk.apply(e);
+
+  const claims: SliceClaims = {
+    claim: (key, index) => rpc.call<ClaimVerdict>(M.CLAIM, { key, index } satisfies M.ClaimBody),
+    release: (key, index) => rpc.notify(M.RELEASE, { key, index } satisfies M.ClaimBody),
+  };
+
+  let plays: string[] = [];
+  const playsFlush = setInterval(() => {
+    if (plays.length === 0) return;
+    rpc.notify(M.PLAYS_SEEN, plays);
+    plays = [];
+  }, PLAYS_FLUSH_MS);
+  playsFlush.unref();
+
+  server = createEdgeServer({
+    config,
+    edge: { ...edge, memoryBytes: Math.max(edge.sliceBytes, Math.floor(edge.memoryBytes / workers)) },
+    logger,
+    listen: { public: init.publicListen },
+    worker: { disk, claims, seenPlays: new ForwardedSeenPlays((id) => plays.push(id)) },
+  });
+  const s = server;
+  for (const key of disk.keys()) s.cache.learnFromDisk(key);
+
+  rpc.on(M.ADOPT, (key: string) => s.cache.adoptFromDisk(key));
+  rpc.handle(M.PURGE, (b: M.PurgeBody) => s.cache.purge(b.title, b.file));
+  rpc.handle(M.STATS, async (): Promise<WorkerStats> => {
+    const health = s.health();
+    const cpu = process.cpuUsage();
+    return {
+      health,
+      // Plain data only: a metric object may carry functions, which IPC cannot clone.
+      metrics: (await s.metrics.registry.getMetricsAsJSON()).map(({ name, help, type, values, aggregator }) => ({ name, help, type, values, aggregator })),
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      rssBytes: process.memoryUsage.rss(),
+      connections: health.connections,
+      eventLoopDelaySeconds: health.eventLoopDelayMs / 1000,
+    };
+  });
+
+  let draining: Promise<void> | undefined;
+  const drain = (why: string) => {
+    draining ??= (async () => {
+      logger.info({ why }, 'worker draining');
+      clearInterval(playsFlush);
+      if (plays.length > 0) rpc.notify(M.PLAYS_SEEN, plays);
+      await s.close();
+      await disk.close();
+    })()
+      .catch((err) => logger.error({ err: (err as Error).message }, 'worker drain failed'))
+      .finally(() => setImmediate(() => process.exit(0)));
+    return draining;
+  };
+  rpc.handle(M.DRAIN, () => drain('primary asked'));
+  process.on('SIGTERM', () => void drain('SIGTERM'));
+  process.on('SIGINT', () => void drain('SIGINT'));
+  process.on('disconnect', () => {
+    rpc.close();
+    void drain('primary gone');
+  });
+
+  const { publicUrl } = await s.start();
+  rpc.notify(M.READY, { publicUrl });
+}

@@ -1,0 +1,274 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_ADMIN_TOKEN, TEST_KEYS, randomTitle, tempDir, writeMedia } from '../../helpers/cluster.js';
+import { parsePrometheusText, sumOf } from '../../helpers/prom-parse.js';
+import { TestOrigin } from '../../helpers/test-origin.js';
+
+const repo = join(import.meta.dirname, '..', '..', '..');
+const cli = join(repo, 'dist/src/cli.js');
+const SLICE = 65536;
+
+interface NodeProc {
+  child: ChildProcess;
+  publicUrl: string;
+  adminUrl: string;
+  exited: Promise<number | null>;
+  out(): string;
+}
+
+interface Health {
+  status: string;
+  requestsPerSec: number;
+  byTier: Record<string, { requests: number; bytes: number }>;
+  workers: { worker: number; pid: number; status: string; restarts: number }[];
+}
+
+/** A new connection per request: the kernel spreads connections over the workers' sockets. */
+async function get(base: string, path: string, headers: Record<string, string> = {}) {
+  const dispatcher = new Agent({ pipelining: 0, headersTimeout: 10_000, bodyTimeout: 10_000 });
+  try {
+    const res = await request(`${base}${path}`, { headers, dispatcher });
+    const body = Buffer.from(await res.body.arrayBuffer());
+    return { status: res.statusCode, headers: res.headers, body };
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+async function admin(node: NodeProc, path: string): Promise<string> {
+  const res = await request(`${node.adminUrl}${path}`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } });
+  return res.body.text();
+}
+
+async function health(node: NodeProc): Promise<Health> {
+  return JSON.parse(await admin(node, '/health')) as Health;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('an edge node with --workers 2', () => {
+  const root = tempDir();
+  const origin = new TestOrigin(root);
+  const nodes: NodeProc[] = [];
+
+  function clusterFile(edge: Record<string, unknown> = {}): string {
+    const dir = tempDir();
+    const file = join(dir, 'cluster.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        signing: { keys: TEST_KEYS, activeKey: 'k1', required: false },
+        origin: { url: origin.url, adminUrl: 'http://127.0.0.1:1', dataDir: 'origin' },
+        steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1' },
+        isps: [{ id: 'isp-a', prefixes: ['127.0.0.0/8'] }],
+        edges: [
+          {
+            id: 'edge-a1',
+            isp: 'isp-a',
+            url: 'http://127.0.0.1:0',
+            adminUrl: 'http://127.0.0.1:0',
+            dataDir: 'edge',
+            diskBytes: 100_000_000,
+            memoryBytes: 20_000_000,
+            sliceBytes: SLICE,
+            ...edge,
+          },
+        ],
+        admin: { openHealth: true, openMetrics: true },
+        log: { level: 'info' },
+      }),
+    );
+    return file;
+  }
+
+  async function startNode(args: string[] = ['--workers', '2']): Promise<NodeProc> {
+    const child = spawn(process.execPath, [cli, 'edge', '--config', clusterFile(), '--id', 'edge-a1', ...args], {
+      env: { ...process.env, REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (c) => (out += c));
+    child.stderr!.on('data', (c) => (out += c));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const urls = await new Promise<{ publicUrl: string; adminUrl: string }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`edge node did not start: ${out}`)), 20_000);
+      const look = () => {
+        for (const line of out.split('\n')) {
+          if (!line.includes('"edge listening"')) continue;
+          clearTimeout(timer);
+          resolve(JSON.parse(line) as { publicUrl: string; adminUrl: string });
+          return;
+        }
+      };
+      child.stdout!.on('data', look);
+      child.once('exit', (code) => reject(new Error(`edge node exited ${code}: ${out}`)));
+    });
+    const node = { child, ...urls, exited, out: () => out };
+    nodes.push(node);
+    return node;
+  }
+
+  beforeAll(async () => {
+    if (!existsSync(cli)) throw new Error('dist/src/cli.js is missing: run npm run build');
+    await origin.start();
+  });
+  afterEach(() => origin.reset());
+  afterAll(async () => {
+    for (const n of nodes) if (n.child.exitCode === null) n.child.kill('SIGKILL');
+    await origin.close();
+  });
+
+  it('runs two workers on one port, and a slice fetched through one is a disk hit through the other', async () => {
+    const node = await startNode();
+    const h = await until('two workers up', async () => {
+      const v = await health(node);
+      return v.workers.length === 2 && v.workers.every((w) => w.status === 'ok') ? v : undefined;
+    });
+    expect(new Set(h.workers.map((w) => w.pid)).size).toBe(2);
+
+    const title = randomTitle();
+    const data = writeMedia(root, title, 'seg.ts', 3 * SLICE + 100);
+    const first = await get(node.publicUrl, `/c/${title}/seg.ts`);
+    expect(first.status).toBe(200);
+    expect(first.headers['x-cache']).toBe('MISS');
+    expect(first.body.equals(data)).toBe(true);
+    // New connections land on either worker (the kernel hashes them): ask until both answered.
+    const tiers: string[] = [];
+    const answeredBy = async (worker: string) => sumOf(parsePrometheusText(await admin(node, '/metrics')), 'reelcdn_edge_worker_requests_total', { worker });
+    for (let i = 0; i < 60 && ((await answeredBy('1')) === 0 || (await answeredBy('2')) === 0); i++) {
+      const again = await get(node.publicUrl, `/c/${title}/seg.ts`);
+      expect(again.status).toBe(200);
+      expect(again.body.equals(data)).toBe(true);
+      tiers.push(String(again.headers['x-cache']));
+    }
+    expect(await answeredBy('1')).toBeGreaterThan(0);
+    expect(await answeredBy('2')).toBeGreaterThan(0);
+    // The worker that did not fetch it read it from the shared disk tier.
+    expect(tiers).not.toContain('MISS');
+    expect(tiers).toContain('HIT-DISK');
+    expect(origin.countFor(`/o/${title}/seg.ts`)).toBe(4);
+  });
+
+  it('fetches each slice once for 100 concurrent cold requests spread over both workers', async () => {
+    const node = nodes[0] ?? (await startNode());
+    const title = randomTitle();
+    const data = writeMedia(root, title, 'cold.ts', 4 * SLICE - 10);
+    origin.behaviour.set(`/o/${title}/cold.ts`, { delayMs: 300 });
+    const answers = await Promise.all(Array.from({ length: 100 }, () => get(node.publicUrl, `/c/${title}/cold.ts`)));
+    for (const a of answers) {
+      expect(a.status).toBe(200);
+      expect(a.body.equals(data)).toBe(true);
+    }
+    const ranges = origin.requests.filter((r) => r.path === `/o/${title}/cold.ts`).map((r) => r.range);
+    expect(ranges.sort()).toEqual([`bytes=0-${SLICE - 1}`, `bytes=${SLICE}-${2 * SLICE - 1}`, `bytes=${2 * SLICE}-${3 * SLICE - 1}`, `bytes=${3 * SLICE}-${4 * SLICE - 11}`].sort());
+    const metrics = parsePrometheusText(await admin(node, '/metrics'));
+    for (const worker of ['1', '2']) expect(sumOf(metrics, 'reelcdn_edge_worker_requests_total', { worker })).toBeGreaterThan(0);
+  });
+
+  it('sums the workers in /metrics and /health', async () => {
+    const node = await startNode();
+    await until('two workers up', async () => ((await health(node)).workers.filter((w) => w.status === 'ok').length === 2 ? true : undefined));
+    const title = randomTitle();
+    writeMedia(root, title, 'm.ts', SLICE);
+    for (let i = 0; i < 10; i++) expect((await get(node.publicUrl, `/c/${title}/m.ts`)).status).toBe(200);
+    const metrics = parsePrometheusText(await admin(node, '/metrics'));
+    expect(sumOf(metrics, 'reelcdn_edge_requests_total')).toBe(10);
+    expect(sumOf(metrics, 'reelcdn_edge_worker_requests_total')).toBe(10);
+    expect(sumOf(metrics, 'reelcdn_edge_response_bytes_total')).toBe(10 * SLICE);
+    // One upstream fetch for the node, whichever worker made it.
+    expect(sumOf(metrics, 'reelcdn_edge_upstream_fetches_total', { result: 'ok' })).toBe(1);
+    const h = await health(node);
+    const tiers = Object.values(h.byTier).reduce((n, t) => n + t.requests, 0);
+    expect(tiers).toBe(10);
+    expect(h.byTier.MISS!.requests).toBe(1);
+  });
+
+  it('restarts a killed worker while the other keeps answering', async () => {
+    const node = await startNode();
+    const h = await until('two workers up', async () => {
+      const v = await health(node);
+      return v.workers.filter((w) => w.status === 'ok').length === 2 ? v : undefined;
+    });
+    const title = randomTitle();
+    const data = writeMedia(root, title, 'k.ts', SLICE);
+    expect((await get(node.publicUrl, `/c/${title}/k.ts`)).status).toBe(200);
+
+    const victim = h.workers[0]!;
+    process.kill(victim.pid, 'SIGKILL');
+    // Every request in the meantime is answered, by the survivor or the new worker. A connection
+    // the dying worker had already taken is reset with it, as with any server process: the client
+    // retries once, as players do.
+    let retried = 0;
+    for (let i = 0; i < 20; i++) {
+      const a = await get(node.publicUrl, `/c/${title}/k.ts`).catch(() => {
+        retried++;
+        return get(node.publicUrl, `/c/${title}/k.ts`);
+      });
+      expect(a.status).toBe(200);
+      expect(a.body.equals(data)).toBe(true);
+    }
+    expect(retried).toBeLessThanOrEqual(1);
+    const after = await until('the worker restarted', async () => {
+      const v = await health(node);
+      const w = v.workers.find((x) => x.worker === victim.worker);
+      return w && w.status === 'ok' && w.pid !== victim.pid ? v : undefined;
+    });
+    expect(after.workers.find((x) => x.worker === victim.worker)!.restarts).toBe(1);
+    expect(node.child.exitCode).toBe(null);
+  });
+
+  it('drains every worker on SIGTERM: the answer in flight completes, then all processes exit', async () => {
+    const node = await startNode();
+    const h = await until('two workers up', async () => {
+      const v = await health(node);
+      return v.workers.filter((w) => w.status === 'ok').length === 2 ? v : undefined;
+    });
+    const title = randomTitle();
+    const data = writeMedia(root, title, 'slow.ts', 2 * SLICE);
+    origin.behaviour.set(`/o/${title}/slow.ts`, { delayMs: 1500 });
+    const inflight = get(node.publicUrl, `/c/${title}/slow.ts`);
+    await until('the request reached the origin', async () => (origin.countFor(`/o/${title}/slow.ts`) > 0 ? true : undefined));
+    node.child.kill('SIGTERM');
+    const a = await inflight;
+    expect(a.status).toBe(200);
+    expect(a.body.equals(data)).toBe(true);
+    expect(await node.exited).toBe(0);
+    for (const w of h.workers) expect(pidAlive(w.pid)).toBe(false);
+  });
+
+  it('refuses a worker count that is not a positive integer, naming the field', () => {
+    for (const bad of ['0', '-1', '1.5', 'two']) {
+      const r = spawnSync(process.execPath, [cli, 'edge', '--config', clusterFile(), '--id', 'edge-a1', `--workers=${bad}`], { encoding: 'utf8', timeout: 10_000 });
+      expect(r.status).toBe(2);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/--workers/);
+    }
+    for (const bad of [0, -2, 2.5, '2']) {
+      const r = spawnSync(process.execPath, [cli, 'edge', '--config', clusterFile({ workers: bad }), '--id', 'edge-a1'], { encoding: 'utf8', timeout: 10_000 });
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/edges\[0\]\.workers/);
+    }
+  });
+});
