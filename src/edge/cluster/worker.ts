@@ -54,8 +54,10 @@ export async function runWorker(): Promise<void> {
       damaged: (key, index, path) => rpc.notify(M.DISK_DAMAGED, { key, index, path }),
     },
     // An object another worker stored, or a new version of one: this worker serves it from disk.
+    // One another worker revalidated: fresh here too, without a revalidation of our own.
     onApplied: (e) => {
       if (e.type === 'put') server?.cache.learnFromDisk(e.key);
+      else if (e.type === 'meta') server?.cache.adoptFromDisk(e.key);
     },
   });
   disk.apply(init.snapshot);
