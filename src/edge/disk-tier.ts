@@ -374,7 +374,9 @@ export class DiskTier {
   async write(key: string, index: number, meta: StoredMeta, data: Buffer): Promise<WriteOutcome> {
     if (this.role === 'replica') return this.writeAsReplica(key, index, meta, data);
     const existing = this.index.object(key);
-    if (existing && !sameRepresentation(existing.meta, meta)) this.index.dropObject(key);
+    // Another representation goes now; should a replica's commit bring it back while we write, ours still replaces it.
+    const replaces = existing && !sameRepresentation(existing.meta, meta) ? representationOfMeta(existing.meta) : undefined;
+    if (replaces) this.index.dropObject(key);
     if (this.index.slice(key, index)) return 'stored';
     const encoded = encodeSlice(key, index, meta, data, this.opts.sliceBytes);
     const fileBytes = encoded.fileBytes;
@@ -385,7 +387,7 @@ export class DiskTier {
     this.reservedBytes += fileBytes;
     let prepared: PreparedSlice;
     try {
-      prepared = await this.prepare(key, index, meta, encoded, generation);
+      prepared = await this.prepare(key, index, meta, encoded, generation, replaces);
     } catch (err) {
       this.reservedBytes -= fileBytes;
       throw err;
