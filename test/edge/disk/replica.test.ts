@@ -180,6 +180,30 @@ describe('disk tier shared by an owner and replicas', () => {
     expect(tempFiles(w.dir)).toEqual([]);
   });
 
+  it('the owner’s write of a new representation wins over an old one a replica committed while it wrote', async () => {
+    const w = await world();
+    const [a] = w.replicas as [DiskTier];
+    await w.owner.write(key(10), 0, meta(2 * S, '"v1"'), bytes(1));
+    // The owner's temp file is slow to write (a gate around its prepare step).
+    const owner = w.owner as unknown as { prepare: (...args: unknown[]) => Promise<unknown> };
+    const prepare = owner.prepare.bind(w.owner);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    owner.prepare = async (...args) => {
+      const p = await prepare(...args);
+      await gate;
+      return p;
+    };
+    const v2 = w.owner.write(key(10), 1, meta(2 * S, '"v2"'), bytes(2)); // drops v1 at once
+    expect(a.has(key(10), 0)).toBe(false);
+    // A replica that fetched v1 before it heard of v2 stores it meanwhile.
+    expect(await a.write(key(10), 0, meta(2 * S, '"v1"'), bytes(1))).toBe('stored');
+    release();
+    expect(await v2).toBe('stored');
+    expect(view(w.owner)).toEqual([`${key(10)} "v2" 1`]);
+    expect(view(a)).toEqual(view(w.owner));
+  });
+
   it('never exceeds the capacity across two replicas committing at once, and every index ends equal', async () => {
     const cap = 10 * (S + 300);
     const w = await world({ capacityBytes: cap });
