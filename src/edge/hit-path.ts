@@ -130,9 +130,35 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
   const plays = opts.plays;
   const level = opts.logLevel ?? 'info';
   const headers = new HeaderBook();
-  const paths = new PathBook();
+  const urls = new UrlBook();
   // Filled and read synchronously for one request at a time.
   const query: ObjectQuery = { e: undefined, k: undefined, t: undefined, tp: undefined, pl: undefined };
+
+  /**
+   * A URL seen for the first time (or whose token was near its expiry): its path parsed, its
+   * token verified; remembered if both hold. Undefined: the object routes answer it (400, 403).
+   */
+  function admit(url: string, nowSec: number): KnownUrl | undefined {
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const parsed = parseObjectPath(path.slice(3));
+    if (!parsed.ok) return undefined;
+    readObjectQuery(url, q, query);
+    let expiry = Infinity;
+    if (signing.required) {
+      if (!tokens.verify(path, query.e, query.k, query.t, nowSec).ok) return undefined;
+      expiry = Number(query.e);
+    }
+    const known: KnownUrl = {
+      title: parsed.title,
+      file: parsed.file,
+      expiry,
+      traceparent: query.tp !== undefined ? parseTraceparent(query.tp) : undefined,
+      playId: query.pl,
+    };
+    urls.add(url, known);
+    return known;
+  }
 
   function done(a: Answer): void {
     if (a.counted) return;
@@ -396,20 +422,20 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     if (cc !== undefined && ONLY_IF_CACHED.test(cc)) return false;
     const range = h.range;
     if (range !== undefined && range.includes(',')) return false;
-    const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
-    const parsed = paths.parse(path);
-    if (!parsed) return false; // 400 from the object routes
-    readObjectQuery(url, q, query);
-    if (signing.required && !tokens.verify(path, query.e, query.k, query.t, clock.now() / 1000).ok) return false; // 403 from the object routes
+    const nowSec = clock.now() / 1000;
+    let u = urls.get(url);
+    if (u === undefined || u.expiry < nowSec) {
+      u = admit(url, nowSec);
+      if (u === undefined) return false; // 400 or 403 from the object routes
+    }
     // The header, or the `tp` query parameter steering puts in the URLs it signs (players drop headers).
-    const traceparent = parseTraceparent(h.traceparent) ?? (query.tp !== undefined ? parseTraceparent(query.tp) : undefined);
-    const a = new Answer(req, res, start, method === 'HEAD', range, traceparent, query.pl, req.socket.remoteAddress, done);
+    const traceparent = (h.traceparent !== undefined ? parseTraceparent(h.traceparent) : undefined) ?? u.traceparent;
+    const a = new Answer(req, res, start, method === 'HEAD', range, traceparent, u.playId, req.socket.remoteAddress, done);
     res.on('close', a.onClose); // emitted once
     // A fresh representation is known without waiting (what cache.resolve would answer at once).
-    const known = cache.peek(parsed.title, parsed.file);
+    const known = cache.peek(u.title, u.file);
     try {
-      const rest = known ? answerFrom(a, parsed.title, parsed.file, known, false, undefined, true) : answer(a, parsed.title, parsed.file, true);
+      const rest = known ? answerFrom(a, u.title, u.file, known, false, undefined, true) : answer(a, u.title, u.file, true);
       rest?.catch((err: Error) => failed(a, err));
     } catch (err) {
       failed(a, err as Error);
@@ -418,25 +444,37 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
   };
 }
 
-/** Paths remembered by default: the hot objects of a busy edge, many times over. */
-const PATHS_KEPT = 16_384;
+/** URLs remembered by default: the hot URLs of a busy edge, many times over. */
+const URLS_KEPT = 16_384;
+
+/** What a URL says, once its path parsed and its token verified. */
+interface KnownUrl {
+  title: string;
+  file: string;
+  /** Unix seconds its token is valid until (Infinity when signing is not required). */
+  expiry: number;
+  /** From its `tp` parameter, if valid. */
+  traceparent: string | undefined;
+  /** Its `pl` parameter, as given (checked when a body is served). */
+  playId: string | undefined;
+}
 
 /**
- * Raw `/c/…` paths already parsed into their object (parseObjectPath is pure): a hot object's
- * path is checked once, not per request. Only well-formed paths are kept; bounded, oldest out.
+ * Whole request URLs (path and query) already admitted: a URL asked again — a player's ranges
+ * of one segment, a hot object — skips the path parsing, the query reading and the token check,
+ * all pure functions of the URL; only the expiry is checked again, on every request, so a
+ * remembered token still stops at its `e`. Bounded, oldest out.
  */
-class PathBook {
-  private readonly byPath = new Map<string, { title: string; file: string }>();
+class UrlBook {
+  private readonly byUrl = new Map<string, KnownUrl>();
 
-  parse(path: string): { title: string; file: string } | undefined {
-    let o = this.byPath.get(path);
-    if (o) return o;
-    const parsed = parseObjectPath(path.slice(3));
-    if (!parsed.ok) return undefined;
-    o = { title: parsed.title, file: parsed.file };
-    if (this.byPath.size >= PATHS_KEPT) this.byPath.delete(this.byPath.keys().next().value!);
-    this.byPath.set(path, o);
-    return o;
+  get(url: string): KnownUrl | undefined {
+    return this.byUrl.get(url);
+  }
+
+  add(url: string, known: KnownUrl): void {
+    if (this.byUrl.size >= URLS_KEPT) this.byUrl.delete(this.byUrl.keys().next().value!);
+    this.byUrl.set(url, known);
   }
 }
 

@@ -155,6 +155,21 @@ describe('edge hit path: answers equal to the object routes', () => {
     expect(r.body.toString()).toMatch(/upstream answered 503/);
   });
 
+  it('itRefusesARememberedUrlOnceItsTokenExpired', async () => {
+    const title = randomTitle();
+    writeMedia(root, title, 'x.mp4', S);
+    const path = `/c/${title}/x.mp4`;
+    const e = Math.floor(Date.now() / 1000) + 1;
+    const url = `${path}?${signQuery(TEST_KEYS, 'k1', path, e - 1, 1)}`;
+    expect(url).toContain(`e=${e}&`);
+    expect((await same(url)).status).toBe(200);
+    expect((await same(url)).status).toBe(200);
+    while (Date.now() / 1000 <= e + 0.05) await new Promise((r) => setTimeout(r, 50));
+    const r = await same(url);
+    expect(r.status).toBe(403);
+    expect(r.body.toString()).toBe('forbidden: expired\n');
+  });
+
   it('itFailsAnObjectWhoseNextSliceUpstreamRefusesAlike: before any header, with the reason', async () => {
     const title = randomTitle();
     writeMedia(root, title, 'f.mp4', 2 * S, 4);
