@@ -17,6 +17,7 @@ import { sliceBounds } from './slice-math.js';
 export type { Representation, StoredMeta, WriteOutcome } from './disk/types.js';
 export type { DiskEvent, DiskRemote, DiskSnapshot, PreparedSlice } from './disk/replication.js';
 export type { SliceLease } from './disk/buffer-pool.js';
+export { releaseAll, releaseWhenClosed } from './disk/buffer-pool.js';
 export { sameRepresentation } from './disk/types.js';
 
 export interface DiskTierOptions {

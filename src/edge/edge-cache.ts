@@ -5,7 +5,7 @@ import { contentTypeFor } from '../common/mime.js';
 import { objectKey } from '../common/paths.js';
 import { type ByteRange, parseContentRange } from '../common/range.js';
 import type { ObjectMeta } from '../common/response-plan.js';
-import type { DiskTier, StoredMeta } from './disk-tier.js';
+import type { DiskTier, SliceLease, StoredMeta } from './disk-tier.js';
 import { computeFreshness } from './freshness.js';
 import { MemoryTier } from './memory-tier.js';
 import { SliceFetch, SliceLock } from './slice-lock.js';
@@ -278,8 +278,13 @@ export class EdgeCache {
    * is too long to hold at once): the caller then streams with `read`. Answering a cached range
    * with buffers rather than an async generator piped through a stream halves the per-response
    * work on disk hits and on memory hits spanning two slices.
+   *
+   * With `held`, disk slices are read into the disk tier's pooled buffers and their leases are
+   * pushed there: the caller releases each once the answer is written (the socket is done with
+   * the bytes), also when this returns undefined. A slice the memory tier keeps takes a reference
+   * of its own that is never released, so that buffer leaves the pool for good.
    */
-  async cachedPieces(meta: CachedMeta, range: ByteRange, maxSlices = 4): Promise<Buffer[] | undefined> {
+  async cachedPieces(meta: CachedMeta, range: ByteRange, maxSlices = 4, held?: SliceLease[]): Promise<Buffer[] | undefined> {
     if (range.end <= range.start) return undefined;
     const first = Math.floor(range.start / this.sliceBytes);
     const last = Math.floor((range.end - 1) / this.sliceBytes);
@@ -292,14 +297,30 @@ export class EdgeCache {
       let buf = this.memory.get(meta.key, index, meta.rep);
       if (!buf) {
         if (!this.opts.disk.has(meta.key, index, meta)) return undefined;
-        const disk = await this.opts.disk.read(meta.key, index, meta);
-        if (!disk || disk.length !== b.end - b.start) return undefined;
-        this.memory.offer(meta.key, index, meta.rep, disk);
-        buf = disk;
+        buf = held ? await this.leaseFromDisk(meta, index, b.end - b.start, held) : await this.fromDisk(meta, index, b.end - b.start);
+        if (!buf) return undefined;
       }
       pieces.push(from === 0 && to === buf.length ? buf : buf.subarray(from, to));
     }
     return pieces;
+  }
+
+  /** A whole slice from disk (offered to memory), or undefined if gone, damaged or of another length. */
+  private async fromDisk(meta: CachedMeta, index: number, length: number): Promise<Buffer | undefined> {
+    const data = await this.opts.disk.read(meta.key, index, meta);
+    if (!data || data.length !== length) return undefined;
+    this.memory.offer(meta.key, index, meta.rep, data);
+    return data;
+  }
+
+  /** `fromDisk` into a pooled buffer whose lease joins `held`. */
+  private async leaseFromDisk(meta: CachedMeta, index: number, length: number, held: SliceLease[]): Promise<Buffer | undefined> {
+    const lease = await this.opts.disk.readLease(meta.key, index, meta);
+    if (!lease) return undefined;
+    held.push(lease);
+    if (lease.data.length !== length) return undefined;
+    if (this.memory.offer(meta.key, index, meta.rep, lease.data)) lease.retain();
+    return lease.data;
   }
 
   /**
@@ -319,9 +340,8 @@ export class EdgeCache {
         continue;
       }
       if (this.opts.disk.has(meta.key, index, meta)) {
-        const disk = await this.opts.disk.read(meta.key, index, meta);
-        if (disk && disk.length === b.end - b.start) {
-          this.memory.offer(meta.key, index, meta.rep, disk);
+        const disk = await this.fromDisk(meta, index, b.end - b.start);
+        if (disk) {
           yield disk.subarray(from, to);
           continue;
         }

@@ -8,6 +8,7 @@ import { type ByteRange, contentRange, parseRange } from '../common/range.js';
 import { planResponse, requestView } from '../common/response-plan.js';
 import { parseTraceparent } from '../common/trace.js';
 import { type CachedMeta, type PrimedFetch, RepresentationChanged, type Tier } from './edge-cache.js';
+import { type SliceLease, releaseAll, releaseWhenClosed } from './disk-tier.js';
 import { HeaderBook } from './hit-path-headers.js';
 import { type ObjectService, ONLY_IF_CACHED, firstOffset, upstreamFailure } from './routes/object-routes.js';
 
@@ -282,7 +283,11 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     if (tier === 'HIT-MEM' || tier === 'HIT-DISK') {
       // Cached: whole buffers, no stream. A slice that failed its checksum was dropped: this
       // answer goes upstream after all.
-      body = await cache.cachedPieces(meta, range);
+      const held: SliceLease[] = [];
+      body = await cache.cachedPieces(meta, range, 4, held);
+      // Pooled disk buffers go back once the socket is done with them (at once if unused).
+      if (body) releaseWhenClosed(a.res, held);
+      else releaseAll(held);
       if (!body) tier = cache.tierFor(meta, [range]);
     }
     if (!body && tier === 'MISS' && !primed) {

@@ -64,15 +64,16 @@ export class MemoryTier {
     this.recent.set(sliceKey(key, index), bytes);
   }
 
-  /** Offers a slice read from disk: admitted only if it was seen recently (2Q). */
-  offer(key: string, index: number, rep: string, data: Buffer): void {
+  /** Offers a slice read from disk: admitted only if it was seen recently (2Q). True if it was kept. */
+  offer(key: string, index: number, rep: string, data: Buffer): boolean {
     const sk = sliceKey(key, index);
     if (this.recent.has(sk)) {
       this.recent.delete(sk);
       this.set(key, index, rep, data);
-    } else {
-      this.recent.set(sk, data.length);
+      return true;
     }
+    this.recent.set(sk, data.length);
+    return false;
   }
 
   /** Drops every slice of `key` (any representation) among its first `sliceCount`; returns bytes freed. */

@@ -53,6 +53,8 @@ export interface EdgeServerOptions {
    * through `seenPlays`; no admin port and no fill here (the primary holds both).
    */
   worker?: { disk: DiskTier; claims: SliceClaims; seenPlays: SeenPlays };
+  /** Tests: the disk tier poisons pooled read buffers given back, so an answer sent after its release shows. */
+  poisonReleasedBuffers?: boolean;
 }
 
 export interface EdgeServer {
@@ -106,6 +108,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     sliceBytes: edge.sliceBytes,
     logger,
     onEvict: (bytes) => metrics.cacheEvents().evicted?.('disk', bytes),
+    poisonReleasedBuffers: opts.poisonReleasedBuffers,
   });
   const metrics = new EdgeMetrics(registry, () => {
     const m = cache.memoryStats();

@@ -75,3 +75,18 @@ export class BufferPool {
     return lease;
   }
 }
+
+/** Gives back one reference of each lease. */
+export function releaseAll(leases: SliceLease[]): void {
+  for (const l of leases) l.release();
+}
+
+/**
+ * Releases `leases` once `res` is done with their bytes: when it closes (after its last write
+ * completed, or on an abort). A response already closed releases them now.
+ */
+export function releaseWhenClosed(res: { closed: boolean; once(event: 'close', fn: () => void): unknown }, leases: SliceLease[]): void {
+  if (leases.length === 0) return;
+  if (res.closed) releaseAll(leases);
+  else res.once('close', () => releaseAll(leases));
+}

@@ -10,6 +10,7 @@ import { type BodyPart, planResponse, requestView } from '../../common/response-
 import type { TokenVerifier } from '../../common/signing.js';
 import { requestTraceparent } from '../../common/trace.js';
 import { type CachedMeta, type EdgeCache, type PrimedFetch, RepresentationChanged, type Tier } from '../edge-cache.js';
+import { type SliceLease, releaseAll, releaseWhenClosed } from '../disk-tier.js';
 import { UpstreamError } from '../upstream.js';
 
 /** The cache as the public routes use it: lookups and reads, no administration. */
@@ -131,7 +132,10 @@ export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): 
       // Hot path: one range inside one memory slice goes out without a stream.
       const buf = tier === 'HIT-MEM' ? cache.memorySlice(meta, ranges[0]!) : undefined;
       // Else cached single range: whole buffers, no generator-driven stream.
-      pieces = buf ? [buf] : await cache.cachedPieces(meta, ranges[0]!);
+      const held: SliceLease[] = [];
+      pieces = buf ? [buf] : await cache.cachedPieces(meta, ranges[0]!, 4, held);
+      if (pieces) releaseWhenClosed(reply.raw, held);
+      else releaseAll(held);
       // A slice that failed its checksum was dropped: this answer goes upstream after all.
       if (!pieces) tier = cache.tierFor(meta, ranges);
     }
@@ -172,15 +176,20 @@ export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): 
       return sendError(reply, 504, `only-if-cached answers at most ${ONLY_IF_CACHED_MAX_BYTES} bytes; ask for a smaller range`);
     }
     const body: Buffer[] = [];
+    const held: SliceLease[] = [];
     for (const part of plan.body) {
       if (part.kind === 'literal') body.push(part.data);
       else {
-        const pieces = await cache.cachedPieces(meta, part.range, Infinity);
-        if (!pieces) return notCached();
+        const pieces = await cache.cachedPieces(meta, part.range, Infinity, held);
+        if (!pieces) {
+          releaseAll(held);
+          return notCached();
+        }
         body.push(...pieces);
       }
     }
     reply.code(plan.status).headers(plan.headers).header('x-cache', tier);
+    releaseWhenClosed(reply.raw, held);
     return reply.send(body.length === 0 ? undefined : body.length === 1 ? body[0] : bufferStream(body));
   }
 
