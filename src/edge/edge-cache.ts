@@ -507,6 +507,7 @@ export class EdgeCache {
       for await (const raw of res.body) {
         let chunk = raw;
         upstreamBytes += chunk.length;
+        if (data) continue; // past the slice (a 206 longer than asked): read to its end
         if (skip > 0) {
           if (chunk.length <= skip) {
             skip -= chunk.length;
@@ -519,10 +520,13 @@ export class EdgeCache {
         fetch.push(chunk);
         received += chunk.length;
         if (received >= expected) {
-          // Done before the body stream is torn down: readers must see `done` at once.
+          // Done as soon as the bytes are in: readers must not wait for the body's end.
           data = fetch.finish();
           this.memory.noteRecent(key, index, data.length);
-          break;
+          // A 200 (upstream ignored Range) would send the rest of the object: cut it here. A 206
+          // ends by itself: read to that end, so its connection goes back to the pool — cutting
+          // a body aborts the request, and undici closes the connection.
+          if (res.status !== 206) break;
         }
       }
       if (!data) throw new UpstreamError(`upstream body ended after ${received} of ${expected} bytes`, 502);

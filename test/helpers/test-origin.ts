@@ -35,6 +35,8 @@ export interface RecordedRequest {
 export class TestOrigin {
   readonly requests: RecordedRequest[] = [];
   readonly behaviour = new Map<string, Misbehaviour>();
+  /** TCP connections accepted since start. */
+  connections = 0;
   private server?: Server;
   url = '';
 
@@ -42,6 +44,7 @@ export class TestOrigin {
 
   async start(): Promise<string> {
     this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.on('connection', () => this.connections++);
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this.url;
