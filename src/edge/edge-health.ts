@@ -54,7 +54,6 @@ export interface EdgeHealthParts {
 /** Assembles /health from its parts. Pure. */
 export function edgeHealth(p: EdgeHealthParts): EdgeHealth {
   const t = p.traffic;
-  const f = p.fill;
   return {
     status: p.status,
     id: p.id,
@@ -72,16 +71,21 @@ export function edgeHealth(p: EdgeHealthParts): EdgeHealth {
     hitRatio: t.hitRatio,
     byTier: t.byTier,
     upstream: p.upstream,
-    fill: {
-      state: f.state,
-      windowOpen: f.windowOpen,
-      nextWindowStart: f.nextWindowStart,
-      heldTitles: f.heldTitles,
-      manifestVersion: f.manifestVersion,
-      filesDone: f.files.done,
-      filesTotal: f.files.total,
-      bytesDone: f.bytes.done,
-      bytesTotal: f.bytes.total,
-    },
+    fill: fillHealth(p.fill),
+  };
+}
+
+/** The fill's part of /health. */
+export function fillHealth(f: FillProgress): EdgeHealth['fill'] {
+  return {
+    state: f.state,
+    windowOpen: f.windowOpen,
+    nextWindowStart: f.nextWindowStart,
+    heldTitles: f.heldTitles,
+    manifestVersion: f.manifestVersion,
+    filesDone: f.files.done,
+    filesTotal: f.files.total,
+    bytesDone: f.bytes.done,
+    bytesTotal: f.bytes.total,
   };
 }

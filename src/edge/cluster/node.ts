@@ -15,7 +15,7 @@ import { FillAgent } from '../fill-agent.js';
 import { newSeenPlays, registerPlaysRoute } from '../play-seen-routes.js';
 import { registerAdminRoutes } from '../routes/admin-routes.js';
 import { registerFillRoutes } from '../routes/fill-routes.js';
-import type { EdgeHealth } from '../server.js';
+import { type EdgeHealth, fillHealth } from '../edge-health.js';
 import { ClaimTable, type ClaimVerdict } from './claim-table.js';
 import * as M from './messages.js';
 import { type NodeHealth, mergeHealth } from './node-health.js';
@@ -238,7 +238,6 @@ export class EdgeNode {
 
   async health(): Promise<NodeHealth> {
     const workers = await this.gather();
-    const p = this.fill.progress();
     const d = this.disk.stats();
     return mergeHealth(
       {
@@ -247,17 +246,7 @@ export class EdgeNode {
         version: VERSION,
         uptimeSec: Math.round((this.clock.monotonic() - this.startedAt) / 1000),
         disk: { usedBytes: d.usedBytes, capacityBytes: d.capacityBytes, pinnedBytes: d.pinnedBytes },
-        fill: {
-          state: p.state,
-          windowOpen: p.windowOpen,
-          nextWindowStart: p.nextWindowStart,
-          heldTitles: p.heldTitles,
-          manifestVersion: p.manifestVersion,
-          filesDone: p.files.done,
-          filesTotal: p.files.total,
-          bytesDone: p.bytes.done,
-          bytesTotal: p.bytes.total,
-        },
+        fill: fillHealth(this.fill.progress()),
         upstream: { url: workers.find((w) => w.stats)?.stats?.health.upstream.url ?? this.opts.config.origin.url, inflightSlices: 0 },
         draining: this.draining,
         maxConnections: this.opts.config.steering.thresholds.maxConnections,
