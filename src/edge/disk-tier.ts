@@ -95,6 +95,12 @@ export class DiskTier {
   private reservedBytes = 0;
   /** Replica: purges seen here (a local drop), so a write started before one is not committed. */
   private readonly localPurges = new Map<string, number>();
+  /**
+   * Replica: the representation a local purge dropped, by key. The owner may still hold it when
+   * our next write of the key commits (another worker's commit brought it back): that write
+   * names it as the one it replaces, so the new version wins. Bounded; cleared by a put.
+   */
+  private readonly purgedReps = new Map<string, Representation>();
   /** Replica: slice files read since the last report to the owner. */
   private readonly touchedPaths = new Set<string>();
   private lastTouchReport = 0;
@@ -485,7 +491,9 @@ export class DiskTier {
     if (encoded.fileBytes > this.opts.capacityBytes) return 'no-room';
     const generation = this.index.generation(key);
     const purges = this.localPurges.get(key) ?? 0;
-    const prepared = await this.prepare(key, index, meta, encoded, generation, other ? representationOfMeta(existing.meta) : undefined);
+    const purged = this.purgedReps.get(key);
+    const replaces = other ? representationOfMeta(existing.meta) : purged && !sameRepresentation(purged, meta) ? purged : undefined;
+    const prepared = await this.prepare(key, index, meta, encoded, generation, replaces);
     if (this.index.generation(key) !== generation || (this.localPurges.get(key) ?? 0) !== purges) {
       // We already know it was purged while we wrote.
       await unlink(prepared.tmpPath).catch(() => {});
@@ -510,7 +518,21 @@ export class DiskTier {
   apply(e: DiskEvent | DiskSnapshot): void {
     if (this.role !== 'replica') throw new Error('only a replica applies the owner’s changes');
     this.index.apply(e);
+    if (e.type === 'put') this.purgedReps.delete(e.key);
     this.opts.onApplied?.(e);
+  }
+
+  /**
+   * Owner: a replica found `key` no longer current upstream and dropped it: drop it here too if
+   * it is still that representation (a newer one another replica stored stays).
+   */
+  dropIfCurrent(key: string, rep: Representation): number {
+    if (this.role !== 'owner') throw new Error('only the owner drops for replicas');
+    const obj = this.index.object(key);
+    if (!obj || !sameRepresentation(obj.meta, rep)) return 0;
+    const before = this.index.usedBytes;
+    this.index.dropObject(key);
+    return before - this.index.usedBytes;
   }
 
   /** Owner: slices replicas read, moved to the recent end of the eviction order. */
@@ -685,6 +707,13 @@ export class DiskTier {
     const before = this.index.usedBytes;
     if (this.role === 'replica') {
       this.localPurges.set(key, (this.localPurges.get(key) ?? 0) + 1);
+      const obj = this.index.object(key);
+      if (obj) {
+        const rep = representationOfMeta(obj.meta);
+        if (this.purgedReps.size >= 10_000) this.purgedReps.delete(this.purgedReps.keys().next().value!);
+        this.purgedReps.set(key, rep);
+        this.opts.remote!.dropped(key, rep);
+      }
       this.index.dropObject(key);
       return before - this.index.usedBytes;
     }

@@ -39,6 +39,11 @@ export class SeenPlays {
     return this.present.size;
   }
 
+  /** The id is in the ring. */
+  has(id: string): boolean {
+    return this.present.has(id);
+  }
+
   /** Notes that media was served for a play. Every segment of a play carries its id: repeats are ignored. */
   record(id: string): void {
     if (this.present.has(id)) return;

@@ -68,7 +68,8 @@ export interface EdgeServer {
   start(): Promise<{ publicUrl: string; adminUrl: string }>;
   /** Drains: stops accepting, finishes in-flight answers, closes upstream connections. */
   close(): Promise<void>;
-  health(): EdgeHealth;
+  /** `resetLoopDelay` (default true): the event-loop delay reported covers the time since the last reset. */
+  health(opts?: { resetLoopDelay?: boolean }): EdgeHealth;
 }
 
 export function upstreamTarget(config: ClusterConfig, edge: EdgeConfig, override?: string): UpstreamTarget {
@@ -198,7 +199,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     return 'ok';
   }
 
-  function health(): EdgeHealth {
+  function health(hopts: { resetLoopDelay?: boolean } = {}): EdgeHealth {
     const h = edgeHealth({
       status: status(),
       id: edge.id,
@@ -213,7 +214,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       upstream: { url: upstream.target.url, inflightSlices: cache.inflight },
       fill: fill.progress(),
     });
-    loopDelay.reset();
+    if (hopts.resetLoopDelay ?? true) loopDelay.reset();
     return h;
   }
 

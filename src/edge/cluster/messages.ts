@@ -38,6 +38,8 @@ export const DISK_COMMIT = 'disk.commit';
 export const DISK_TOUCH_VALIDATED = 'disk.touchValidated';
 export const DISK_TOUCHED = 'disk.touched';
 export const DISK_DAMAGED = 'disk.damaged';
+/** Notice replica → owner: an object no longer current upstream; body { key, rep }. */
+export const DISK_DROPPED = 'disk.dropped';
 
 /** Notice primary → workers: a change of the owner's disk index (DiskEvent). */
 export const DISK_EVENT = 'disk.event';
@@ -51,5 +53,9 @@ export interface PurgeBody {
 }
 /** Call primary → worker: this worker's health and metrics; reply WorkerStats. */
 export const STATS = 'stats';
+export interface StatsBody {
+  /** A /health read (not the fill's poll): the event-loop delay's window starts again after it. */
+  resetLoopDelay: boolean;
+}
 /** Call primary → worker: drain and exit. */
 export const DRAIN = 'drain';

@@ -23,9 +23,21 @@ export interface WorkerScrape {
  * for a one-process edge read it unchanged. Per-worker series have names of their own
  * (`reelcdn_edge_worker_*{worker="N"}`) so that a sum over a metric never counts a worker twice.
  */
-export async function nodeMetricsText(primary: Registry, workers: WorkerScrape[], defaultLabels: Record<string, string>): Promise<string> {
-  const node = AggregatorRegistry.aggregate([await primary.getMetricsAsJSON(), ...workers.map((w) => w.metrics as MetricObjectWithValues<MetricValue<string>>[])]);
+export async function nodeMetricsText(
+  primary: Registry,
+  workers: WorkerScrape[],
+  defaultLabels: Record<string, string>,
+  /** Metrics of workers that are gone or late (counters only): summed in, no per-worker series. */
+  carried: MetricData[][] = [],
+): Promise<string> {
+  const inputs = [await primary.getMetricsAsJSON(), ...workers.map((w) => w.metrics), ...carried] as MetricObjectWithValues<MetricValue<string>>[][];
+  const node = AggregatorRegistry.aggregate(inputs);
   return (await node.metrics()) + (await perWorkerRegistry(workers, defaultLabels).metrics());
+}
+
+/** Counters and histograms only: what must keep counting after a worker is gone. */
+export function monotonicOnly(metrics: MetricData[]): MetricData[] {
+  return metrics.filter((m) => String(m.type) === 'counter' || String(m.type) === 'histogram');
 }
 
 function perWorkerRegistry(workers: WorkerScrape[], defaultLabels: Record<string, string>): Registry {

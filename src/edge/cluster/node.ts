@@ -9,17 +9,17 @@ import { adminGuard, adminLimits, createApp } from '../../common/http-app.js';
 import type { Logger } from '../../common/logger.js';
 import { createRegistry } from '../../common/metrics.js';
 import { VERSION } from '../../common/version.js';
-import { DiskTier, type DiskEvent, type PreparedSlice } from '../disk-tier.js';
+import { DiskTier, type DiskEvent, type PreparedSlice, type Representation } from '../disk-tier.js';
 import { EdgeMetrics } from '../edge-metrics.js';
 import { FillAgent } from '../fill-agent.js';
 import { newSeenPlays, registerPlaysRoute } from '../play-seen-routes.js';
 import { registerAdminRoutes } from '../routes/admin-routes.js';
 import { registerFillRoutes } from '../routes/fill-routes.js';
-import { type EdgeHealth, fillHealth } from '../edge-health.js';
+import { type EdgeHealth, type EdgeStatus, fillHealth } from '../edge-health.js';
 import { ClaimTable, type ClaimVerdict } from './claim-table.js';
 import * as M from './messages.js';
 import { type NodeHealth, mergeHealth } from './node-health.js';
-import { type WorkerScrape, nodeMetricsText } from './node-metrics.js';
+import { type MetricData, type WorkerScrape, monotonicOnly, nodeMetricsText } from './node-metrics.js';
 import type { Rpc } from './rpc.js';
 import { Supervisor } from './supervisor.js';
 
@@ -83,6 +83,12 @@ export class EdgeNode {
   private readyWaiters: (() => void)[] = [];
   private readyCount = 0;
   private lastLoopDelayMs = 0;
+  private lastStatus: EdgeStatus = 'ok';
+  private startFailed?: (err: Error) => void;
+  /** Each live worker's last metrics, kept for a scrape it misses and for after it dies. */
+  private readonly lastScrape = new Map<number, { pid: number; metrics: MetricData[] }>();
+  /** Counters of workers that died, still part of the node's sums. */
+  private readonly retired: MetricData[][] = [];
   private busyPoll?: NodeJS.Timeout;
 
   constructor(private readonly opts: EdgeNodeOptions) {
@@ -119,7 +125,7 @@ export class EdgeNode {
     });
     this.metrics.watchStatus(edge.isp, VERSION, () => {
       const p = this.fill.progress();
-      return { status: this.draining ? 'draining' : 'ok', fillWindowOpen: p.windowOpen, nextFillWindowStart: p.nextWindowStart };
+      return { status: this.draining ? 'draining' : this.lastStatus, fillWindowOpen: p.windowOpen, nextFillWindowStart: p.nextWindowStart };
     });
     this.metrics.watchFill(() => {
       const p = this.fill.progress();
@@ -132,9 +138,13 @@ export class EdgeNode {
       logger: this.logger,
       monotonicNow: () => this.clock.monotonic(),
       onWorker: (index, rpc) => this.wire(index, rpc),
-      onExit: (index) => {
+      onExit: (index, code, signal) => {
         this.replicas.delete(index);
         this.claims.workerGone(index);
+        this.retire(index);
+        // A worker that cannot start (its port taken, a bad data dir) fails the node's start
+        // with its reason rather than being restarted forever while start() waits.
+        if (this.readyCount < this.opts.workers) this.startFailed?.(new Error(`edge worker ${index} exited while starting (code ${code}, signal ${signal}); see its error above`));
       },
     });
 
@@ -175,7 +185,12 @@ export class EdgeNode {
       if (this.disk.has(key, slice)) return 'stored' as ClaimVerdict;
       return new Promise<ClaimVerdict>((resolve) => this.claims.claim(`${key}#${slice}`, index, resolve));
     });
-    rpc.on(M.RELEASE, ({ key, index: slice }: M.ClaimBody) => this.claims.release(`${key}#${slice}`, index));
+    rpc.on(M.RELEASE, ({ key, index: slice }: M.ClaimBody) => {
+      // On disk already (its claimant found it there, or stored it without a commit of its
+      // own): the waiters read it rather than fetch it again, one after the other.
+      if (this.disk.has(key, slice)) this.claims.stored(`${key}#${slice}`);
+      else this.claims.release(`${key}#${slice}`, index);
+    });
     rpc.handle(M.DISK_COMMIT, async (p: PreparedSlice) => {
       const outcome = await this.disk.commit(p);
       // The put event went to every replica first (same channel, earlier): waiters find it there.
@@ -185,6 +200,7 @@ export class EdgeNode {
     rpc.on(M.DISK_TOUCH_VALIDATED, ({ key, at, cacheControl }: { key: string; at: number; cacheControl?: string }) => this.disk.touchValidated(key, at, cacheControl));
     rpc.on(M.DISK_TOUCHED, (paths: string[]) => this.disk.touched(paths));
     rpc.on(M.DISK_DAMAGED, ({ key, index: slice, path }: { key: string; index: number; path: string }) => this.disk.damaged(key, slice, path));
+    rpc.on(M.DISK_DROPPED, ({ key, rep }: { key: string; rep: Representation }) => this.disk.dropIfCurrent(key, rep));
     rpc.on(M.PLAYS_SEEN, (ids: string[]) => {
       for (const id of ids) this.seen.record(id);
     });
@@ -206,16 +222,27 @@ export class EdgeNode {
     await this.fill.open();
     this.publicListen = await resolvePort(listenAddress(this.opts.edge.url));
     this.supervisor.start();
-    await new Promise<void>((resolve) => {
-      const check = () => (this.readyCount >= this.opts.workers ? resolve() : this.readyWaiters.push(check));
-      check();
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.startFailed = reject;
+        const check = () => (this.readyCount >= this.opts.workers ? resolve() : this.readyWaiters.push(check));
+        check();
+      });
+    } catch (err) {
+      await this.supervisor.drain(async () => {});
+      throw err;
+    } finally {
+      this.startFailed = undefined;
+    }
     const adm = this.opts.adminListen ?? listenAddress(this.opts.edge.adminUrl);
     const adminUrl = await this.adminApp.listen({ host: adm.host, port: adm.port });
     if (autoFill) this.fill.start();
     // The fill's view of the workers' loops, refreshed every second.
     this.busyPoll = setInterval(() => {
-      void this.gather().then((ws) => (this.lastLoopDelayMs = ws.reduce((m, w) => Math.max(m, w.stats?.health.eventLoopDelayMs ?? 0), 0)));
+      void this.gather(false).then((ws) => {
+        this.lastLoopDelayMs = ws.reduce((m, w) => Math.max(m, w.stats?.health.eventLoopDelayMs ?? 0), 0);
+        this.lastStatus = this.merge(ws).status;
+      });
     }, 1000);
     this.busyPoll.unref();
     const publicUrl = this.publicUrl!;
@@ -223,21 +250,30 @@ export class EdgeNode {
     return { publicUrl, adminUrl };
   }
 
-  /** Every live worker's stats (undefined for one that did not answer in time). */
-  private async gather(): Promise<{ index: number; pid: number; restarts: number; stats?: WorkerStats }[]> {
+  /**
+   * Every live worker's stats (undefined for one that did not answer in time). `resetLoopDelay`:
+   * a /health read starts each worker's event-loop delay window again; the fill's poll does not.
+   */
+  private async gather(resetLoopDelay: boolean): Promise<{ index: number; pid: number; restarts: number; stats?: WorkerStats }[]> {
     return Promise.all(
       this.supervisor.live().map(async (w) => {
         let timer: NodeJS.Timeout | undefined;
         const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), STATS_TIMEOUT_MS)));
-        const stats = await Promise.race([w.rpc.call<WorkerStats>(M.STATS).catch(() => undefined), timeout]);
+        const stats = await Promise.race([w.rpc.call<WorkerStats>(M.STATS, { resetLoopDelay } satisfies M.StatsBody).catch(() => undefined), timeout]);
         clearTimeout(timer);
+        if (stats) this.lastScrape.set(w.index, { pid: w.pid, metrics: stats.metrics });
         return { index: w.index, pid: w.pid, restarts: w.restarts, stats };
       }),
     );
   }
 
   async health(): Promise<NodeHealth> {
-    const workers = await this.gather();
+    const h = this.merge(await this.gather(true));
+    this.lastStatus = h.status;
+    return h;
+  }
+
+  private merge(workers: { index: number; pid: number; restarts: number; stats?: WorkerStats }[]): NodeHealth {
     const d = this.disk.stats();
     return mergeHealth(
       {
@@ -262,9 +298,19 @@ export class EdgeNode {
   }
 
   async metricsText(): Promise<string> {
-    const workers = await this.gather();
+    const workers = await this.gather(false);
     const scrapes: WorkerScrape[] = workers.flatMap((w) => (w.stats ? [{ ...w.stats, worker: w.index, restarts: w.restarts }] : []));
-    return nodeMetricsText(this.registry, scrapes, { service: 'edge', node: this.opts.edge.id });
+    // The node's counters never go back: a worker that did not answer in time counts with what it
+    // said last, and one that died with its last word (its successor starts from zero).
+    const late = workers.flatMap((w) => (w.stats ? [] : [this.lastScrape.get(w.index)?.metrics ?? []]));
+    return nodeMetricsText(this.registry, scrapes, { service: 'edge', node: this.opts.edge.id }, [...late, ...this.retired]);
+  }
+
+  /** A worker is gone: its counters so far stay in the node's sums. */
+  private retire(index: number): void {
+    const last = this.lastScrape.get(index);
+    this.lastScrape.delete(index);
+    if (last) this.retired.push(monotonicOnly(last.metrics));
   }
 
   /** Purges the disk (here) and every worker's memory tier and metadata. */
@@ -288,6 +334,8 @@ export class EdgeNode {
   /** Drains: workers finish their answers and exit, then the fill and the admin port stop. */
   async close(): Promise<void> {
     this.draining = true;
+    // Workers that go on their own signal now (a process-group SIGTERM) are not restarted.
+    this.supervisor.stopRestarting();
     if (this.busyPoll) clearInterval(this.busyPoll);
     await this.fill.stop();
     await this.supervisor.drain((rpc) => rpc.call(M.DRAIN));

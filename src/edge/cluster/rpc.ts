@@ -7,7 +7,8 @@
 
 /** The two ends: `process` in a worker, a cluster `Worker` in the primary. */
 export interface Channel {
-  send(message: unknown): unknown;
+  /** With a callback, a send on a channel that closed reports to it rather than as an 'error' event. */
+  send(message: unknown, callback: (err: Error | null) => void): unknown;
   on(event: 'message', listener: (message: unknown) => void): unknown;
 }
 
@@ -68,16 +69,21 @@ export class Rpc {
   }
 
   private post(w: Wire): void {
+    if (this.closed) return;
+    // The other process may be gone a moment before its exit is seen here (a crash, a drain):
+    // an unheard 'error' event would take this process down with it.
+    const failed = (err: Error | null) => {
+      if (err) this.onError(err, `send ${w.rpc}`);
+    };
     try {
-      this.channel.send(w);
+      this.channel.send(w, failed);
     } catch (err) {
-      // The process is exiting; its exit handler cleans up.
-      this.onError(err as Error, `send ${w.rpc}`);
+      failed(err as Error);
     }
   }
 
   private receive(w: Wire): void {
-    if (!w || typeof w !== 'object' || !('rpc' in w)) return;
+    if (this.closed || !w || typeof w !== 'object' || !('rpc' in w)) return;
     if (w.rpc === 'reply') {
       const p = this.pending.get(w.id);
       if (!p) return;

@@ -15,8 +15,8 @@ export interface SupervisorOptions {
   logger: Logger;
   /** A worker's channel is up: wire its calls. Called again for each restart. */
   onWorker(index: number, rpc: Rpc, worker: Worker): void;
-  /** A worker exited (for any reason): release what it held. */
-  onExit(index: number): void;
+  /** A worker exited (for any reason): release what it held. `code`: its exit code, null if killed. */
+  onExit(index: number, code: number | null, signal: string | null): void;
   monotonicNow: () => number;
   /** How long a drain may take before stragglers are killed. */
   drainTimeoutMs?: number;
@@ -53,7 +53,7 @@ export class Supervisor {
 
   /** Live workers' channels, by worker number. */
   live(): { index: number; rpc: Rpc; pid: number; restarts: number }[] {
-    return this.slots.flatMap((s) => (s.worker && s.rpc && !s.worker.isDead() ? [{ index: s.index, rpc: s.rpc, pid: s.worker.process.pid ?? 0, restarts: s.restarts }] : []));
+    return this.slots.flatMap((s) => (s.worker && s.rpc && !s.worker.isDead() && s.worker.isConnected() ? [{ index: s.index, rpc: s.rpc, pid: s.worker.process.pid ?? 0, restarts: s.restarts }] : []));
   }
 
   restarts(index: number): number {
@@ -69,13 +69,16 @@ export class Supervisor {
     const rpc = new Rpc(worker, (err, what) => this.opts.logger.debug({ worker: slot.index, err: err.message, what }, 'worker channel'));
     slot.rpc = rpc;
     this.opts.onWorker(slot.index, rpc, worker);
+    // A channel error (the worker died mid-send) is the exit's business, never the primary's end.
+    worker.on('error', (err) => this.opts.logger.debug({ worker: slot.index, err: err.message }, 'worker channel error'));
+    worker.on('disconnect', () => rpc.close());
     worker.on('exit', (code, signal) => {
       rpc.close();
       if (slot.worker === worker) {
         slot.worker = undefined;
         slot.rpc = undefined;
       }
-      this.opts.onExit(slot.index);
+      this.opts.onExit(slot.index, code, signal);
       if (this.closing) return;
       const lived = this.opts.monotonicNow() - slot.startedAt;
       slot.youngCrashes = lived >= 30_000 ? 0 : slot.youngCrashes + 1;
@@ -86,10 +89,15 @@ export class Supervisor {
     });
   }
 
-  /** Every worker finishes its answers and exits; stragglers are killed after the timeout. */
-  async drain(drainCall: (rpc: Rpc) => Promise<unknown>): Promise<void> {
+  /** No more restarts: the node is going down. */
+  stopRestarting(): void {
     this.closing = true;
     for (const s of this.slots) if (s.timer) clearTimeout(s.timer);
+  }
+
+  /** Every worker finishes its answers and exits; stragglers are killed after the timeout. */
+  async drain(drainCall: (rpc: Rpc) => Promise<unknown>): Promise<void> {
+    this.stopRestarting();
     const timeout = this.opts.drainTimeoutMs ?? 30_000;
     await Promise.all(
       this.slots.map(async (s) => {
@@ -100,7 +108,9 @@ export class Supervisor {
           this.opts.logger.warn({ worker: s.index, pid: worker.process.pid }, 'edge worker did not drain in time; killing it');
           worker.process.kill('SIGKILL');
         }, timeout);
-        if (s.rpc) await drainCall(s.rpc).catch(() => {});
+        // A worker that cannot take the call (not started yet, channel gone) gets the signal.
+        const asked = s.rpc ? await drainCall(s.rpc).then(() => true, () => false) : false;
+        if (!asked && !worker.isDead()) worker.process.kill('SIGTERM');
         await exited;
         clearTimeout(kill);
       }),

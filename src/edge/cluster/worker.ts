@@ -1,12 +1,12 @@
-import { createLogger } from '../../common/logger.js';
+import { createLogger, type Logger } from '../../common/logger.js';
 import { DiskTier, type DiskEvent, type WriteOutcome } from '../disk-tier.js';
 import type { SliceClaims } from '../edge-cache.js';
+import { SeenPlays } from '../play-seen.js';
 import { createEdgeServer, type EdgeServer } from '../server.js';
 import type { ClaimVerdict } from './claim-table.js';
 import * as M from './messages.js';
-import { SeenPlays } from '../play-seen.js';
 import type { WorkerStats } from './node.js';
-import { Rpc } from './rpc.js';
+import { type Channel, Rpc } from './rpc.js';
 
 /** Play ids this worker served, each new one also sent to the primary, which answers GET /plays. */
 class ForwardedSeenPlays extends SeenPlays {
@@ -15,14 +15,20 @@ class ForwardedSeenPlays extends SeenPlays {
   }
 
   override record(id: string): void {
-    const before = this.size;
+    if (this.has(id)) return;
     super.record(id);
-    if (this.size !== before || this.size === this.capacity) this.forward(id);
+    this.forward(id);
   }
 }
 
 /** Play ids are sent to the primary at most this often (a play's segments repeat its id). */
 const PLAYS_FLUSH_MS = 250;
+
+/**
+ * Longest wait on another worker's fetch of a slice: past it, fetch it ourselves (a stuck
+ * claimant must not hold every worker's clients). Upstream's own timeouts end a fetch sooner.
+ */
+const CLAIM_WAIT_MS = 60_000;
 
 /**
  * One worker process of a multi-worker edge node: the public port, a memory tier of its own
@@ -31,16 +37,45 @@ const PLAYS_FLUSH_MS = 250;
  * primary is gone (its channel closes).
  */
 export async function runWorker(): Promise<void> {
-  const rpc = new Rpc(process as unknown as import('./rpc.js').Channel);
+  const rpc = new Rpc(process as unknown as Channel);
+  // A send on a channel that just closed must not end this process: the 'disconnect' does.
+  process.on('error', () => {});
+
   // Disk events may arrive before the snapshot they follow is applied: held until then.
   let disk: DiskTier | undefined;
   const early: DiskEvent[] = [];
   let server: EdgeServer | undefined;
+  let logger: Logger | undefined;
+  let plays: string[] = [];
+  let playsFlush: NodeJS.Timeout | undefined;
   rpc.on(M.DISK_EVENT, (e: DiskEvent) => (disk ? disk.apply(e) : early.push(e)));
+
+  // Asked to go (by the primary, a signal, or the primary's end) at any moment, even while
+  // starting: answers in flight finish, then the process exits.
+  let draining: Promise<void> | undefined;
+  const drain = (why: string) => {
+    draining ??= (async () => {
+      logger?.info({ why }, 'worker draining');
+      if (playsFlush) clearInterval(playsFlush);
+      if (plays.length > 0) rpc.notify(M.PLAYS_SEEN, plays);
+      await server?.close();
+      await disk?.close();
+    })()
+      .catch((err) => logger?.error({ err: (err as Error).message }, 'worker drain failed'))
+      .finally(() => setImmediate(() => process.exit(0)));
+    return draining;
+  };
+  rpc.handle(M.DRAIN, () => drain('primary asked'));
+  process.on('SIGTERM', () => void drain('SIGTERM'));
+  process.on('SIGINT', () => void drain('SIGINT'));
+  process.on('disconnect', () => {
+    rpc.close();
+    void drain('primary gone');
+  });
 
   const init = await rpc.call<M.InitReply>(M.INIT);
   const { config, edge, worker, workers } = init;
-  const logger = createLogger('edge', config.log.level, edge.id).child({ worker });
+  logger = createLogger('edge', config.log.level, edge.id).child({ worker });
   disk = new DiskTier({
     dir: edge.dataDir,
     capacityBytes: edge.diskBytes,
@@ -52,6 +87,7 @@ export async function runWorker(): Promise<void> {
       touchValidated: (key, at, cacheControl) => rpc.notify(M.DISK_TOUCH_VALIDATED, { key, at, cacheControl }),
       touched: (paths) => rpc.notify(M.DISK_TOUCHED, paths),
       damaged: (key, index, path) => rpc.notify(M.DISK_DAMAGED, { key, index, path }),
+      dropped: (key, rep) => rpc.notify(M.DISK_DROPPED, { key, rep }),
     },
     // An object another worker stored, or a new version of one: this worker serves it from disk.
     // One another worker revalidated: fresh here too, without a revalidation of our own.
@@ -64,12 +100,16 @@ export async function runWorker(): Promise<void> {
   for (const e of early.splice(0)) disk.apply(e);
 
   const claims: SliceClaims = {
-    claim: (key, index) => rpc.call<ClaimVerdict>(M.CLAIM, { key, index } satisfies M.ClaimBody),
+    claim: (key, index) => {
+      let timer: NodeJS.Timeout | undefined;
+      const giveUp = new Promise<ClaimVerdict>((resolve) => (timer = setTimeout(() => resolve('fetch'), CLAIM_WAIT_MS)));
+      const asked = rpc.call<ClaimVerdict>(M.CLAIM, { key, index } satisfies M.ClaimBody).catch((): ClaimVerdict => 'fetch');
+      return Promise.race([asked, giveUp]).finally(() => clearTimeout(timer));
+    },
     release: (key, index) => rpc.notify(M.RELEASE, { key, index } satisfies M.ClaimBody),
   };
 
-  let plays: string[] = [];
-  const playsFlush = setInterval(() => {
+  playsFlush = setInterval(() => {
     if (plays.length === 0) return;
     rpc.notify(M.PLAYS_SEEN, plays);
     plays = [];
@@ -88,8 +128,8 @@ export async function runWorker(): Promise<void> {
 
   rpc.on(M.ADOPT, (key: string) => s.cache.adoptFromDisk(key));
   rpc.handle(M.PURGE, (b: M.PurgeBody) => s.cache.purge(b.title, b.file));
-  rpc.handle(M.STATS, async (): Promise<WorkerStats> => {
-    const health = s.health();
+  rpc.handle(M.STATS, async ({ resetLoopDelay }: M.StatsBody): Promise<WorkerStats> => {
+    const health = s.health({ resetLoopDelay });
     const cpu = process.cpuUsage();
     return {
       health,
@@ -102,27 +142,7 @@ export async function runWorker(): Promise<void> {
     };
   });
 
-  let draining: Promise<void> | undefined;
-  const drain = (why: string) => {
-    draining ??= (async () => {
-      logger.info({ why }, 'worker draining');
-      clearInterval(playsFlush);
-      if (plays.length > 0) rpc.notify(M.PLAYS_SEEN, plays);
-      await s.close();
-      await disk.close();
-    })()
-      .catch((err) => logger.error({ err: (err as Error).message }, 'worker drain failed'))
-      .finally(() => setImmediate(() => process.exit(0)));
-    return draining;
-  };
-  rpc.handle(M.DRAIN, () => drain('primary asked'));
-  process.on('SIGTERM', () => void drain('SIGTERM'));
-  process.on('SIGINT', () => void drain('SIGINT'));
-  process.on('disconnect', () => {
-    rpc.close();
-    void drain('primary gone');
-  });
-
+  if (draining) return;
   const { publicUrl } = await s.start();
   rpc.notify(M.READY, { publicUrl });
 }

@@ -58,4 +58,9 @@ export interface DiskRemote {
   touched(paths: string[]): void;
   /** A replica found this slice's file damaged or gone: the owner drops it (if it is still that file). */
   damaged(key: string, index: number, path: string): void;
+  /**
+   * A replica dropped the object because it is no longer current upstream (changed or gone):
+   * the owner drops it too, if it still holds that representation.
+   */
+  dropped(key: string, rep: Representation): void;
 }

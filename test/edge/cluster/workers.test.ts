@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -211,7 +212,9 @@ describe('an edge node with --workers 2', () => {
     });
     const title = randomTitle();
     const data = writeMedia(root, title, 'k.ts', SLICE);
-    expect((await get(node.publicUrl, `/c/${title}/k.ts`)).status).toBe(200);
+    for (let i = 0; i < 6; i++) expect((await get(node.publicUrl, `/c/${title}/k.ts`)).status).toBe(200);
+    const answeredBefore = sumOf(parsePrometheusText(await admin(node, '/metrics')), 'reelcdn_edge_requests_total');
+    expect(answeredBefore).toBe(6);
 
     const victim = h.workers[0]!;
     process.kill(victim.pid, 'SIGKILL');
@@ -235,6 +238,9 @@ describe('an edge node with --workers 2', () => {
     });
     expect(after.workers.find((x) => x.worker === victim.worker)!.restarts).toBe(1);
     expect(node.child.exitCode).toBe(null);
+    // The node's counters never go back: the dead worker's answers stay counted (Prometheus
+    // would read a drop as a reset and count everything again).
+    expect(sumOf(parsePrometheusText(await admin(node, '/metrics')), 'reelcdn_edge_requests_total')).toBeGreaterThanOrEqual(answeredBefore + 20);
   });
 
   it('drains every worker on SIGTERM: the answer in flight completes, then all processes exit', async () => {
@@ -254,6 +260,53 @@ describe('an edge node with --workers 2', () => {
     expect(a.body.equals(data)).toBe(true);
     expect(await node.exited).toBe(0);
     for (const w of h.workers) expect(pidAlive(w.pid)).toBe(false);
+  });
+
+  it('stores the new version of an object on the shared disk once a worker finds it changed upstream', async () => {
+    const node = nodes[0] ?? (await startNode());
+    const title = randomTitle();
+    const path = `/o/${title}/v.ts`;
+    origin.behaviour.set(path, { cacheControl: 'max-age=1', etag: '"v1"' });
+    writeMedia(root, title, 'v.ts', SLICE, 1);
+    const answeredBy = async (worker: string) => sumOf(parsePrometheusText(await admin(node, '/metrics')), 'reelcdn_edge_worker_requests_total', { worker });
+    const base = { w1: await answeredBy('1'), w2: await answeredBy('2') };
+    // Both workers hold v1.
+    for (let i = 0; i < 60 && ((await answeredBy('1')) === base.w1 || (await answeredBy('2')) === base.w2); i++) {
+      expect((await get(node.publicUrl, `/c/${title}/v.ts`)).headers.etag).toBe('"v1"');
+    }
+    // The origin now has v2; once v1 is stale, the workers find it changed.
+    origin.behaviour.set(path, { cacheControl: 'max-age=60', etag: '"v2"' });
+    const v2 = writeMedia(root, title, 'v.ts', SLICE, 2);
+    await new Promise((r) => setTimeout(r, 1100));
+    const tiers: string[] = [];
+    for (let i = 0; i < 16; i++) {
+      const a = await get(node.publicUrl, `/c/${title}/v.ts`);
+      expect(a.status).toBe(200);
+      expect(a.headers.etag).toBe('"v2"');
+      expect(a.body.equals(v2)).toBe(true);
+      tiers.push(String(a.headers['x-cache']));
+    }
+    // Stored once, then served from cache by both workers: not fetched again for every answer.
+    expect(tiers.filter((t) => t === 'MISS').length).toBeLessThanOrEqual(2);
+    expect(tiers.slice(-8)).not.toContain('MISS');
+  });
+
+  it('fails to start, with the reason, when its workers cannot bind the public port', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as AddressInfo).port;
+    try {
+      const r = spawnSync(process.execPath, [cli, 'edge', '--config', clusterFile({ url: `http://127.0.0.1:${port}` }), '--id', 'edge-a1', '--workers', '2'], {
+        encoding: 'utf8',
+        timeout: 20_000,
+        env: { ...process.env, REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN },
+      });
+      expect(r.signal).toBe(null); // it did not hang until the timeout killed it
+      expect(r.status).not.toBe(0);
+      expect(r.stderr + r.stdout).toMatch(/EADDRINUSE/);
+    } finally {
+      blocker.close();
+    }
   });
 
   it('refuses a worker count that is not a positive integer, naming the field', () => {

@@ -30,7 +30,7 @@ interface World {
   commitsSeen: number;
 }
 
-async function world(opts: { capacityBytes?: number; replicas?: number; touchBatch?: number } = {}): Promise<World> {
+async function world(opts: { capacityBytes?: number; replicas?: number; touchBatch?: number; forwardDrops?: boolean } = {}): Promise<World> {
   const dir = tempDir();
   const w: World = { dir, owner: undefined!, replicas: [], events: [], commitsSeen: 0 };
   w.owner = new DiskTier({
@@ -54,6 +54,9 @@ async function world(opts: { capacityBytes?: number; replicas?: number; touchBat
     touchValidated: (k, at, cc) => w.owner.touchValidated(...clone([k, at, cc] as const)),
     touched: (paths) => w.owner.touched(clone(paths)),
     damaged: (k, i, path) => w.owner.damaged(...clone([k, i, path] as const)),
+    dropped: (k, rep) => {
+      if (opts.forwardDrops ?? true) w.owner.dropIfCurrent(...clone([k, rep] as const));
+    },
   };
   for (let i = 0; i < (opts.replicas ?? 2); i++) {
     const r = new DiskTier({ dir, capacityBytes: w.owner.capacityBytes, sliceBytes: S, logger, role: 'replica', remote, touchBatch: opts.touchBatch });
@@ -253,7 +256,7 @@ describe('disk tier shared by an owner and replicas', () => {
   });
 
   it('a replica never unlinks, renames or evicts: its purge drops only its own view', async () => {
-    const w = await world();
+    const w = await world({ forwardDrops: false });
     const [a, b] = w.replicas as [DiskTier, DiskTier];
     await w.owner.write(key(9), 0, meta(), bytes(9));
     const path = sliceFile(w.dir, key(9), 0);
@@ -263,5 +266,37 @@ describe('disk tier shared by an owner and replicas', () => {
     expect(w.owner.has(key(9), 0) && b.has(key(9), 0)).toBe(true);
     expect(() => a.pin(key(9))).toThrow(/owner/);
     await expect(a.writeStaged(key(9), 0, meta(), bytes(9))).rejects.toThrow(/owner/);
+  });
+
+  it('an object a replica finds changed upstream is dropped by the owner too, and the new version is stored, even if an old commit brought the old one back', async () => {
+    const w = await world();
+    const [a, b] = w.replicas as [DiskTier, DiskTier];
+    const v1 = meta(2 * S);
+    const v2 = meta(2 * S, '"v2"');
+    await w.owner.write(key(11), 0, v1, bytes(11));
+    const oldPath = sliceFile(w.dir, key(11), 0);
+    // Worker a sees v2 upstream: it drops v1, and so does the owner (and b, by its event).
+    a.purge(key(11));
+    expect(w.owner.has(key(11), 0)).toBe(false);
+    expect(b.has(key(11), 0)).toBe(false);
+    expect(await gone(oldPath)).toBe(true);
+    // Worker b, still on v1, commits a slice of it meanwhile: v1 is back on the owner...
+    expect(await b.write(key(11), 1, v1, bytes(12))).toBe('stored');
+    expect(w.owner.meta(key(11))!.etag).toBe(v1.etag);
+    // ...and a's v2 replaces it: a names the version it dropped.
+    expect(await a.write(key(11), 0, v2, bytes(13))).toBe('stored');
+    expect(w.owner.meta(key(11))!.etag).toBe('"v2"');
+    expect(b.meta(key(11))!.etag).toBe('"v2"');
+    expect(view(a)).toEqual(view(w.owner));
+  });
+
+  it('a drop for a representation the owner no longer holds leaves the newer one alone', async () => {
+    const w = await world({ forwardDrops: false });
+    const [a] = w.replicas as [DiskTier];
+    await w.owner.write(key(12), 0, meta(), bytes(12));
+    await w.owner.write(key(12), 0, meta(S, '"v2"'), bytes(13));
+    expect(w.owner.dropIfCurrent(key(12), meta())).toBe(0);
+    expect(w.owner.meta(key(12))!.etag).toBe('"v2"');
+    expect(a.has(key(12), 0)).toBe(true);
   });
 });
