@@ -7,7 +7,7 @@ import { type ByteRange, parseContentRange } from '../common/range.js';
 import type { ObjectMeta } from '../common/response-plan.js';
 import type { DiskTier, SliceLease, StoredMeta } from './disk-tier.js';
 import { computeFreshness } from './freshness.js';
-import { MemoryTier } from './memory-tier.js';
+import { MemoryTier, holdsLittleMore } from './memory-tier.js';
 import { SliceFetch, SliceLock } from './slice-lock.js';
 import { sliceBounds, slicesFor } from './slice-math.js';
 import { type Upstream, UpstreamError, toUpstreamError } from './upstream.js';
@@ -319,7 +319,9 @@ export class EdgeCache {
     if (!lease) return undefined;
     held.push(lease);
     if (lease.data.length !== length) return undefined;
-    if (this.memory.offer(meta.key, index, meta.rep, lease.data)) lease.retain();
+    // Kept as it is, the pooled buffer leaves the pool for good (a reference never released);
+    // one much larger than the slice is copied by the tier instead, and the lease ends as usual.
+    if (this.memory.offer(meta.key, index, meta.rep, lease.data) && holdsLittleMore(lease.data)) lease.retain();
     return lease.data;
   }
 

@@ -1,5 +1,13 @@
 import { LRUCache } from 'lru-cache';
 
+/**
+ * The buffer behind `data` is not much larger than `data` (what a cache may keep as it is and
+ * count by its length): at most a quarter more, or 64 KiB for small ones.
+ */
+export function holdsLittleMore(data: Buffer): boolean {
+  return data.buffer.byteLength <= data.length + Math.max(64 * 1024, data.length >>> 2);
+}
+
 /** A slice in memory, tagged with the representation its bytes belong to. */
 interface MemorySlice {
   rep: string;
@@ -55,8 +63,12 @@ export class MemoryTier {
     return this.slices.peek(sliceKey(key, index))?.rep === rep;
   }
 
+  /**
+   * Keeps a slice. A view into a much larger buffer (a socket read's, a pooled disk read's) is
+   * copied first: the tier counts `data.length`, and must not hold more memory than it counts.
+   */
   set(key: string, index: number, rep: string, data: Buffer): void {
-    this.slices.set(sliceKey(key, index), { rep, data });
+    this.slices.set(sliceKey(key, index), { rep, data: holdsLittleMore(data) ? data : Buffer.from(data) });
   }
 
   /** Remembers a slice just fetched: a second request soon after earns it a place. */
