@@ -60,6 +60,7 @@ async function main(argv: string[]): Promise<void> {
 
   switch (command) {
     case 'edge': {
+      tuneHeapForServing();
       const cfg = config();
       const edge = findEdge(cfg, edgeId());
       const workers = values.workers === undefined ? (edge.workers ?? availableParallelism()) : workerCount(values.workers, '--workers', true);
@@ -116,6 +117,22 @@ async function main(argv: string[]): Promise<void> {
 }
 
 class UsageError extends Error {}
+
+/** V8's young generation for a serving edge, MiB per semi-space (see tuneHeapForServing). */
+const EDGE_SEMI_SPACE_MB = 8;
+
+/**
+ * Node 24 lets V8's young generation grow to 64 MiB per semi-space on a large machine: under
+ * tens of thousands of answers a second it does, and that memory stays resident (about 100 MiB
+ * more RSS per process, measured in bench:edge's hot-16k) for no CPU saved. The flag only takes
+ * effect at start, so the edge re-executes itself with it — the same process (execve), no
+ * child. An operator's own --max-semi-space-size (command line or NODE_OPTIONS) is left alone.
+ */
+function tuneHeapForServing(): void {
+  const set = (flags: readonly string[] | string | undefined) => [flags ?? []].flat().join(' ').includes('--max-semi-space-size');
+  if (set(process.execArgv) || set(process.env.NODE_OPTIONS) || typeof process.execve !== 'function') return;
+  process.execve(process.execPath, [process.execPath, `--max-semi-space-size=${EDGE_SEMI_SPACE_MB}`, ...process.execArgv, ...process.argv.slice(1)], process.env);
+}
 
 /** "127.0.0.1:8080" or "[::1]:8080" → host and port. */
 function hostPort(text: string, flag: string): { host: string; port: number } {
