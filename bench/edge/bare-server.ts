@@ -4,18 +4,22 @@
  * cores and connections as against the real servers, shows how far the client itself can go;
  * the server's CPU per answer is Node's own floor for that answer.
  *
- *   node dist/bench/edge/bare-server.js --bytes N [--port P --workers W]
+ *   node dist/bench/edge/bare-server.js --bytes N [--port P --workers W] [--file PATH]
  *
+ * With `--file`, every answer is read from PATH (one open descriptor, one positional read into a
+ * reused buffer, as the edge's disk hits are) before it is sent: Node's floor for a disk hit,
+ * which the Buffer alone is not.
  * prints `listening http://127.0.0.1:PORT` once every process is bound. With W > 1 it starts
  * W - 1 more copies of itself on the same port (`reusePort`: the kernel spreads connections).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { openSync, read } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { bytes: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' } } });
+const { values } = parseArgs({ options: { bytes: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, file: { type: 'string' } } });
 const bytes = Number(values.bytes);
 const workers = Number(values.workers ?? 1);
 if (!Number.isInteger(bytes) || bytes <= 0 || !Number.isInteger(workers) || workers < 1) {
@@ -25,9 +29,24 @@ if (!Number.isInteger(bytes) || bytes <= 0 || !Number.isInteger(workers) || work
 
 const body = Buffer.alloc(bytes, 0x42);
 const headers = { 'content-type': 'application/octet-stream', 'content-length': String(bytes) };
+const fd = values.file ? openSync(values.file, 'r') : undefined;
+const spare: Buffer[] = [];
 const server = createServer({ keepAliveTimeout: 60_000 }, (_req, res) => {
-  res.writeHead(200, headers);
-  res.end(body);
+  if (fd === undefined) {
+    res.writeHead(200, headers);
+    res.end(body);
+    return;
+  }
+  const buf = spare.pop() ?? Buffer.allocUnsafeSlow(bytes);
+  read(fd, buf, 0, bytes, 0, (err) => {
+    if (err) {
+      res.writeHead(500).end();
+      return;
+    }
+    res.once('close', () => spare.push(buf));
+    res.writeHead(200, headers);
+    res.end(buf);
+  });
 });
 
 const port = Number(values.port ?? 0);
@@ -39,7 +58,8 @@ const bound = (server.address() as AddressInfo).port;
 
 const copies: ChildProcess[] = [];
 for (let w = 1; w < workers; w++) {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--bytes', String(bytes), '--port', String(bound)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const args = ['--bytes', String(bytes), '--port', String(bound), ...(values.file ? ['--file', values.file] : [])];
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   copies.push(child);
   await new Promise<void>((ok, fail) => {
     child.stdout!.once('data', () => ok());
