@@ -124,7 +124,6 @@ export async function runWorker(): Promise<void> {
     worker: { disk, claims, seenPlays: new ForwardedSeenPlays((id) => plays.push(id)) },
   });
   const s = server;
-  for (const key of disk.keys()) s.cache.learnFromDisk(key);
 
   rpc.on(M.ADOPT, (key: string) => s.cache.adoptFromDisk(key));
   rpc.handle(M.PURGE, (b: M.PurgeBody) => s.cache.purge(b.title, b.file));
