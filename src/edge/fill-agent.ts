@@ -9,6 +9,7 @@ import type { FillFile, FillManifest, FillSource } from '../common/fill-manifest
 import type { Logger } from '../common/logger.js';
 import { objectKey } from '../common/paths.js';
 import { parseContentRange } from '../common/range.js';
+import { signedOriginPath } from '../common/origin-signing.js';
 import { signQuery } from '../common/signing.js';
 import type { DiskTier, StoredMeta } from './disk-tier.js';
 import { type FillWindow, inWindow, nextWindowStart, parseWindow } from './fill-window.js';
@@ -413,9 +414,10 @@ export class FillAgent {
 
   private urlFor(source: FillSource, f: FillFile): string {
     const base = source.url.replace(/\/+$/, '');
-    if (source.kind === 'origin') return `${base}/o/${f.title}/${f.file}`;
-    const path = `/c/${f.title}/${f.file}`;
     const s = this.opts.config.signing;
+    // The origin serves edges only: a short token, the request leaves now (origin-signing.ts).
+    if (source.kind === 'origin') return `${base}${signedOriginPath(s, f.title, f.file, this.opts.clock.now() / 1000)}`;
+    const path = `/c/${f.title}/${f.file}`;
     return `${base}${path}?${signQuery(s.keys, s.activeKey, path, this.opts.clock.now() / 1000, s.ttlSeconds)}`;
   }
 

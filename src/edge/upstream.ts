@@ -1,17 +1,28 @@
 import { Pool, errors as undiciErrors } from 'undici';
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
+import { signedOriginPath } from '../common/origin-signing.js';
 import { signQuery } from '../common/signing.js';
 import { type BreakerSettings, type BreakerState, type BreakerTransition, CircuitBreaker } from './circuit-breaker.js';
 
-/** Where misses go: the origin (`/o/…`) or a parent edge (`/c/…`, signed like a client). */
+/** The cluster's keys: every upstream request is signed with the active one. */
+export interface UpstreamSigning {
+  keys: Record<string, string>;
+  activeKey: string;
+  ttlSeconds: number;
+}
+
+/**
+ * Where misses go: the origin (`/o/…`, signed: the origin serves edges only) or a parent edge
+ * (`/c/…`, signed like a client).
+ */
 export interface UpstreamTarget {
   kind: 'origin' | 'parent';
   url: string;
-  /** For a parent: the cluster's keys, to sign the request as steering would. */
-  signing?: { keys: Record<string, string>; activeKey: string; ttlSeconds: number };
+  /** The cluster's keys, to sign each request (a parent's as steering would, the origin's briefly). */
+  signing: UpstreamSigning;
   /**
-   * For a parent: the origin, asked (unsigned, `/o/…`) when the parent fails a request and
+   * For a parent: the origin, asked (signed, `/o/…`) when the parent fails a request and
    * while the breaker keeps the parent bypassed. Without it a dead parent fails every miss.
    */
   fallback?: { originUrl: string; breaker: BreakerSettings };
@@ -88,6 +99,7 @@ export class Upstream {
   private readonly primary: Route;
   private readonly origin?: Route;
   private readonly breaker?: CircuitBreaker;
+  private signing: UpstreamSigning;
 
   constructor(
     readonly target: UpstreamTarget,
@@ -107,6 +119,7 @@ export class Upstream {
       });
       return { kind, base, pool };
     };
+    this.signing = target.signing;
     this.primary = route(target.kind, target.url);
     if (target.kind === 'parent' && target.fallback) {
       this.origin = route('origin', target.fallback.originUrl);
@@ -125,16 +138,22 @@ export class Upstream {
     return this.breaker?.state;
   }
 
+  /** Signs the next requests with these keys (reload); requests already sent keep their token. */
+  setSigning(signing: UpstreamSigning): void {
+    this.signing = signing;
+  }
+
   pathFor(title: string, file: string): string {
     return this.pathOn(this.primary, title, file);
   }
 
   private pathOn(route: Route, title: string, file: string): string {
     const basePath = route.base.pathname.replace(/\/+$/, '');
-    if (route.kind === 'origin') return `${basePath}/o/${title}/${file}`;
+    const s = this.signing;
+    const nowSec = this.clock.now() / 1000;
+    if (route.kind === 'origin') return `${basePath}${signedOriginPath(s, title, file, nowSec)}`;
     const path = `${basePath}/c/${title}/${file}`;
-    const s = this.target.signing!;
-    return `${path}?${signQuery(s.keys, s.activeKey, path, this.clock.now() / 1000, s.ttlSeconds)}`;
+    return `${path}?${signQuery(s.keys, s.activeKey, path, nowSec, s.ttlSeconds)}`;
   }
 
   async request(req: UpstreamRequest): Promise<UpstreamResponse> {

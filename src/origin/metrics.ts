@@ -8,6 +8,8 @@ export interface OriginMetrics {
   bytes: Counter<'class'>;
   /** Plays reported by steering, by ISP. */
   plays: Counter<'isp'>;
+  /** Requests to /o/ refused with 403, by reason (one of ORIGIN_REFUSALS: a bounded label). */
+  refused: Counter<'reason'>;
 }
 
 /** Registers the origin's series; the catalog gauges read the current catalog on scrape. */
@@ -45,6 +47,12 @@ export function createOriginMetrics(registry: Registry, catalog: () => Catalog):
       name: 'reelcdn_origin_plays_total',
       help: 'Plays reported by steering',
       labelNames: ['isp'],
+      registers: [registry],
+    }),
+    refused: new Counter({
+      name: 'reelcdn_origin_refused_total',
+      help: 'Requests to /o/ refused (403): neither a valid token nor a verified client certificate',
+      labelNames: ['reason'],
       registers: [registry],
     }),
   };

@@ -1,10 +1,12 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { sendError } from '../common/http-app.js';
 import { parseObjectPath } from '../common/paths.js';
 import { type BodyPart, type ObjectMeta, planResponse, requestView } from '../common/response-plan.js';
 import { type Catalog, type CatalogFile, type TitleEntry, entryFilePath } from './catalog.js';
+import type { OriginRefusal, OriginRequestFacts, OriginVerdict } from './origin-auth.js';
 
 /** Catalog files never change under their URL: a re-ingest gives new ETags, caches may keep them a year. */
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -36,10 +38,18 @@ export interface ObjectRouteDeps {
    * (our entry's version was replaced and swept). Resolves once the newest catalog is loaded.
    */
   refreshCatalog: () => Promise<void>;
+  /** Who may read /o/ (origin-auth.ts): asked before anything else. */
+  auth: { check(req: OriginRequestFacts): OriginVerdict };
+  /** Unix seconds now (token expiry). */
+  nowSec: () => number;
+  /** Told of each refusal (metrics, log); `path` is without the query, so without the token. */
+  onRefused?: (reason: OriginRefusal, path: string, req: FastifyRequest) => void;
 }
 
 /**
- * `GET|HEAD /o/{title}/{file}`: the catalog decides what exists; only a file the catalog
+ * `GET|HEAD /o/{title}/{file}`: edges only (origin-auth.ts), so the request is admitted first —
+ * 403 before any path check or catalog lookup, which tells a stranger nothing of what exists.
+ * Then the catalog decides what exists; only a file the catalog
  * lists is ever opened, in the folder of the version the catalog entry names (versions are
  * never rewritten, so the ETag from the entry's sha256 always names the bytes sent). The answer
  * is planned by planResponse (conditionals, ranges, multipart) and the bytes are streamed from
@@ -50,6 +60,12 @@ export function objectHandler(deps: ObjectRouteDeps) {
     const raw = req.raw.url ?? '';
     const q = raw.indexOf('?');
     const path = q < 0 ? raw : raw.slice(0, q);
+    const verdict = deps.auth.check({ path, query: q < 0 ? '' : raw.slice(q + 1), clientCertVerified: verifiedClientCert(req), nowSec: deps.nowSec() });
+    if (!verdict.ok) {
+      deps.onRefused?.(verdict.reason, path, req);
+      return sendError(reply, 403, `forbidden: ${verdict.reason}`);
+    }
+    // The token's query never reaches the lookup: only the path names the file.
     const parsed = parseObjectPath(path.slice(OBJECT_PREFIX.length));
     if (!parsed.ok) return sendError(reply, 400, parsed.reason);
     const view = requestView(req.method, req.headers);
@@ -73,6 +89,15 @@ export function objectHandler(deps: ObjectRouteDeps) {
     }
     return sendError(reply, 503, 'title is being replaced, try again', { 'retry-after': '1' });
   };
+}
+
+/**
+ * The connection presented a certificate the server verified against its CA. `authorized` is
+ * only true on a TLS socket whose server asked for a certificate (requireClientCert) and
+ * found it good; plain HTTP and TLS without client certificates are never verified.
+ */
+function verifiedClientCert(req: FastifyRequest): boolean {
+  return (req.raw.socket as Partial<TLSSocket> | null)?.authorized === true;
 }
 
 /** The file, open, if it exists with the size the catalog lists; undefined otherwise. */

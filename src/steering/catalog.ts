@@ -3,6 +3,7 @@ import { Agent, request } from 'undici';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
+import { type OriginSigner, signedOriginPath } from '../common/origin-signing.js';
 
 /** A title as the origin's catalog lists it (GET /v1/catalog on the origin admin port). */
 export interface CatalogTitle {
@@ -63,6 +64,8 @@ export interface CatalogSourceOptions {
   originUrl: string;
   originAdminUrl: string;
   adminToken?: string;
+  /** The cluster's keys: the origin's /o/ serves edges and steering only, on a token. */
+  signing: OriginSigner;
   clock: Clock;
   logger: Logger;
   /** Periodic refresh (ms). Default 30000. */
@@ -90,8 +93,10 @@ export class CatalogSource {
   private readonly dispatcher: Agent;
   private readonly manifests: LRUCache<string, string>;
   private stopped = false;
+  private signing: OriginSigner;
 
   constructor(private readonly opts: CatalogSourceOptions) {
+    this.signing = opts.signing;
     const timeout = opts.timeoutMs ?? 3000;
     this.dispatcher = new Agent({ connections: 16, headersTimeout: timeout, bodyTimeout: timeout, connectTimeout: timeout });
     this.manifests = new LRUCache<string, string>({
@@ -104,6 +109,11 @@ export class CatalogSource {
         return bytes.toString('utf8');
       },
     });
+  }
+
+  /** Signs the next manifest fetches with these keys (reload). */
+  setSigning(signing: OriginSigner): void {
+    this.signing = signing;
   }
 
   /** The current catalog, if one was ever loaded. */
@@ -200,7 +210,9 @@ export class CatalogSource {
   private async fetchManifest(title: string, file: string): Promise<Buffer> {
     let res;
     try {
-      res = await request(`${this.opts.originUrl}/o/${title}/${file}`, { dispatcher: this.dispatcher });
+      // A short token: the fetch leaves now (origin-signing.ts).
+      const path = signedOriginPath(this.signing, title, file, this.opts.clock.now() / 1000);
+      res = await request(`${this.opts.originUrl.replace(/\/+$/, '')}${path}`, { dispatcher: this.dispatcher });
     } catch (err) {
       throw new OriginUnavailableError(`origin unreachable: ${(err as Error & { code?: string }).code ?? (err as Error).message}`);
     }
