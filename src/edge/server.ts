@@ -73,12 +73,12 @@ export interface EdgeServer {
 }
 
 export function upstreamTarget(config: ClusterConfig, edge: EdgeConfig, override?: string): UpstreamTarget {
-  if (override) return { kind: 'origin', url: override };
+  if (override) return { kind: 'origin', url: override, signing: config.signing };
   if (edge.parent) {
     const parent = config.edges.find((e) => e.id === edge.parent)!;
     return { kind: 'parent', url: parent.url, signing: config.signing, fallback: { originUrl: config.origin.url, breaker: edge.parentBreaker } };
   }
-  return { kind: 'origin', url: config.origin.url };
+  return { kind: 'origin', url: config.origin.url, signing: config.signing };
 }
 
 /**

@@ -14,6 +14,7 @@ import { Catalog, type CatalogResponse, catalogPath, loadCatalog } from './catal
 import { FillPlans } from './fill-plans.js';
 import { createOriginMetrics } from './metrics.js';
 import { OBJECT_PREFIX, objectHandler } from './object-route.js';
+import { ORIGIN_REFUSALS, OriginAuth } from './origin-auth.js';
 import { PlayStore } from './play-store.js';
 import { parsePlaysBody } from './plays.js';
 import { packageVersion } from './version.js';
@@ -55,6 +56,8 @@ export interface OriginServer {
   catalog(): Catalog;
   /** The play counts (available after start()). */
   plays(): PlayStore;
+  /** Who may read /o/: `auth.setSigning(config.signing)` swaps the keys (reload). */
+  auth: OriginAuth;
 }
 
 const MANIFEST_TYPES = new Set(['application/vnd.apple.mpegurl', 'application/dash+xml']);
@@ -116,7 +119,9 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     }, pollMs);
   };
 
-  // Public port: objects only, for edges.
+  // Public port: objects only, for edges — a token or a verified client certificate (origin-auth.ts).
+  const auth = new OriginAuth(config.signing);
+  for (const reason of ORIGIN_REFUSALS) metrics.refused.inc({ reason }, 0); // every series from the start, at 0
   // A loop over its delay budget for a sustained spell sheds public requests (503 + Retry-After).
   const loop = LoopMonitor.fromConfig(config.http, logger);
   const publicApp = createApp({ logger, requestLogLevel: 'debug', limits: config.http, overloaded: () => loop.overloaded });
@@ -139,6 +144,16 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
       // A stat, not a read, when nothing changed: a file genuinely missing must not re-read the catalog on every request.
       refreshCatalog: async () => {
         if ((await stampOf()) !== catalogStamp) await reloadCatalog();
+      },
+      auth,
+      nowSec: () => clock.now() / 1000,
+      onRefused: (reason, path, req) => {
+        metrics.refused.inc({ reason });
+        // No token is ever logged. A request without one is most likely a stranger (info); a bad
+        // one is most likely an edge whose keys or clock are off, which an operator must hear of.
+        const line = { reqId: req.id, path, reason, remote: req.ip };
+        if (reason === 'missing token') logger.info(line, 'origin refused a request');
+        else logger.warn(line, 'origin refused a request');
       },
     }),
   });
@@ -230,6 +245,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
       await playStore?.close();
     },
     reloadCatalog,
+    auth,
     catalog: () => catalog,
     plays: () => {
       if (!playStore) throw new Error('origin not started');

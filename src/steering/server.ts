@@ -112,6 +112,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     originUrl: config.origin.url,
     originAdminUrl: config.origin.adminUrl,
     adminToken,
+    signing: config.signing,
     clock,
     logger,
     refreshMs: opts.catalogRefreshMs,
