@@ -6,6 +6,7 @@ import { Registry } from 'prom-client';
 import type { Clock } from '../../src/common/clock.js';
 import { type ClusterConfig, validateCluster } from '../../src/common/config.js';
 import { type OriginServer, createOriginServer } from '../../src/origin/server.js';
+import { signedForOrigin } from './origin-http.js';
 
 export const ORIGIN_ADMIN_TOKEN = 'origin-test-admin-token';
 
@@ -72,6 +73,8 @@ export interface RunningOrigin {
   server: OriginServer;
   publicUrl: string;
   adminUrl: string;
+  /** `path` with the token an edge would put on it (/o/ serves edges only). */
+  signed(path: string): string;
   close(): Promise<void>;
 }
 
@@ -91,7 +94,7 @@ export async function startTestOrigin(
     listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
   });
   const { publicUrl, adminUrl } = await server.start();
-  return { server, publicUrl, adminUrl, close: () => server.close() };
+  return { server, publicUrl, adminUrl, signed: (path) => signedForOrigin(config.signing, path), close: () => server.close() };
 }
 
 export const authHeader = { authorization: `Bearer ${ORIGIN_ADMIN_TOKEN}` };

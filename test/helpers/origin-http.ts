@@ -1,4 +1,6 @@
 import { request } from 'node:http';
+import { ORIGIN_TOKEN_TTL_SECONDS } from '../../src/common/origin-signing.js';
+import { signQuery } from '../../src/common/signing.js';
 
 export interface RawResponse {
   status: number;
@@ -29,6 +31,21 @@ export function rawRequest(
     req.on('error', reject);
     req.end(opts.body);
   });
+}
+
+/**
+ * `path` (as it goes on the wire, with or without a query) with the token an edge puts on its
+ * requests to the origin's /o/ appended, signed with `signing`'s active key (or `keyId`).
+ */
+export function signedForOrigin(
+  signing: { keys: Record<string, string>; activeKey: string },
+  path: string,
+  opts: { nowSec?: number; keyId?: string; ttlSeconds?: number } = {},
+): string {
+  const q = path.indexOf('?');
+  const bare = q < 0 ? path : path.slice(0, q);
+  const token = signQuery(signing.keys, opts.keyId ?? signing.activeKey, bare, opts.nowSec ?? Date.now() / 1000, opts.ttlSeconds ?? ORIGIN_TOKEN_TTL_SECONDS);
+  return q < 0 ? `${bare}?${token}` : `${path}&${token}`;
 }
 
 /** Splits a multipart/byteranges body into its parts (headers lower-cased). */

@@ -70,7 +70,7 @@ describe('origin /o/ while a title is re-ingested', () => {
         const size = readFileSync(join(a, file)).length;
         const start = Math.floor(rnd() * size);
         const end = Math.min(size, start + 1 + Math.floor(rnd() * 65536));
-        const res = await pool.request({ method: 'GET', path: `/o/movie/${file}`, headers: { range: `bytes=${start}-${end - 1}` } });
+        const res = await pool.request({ method: 'GET', path: origin!.signed(`/o/movie/${file}`), headers: { range: `bytes=${start}-${end - 1}` } });
         const body = Buffer.from(await res.body.arrayBuffer());
         answers++;
         statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);

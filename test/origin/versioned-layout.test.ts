@@ -56,13 +56,13 @@ describe('origin data written before versioned folders', () => {
     origin = await startTestOrigin(config);
     for (const f of ['master.m3u8', 'stream_180p.m3u8', 'stream_360p.mp4']) {
       const src = readFileSync(join(FIXTURES, 'hls-bytes', f));
-      const r = await rawRequest(origin.publicUrl, `/o/movie/${f}`);
+      const r = await rawRequest(origin.publicUrl, origin.signed(`/o/movie/${f}`));
       expect(r.status).toBe(200);
       expect(r.headers.etag).toBe(etagOf(src));
       expect(r.body.equals(src)).toBe(true);
     }
     const src = readFileSync(join(FIXTURES, 'hls-bytes', 'stream_360p.mp4'));
-    const ranged = await rawRequest(origin.publicUrl, '/o/movie/stream_360p.mp4', { headers: { range: 'bytes=1000-1999' } });
+    const ranged = await rawRequest(origin.publicUrl, origin.signed('/o/movie/stream_360p.mp4'), { headers: { range: 'bytes=1000-1999' } });
     expect(ranged.status).toBe(206);
     expect(ranged.body.equals(src.subarray(1000, 2000))).toBe(true);
   });
@@ -81,10 +81,10 @@ describe('origin data written before versioned folders', () => {
     const entry = await ingestTitle(config, 'movie', changed, { clock });
     expect(entry.version).toMatch(/^v20260302T120000000Z-[0-9a-f]{8}$/);
     // Not reloaded yet: the old entry, its loose files, its ETag.
-    let r = await rawRequest(origin.publicUrl, '/o/movie/stream_360p.mp4');
+    let r = await rawRequest(origin.publicUrl, origin.signed('/o/movie/stream_360p.mp4'));
     expect([r.headers.etag, r.body.equals(oldBytes)]).toEqual([etagOf(oldBytes), true]);
     await origin.server.reloadCatalog();
-    r = await rawRequest(origin.publicUrl, '/o/movie/stream_360p.mp4');
+    r = await rawRequest(origin.publicUrl, origin.signed('/o/movie/stream_360p.mp4'));
     expect([r.headers.etag, r.body.equals(newBytes)]).toEqual([etagOf(newBytes), true]);
     expect(readFileSync(join(entryDir(dataDir, entry), 'stream_360p.mp4')).equals(newBytes)).toBe(true);
 
@@ -95,7 +95,7 @@ describe('origin data written before versioned folders', () => {
     clock.advance(1);
     await ingestTitle(config, 'other', join(FIXTURES, 'hls-segments'), { clock });
     expect(readdirSync(titleDir(dataDir, 'movie'))).toEqual([entry.version]);
-    r = await rawRequest(origin.publicUrl, '/o/movie/stream_360p.mp4');
+    r = await rawRequest(origin.publicUrl, origin.signed('/o/movie/stream_360p.mp4'));
     expect([r.status, r.body.equals(newBytes)]).toEqual([200, true]);
   });
 });
@@ -143,8 +143,9 @@ describe('replaced versions', () => {
     origin = await startTestOrigin(config);
 
     const u = new URL(origin.publicUrl);
+    const bigPath = origin.signed('/o/movie/big.m4s');
     const answer = await new Promise<{ etag: string; chunks: Buffer[]; done: Promise<void>; resume: () => void }>((resolve, reject) => {
-      const req = httpRequest({ host: u.hostname, port: u.port, path: '/o/movie/big.m4s', agent: false }, (res) => {
+      const req = httpRequest({ host: u.hostname, port: u.port, path: bigPath, agent: false }, (res) => {
         const chunks: Buffer[] = [];
         const done = new Promise<void>((ok, fail) => {
           res.on('end', ok);
@@ -171,7 +172,7 @@ describe('replaced versions', () => {
     expect(Buffer.concat(answer.chunks).equals(first.data)).toBe(true);
 
     // And the next request, with the origin's catalog still naming the deleted version, finds the current one.
-    const r = await rawRequest(origin.publicUrl, '/o/movie/big.m4s');
+    const r = await rawRequest(origin.publicUrl, origin.signed('/o/movie/big.m4s'));
     expect([r.status, r.headers.etag, r.body.equals(second.data)]).toEqual([200, etagOf(second.data), true]);
   });
 });
