@@ -6,7 +6,9 @@ import { createLogger } from './common/logger.js';
 const USAGE = `reelcdn — an Open Connect-style CDN for video
 
 Usage:
-  reelcdn demo [--dir DIR] [--base-port N]            start a whole cluster on this machine
+  reelcdn demo [--dir DIR] [--base-port N] [--tls]    start a whole cluster on this machine
+                                                      (--tls: every listener on HTTPS, certificates
+                                                      from a throwaway CA in DIR/tls; prints the CA)
   reelcdn origin   --config FILE                      run the origin
   reelcdn steering --config FILE [--listen H:P] [--admin-listen H:P]
                                                       run steering (a replica may bind its own address)
@@ -32,6 +34,7 @@ async function main(argv: string[]): Promise<void> {
       title: { type: 'string' },
       dir: { type: 'string' },
       'base-port': { type: 'string' },
+      tls: { type: 'boolean' },
       now: { type: 'boolean' },
       listen: { type: 'string' },
       'admin-listen': { type: 'string' },
@@ -108,7 +111,7 @@ async function main(argv: string[]): Promise<void> {
         // The demo uses ports up to base + 602 (edge admin ports).
         if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65535 - 700) throw new UsageError(`--base-port must be an integer from 1 to ${65535 - 700}`);
       }
-      await runDemo({ dir: values.dir ?? 'demo-data', basePort });
+      await runDemo({ dir: values.dir ?? 'demo-data', basePort, tls: values.tls ?? false });
       return;
     }
     default:

@@ -3,8 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
+import { Agent, type Dispatcher, request } from 'undici';
 import { type ClusterConfig, loadClusterFile } from './common/config.js';
+import { type DemoPki, demoCertPaths, ensureDemoPki } from './demo-pki.js';
 
 /** Where the package lives, from dist/src/demo.js or src/demo.ts alike. */
 const PACKAGE_ROOT = (() => {
@@ -33,6 +34,10 @@ export interface DemoOptions {
   out?: NodeJS.WritableStream;
   /** Resolve once the cluster is up instead of waiting for Ctrl-C (tests). */
   detach?: boolean;
+  /** Every listener over HTTPS, with certificates from a throwaway CA under `dir`/tls. */
+  tls?: boolean;
+  /** Clock for the certificates' validity, ms since the epoch (tests). */
+  now?: number;
 }
 
 export interface RunningDemo {
@@ -42,19 +47,34 @@ export interface RunningDemo {
   playerUrl: string;
   dashboardUrl: string;
   children: Map<string, ChildProcess>;
+  /** With `tls`: the CA to trust and each service's certificate. */
+  pki?: DemoPki;
   stop(): Promise<void>;
 }
 
 /** The demo's signing keys, beside its cluster file (which then holds no secret). */
 export const DEMO_KEYS_FILE = 'signing-keys.json';
 
-/** The demo cluster file: an origin, steering, three edges in two ISPs, all on loopback. */
-export function demoClusterFile(base: number): object {
+/** The demo's cluster file; the TLS demo has its own, so one directory can hold both. */
+export const demoClusterFileName = (tls: boolean) => (tls ? 'cluster-tls.json' : 'cluster.json');
+
+/** The services of the demo cluster: what the TLS demo makes a certificate for. */
+export const DEMO_SERVICES = ['origin', 'steering', 'edge-a1', 'edge-a2', 'edge-b1'];
+
+/**
+ * The demo cluster file: an origin, steering, three edges in two ISPs, all on loopback. With
+ * `tls`, every URL (public and admin) is https:// and each service names its certificate, key
+ * and the demo CA (files under tls/, see demo-pki.ts).
+ */
+export function demoClusterFile(base: number, tls = false): object {
+  const scheme = tls ? 'https' : 'http';
+  const withTls = (name: string) => (tls ? { tls: demoCertPaths(name) } : {});
   const edge = (id: string, isp: string, host: string, port: number) => ({
     id,
     isp,
-    url: `http://${host}:${port}`,
-    adminUrl: `http://127.0.0.1:${port + 400}`,
+    url: `${scheme}://${host}:${port}`,
+    adminUrl: `${scheme}://127.0.0.1:${port + 400}`,
+    ...withTls(id),
     dataDir: `edges/${id}`,
     diskBytes: 512 * 1024 * 1024,
     memoryBytes: 64 * 1024 * 1024,
@@ -63,10 +83,11 @@ export function demoClusterFile(base: number): object {
   });
   return {
     signing: { keysFile: DEMO_KEYS_FILE, activeKey: 'k1', ttlSeconds: 21600 },
-    origin: { url: `http://127.0.0.1:${base}`, adminUrl: `http://127.0.0.1:${base + 1}`, dataDir: 'origin' },
+    origin: { url: `${scheme}://127.0.0.1:${base}`, adminUrl: `${scheme}://127.0.0.1:${base + 1}`, dataDir: 'origin', ...withTls('origin') },
     steering: {
-      url: `http://127.0.0.1:${base + 80}`,
-      adminUrl: `http://127.0.0.1:${base + 81}`,
+      url: `${scheme}://127.0.0.1:${base + 80}`,
+      adminUrl: `${scheme}://127.0.0.1:${base + 81}`,
+      ...withTls('steering'),
       healthIntervalMs: 500,
       downAfter: 2,
       upAfter: 2,
@@ -89,14 +110,17 @@ export function demoClusterFile(base: number): object {
 /**
  * Writes the demo's signing keys and cluster file under `dir`, both readable by their owner
  * only, unless a cluster file is already there (a re-run keeps its cluster, keys and catalog).
+ * The plain and the TLS cluster files share the keys, the catalog and the caches.
  * Returns the cluster file's path.
  */
-export function writeDemoFiles(dir: string, base: number): string {
-  const clusterFile = join(dir, 'cluster.json');
+export function writeDemoFiles(dir: string, base: number, tls = false): string {
+  const clusterFile = join(dir, demoClusterFileName(tls));
   if (existsSync(clusterFile)) return clusterFile;
-  // Keys first: a cluster file on disk means its keys file is complete.
-  writeOwnerOnly(join(dir, DEMO_KEYS_FILE), JSON.stringify({ k1: randomBytes(24).toString('base64url') }, null, 2));
-  writeOwnerOnly(clusterFile, JSON.stringify(demoClusterFile(base), null, 2));
+  // Keys first: a cluster file on disk (of either kind) means its keys file is complete.
+  if (!existsSync(join(dir, demoClusterFileName(!tls)))) {
+    writeOwnerOnly(join(dir, DEMO_KEYS_FILE), JSON.stringify({ k1: randomBytes(24).toString('base64url') }, null, 2));
+  }
+  writeOwnerOnly(clusterFile, JSON.stringify(demoClusterFile(base, tls), null, 2));
   return clusterFile;
 }
 
@@ -106,12 +130,12 @@ function writeOwnerOnly(path: string, text: string): void {
   writeFileSync(path, text, { mode: 0o600, flag: 'wx' });
 }
 
-async function waitHealthy(url: string, child: ChildProcess, name: string, timeoutMs = 20_000): Promise<void> {
+async function waitHealthy(url: string, child: ChildProcess, name: string, dispatcher?: Dispatcher, timeoutMs = 20_000): Promise<void> {
   const deadline = performance.now() + timeoutMs; // an interval: monotonic
   while (performance.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode} (see its log)`);
     try {
-      const res = await request(`${url}/health`, { headersTimeout: 1000, bodyTimeout: 1000 });
+      const res = await request(`${url}/health`, { headersTimeout: 1000, bodyTimeout: 1000, ...(dispatcher ? { dispatcher } : {}) });
       await res.body.dump();
       if (res.statusCode === 200) return;
     } catch {
@@ -131,8 +155,12 @@ export async function runDemo(opts: DemoOptions): Promise<RunningDemo> {
   const out = opts.out ?? process.stdout;
   const dir = resolve(opts.dir);
   const base = opts.basePort ?? 7000;
+  const tls = opts.tls ?? false;
   mkdirSync(join(dir, 'logs'), { recursive: true });
-  const clusterFile = writeDemoFiles(dir, base);
+  const clusterFile = writeDemoFiles(dir, base, tls);
+  // Certificates before the cluster file is loaded: loading checks that they are there.
+  const pki = tls ? ensureDemoPki(dir, DEMO_SERVICES, opts.now) : undefined;
+  for (const file of pki?.issued ?? []) out.write(`made ${file}\n`);
   const config = loadClusterFile(clusterFile);
   const tokenFile = join(dir, 'admin-token');
   const adminToken =
@@ -168,6 +196,8 @@ export async function runDemo(opts: DemoOptions): Promise<RunningDemo> {
     return child;
   };
 
+  // Our own health checks verify the services against the demo CA, like any client must.
+  const dispatcher = pki ? new Agent({ connect: { ca: readFileSync(pki.caFile) } }) : undefined;
   const stop = async () => {
     stopping = true;
     const exits = [...children.values()].map(
@@ -183,17 +213,18 @@ export async function runDemo(opts: DemoOptions): Promise<RunningDemo> {
         }),
     );
     await Promise.all(exits);
+    await dispatcher?.close();
   };
 
   try {
     const origin = startChild('origin', ['origin']);
-    await waitHealthy(config.origin.adminUrl, origin, 'origin');
+    await waitHealthy(config.origin.adminUrl, origin, 'origin', dispatcher);
     for (const e of config.edges) {
       const child = startChild(e.id, ['edge', '--id', e.id, '--workers', '1']);
-      await waitHealthy(e.adminUrl, child, e.id);
+      await waitHealthy(e.adminUrl, child, e.id, dispatcher);
     }
     const steering = startChild('steering', ['steering']);
-    await waitHealthy(config.steering.adminUrl, steering, 'steering');
+    await waitHealthy(config.steering.adminUrl, steering, 'steering', dispatcher);
   } catch (err) {
     await stop();
     throw Object.assign(err as Error, { userFacing: true });
@@ -215,12 +246,13 @@ export async function runDemo(opts: DemoOptions): Promise<RunningDemo> {
       `  DASH       ${config.steering.url}/v1/play/demo-dash/manifest.mpd`,
       '',
       `  cluster file ${clusterFile}, logs in ${join(dir, 'logs')}`,
+      ...(pki ? tlsHelp(pki) : []),
       '  Ctrl-C stops every process.',
       '',
     ].join('\n'),
   );
 
-  const running: RunningDemo = { config, clusterFile, adminToken, playerUrl, dashboardUrl, children, stop };
+  const running: RunningDemo = { config, clusterFile, adminToken, playerUrl, dashboardUrl, children, ...(pki ? { pki } : {}), stop };
   if (!opts.detach) {
     await new Promise<void>((resolveWait) => {
       let signalled = false;
@@ -235,4 +267,21 @@ export async function runDemo(opts: DemoOptions): Promise<RunningDemo> {
     });
   }
   return running;
+}
+
+/**
+ * How to make a browser trust the demo: the CA file, or for Chromium a launch flag pinning the
+ * services' keys (it matches the certificates a server presents, so the leaves, not the CA;
+ * Chromium honours the flag only with its own --user-data-dir).
+ */
+function tlsHelp(pki: DemoPki): string[] {
+  const spki = Object.values(pki.certs).map((c) => c.spkiSha256);
+  return [
+    '',
+    `  CA to trust  ${pki.caFile}`,
+    `  e.g. curl --cacert ${pki.caFile} …, NODE_EXTRA_CA_CERTS=${pki.caFile}, or import it in a browser's certificate settings`,
+    '  Chromium without importing it:',
+    `    chromium --user-data-dir=$(mktemp -d) --ignore-certificate-errors-spki-list=${spki.join(',')}`,
+    '',
+  ];
 }
