@@ -46,7 +46,30 @@ export interface SigningConfig {
   required: boolean;
 }
 
-export interface OriginConfig {
+/**
+ * Certificate and key of one listener (`tls` / `adminTls` of a service), used when that URL is
+ * https://. The files are read when the service starts and again on reload (src/common/tls.ts).
+ */
+export interface TlsConfig {
+  certFile: string;
+  keyFile: string;
+  /**
+   * The CA that issued this service's certificate. Its clients verify the service against it
+   * (the cluster file is shared, so every caller knows it); absent: the system's CAs. With
+   * `requireClientCert`, the server checks client certificates against it too.
+   */
+  caFile?: string;
+  /** Origin only: the TLS handshake refuses a client without a certificate issued by `caFile`. */
+  requireClientCert: boolean;
+}
+
+/** The listeners' TLS of one service: `tls` on its public URL, `adminTls` (default: `tls`) on its admin URL. */
+export interface ServiceTls {
+  tls?: TlsConfig;
+  adminTls?: TlsConfig;
+}
+
+export interface OriginConfig extends ServiceTls {
   url: string;
   adminUrl: string;
   dataDir: string;
@@ -80,7 +103,7 @@ export interface HealthThresholds {
   maxConnections: number;
 }
 
-export interface SteeringConfig {
+export interface SteeringConfig extends ServiceTls {
   url: string;
   adminUrl: string;
   healthIntervalMs: number;
@@ -125,7 +148,7 @@ export interface FillConfig {
   pollIntervalMs: number;
 }
 
-export interface EdgeConfig {
+export interface EdgeConfig extends ServiceTls {
   id: string;
   isp: string;
   url: string;
@@ -423,6 +446,33 @@ function parentBreaker(v: Json, field: string): ParentBreakerConfig {
   };
 }
 
+function tlsBlock(v: Json, field: string, baseDir: string, clientCertAllowed: boolean): TlsConfig {
+  const t = obj(v, field);
+  const requireClientCert = bool(t.requireClientCert, `${field}.requireClientCert`, false);
+  if (requireClientCert && !clientCertAllowed) throw new ConfigError(`${field}.requireClientCert`, 'only the origin can require client certificates');
+  const caFile = t.caFile === undefined ? undefined : dir(t.caFile, `${field}.caFile`, baseDir);
+  if (requireClientCert && caFile === undefined) throw new ConfigError(`${field}.caFile`, 'missing: requireClientCert checks client certificates against it');
+  return {
+    certFile: dir(t.certFile, `${field}.certFile`, baseDir),
+    keyFile: dir(t.keyFile, `${field}.keyFile`, baseDir),
+    ...(caFile === undefined ? {} : { caFile }),
+    requireClientCert,
+  };
+}
+
+/**
+ * `tls` and `adminTls` of a service. An https:// URL needs its certificate; adminTls defaults to
+ * tls (without requireClientCert: admin callers are operators and steering, not edges).
+ */
+function serviceTls(raw: Record<string, Json>, field: string, urls: { url: string; adminUrl: string }, baseDir: string, clientCertAllowed = false): ServiceTls {
+  const tls = raw.tls === undefined ? undefined : tlsBlock(raw.tls, `${field}.tls`, baseDir, clientCertAllowed);
+  const ownAdmin = raw.adminTls === undefined ? undefined : tlsBlock(raw.adminTls, `${field}.adminTls`, baseDir, false);
+  const adminTls = ownAdmin ?? (tls === undefined ? undefined : { ...tls, requireClientCert: false });
+  if (urls.url.startsWith('https:') && tls === undefined) throw new ConfigError(`${field}.tls`, `missing: ${field}.url is https://`);
+  if (urls.adminUrl.startsWith('https:') && adminTls === undefined) throw new ConfigError(`${field}.adminTls`, `missing: ${field}.adminUrl is https:// (give adminTls or tls)`);
+  return { ...(tls === undefined ? {} : { tls }), ...(adminTls === undefined ? {} : { adminTls }) };
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** Validates a parsed cluster file. `baseDir` resolves relative data directories. */
@@ -460,9 +510,10 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
   if (typeof halfLife !== 'number' || !(halfLife > 0 && halfLife <= 365)) {
     throw new ConfigError('origin.fill.halfLifeDays', 'must be a number of days above 0 and at most 365');
   }
+  const originUrls = { url: httpUrl(o.url, 'origin.url'), adminUrl: httpUrl(o.adminUrl, 'origin.adminUrl') };
   const origin: OriginConfig = {
-    url: httpUrl(o.url, 'origin.url'),
-    adminUrl: httpUrl(o.adminUrl, 'origin.adminUrl'),
+    ...originUrls,
+    ...serviceTls(o, 'origin', originUrls, baseDir, true),
     dataDir: dir(o.dataDir, 'origin.dataDir', baseDir),
     fill: { headroomRatio: ratio(of.headroomRatio, 'origin.fill.headroomRatio', 0.1), halfLifeDays: halfLife },
     maxSegmentsPerTitle: posInt(o.maxSegmentsPerTitle, 'origin.maxSegmentsPerTitle', 50_000),
@@ -470,9 +521,10 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
 
   const st = obj(root.steering, 'steering');
   const th = st.thresholds === undefined ? {} : obj(st.thresholds, 'steering.thresholds');
+  const steeringUrls = { url: httpUrl(st.url, 'steering.url'), adminUrl: httpUrl(st.adminUrl, 'steering.adminUrl') };
   const steering: SteeringConfig = {
-    url: httpUrl(st.url, 'steering.url'),
-    adminUrl: httpUrl(st.adminUrl, 'steering.adminUrl'),
+    ...steeringUrls,
+    ...serviceTls(st, 'steering', steeringUrls, baseDir),
     healthIntervalMs: posInt(st.healthIntervalMs, 'steering.healthIntervalMs', 500),
     downAfter: posInt(st.downAfter, 'steering.downAfter', 2),
     upAfter: posInt(st.upAfter, 'steering.upAfter', 2),
@@ -526,11 +578,12 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
     if (sliceBytes < 4096 || sliceBytes > 64 * 1024 * 1024) {
       throw new ConfigError(`${f}.sliceBytes`, 'must be between 4096 and 67108864');
     }
+    const urls = { url: httpUrl(e.url, `${f}.url`), adminUrl: httpUrl(e.adminUrl, `${f}.adminUrl`) };
     return {
       id: edgeId,
       isp,
-      url: httpUrl(e.url, `${f}.url`),
-      adminUrl: httpUrl(e.adminUrl, `${f}.adminUrl`),
+      ...urls,
+      ...serviceTls(e, f, urls, baseDir),
       dataDir: dir(e.dataDir, `${f}.dataDir`, baseDir),
       diskBytes: posInt(e.diskBytes, `${f}.diskBytes`),
       memoryBytes: posInt(e.memoryBytes, `${f}.memoryBytes`),
@@ -547,6 +600,13 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
     };
   });
   checkParents(edges, edgeIds);
+  // Whoever reads the origin's objects must show it a certificate: edges and steering (manifests).
+  if (origin.tls?.requireClientCert) {
+    if (steering.tls === undefined) throw new ConfigError('steering.tls', 'missing: origin.tls.requireClientCert is true, and steering shows the origin this certificate');
+    edges.forEach((e, i) => {
+      if (e.tls === undefined) throw new ConfigError(`edges[${i}].tls`, 'missing: origin.tls.requireClientCert is true, and the edge shows the origin this certificate');
+    });
+  }
 
   const a = root.admin === undefined ? {} : obj(root.admin, 'admin');
   const admin: AdminConfig = {

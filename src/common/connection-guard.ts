@@ -1,4 +1,5 @@
-import type { Server, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { admitConnection } from './admission.js';
 import type { Logger } from './logger.js';
@@ -19,6 +20,11 @@ export interface ConnectionLimits {
 
 export interface GuardOptions {
   logger?: Logger;
+  /**
+   * The server speaks TLS: connections are counted once their handshake is done (the socket a
+   * request sees is the TLS one), and a refused HTTP/2 connection is closed without an answer.
+   */
+  secure?: boolean;
   /** Extra headers on the 503 of a refused connection (CORS on a public port, so players can read it). */
   headers?: Record<string, string>;
 }
@@ -39,7 +45,7 @@ export class ConnectionGuard {
   shed = 0;
 
   constructor(
-    server: Server,
+    server: EventEmitter,
     private readonly limits: ConnectionLimits,
     private readonly opts: GuardOptions = {},
   ) {
@@ -51,7 +57,7 @@ export class ConnectionGuard {
       `HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${limits.retryAfterSec}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`;
     // Before http's own listener, so a refused socket is known before any request on it is parsed.
-    server.prependListener('connection', (socket: Socket) => this.onConnection(socket));
+    server.prependListener(opts.secure ? 'secureConnection' : 'connection', (socket: Socket) => this.onConnection(socket));
     server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
   }
 
@@ -71,7 +77,9 @@ export class ConnectionGuard {
       this.refused++;
       this.refusedSockets.add(socket);
       socket.on('error', () => {});
-      socket.end(this.refusal);
+      // An HTTP/2 client cannot read an HTTP/1 answer: it sees the connection closed.
+      if ((socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2') socket.destroy();
+      else socket.end(this.refusal);
       // A client that never reads its answer does not hold the socket open.
       setTimeout(() => socket.destroy(), 2000).unref();
       if (this.refused === 1 || this.refused % 1000 === 0) {

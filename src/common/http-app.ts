@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
+import { type IncomingMessage, type ServerResponse } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { flushLogs, logRequestLine, type Logger } from './logger.js';
 import { adminTokenFromEnv, isAuthorized } from './admin-auth.js';
 import { requestTraceparent } from './trace.js';
 import { ConnectionGuard, type ConnectionLimits } from './connection-guard.js';
 import { DEFAULT_HTTP_LIMITS } from './config.js';
+import { type ListenerServer, createListenerServer } from './listener-server.js';
+import type { TlsMaterial } from './tls.js';
 
 export interface AppOptions {
   logger: Logger;
@@ -26,6 +28,10 @@ export interface AppOptions {
    * a request fastify must refuse: on a refused connection, while overloaded or while closing.
    */
   front?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Serve HTTPS with this certificate (swappable later through `secureServer(app)`). */
+  tls?: TlsMaterial;
+  /** With `tls`: offer HTTP/2 in ALPN next to HTTP/1.1. */
+  http2?: boolean;
 }
 
 /** Admin ports answer a few pollers and operators: a small cap of their own, apart from the public one. */
@@ -55,18 +61,15 @@ export function createApp(opts: AppOptions): FastifyInstance {
     forceCloseConnections: 'idle',
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
-    http: serverOptions(limits),
-    // The server fastify would make, with `front` before its routing.
-    serverFactory: front
-      ? (handler) => {
-          const server = createServer(serverOptions(limits), (req, res) => {
+    // Only for the https:// in the URL listen() resolves to: the server is ours (below).
+    ...(opts.tls ? { https: {} } : {}),
+    // The server fastify would make (plain, TLS, or TLS with HTTP/2), with `front` before its routing.
+    serverFactory: (handler) =>
+      createListenerServer({ limits, tls: opts.tls, http2: opts.http2 }, front
+        ? (req, res) => {
             if (closing || guard!.isRefused(req.socket) || overloaded?.() || !front(req, res)) handler(req, res);
-          });
-          server.keepAliveTimeout = limits.keepAliveTimeoutMs;
-          server.requestTimeout = limits.requestTimeoutMs;
-          return server;
-        }
-      : undefined,
+          }
+        : handler) as unknown as import('node:http').Server,
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 2048 },
     // A URL fastify cannot even route (bad percent-encoding) is still a clear 400 with our headers.
     frameworkErrors: (err, _req, res) => {
@@ -85,7 +88,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
   });
   const level = opts.requestLogLevel ?? 'info';
   const log = opts.logger;
-  guard = new ConnectionGuard(app.server, limits, { logger: log, headers: opts.frameworkErrorHeaders });
+  guard = new ConnectionGuard(app.server, limits, { logger: log, headers: opts.frameworkErrorHeaders, secure: opts.tls !== undefined });
   const retryAfter = String(limits.retryAfterSec);
   const overloaded = opts.overloaded;
 
@@ -152,17 +155,6 @@ export function createApp(opts: AppOptions): FastifyInstance {
   return app;
 }
 
-/** Node's server options from a port's limits (what fastify would pass it). */
-function serverOptions(limits: ConnectionLimits) {
-  return {
-    headersTimeout: limits.headersTimeoutMs,
-    requestTimeout: limits.requestTimeoutMs,
-    // Node checks header and request timeouts only this often (30 s by default): a trickled
-    // header would outlive headersTimeout by up to that much.
-    connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
-  };
-}
-
 /**
  * The access-log line of one request, whoever answered it (fastify's routes or a `front`
  * listener): the path without the query (tokens are never logged), `ms` to the answer's end.
@@ -198,6 +190,18 @@ export function requestId(req: IncomingMessage): string {
 function nextRequestId(): string {
   reqCounter = (reqCounter + 1) % Number.MAX_SAFE_INTEGER;
   return `${REQ_PREFIX}-${reqCounter.toString(36)}`;
+}
+
+/** The URL an app listens on (after listen()), https:// when it serves TLS. */
+export function boundUrl(app: FastifyInstance): string {
+  const a = app.server.address() as import('node:net').AddressInfo;
+  const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+  return `${listenerServer(app).tlsSerial === undefined ? 'http' : 'https'}://${host}:${a.port}`;
+}
+
+/** The server under an app, to swap its certificate (reload) or read its connections. */
+export function listenerServer(app: FastifyInstance): ListenerServer {
+  return app.server as unknown as ListenerServer;
 }
 
 /** Sends a short plain-text error: one line, the reason. */

@@ -7,6 +7,7 @@ import type { Clock, TimerHandle } from '../common/clock.js';
 import type { ClusterConfig, EdgeConfig } from '../common/config.js';
 import type { FillFile, FillManifest, FillSource } from '../common/fill-manifest.js';
 import type { Logger } from '../common/logger.js';
+import type { ClientTls } from '../common/tls.js';
 import { objectKey } from '../common/paths.js';
 import { parseContentRange } from '../common/range.js';
 import { signedOriginPath } from '../common/origin-signing.js';
@@ -67,6 +68,8 @@ export interface FillAgentOptions {
   clock: Clock;
   logger: Logger;
   adminToken?: string;
+  /** Trust and identity for https:// origins and peers (clusterClientTls). */
+  tls?: ClientTls;
   /** True while clients need the node more than the fill does (fill pauses briefly). */
   busy?: () => boolean;
   /** Called per fetched chunk, for metrics. */
@@ -98,7 +101,7 @@ class WindowClosed extends Error {}
 export class FillAgent {
   private readonly window: FillWindow;
   private readonly limiter: RateLimiter;
-  private readonly http = new Agent({ connections: 4, headersTimeout: 10_000, bodyTimeout: 30_000, connect: { timeout: 3_000 } });
+  private readonly http: Agent;
   private readonly statePath: string;
   private verified = new Map<string, string>();
   private manifest?: FillManifest;
@@ -120,6 +123,7 @@ export class FillAgent {
     this.window = parseWindow(opts.edge.fill.window, opts.edge.timezone);
     this.limiter = new RateLimiter(opts.edge.fill.bytesPerSec, opts.clock, Math.max(opts.edge.fill.bytesPerSec, opts.edge.sliceBytes));
     this.statePath = join(opts.edge.dataDir, 'fill-state.json');
+    this.http = new Agent({ connections: 4, headersTimeout: 10_000, bodyTimeout: 30_000, connect: { timeout: 3_000, ...opts.tls } });
   }
 
   /** Loads what earlier passes verified. Call after the disk tier is open. */

@@ -1,8 +1,9 @@
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { adminTokenFromEnv } from '../common/admin-auth.js';
 import { systemClock } from '../common/clock.js';
 import type { ClusterConfig, EdgeConfig } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
+import { clusterClientTls, loadServiceTls } from '../common/tls.js';
 import { DiskTier } from './disk-tier.js';
 import { FillAgent, type FillProgress } from './fill-agent.js';
 
@@ -12,10 +13,14 @@ import { FillAgent, type FillProgress } from './fill-agent.js';
  */
 export async function runFillNow(config: ClusterConfig, edge: EdgeConfig): Promise<void> {
   const token = adminTokenFromEnv();
+  // The node's own certificate: this command runs beside it, as it, and may fill in its place.
+  const clientTls = clusterClientTls(config, loadServiceTls(edge, `edges[${config.edges.indexOf(edge)}]`).identity);
+  const dispatcher = new Agent({ connect: { ...clientTls } });
   let progress: FillProgress;
   try {
     const res = await request(`${edge.adminUrl}/fill?wait=1`, {
       method: 'POST',
+      dispatcher,
       headers: { authorization: `Bearer ${token ?? ''}` },
       headersTimeout: 0,
       bodyTimeout: 0,
@@ -30,13 +35,15 @@ export async function runFillNow(config: ClusterConfig, edge: EdgeConfig): Promi
     const logger = createLogger('fill', config.log.level, edge.id);
     const disk = new DiskTier({ dir: edge.dataDir, capacityBytes: edge.diskBytes, sliceBytes: edge.sliceBytes, logger });
     await disk.open();
-    const agent = new FillAgent({ config, edge, disk, clock: systemClock, logger, adminToken: token });
+    const agent = new FillAgent({ config, edge, disk, clock: systemClock, logger, adminToken: token, tls: clientTls });
     await agent.open();
     try {
       progress = await agent.runOnce({ force: true });
     } finally {
       await agent.stop();
     }
+  } finally {
+    await dispatcher.close();
   }
   process.stdout.write(
     `fill of ${edge.id}: ${progress.files.done}/${progress.files.total} files, ` +

@@ -9,6 +9,7 @@ import { adminGuard, adminLimits, createApp } from '../common/http-app.js';
 import { LoopMonitor } from '../common/loop-monitor.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
+import { clusterClientTls, loadServiceTls } from '../common/tls.js';
 import { TokenVerifier } from '../common/signing.js';
 import { VERSION } from '../common/version.js';
 import { DiskTier } from './disk-tier.js';
@@ -117,10 +118,14 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     const d = opts.worker ? { usedBytes: 0, capacityBytes: 0 } : disk.stats();
     return { memory: m.usedBytes, memoryCap: m.capacityBytes, disk: d.usedBytes, diskCap: d.capacityBytes, connections };
   });
+  // Certificates of our listeners (a bad file stops the start here), and what we trust and show as a client.
+  const tls = loadServiceTls(edge, `edges[${config.edges.indexOf(edge)}]`);
+  const clientTls = clusterClientTls(config, tls.identity);
   const target = upstreamTarget(config, edge, opts.upstreamUrl);
   const upstream = new Upstream(target, clock, opts.upstreamTimeouts ?? DEFAULT_TIMEOUTS, undefined, {
     monotonicNow: () => clock.monotonic(),
     logger,
+    tls: clientTls,
     events: target.fallback ? metrics.watchParentBreaker(() => upstream.breakerState) : undefined,
   });
   cache = new EdgeCache({
@@ -146,6 +151,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     clock,
     logger,
     adminToken: opts.adminToken ?? adminTokenFromEnv(),
+    tls: clientTls,
     busy: () => fillLoopDelay.percentile(99) / 1e6 > 40,
     onBytes: (source, bytes) => metrics.fillBytes.inc({ source }, bytes),
     onPublished: (key) => cache.adoptFromDisk(key),
@@ -177,6 +183,8 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     limits: config.http,
     overloaded: () => loop.overloaded,
     front: (opts.hitPath ?? true) ? createHitPath({ svc, plays: seen }) : undefined,
+    tls: tls.public,
+    http2: true,
   });
   publicApp.server.on('connection', (socket) => {
     connections++;
@@ -186,7 +194,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   recordSeenPlays(publicApp, seen);
 
   // ---- admin port ----
-  const adminApp = createApp({ logger, requestLogLevel: 'debug', limits: adminLimits(config.http) });
+  const adminApp = createApp({ logger, requestLogLevel: 'debug', limits: adminLimits(config.http), tls: tls.admin, http2: true });
   const open = new Set<string>();
   if (config.admin.openHealth) open.add('/health');
   if (config.admin.openMetrics) open.add('/metrics');

@@ -1,6 +1,7 @@
 import { Pool, errors as undiciErrors } from 'undici';
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
+import type { ClientTls } from '../common/tls.js';
 import { signedOriginPath } from '../common/origin-signing.js';
 import { signQuery } from '../common/signing.js';
 import { type BreakerSettings, type BreakerState, type BreakerTransition, CircuitBreaker } from './circuit-breaker.js';
@@ -34,6 +35,8 @@ export interface UpstreamOptions {
   logger?: Logger;
   /** Told of each breaker transition and of each request sent to the origin instead of the parent. */
   events?: { breakerTransition?(t: BreakerTransition): void; fallback?(): void };
+  /** Trust and identity for an https:// origin or parent (clusterClientTls). */
+  tls?: ClientTls;
 }
 
 export interface UpstreamTimeouts {
@@ -115,7 +118,7 @@ export class Upstream {
         keepAliveTimeout: 30_000,
         headersTimeout: timeouts.headersMs,
         bodyTimeout: timeouts.bodyMs,
-        connect: { timeout: timeouts.connectMs },
+        connect: { timeout: timeouts.connectMs, ...opts.tls },
       });
       return { kind, base, pool };
     };

@@ -6,7 +6,8 @@ import type { Registry } from 'prom-client';
 import { adminTokenFromEnv } from '../common/admin-auth.js';
 import { type Clock, type TimerHandle, systemClock } from '../common/clock.js';
 import { type ClusterConfig, listenAddress } from '../common/config.js';
-import { adminGuard, adminLimits, createApp, sendError } from '../common/http-app.js';
+import { adminGuard, adminLimits, boundUrl, createApp, sendError } from '../common/http-app.js';
+import { loadServiceTls } from '../common/tls.js';
 import { LoopMonitor } from '../common/loop-monitor.js';
 import type { Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
@@ -124,7 +125,8 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   for (const reason of ORIGIN_REFUSALS) metrics.refused.inc({ reason }, 0); // every series from the start, at 0
   // A loop over its delay budget for a sustained spell sheds public requests (503 + Retry-After).
   const loop = LoopMonitor.fromConfig(config.http, logger);
-  const publicApp = createApp({ logger, requestLogLevel: 'debug', limits: config.http, overloaded: () => loop.overloaded });
+  const tls = loadServiceTls(config.origin, 'origin');
+  const publicApp = createApp({ logger, requestLogLevel: 'debug', limits: config.http, overloaded: () => loop.overloaded, tls: tls.public });
   publicApp.addHook('onClose', async () => loop.stop());
   publicApp.addHook('onResponse', async (req, reply) => {
     metrics.requests.inc({ method: req.method, status: String(reply.statusCode) });
@@ -159,7 +161,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   });
 
   // Admin port.
-  const adminApp = createApp({ logger, limits: adminLimits(config.http) });
+  const adminApp = createApp({ logger, limits: adminLimits(config.http), tls: tls.admin });
   const open = new Set<string>();
   if (config.admin.openHealth) open.add('/health');
   if (config.admin.openMetrics) open.add('/metrics');
@@ -208,12 +210,6 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   });
   adminApp.get('/v1/placements', async () => ({ placements: plans.current().placements }));
 
-  const urlOf = (app: FastifyInstance): string => {
-    const a = app.server.address() as AddressInfo;
-    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    return `http://${host}:${a.port}`;
-  };
-
   return {
     publicApp,
     adminApp,
@@ -234,7 +230,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
       await publicApp.listen({ host: pub.host, port: pub.port });
       await adminApp.listen({ host: adm.host, port: adm.port });
       schedulePoll();
-      const urls = { publicUrl: urlOf(publicApp), adminUrl: urlOf(adminApp) };
+      const urls = { publicUrl: boundUrl(publicApp), adminUrl: boundUrl(adminApp) };
       logger.info({ ...urls, titles: catalog.size }, 'origin listening');
       return urls;
     },

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Agent, request } from 'undici';
+import type { ClientTls } from '../common/tls.js';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
@@ -64,6 +65,8 @@ export interface CatalogSourceOptions {
   originUrl: string;
   originAdminUrl: string;
   adminToken?: string;
+  /** Trust and identity for an https:// origin (clusterClientTls). */
+  tls?: ClientTls;
   /** The cluster's keys: the origin's /o/ serves edges and steering only, on a token. */
   signing: OriginSigner;
   clock: Clock;
@@ -98,7 +101,7 @@ export class CatalogSource {
   constructor(private readonly opts: CatalogSourceOptions) {
     this.signing = opts.signing;
     const timeout = opts.timeoutMs ?? 3000;
-    this.dispatcher = new Agent({ connections: 16, headersTimeout: timeout, bodyTimeout: timeout, connectTimeout: timeout });
+    this.dispatcher = new Agent({ connections: 16, headersTimeout: timeout, bodyTimeout: timeout, connect: { timeout, ...opts.tls } });
     this.manifests = new LRUCache<string, string>({
       maxSize: opts.manifestCacheBytes ?? 64 * 1024 * 1024,
       sizeCalculation: (v) => Math.max(1, v.length),

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import type { Counter, Registry } from 'prom-client';
-import { request } from 'undici';
+import { type Dispatcher, request } from 'undici';
 import type { Clock, TimerHandle } from '../common/clock.js';
 import type { ClusterConfig } from '../common/config.js';
 import { sendError } from '../common/http-app.js';
@@ -42,6 +42,8 @@ export interface DashboardOptions {
   clock: Clock;
   logger: Logger;
   adminToken: string | undefined;
+  /** How the origin's admin port is reached (its CA over https). Default: undici's global agent. */
+  dispatcher?: Dispatcher;
   health: HealthPoller;
   registry: Registry;
   playStarts: Counter<'title' | 'isp'>;
@@ -86,7 +88,7 @@ export function registerDashboard(o: DashboardOptions): void {
     const now = clock.now();
     const mono = clock.monotonic();
     try {
-      const res = await request(`${config.origin.adminUrl}/health`, { headers, headersTimeout: 1000, bodyTimeout: 1000, signal: AbortSignal.timeout(1500) });
+      const res = await request(`${config.origin.adminUrl}/health`, { headers, dispatcher: o.dispatcher, headersTimeout: 1000, bodyTimeout: 1000, signal: AbortSignal.timeout(1500) });
       const body = (await res.body.json()) as { served?: { bytes?: unknown; requests?: unknown } };
       if (res.statusCode !== 200 || typeof body.served?.bytes !== 'number') throw new Error(`HTTP ${res.statusCode}`);
       const bytes = body.served.bytes;

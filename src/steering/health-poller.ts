@@ -1,4 +1,5 @@
 import { Agent, request } from 'undici';
+import type { ClientTls } from '../common/tls.js';
 import type { Clock } from '../common/clock.js';
 import type { EdgeConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
@@ -93,13 +94,13 @@ export class HealthPoller {
  * The real fetcher: GET {adminUrl}/health with the admin bearer token, a short timeout,
  * and a plausibility check of the JSON (a wrong answer is a failed poll, not a crash).
  */
-export function undiciHealthFetcher(opts: { timeoutMs: number; adminToken?: string; dispatcher?: Agent; now?: () => number }): {
+export function undiciHealthFetcher(opts: { timeoutMs: number; adminToken?: string; dispatcher?: Agent; now?: () => number; tls?: ClientTls }): {
   fetcher: HealthFetcher;
   close: () => Promise<void>;
 } {
   const dispatcher =
     opts.dispatcher ??
-    new Agent({ connections: 2, keepAliveTimeout: 30_000, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs, connectTimeout: opts.timeoutMs });
+    new Agent({ connections: 2, keepAliveTimeout: 30_000, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs, connect: { timeout: opts.timeoutMs, ...opts.tls } });
   const now = opts.now ?? (() => performance.now());
   const headers: Record<string, string> = { accept: 'application/json' };
   if (opts.adminToken) headers.authorization = `Bearer ${opts.adminToken}`;

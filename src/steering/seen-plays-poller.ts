@@ -1,4 +1,5 @@
 import { Agent, request } from 'undici';
+import type { ClientTls } from '../common/tls.js';
 import type { Clock } from '../common/clock.js';
 import type { EdgeConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
@@ -83,8 +84,8 @@ export class SeenPlaysPoller {
 }
 
 /** The real fetcher: GET {adminUrl}/plays?since=N with the admin token; a malformed answer is an error. */
-export function undiciSeenPlaysFetcher(opts: { timeoutMs: number; adminToken?: string }): { fetcher: SeenPlaysFetcher; close: () => Promise<void> } {
-  const dispatcher = new Agent({ connections: 2, keepAliveTimeout: 30_000, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs, connectTimeout: opts.timeoutMs });
+export function undiciSeenPlaysFetcher(opts: { timeoutMs: number; adminToken?: string; tls?: ClientTls }): { fetcher: SeenPlaysFetcher; close: () => Promise<void> } {
+  const dispatcher = new Agent({ connections: 2, keepAliveTimeout: 30_000, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs, connect: { timeout: opts.timeoutMs, ...opts.tls } });
   const headers: Record<string, string> = { accept: 'application/json' };
   if (opts.adminToken) headers.authorization = `Bearer ${opts.adminToken}`;
   const fetcher: SeenPlaysFetcher = async (edge, since) => {

@@ -1,12 +1,13 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import type { Registry } from 'prom-client';
 import { adminTokenFromEnv } from '../common/admin-auth.js';
 import { type Clock, systemClock } from '../common/clock.js';
 import { type ClusterConfig, type EdgeConfig, listenAddress } from '../common/config.js';
 import { CORS_HEADERS, CORS_PREFLIGHT_HEADERS } from '../common/cors.js';
-import { adminGuard, adminLimits, createApp, sendError } from '../common/http-app.js';
+import { adminGuard, adminLimits, boundUrl, createApp, sendError } from '../common/http-app.js';
+import { clusterClientTls, loadServiceTls } from '../common/tls.js';
 import { LoopMonitor } from '../common/loop-monitor.js';
 import type { Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
@@ -107,11 +108,17 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   const ring = new Ring(config.edges.map((e) => e.id));
   const retryAfter = String(Math.max(1, Math.ceil((st.healthIntervalMs * st.upAfter) / 1000)));
   let publicUrl = opts.publicUrl ?? st.url;
+  // Certificates of our listeners (a bad file stops the start here), and what we trust and show as a client.
+  const tls = loadServiceTls(st, 'steering');
+  const clientTls = clusterClientTls(config, tls.identity);
+  // Plays and the dashboard's origin poll: a few requests a second to the origin's admin port.
+  const originAdmin = new Agent({ connections: 4, keepAliveTimeout: 30_000, connect: { timeout: 5000, ...clientTls } });
 
   const catalog = new CatalogSource({
     originUrl: config.origin.url,
     originAdminUrl: config.origin.adminUrl,
     adminToken,
+    tls: clientTls,
     signing: config.signing,
     clock,
     logger,
@@ -133,6 +140,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
         method: 'POST',
         headers,
         body: JSON.stringify({ plays: batch }),
+        dispatcher: originAdmin,
         headersTimeout: playAgentTimeout,
         bodyTimeout: playAgentTimeout,
       });
@@ -153,7 +161,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   });
   const realSeenFetcher = opts.seenPlaysFetcher
     ? undefined
-    : undiciSeenPlaysFetcher({ timeoutMs: opts.healthTimeoutMs ?? Math.min(1000, st.healthIntervalMs), adminToken });
+    : undiciSeenPlaysFetcher({ timeoutMs: opts.healthTimeoutMs ?? Math.min(1000, st.healthIntervalMs), adminToken, tls: clientTls });
   const seenPlays = new SeenPlaysPoller({
     edges: config.edges,
     intervalMs: st.healthIntervalMs,
@@ -173,7 +181,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
 
   const realFetcher = opts.healthFetcher
     ? undefined
-    : undiciHealthFetcher({ timeoutMs: opts.healthTimeoutMs ?? Math.min(1000, st.healthIntervalMs), adminToken });
+    : undiciHealthFetcher({ timeoutMs: opts.healthTimeoutMs ?? Math.min(1000, st.healthIntervalMs), adminToken, tls: clientTls });
   // Eligible edges are recomputed after each poll, not per request; so are the last resorts
   // (down for their error ratio alone), offered only when no edge at all is eligible.
   let eligible = new Set<string>();
@@ -243,7 +251,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   // ---------- public port ----------
   // A loop over its delay budget for a sustained spell sheds public requests (503 + Retry-After).
   const loop = LoopMonitor.fromConfig(config.http, logger);
-  const publicApp = createApp({ logger, requestLogLevel: 'debug', limits: config.http, overloaded: () => loop.overloaded });
+  const publicApp = createApp({ logger, requestLogLevel: 'debug', limits: config.http, overloaded: () => loop.overloaded, tls: tls.public, http2: true });
   publicApp.addHook('onClose', async () => loop.stop());
   publicApp.addHook('onSend', async (_req, reply, payload) => {
     reply.headers(CORS_HEADERS);
@@ -405,12 +413,12 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   publicApp.register(playerRoutes, { catalog });
 
   // ---------- admin port ----------
-  const adminApp = createApp({ logger, requestLogLevel: 'debug', limits: adminLimits(config.http) });
+  const adminApp = createApp({ logger, requestLogLevel: 'debug', limits: adminLimits(config.http), tls: tls.admin, http2: true });
   const open = new Set<string>();
   if (config.admin.openHealth) open.add('/health');
   if (config.admin.openMetrics) open.add('/metrics');
   adminApp.addHook('onRequest', adminGuard(open, adminToken));
-  registerDashboard({ app: adminApp, openPaths: open, config, clock, logger, adminToken, health, registry, playStarts: metrics.playStarts });
+  registerDashboard({ app: adminApp, openPaths: open, config, clock, logger, adminToken, dispatcher: originAdmin, health, registry, playStarts: metrics.playStarts });
   const startedAt = clock.monotonic(); // uptime is an interval
   adminApp.get('/health', async () => {
     const snap = health.snapshot();
@@ -454,12 +462,6 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     }),
   }));
 
-  const urlOf = (app: FastifyInstance) => {
-    const a = app.server.address() as AddressInfo;
-    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    return `http://${host}:${a.port}`;
-  };
-
   let started = false;
   return {
     publicApp,
@@ -479,7 +481,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       await publicApp.listen({ host: pub.host, port: pub.port });
       await adminApp.listen({ host: adm.host, port: adm.port });
       started = true;
-      const urls = { publicUrl: urlOf(publicApp), adminUrl: urlOf(adminApp) };
+      const urls = { publicUrl: boundUrl(publicApp), adminUrl: boundUrl(adminApp) };
       if (opts.publicUrl === undefined && opts.listen?.public) publicUrl = urls.publicUrl;
       logger.info({ ...urls, edges: config.edges.length, eligible: eligible.size }, 'steering listening');
       return urls;
@@ -492,6 +494,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       await catalog.close();
       await realFetcher?.close();
       await realSeenFetcher?.close();
+      await originAdmin.close();
     },
   };
 }

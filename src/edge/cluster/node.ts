@@ -8,6 +8,7 @@ import { listenAddress } from '../../common/config.js';
 import { adminGuard, adminLimits, createApp } from '../../common/http-app.js';
 import type { Logger } from '../../common/logger.js';
 import { createRegistry } from '../../common/metrics.js';
+import { clusterClientTls, loadServiceTls } from '../../common/tls.js';
 import { VERSION } from '../../common/version.js';
 import { DiskTier, type DiskEvent, type PreparedSlice, type Representation } from '../disk-tier.js';
 import { EdgeMetrics } from '../edge-metrics.js';
@@ -97,6 +98,8 @@ export class EdgeNode {
     this.logger = opts.logger;
     this.startedAt = this.clock.monotonic();
     this.registry = createRegistry('edge', edge.id);
+    // The primary serves the admin port and runs the fill; each worker reads the public port's certificate itself.
+    const tls = loadServiceTls(edge, `edges[${config.edges.indexOf(edge)}]`);
     this.disk = new DiskTier({
       dir: edge.dataDir,
       capacityBytes: edge.diskBytes,
@@ -118,6 +121,7 @@ export class EdgeNode {
       clock: this.clock,
       logger: this.logger,
       adminToken: opts.adminToken ?? adminTokenFromEnv(),
+      tls: clusterClientTls(config, tls.identity),
       // Fill yields to clients: the workers' loops say when they are busy.
       busy: () => this.lastLoopDelayMs > 40,
       onBytes: (source, bytes) => this.metrics.fillBytes.inc({ source }, bytes),
@@ -148,7 +152,7 @@ export class EdgeNode {
       },
     });
 
-    this.adminApp = createApp({ logger: this.logger, requestLogLevel: 'debug', limits: adminLimits(config.http) });
+    this.adminApp = createApp({ logger: this.logger, requestLogLevel: 'debug', limits: adminLimits(config.http), tls: tls.admin, http2: true });
     const open = new Set<string>();
     if (config.admin.openHealth) open.add('/health');
     if (config.admin.openMetrics) open.add('/metrics');
