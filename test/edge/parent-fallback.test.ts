@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { FakeClock } from '../../src/common/clock.js';
 import { type ClusterConfig, validateCluster } from '../../src/common/config.js';
-import { signQuery } from '../../src/common/signing.js';
+import { signQuery, verifyToken } from '../../src/common/signing.js';
 import { createEdgeServer, type EdgeServer } from '../../src/edge/server.js';
 import { TEST_ADMIN_TOKEN, TEST_KEYS, randomTitle, tempDir, writeMedia } from '../helpers/cluster.js';
 import { deadPort, metricValue } from '../helpers/http-tools.js';
@@ -192,8 +192,10 @@ describe('a child edge whose parent answers badly', () => {
     expect(a.status).toBe(200);
     expect(a.body.equals(data)).toBe(true);
     expect(badParent.countFor(`/c/${title}/x.ts`)).toBe(1);
-    // the origin's request is unsigned, at /o/
+    // the origin's request is at /o/, signed for that path (the origin serves edges only)
     expect(origin.countFor(`/o/${title}/x.ts`)).toBe(1);
+    const q = new URLSearchParams(origin.requests.find((r) => r.path === `/o/${title}/x.ts`)!.query);
+    expect(verifyToken(TEST_KEYS, `/o/${title}/x.ts`, { e: q.get('e'), k: q.get('k'), t: q.get('t') }, Date.now() / 1000)).toEqual({ ok: true });
   });
 
   it('passes a 404 from a live parent on without asking the origin', async () => {

@@ -22,6 +22,8 @@ export interface Misbehaviour {
 
 export interface RecordedRequest {
   path: string;
+  /** The query without its '?' ('' when none): where an edge's token to the origin is. */
+  query: string;
   range?: string;
   ifNoneMatch?: string;
   ifModifiedSince?: string;
@@ -60,10 +62,13 @@ export class TestOrigin {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0]!;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
     const h = req.headers;
     this.requests.push({
       path,
+      query: q < 0 ? '' : url.slice(q + 1),
       range: h.range,
       ifNoneMatch: h['if-none-match'] as string | undefined,
       ifModifiedSince: h['if-modified-since'] as string | undefined,
