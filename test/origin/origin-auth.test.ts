@@ -133,7 +133,7 @@ describe('the origin serves edges only', () => {
     expect(await refused('missing token')).toBeGreaterThanOrEqual(1);
     // Every reason has its series from the start, so a dashboard's rate() sees the first one.
     expect((await origin.registry.metrics()).match(/^reelcdn_origin_refused_total\{/gm)?.length).toBe(5);
-    const line = origin.logs.findLast((l) => l.msg === 'origin refused a request');
+    const line = origin.logs.filter((l) => l.msg === 'origin refused a request').at(-1);
     expect(line).toMatchObject({ path: PATH, reason: 'bad signature', level: 40 });
     expect(origin.rawLog.some((l) => l.includes(secretMac))).toBe(false);
     const stranger = origin.logs.find((l) => l.msg === 'origin refused a request' && l.reason === 'missing token');
