@@ -2,6 +2,9 @@
  * The benchmark's origin: a plain node:http static range server on 127.0.0.1, serving
  * `root/{title}/{file}` at `/o/{title}/{file}` with strong validators and a long max-age so
  * that every cache in front of it (ReelCDN, nginx proxy_cache, Varnish) may keep what it gets.
+ * It checks no token, unlike ReelCDN's origin (which serves edges only): nginx and Varnish fetch
+ * `/o/…` unsigned, and what is measured is the cache in front, so all three read the same open
+ * origin (the edge's origin token is ignored here, as any query is).
  *
  * Run as its own process so that it does not share an event loop (or a CPU) with autocannon:
  *   node dist/bench/bench-origin.js --root DIR [--port N]

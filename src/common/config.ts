@@ -42,7 +42,10 @@ export interface SigningConfig {
   activeKey: string;
   /** Lifetime of a signed URL. */
   ttlSeconds: number;
-  /** Edges verify tokens unless this is false (lab setups, benchmarks). Default true. */
+  /**
+   * Edges verify tokens, and the origin's /o/ wants an edge's token (or a verified client
+   * certificate), unless this is false (lab setups, benchmarks). Default true.
+   */
   required: boolean;
 }
 
