@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_ADMIN_TOKEN, TEST_KEYS, randomTitle, tempDir, writeMedia } from '../../helpers/cluster.js';
 import { parsePrometheusText, sumOf } from '../../helpers/prom-parse.js';
 import { TestOrigin } from '../../helpers/test-origin.js';
+import { makeTestPki } from '../../helpers/certs.js';
 
 const repo = join(import.meta.dirname, '..', '..', '..');
 const cli = join(repo, 'dist/src/cli.js');
@@ -18,6 +19,8 @@ interface NodeProc {
   adminUrl: string;
   exited: Promise<number | null>;
   out(): string;
+  /** The CA to trust when the node serves https. */
+  ca?: Buffer;
 }
 
 interface Health {
@@ -28,8 +31,8 @@ interface Health {
 }
 
 /** A new connection per request: the kernel spreads connections over the workers' sockets. */
-async function get(base: string, path: string, headers: Record<string, string> = {}) {
-  const dispatcher = new Agent({ pipelining: 0, headersTimeout: 10_000, bodyTimeout: 10_000 });
+async function get(base: string, path: string, headers: Record<string, string> = {}, ca?: Buffer) {
+  const dispatcher = new Agent({ pipelining: 0, headersTimeout: 10_000, bodyTimeout: 10_000, ...(ca ? { connect: { ca } } : {}) });
   try {
     const res = await request(`${base}${path}`, { headers, dispatcher });
     const body = Buffer.from(await res.body.arrayBuffer());
@@ -40,8 +43,13 @@ async function get(base: string, path: string, headers: Record<string, string> =
 }
 
 async function admin(node: NodeProc, path: string): Promise<string> {
-  const res = await request(`${node.adminUrl}${path}`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } });
-  return res.body.text();
+  const dispatcher = node.ca ? new Agent({ connect: { ca: node.ca } }) : undefined;
+  try {
+    const res = await request(`${node.adminUrl}${path}`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` }, dispatcher });
+    return await res.body.text();
+  } finally {
+    await dispatcher?.close();
+  }
 }
 
 async function health(node: NodeProc): Promise<Health> {
@@ -102,8 +110,8 @@ describe('an edge node with --workers 2', () => {
     return file;
   }
 
-  async function startNode(args: string[] = ['--workers', '2']): Promise<NodeProc> {
-    const child = spawn(process.execPath, [cli, 'edge', '--config', clusterFile(), '--id', 'edge-a1', ...args], {
+  async function startNode(args: string[] = ['--workers', '2'], edge: Record<string, unknown> = {}): Promise<NodeProc> {
+    const child = spawn(process.execPath, [cli, 'edge', '--config', clusterFile(edge), '--id', 'edge-a1', ...args], {
       env: { ...process.env, REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -168,6 +176,29 @@ describe('an edge node with --workers 2', () => {
     expect(tiers).not.toContain('MISS');
     expect(tiers).toContain('HIT-DISK');
     expect(origin.countFor(`/o/${title}/seg.ts`)).toBe(4);
+  });
+
+  it('serves HTTPS from every worker on the one port, and its admin port too', async () => {
+    const pki = makeTestPki(tempDir(), ['edge']);
+    const node = await startNode(['--workers', '2'], { url: 'https://127.0.0.1:0', adminUrl: 'https://127.0.0.1:0', tls: pki.tls('edge') });
+    node.ca = readFileSync(pki.caFile);
+    expect(node.publicUrl).toMatch(/^https:/);
+    await until('two workers up', async () => {
+      const v = await health(node);
+      return v.workers.length === 2 && v.workers.every((w) => w.status === 'ok') ? v : undefined;
+    });
+    const title = randomTitle();
+    const data = writeMedia(root, title, 'seg.ts', 2 * SLICE + 7);
+    const answeredBy = async (worker: string) => sumOf(parsePrometheusText(await admin(node, '/metrics')), 'reelcdn_edge_worker_requests_total', { worker });
+    for (let i = 0; i < 60 && ((await answeredBy('1')) === 0 || (await answeredBy('2')) === 0); i++) {
+      const a = await get(node.publicUrl, `/c/${title}/seg.ts`, { range: 'bytes=5-70000' }, node.ca);
+      expect(a.status).toBe(206);
+      expect(a.body.equals(data.subarray(5, 70001))).toBe(true);
+    }
+    expect(await answeredBy('1')).toBeGreaterThan(0);
+    expect(await answeredBy('2')).toBeGreaterThan(0);
+    node.child.kill('SIGTERM');
+    expect(await node.exited).toBe(0);
   });
 
   it('fetches each slice once for 100 concurrent cold requests spread over both workers', async () => {
