@@ -68,12 +68,12 @@ async function main(argv: string[]): Promise<void> {
       const edge = findEdge(cfg, edgeId());
       const workers = values.workers === undefined ? (edge.workers ?? availableParallelism()) : workerCount(values.workers, '--workers', true);
       const { runEdge } = await import('./edge/main.js');
-      await runEdge(cfg, edge, workers);
+      await runEdge(cfg, edge, workers, values.config);
       return;
     }
     case 'origin': {
       const { runOrigin } = await import('./origin/main.js');
-      await runOrigin(config());
+      await runOrigin(config(), values.config);
       return;
     }
     case 'steering': {
@@ -82,7 +82,7 @@ async function main(argv: string[]): Promise<void> {
         ...(values.listen ? { public: hostPort(values.listen, '--listen') } : {}),
         ...(values['admin-listen'] ? { admin: hostPort(values['admin-listen'], '--admin-listen') } : {}),
       };
-      await runSteering(config(), { listen });
+      await runSteering(config(), { listen }, values.config);
       return;
     }
     case 'ingest': {

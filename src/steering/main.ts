@@ -13,8 +13,11 @@ export interface SteeringRunOptions {
   listen?: { public?: { host: string; port: number }; admin?: { host: string; port: number } };
 }
 
-/** `reelcdn steering --config FILE`: runs until SIGTERM/SIGINT, then drains. */
-export async function runSteering(config: ClusterConfig, run: SteeringRunOptions = {}): Promise<void> {
+/**
+ * `reelcdn steering --config FILE`: runs until SIGTERM/SIGINT, then drains.
+ * `configPath`: the cluster file, re-read on reload (SIGHUP, POST /reload).
+ */
+export async function runSteering(config: ClusterConfig, run: SteeringRunOptions = {}, configPath?: string): Promise<void> {
   const logger = createLogger('steering', config.log.level);
   const server = createSteeringServer({ config, logger, clock: systemClock, listen: run.listen, publicUrl: config.steering.url });
   await server.start();
