@@ -2,6 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createReadStream, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { contentTypeFor } from '../../src/common/mime.js';
 import { planResponse, requestView } from '../../src/common/response-plan.js';
 
@@ -37,18 +39,25 @@ export interface RecordedRequest {
 export class TestOrigin {
   readonly requests: RecordedRequest[] = [];
   readonly behaviour = new Map<string, Misbehaviour>();
-  /** TCP connections accepted since start. */
+  /** TCP connections accepted since start (TLS: handshakes completed). */
   connections = 0;
+  /** Over TLS: the serial of each connection's client certificate (undefined: none shown). */
+  readonly clientCertificates: (string | undefined)[] = [];
   private server?: Server;
   url = '';
 
   constructor(private readonly root: string) {}
 
-  async start(): Promise<string> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    this.server.on('connection', () => this.connections++);
+  /** `tls`: serve HTTPS with this certificate and key (PEM), and ask for client certificates (recorded). */
+  async start(tls?: { cert: string | Buffer; key: string | Buffer }): Promise<string> {
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    this.server = tls ? createHttpsServer({ ...tls, requestCert: true, rejectUnauthorized: false }, handler) : createServer(handler);
+    this.server.on(tls ? 'secureConnection' : 'connection', (socket: TLSSocket) => {
+      this.connections++;
+      if (tls) this.clientCertificates.push(socket.getPeerCertificate()?.serialNumber);
+    });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = `${tls ? 'https' : 'http'}://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this.url;
   }
 
