@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { Agent, request } from 'undici';
 
 const children = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
@@ -99,22 +100,30 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Polls `url` until it answers (any status below 500), or fails after `timeoutMs`. */
-export async function waitForHttp(url: string, child: ChildProcess, timeoutMs = 20_000): Promise<void> {
+/**
+ * Polls `url` until it answers (any status below 500), or fails after `timeoutMs`. An https://
+ * URL needs `ca`, the CA its certificate is checked against.
+ */
+export async function waitForHttp(url: string, child: ChildProcess, timeoutMs = 20_000, ca?: Buffer): Promise<void> {
   const until = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`process exited (${child.exitCode ?? child.signalCode}) before ${url} answered:\n${logTail(child)}`);
+  const dispatcher = ca ? new Agent({ connect: { ca } }) : undefined;
+  try {
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`process exited (${child.exitCode ?? child.signalCode}) before ${url} answered:\n${logTail(child)}`);
+      }
+      try {
+        const res = await request(url, { signal: AbortSignal.timeout(1000), ...(dispatcher ? { dispatcher } : {}) });
+        await res.body.arrayBuffer();
+        if (res.statusCode < 500) return;
+      } catch {
+        /* not yet */
+      }
+      if (Date.now() > until) throw new Error(`${url} did not answer within ${timeoutMs} ms:\n${logTail(child)}`);
+      await new Promise((r) => setTimeout(r, 100));
     }
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.status < 500) return;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > until) throw new Error(`${url} did not answer within ${timeoutMs} ms:\n${logTail(child)}`);
-    await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    await dispatcher?.close();
   }
 }
 

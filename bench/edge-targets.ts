@@ -10,6 +10,7 @@ import { accessSync, closeSync, constants, mkdirSync, openSync, readSync, statSy
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, logTail, spawnTracked, stopChild, waitForHttp } from './edge-procs.js';
+import { type BenchTls, NODE_TLS_FLAGS, checkForced, nginxSslLines } from './edge/tls.js';
 import { SIGNING } from './edge/workloads.js';
 import type { ServerName } from './edge/verdicts.js';
 
@@ -37,6 +38,8 @@ export interface TargetOptions {
   pin: string[];
   /** Worker processes (ReelCDN `--workers`, nginx `worker_processes`); 1 unless said. */
   workers?: number;
+  /** Serve HTTPS with this certificate (TLS 1.3, TLS_AES_128_GCM_SHA256 forced) instead of HTTP. */
+  tls?: BenchTls;
 }
 
 /** Whether an executable is on PATH (nginx and varnishd live in /usr/sbin). */
@@ -108,7 +111,7 @@ export async function startReelcdn(
 ): Promise<Target> {
   const workers = o.workers ?? 1;
   if (workers > 1 && !o.workersFlag) throw new EdgeHasNoWorkersFlag();
-  const home = join(o.dir, workers > 1 ? `reelcdn-w${workers}` : 'reelcdn');
+  const home = join(o.dir, `reelcdn${workers > 1 ? `-w${workers}` : ''}${o.tls ? '-tls' : ''}`);
   mkdirSync(home, { recursive: true });
   const [port, adminPort] = [await freePort(), await freePort()];
   const cluster = {
@@ -120,8 +123,10 @@ export async function startReelcdn(
       {
         id: 'bench-edge',
         isp: 'bench',
-        url: `http://127.0.0.1:${port}`,
+        url: `${o.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+        // The admin port stays plain: the bench reads /health from it.
         adminUrl: `http://127.0.0.1:${adminPort}`,
+        ...(o.tls ? { tls: { certFile: o.tls.certFile, keyFile: o.tls.keyFile, caFile: o.tls.caFile } } : {}),
         dataDir: join(home, 'data'),
         diskBytes: o.diskBytes,
         memoryBytes: o.memoryBytes,
@@ -134,7 +139,7 @@ export async function startReelcdn(
   const file = join(home, 'cluster.json');
   writeFileSync(file, JSON.stringify(cluster, null, 2));
   const cli = edgeCli();
-  const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [];
+  const nodeArgs = [...(o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []), ...(o.tls ? NODE_TLS_FLAGS : [])];
   // `reelcdn edge` defaults to one worker per CPU: say 1 for the 1-core runs (a build without
   // the flag is one process anyway).
   const workerArgs = o.workersFlag ? ['--workers', String(workers)] : [];
@@ -157,13 +162,15 @@ export async function startReelcdn(
     if (NO_WORKERS_FLAG.test(tail)) throw new EdgeHasNoWorkersFlag();
     throw new Error(`${err.message}\n${tail}`);
   });
+  const url = `${o.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const tlsSaid = o.tls ? `, HTTPS (h2 + http/1.1 listener, node ${NODE_TLS_FLAGS.join(' ')}): ${await checkForced(url, o.tls.ca)}` : '';
   return {
     name: 'ReelCDN',
-    url: `http://127.0.0.1:${port}`,
+    url,
     pid: started(child, 'reelcdn edge'),
     describe:
       `reelcdn edge (Node ${process.version}${process.env.BENCH_EDGE_CLI ? `, ${cli}` : ''}), ${o.workersFlag ? `--workers ${workers}` : 'no --workers flag (one process)'}, ` +
-      `memoryBytes ${o.memoryBytes / MiB} MiB, diskBytes ${o.diskBytes / MiB} MiB, slices ${o.sliceBytes / MiB} MiB, signing required, log info (access log to ${logFile})`,
+      `memoryBytes ${o.memoryBytes / MiB} MiB, diskBytes ${o.diskBytes / MiB} MiB, slices ${o.sliceBytes / MiB} MiB, signing required, log info (access log to ${logFile})${tlsSaid}`,
     async tiers() {
       const res = await fetch(`${adminUrl}/health`);
       const h = (await res.json()) as { byTier: Record<string, { requests: number }> };
@@ -188,7 +195,7 @@ export function nginxHasSlice(bin: string): boolean {
 
 export async function startNginx(o: TargetOptions & { bin: string }): Promise<Target> {
   const workers = o.workers ?? 1;
-  const home = join(o.dir, workers > 1 ? `nginx-w${workers}` : 'nginx');
+  const home = join(o.dir, `nginx${workers > 1 ? `-w${workers}` : ''}${o.tls ? '-tls' : ''}`);
   for (const d of ['cache', 'client_body', 'proxy_temp', 'fastcgi_temp', 'uwsgi_temp', 'scgi_temp', 'logs']) mkdirSync(join(home, d), { recursive: true });
   const port = await freePort();
   const origin = new URL(o.originUrl);
@@ -219,7 +226,7 @@ http {
     keepalive 32;
   }
   server {
-    listen 127.0.0.1:${port} reuseport backlog=4096;
+    listen 127.0.0.1:${port}${o.tls ? ' ssl' : ''} reuseport backlog=4096;${o.tls ? `\n    ${nginxSslLines(o.tls)}` : ''}
     location /c/ {
       slice 2m;
       proxy_cache bench;
@@ -240,15 +247,20 @@ http {
   writeFileSync(file, conf);
   const [cmd, ...args] = [...o.pin, o.bin, '-p', `${home}/`, '-c', file] as string[] as [string, ...string[]];
   const child = spawnTracked(cmd, args, { name: 'nginx' });
-  await waitForHttp(`http://127.0.0.1:${port}/`, child).catch((err: Error) => {
+  const url = `${o.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  await waitForHttp(`${url}/`, child, 20_000, o.tls?.ca).catch((err: Error) => {
     throw new Error(`${err.message}\n${logTail(child)}`);
   });
   const version = /nginx\/[\d.]+/.exec(versionText(o.bin, '-v'))?.[0] ?? 'nginx';
+  const openssl = /built with (OpenSSL [\w.]+)/.exec(versionText(o.bin, '-V'))?.[1];
+  const tlsSaid = o.tls
+    ? `, listen ssl (${openssl ?? 'OpenSSL'}; sendfile does not apply to TLS without kTLS, which is not configured): ${await checkForced(url, o.tls.ca)}`
+    : '';
   return {
     name: 'nginx',
-    url: `http://127.0.0.1:${port}`,
+    url,
     pid: started(child, 'nginx'),
-    describe: `${version}, ${workers} worker${workers > 1 ? 's' : ''}, proxy_cache + slice 2m, sendfile on, access_log off, cache dir on the same disk`,
+    describe: `${version}, ${workers} worker${workers > 1 ? 's' : ''}, proxy_cache + slice 2m, sendfile on, access_log off, cache dir on the same disk${tlsSaid}`,
     stop: () => stopChild(child, 10_000),
   };
 }
@@ -311,10 +323,11 @@ sub vcl_deliver {
 // ---------------------------------------------------------------- the client's ceiling
 
 /** The bare node:http server (bench/edge/bare-server.ts) handing out one Buffer of `bytes`. */
-export async function startBare(o: Pick<TargetOptions, 'pin' | 'workers'> & { bytes: number }): Promise<Target> {
+export async function startBare(o: Pick<TargetOptions, 'pin' | 'workers' | 'tls'> & { bytes: number }): Promise<Target> {
   const workers = o.workers ?? 1;
   const script = fileURLToPath(new URL('./edge/bare-server.js', import.meta.url));
-  const argv = [...o.pin, process.execPath, script, '--bytes', String(o.bytes), '--workers', String(workers)];
+  const tlsArgs = o.tls ? ['--cert', o.tls.certFile, '--key', o.tls.keyFile] : [];
+  const argv = [...o.pin, process.execPath, ...(o.tls ? NODE_TLS_FLAGS : []), script, '--bytes', String(o.bytes), '--workers', String(workers), ...tlsArgs];
   const child = spawnTracked(argv[0]!, argv.slice(1), { name: 'bare' });
   const url = await new Promise<string>((ok, fail) => {
     let buf = '';
@@ -325,11 +338,12 @@ export async function startBare(o: Pick<TargetOptions, 'pin' | 'workers'> & { by
     });
     child.once('exit', (code) => fail(new Error(`bare server exited (${code}): ${logTail(child)}`)));
   });
+  const tlsSaid = o.tls ? `; over HTTPS a bare node:https server: ${await checkForced(url, o.tls.ca)}` : '';
   return {
     name: 'node:http',
     url,
     pid: started(child, 'bare server'),
-    describe: `bare node:http (Node ${process.version}), ${workers} process${workers > 1 ? 'es (reusePort)' : ''}, one ${o.bytes} B Buffer for every request`,
+    describe: `bare node:http (Node ${process.version}), ${workers} process${workers > 1 ? 'es (reusePort)' : ''}, one ${o.bytes} B Buffer for every request${tlsSaid}`,
     stop: () => stopChild(child, 5_000),
   };
 }

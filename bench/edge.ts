@@ -15,10 +15,16 @@
  *   cold       one request per never-seen 512 KiB object (bounded count): fetch, store, serve
  *   workers-2  hot-16k and disk-tier again with the edge at --workers 2 and nginx at
  *              worker_processes 2, nothing pinned
+ *   tls-hot-2m, tls-hot-16k
+ *              hot-2m and hot-16k over HTTPS (TLS 1.3, TLS_AES_128_GCM_SHA256 forced on every
+ *              server, one certificate), against nginx with `listen ... ssl` (Varnish has no TLS);
+ *              each right after its plain twin, by a second edge and a second nginx listening
+ *              HTTPS. The TLS cost per MiB is the CPU per answer with TLS minus without.
  *
  * Environment knobs: BENCH_DURATION (s, default 8), BENCH_TARGETS (e.g. "ReelCDN,nginx";
  * "varnish" means both Varnish stores, "varnish-file" the file store alone), BENCH_WORKLOADS
- * (e.g. "hot-2m,hot-16k,workers-2"), BENCH_PIN=0 (no CPU pinning), BENCH_CLIENT=autocannon
+ * (e.g. "hot-2m,hot-16k,workers-2"; "tls" is the four workloads the TLS rows need), or the same
+ * list as `--only LIST` on the command line (`npm run bench:edge -- --only tls`), BENCH_PIN=0 (no CPU pinning), BENCH_CLIENT=autocannon
  * (even when wrk is installed), BENCH_CPU_PROF=DIR (the edge child runs with --cpu-prof into DIR),
  * BENCH_EDGE_CLI=path/to/dist/src/cli.js (another build of the edge, for A/B), BENCH_JSON=FILE
  * (results as JSON), BENCH_KEEP=1 (keep the temp dir).
@@ -27,6 +33,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { RssSampler, cleanupNow, installCleanupHandlers, onCleanup, spawnTracked, stopChild, trackTempDir, treeCpuSeconds } from './edge-procs.js';
 import {
@@ -44,7 +51,9 @@ import {
 } from './edge-targets.js';
 import { runAutocannon } from './edge/autocannon-load.js';
 import type { LoadPlan, LoadResult } from './edge/load.js';
-import { type EdgeMemory, type Measured, ceilings, figures, memoryTable, progressLine, resultsTable, runLabel, verdictTable } from './edge/report.js';
+import { type EdgeMemory, type Measured, ceilings, figures, memoryTable, progressLine, resultsTable, runLabel, tlsCostTable, verdictTable } from './edge/report.js';
+import { type BenchTls, TLS_CIPHER, TLS_PROTOCOL, makeBenchTls } from './edge/tls.js';
+import { tlsCosts } from './edge/tls-cost.js';
 import { type ServerName, ceilingFor, isClientBound, targetVerdicts, workersVerdicts } from './edge/verdicts.js';
 import {
   COLD_COUNT,
@@ -55,6 +64,7 @@ import {
   type Workload,
   contentSummary,
   generateContent,
+  selectWorkloads,
   signed,
   workloads,
 } from './edge/workloads.js';
@@ -85,7 +95,8 @@ const load = () =>
 // ---------------------------------------------------------------- driving
 
 // Short keep-alive: Varnish closes idle connections after 5 s and a reused dead one fails.
-const fillAgent = new Agent({ keepAliveTimeout: 1_000, connections: 16 });
+// The bench CA is added once it exists (HTTPS servers); plain connections ignore it.
+let fillAgent = new Agent({ keepAliveTimeout: 1_000, connections: 16 });
 
 async function fetchAll(url: string, range: string | undefined): Promise<number> {
   const res = await request(url, { dispatcher: fillAgent, headers: range ? { range } : {} });
@@ -120,6 +131,9 @@ async function fillCache(base: string, list: Req[], passes: number, concurrency 
 /** wrk scripts by plan: written once to the temp dir, reused for every server. */
 const scripts = new Map<string, string>();
 
+/** The bench's certificate, made at the start when an HTTPS workload runs. */
+let benchTls: BenchTls | undefined;
+
 async function runLoad(dir: string, url: string, w: Workload, client: ClientSetup, seconds: number | undefined): Promise<LoadResult> {
   const plan: LoadPlan = {
     requests: w.requests,
@@ -129,7 +143,7 @@ async function runLoad(dir: string, url: string, w: Workload, client: ClientSetu
     ...(seconds === undefined ? { amount: w.amount } : {}),
     seconds: seconds ?? DURATION,
   };
-  if (client.kind === 'autocannon') return runAutocannon(url, plan);
+  if (client.kind === 'autocannon') return runAutocannon(url, plan, benchTls?.ca);
   const key = `${w.key}-t${plan.threads}${plan.amount !== undefined ? '-bounded' : ''}`;
   let scriptPath = scripts.get(key);
   if (!scriptPath) {
@@ -148,7 +162,11 @@ async function originRequests(originUrl: string): Promise<number> {
 interface Running {
   target: Target;
   rss: RssSampler;
+  /** Its listener is HTTPS. */
+  tls?: boolean;
 }
+
+type Starter = { name: ServerName; start: () => Promise<Target>; only?: Workload['key'][]; tls?: boolean };
 
 async function measure(
   dir: string,
@@ -198,11 +216,17 @@ async function main(): Promise<void> {
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)}s`;
 
   const want = (process.env.BENCH_TARGETS ?? 'ReelCDN,nginx,Varnish').split(',').map((s) => s.trim().toLowerCase());
-  const wantWorkloads = process.env.BENCH_WORKLOADS?.split(',').map((s) => s.trim());
   const nowSec = Math.floor(Date.now() / 1000);
   const all = workloads((path) => signed(path, nowSec, SIGN_TTL_SECONDS));
-  const ws = all.filter((w) => !wantWorkloads || wantWorkloads.includes(w.key));
+  const { values: args } = parseArgs({ options: { only: { type: 'string' } } });
+  const wantWorkloads = selectWorkloads(args.only ?? process.env.BENCH_WORKLOADS, all.map((w) => w.key));
+  // Each HTTPS workload right after its plain twin: the two CPU figures the TLS cost is the
+  // difference of are measured as close in time as they can be.
+  const ordered = [...all.filter((w) => !w.tls)].flatMap((w) => [w, ...all.filter((t) => t.tls?.plain === w.key)]);
+  const ws = ordered.filter((w) => !wantWorkloads || wantWorkloads.includes(w.key));
   const withWorkers = !wantWorkloads || wantWorkloads.includes('workers-2');
+  const tlsKeys = ws.filter((w) => w.tls).map((w) => w.key);
+  const plainKeys = ws.filter((w) => !w.tls).map((w) => w.key);
   const nCpu = cpus().length;
   const pinning = process.env.BENCH_PIN !== '0' && nCpu >= 2 && onPath('taskset') !== undefined;
   const serverPin = pinning ? ['taskset', '-c', String(nCpu - 1)] : [];
@@ -229,6 +253,13 @@ async function main(): Promise<void> {
   // Pin ourselves (the autocannon client, the samplers) away from the servers' CPU.
   if (pinning) spawnTracked('taskset', ['-apc', clientCpus, String(process.pid)], { name: 'taskset', stdio: 'ignore' });
 
+  if (tlsKeys.length > 0) {
+    benchTls = makeBenchTls(join(dir, 'tls'));
+    void fillAgent.close();
+    fillAgent = new Agent({ keepAliveTimeout: 1_000, connections: 16, connect: { ca: benchTls.ca } });
+    say(`HTTPS: ${TLS_PROTOCOL} ${TLS_CIPHER} forced on every server; one ECDSA P-256 certificate (${benchTls.certFile}) from a throwaway CA`);
+  }
+
   const content = join(dir, 'content');
   say(`generating content (${contentSummary()}) ...`);
   generateContent(content);
@@ -248,9 +279,17 @@ async function main(): Promise<void> {
   say(`origin ${originUrl} (${elapsed()})`);
 
   const cpuProfDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
-  const base = (pin: string[], workers: number): TargetOptions => ({ dir, originUrl, memoryBytes: MEMORY_BYTES, diskBytes: DISK_BYTES, pin, workers });
-  const reelcdn = (pin: string[], workers: number) => () =>
-    startReelcdn({ ...base(pin, workers), sliceBytes: SLICE_BYTES, cpuProfDir, workersFlag, signingTtlSeconds: SIGN_TTL_SECONDS });
+  const base = (pin: string[], workers: number, tls?: BenchTls): TargetOptions => ({
+    dir,
+    originUrl,
+    memoryBytes: MEMORY_BYTES,
+    diskBytes: DISK_BYTES,
+    pin,
+    workers,
+    ...(tls ? { tls } : {}),
+  });
+  const reelcdn = (pin: string[], workers: number, tls?: BenchTls) => () =>
+    startReelcdn({ ...base(pin, workers, tls), sliceBytes: SLICE_BYTES, cpuProfDir, workersFlag, signingTtlSeconds: SIGN_TTL_SECONDS });
   const nginxBin = onPath('nginx');
   const nginxOk = want.includes('nginx') && nginxBin !== undefined && nginxHasSlice(nginxBin);
   if (want.includes('nginx') && !nginxBin) say('nginx: not on PATH, skipped');
@@ -265,8 +304,8 @@ async function main(): Promise<void> {
 
   /** The client against the bare node:http server, on the servers' cores, for one workload. */
   async function ceilingRun(w: Workload, workers: number, client: ClientSetup, barePin: string[], when: string): Promise<Measured | undefined> {
-    const bare = await startBare({ pin: barePin, workers, bytes: w.answerBytes });
-    describes.add(`node:http: ${bare.describe.replace(/one \d+ B Buffer/, 'one Buffer of the answer size')}`);
+    const bare = await startBare({ pin: barePin, workers, bytes: w.answerBytes, ...(w.tls && benchTls ? { tls: benchTls } : {}) });
+    describes.add(`node:http${w.tls ? ' (HTTPS rows)' : ''}: ${bare.describe.replace(/one \d+ B Buffer/, 'one Buffer of the answer size')}`);
     const run: Running = { target: bare, rss: new RssSampler(bare.pid) };
     try {
       const m = await measure(dir, run, w, workers, client, originUrl);
@@ -284,7 +323,7 @@ async function main(): Promise<void> {
   /** Starts the servers of one phase, runs its workloads round them, stops them. */
   async function phase(
     label: string,
-    starters: { name: ServerName; start: () => Promise<Target>; only?: Workload['key'][] }[],
+    starters: Starter[],
     phaseWorkloads: Workload[],
     workers: number,
     client: ClientSetup,
@@ -310,8 +349,8 @@ async function main(): Promise<void> {
             /* gone */
           }
         });
-        running.push({ target, rss: new RssSampler(target.pid), only: s.only });
-        describes.add(`${target.name}: ${target.describe}`);
+        running.push({ target, rss: new RssSampler(target.pid), only: s.only, tls: s.tls });
+        describes.add(`${target.name}${s.tls ? ' (HTTPS rows)' : ''}: ${target.describe}`);
         say(`${target.name} at ${target.url} — ${target.describe}`);
       }
       // Every server runs for the whole phase (an idle one costs nothing) and each workload goes
@@ -340,7 +379,7 @@ async function main(): Promise<void> {
       }
     } finally {
       for (const r of running) {
-        if (r.target.name === 'ReelCDN') edgeMemory.push({ workers, peakRss: r.rss.lifetimePeak() });
+        if (r.target.name === 'ReelCDN') edgeMemory.push({ workers, peakRss: r.rss.lifetimePeak(), ...(r.tls ? { tls: true } : {}) });
         r.rss.stop();
         await r.target.stop();
       }
@@ -349,12 +388,21 @@ async function main(): Promise<void> {
 
   // ---- one core each
   if (ws.length > 0) {
-    const starters: { name: ServerName; start: () => Promise<Target>; only?: Workload['key'][] }[] = [];
-    if (want.includes('reelcdn')) starters.push({ name: 'ReelCDN', start: reelcdn(serverPin, 1) });
-    if (nginxOk) starters.push({ name: 'nginx', start: () => startNginx({ ...base(serverPin, 1), bin: nginxBin! }) });
-    if (varnishd && varnishStores.includes('malloc')) starters.push({ name: 'Varnish', start: () => startVarnish({ ...base(serverPin, 1), bin: varnishd, storage: 'malloc' }) });
+    const starters: Starter[] = [];
+    // The HTTPS rows have servers of their own (a listener is HTTP or HTTPS), idle until then.
+    const plainOnly = plainKeys.length > 0 ? { only: plainKeys } : undefined;
+    if (want.includes('reelcdn') && plainOnly) starters.push({ name: 'ReelCDN', start: reelcdn(serverPin, 1), ...plainOnly });
+    if (nginxOk && plainOnly) starters.push({ name: 'nginx', start: () => startNginx({ ...base(serverPin, 1), bin: nginxBin! }), ...plainOnly });
+    if (varnishd && varnishStores.includes('malloc') && plainOnly) {
+      starters.push({ name: 'Varnish', start: () => startVarnish({ ...base(serverPin, 1), bin: varnishd, storage: 'malloc' }), ...plainOnly });
+    }
     if (varnishd && varnishStores.includes('file') && ws.some((w) => w.key === 'disk-tier')) {
       starters.push({ name: 'Varnish-file', start: () => startVarnish({ ...base(serverPin, 1), bin: varnishd, storage: 'file' }), only: ['disk-tier'] });
+    }
+    if (benchTls && tlsKeys.length > 0) {
+      const tls = benchTls;
+      if (want.includes('reelcdn')) starters.push({ name: 'ReelCDN', start: reelcdn(serverPin, 1, tls), only: tlsKeys, tls: true });
+      if (nginxOk) starters.push({ name: 'nginx', start: () => startNginx({ ...base(serverPin, 1, tls), bin: nginxBin! }), only: tlsKeys, tls: true });
     }
     await phase('1 core', starters, ws, 1, oneCore, serverPin);
   }
@@ -390,6 +438,11 @@ async function main(): Promise<void> {
   say(resultsTable(results));
   say('\nTargets (ratios of req/s in this run):\n');
   say(verdictTable(verdicts));
+  const costs = tlsCosts(results);
+  if (costs.length > 0) {
+    say(`\nTLS cost (${TLS_PROTOCOL} ${TLS_CIPHER}): CPU µs per answer over HTTPS minus over HTTP, same run, one core; per MiB of answer (headers included):\n`);
+    say(tlsCostTable(costs));
+  }
   if (edgeMemory.length > 0) {
     say('\nReelCDN memory:\n');
     say(memoryTable(edgeMemory, MEMORY_BYTES, results));
@@ -401,7 +454,7 @@ async function main(): Promise<void> {
   if (process.env.BENCH_JSON) {
     writeFileSync(
       process.env.BENCH_JSON,
-      JSON.stringify({ date: new Date().toISOString(), cpus: nCpu, node: process.version, client: wrk ? 'wrk' : 'autocannon', results, verdicts, edgeMemory }, null, 2),
+      JSON.stringify({ date: new Date().toISOString(), cpus: nCpu, node: process.version, client: wrk ? 'wrk' : 'autocannon', results, verdicts, edgeMemory, tlsCosts: costs }, null, 2),
     );
   }
 }

@@ -16,7 +16,8 @@ import { type LoadPlan, type LoadResult, threadStarts } from './load.js';
   queue.prototype.addBody = () => {};
 }
 
-export async function runAutocannon(base: string, plan: LoadPlan): Promise<LoadResult> {
+/** `ca`: what an https:// `base` is trusted by (the bench's own CA). */
+export async function runAutocannon(base: string, plan: LoadPlan, ca?: Buffer): Promise<LoadResult> {
   const url = new URL(base);
   const [start] = threadStarts({ ...plan, threads: 1 });
   let i = 0;
@@ -27,6 +28,7 @@ export async function runAutocannon(base: string, plan: LoadPlan): Promise<LoadR
     connections: plan.connections,
     pipelining: 1,
     timeout: 20,
+    ...(ca ? { tlsOptions: { ca } } : {}),
     ...(plan.amount !== undefined ? { amount: plan.amount } : { duration: plan.seconds }),
     requests: [
       {

@@ -4,26 +4,30 @@
  * cores and connections as against the real servers, shows how far the client itself can go;
  * the server's CPU per answer is Node's own floor for that answer.
  *
- *   node dist/bench/edge/bare-server.js --bytes N [--port P --workers W] [--file PATH]
+ *   node dist/bench/edge/bare-server.js --bytes N [--port P --workers W] [--file PATH] [--cert F --key F]
  *
  * With `--file`, every answer is read from PATH (one open descriptor, one positional read into a
  * reused buffer, as the edge's disk hits are) before it is sent: Node's floor for a disk hit,
- * which the Buffer alone is not.
+ * which the Buffer alone is not. With `--cert` and `--key` it is a node:https server (HTTP/1.1 over
+ * TLS; the process's TLS defaults, e.g. `--tls-cipher-list`, apply): the ceiling of the HTTPS rows.
  * prints `listening http://127.0.0.1:PORT` once every process is bound. With W > 1 it starts
  * W - 1 more copies of itself on the same port (`reusePort`: the kernel spreads connections).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { openSync, read } from 'node:fs';
-import { createServer } from 'node:http';
+import { openSync, read, readFileSync } from 'node:fs';
+import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { bytes: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, file: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { bytes: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, file: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' } },
+});
 const bytes = Number(values.bytes);
 const workers = Number(values.workers ?? 1);
-if (!Number.isInteger(bytes) || bytes <= 0 || !Number.isInteger(workers) || workers < 1) {
-  process.stderr.write('usage: bare-server --bytes N [--port P] [--workers W]\n');
+if (!Number.isInteger(bytes) || bytes <= 0 || !Number.isInteger(workers) || workers < 1 || (values.cert === undefined) !== (values.key === undefined)) {
+  process.stderr.write('usage: bare-server --bytes N [--port P] [--workers W] [--file PATH] [--cert F --key F]\n');
   process.exit(2);
 }
 
@@ -31,7 +35,7 @@ const body = Buffer.alloc(bytes, 0x42);
 const headers = { 'content-type': 'application/octet-stream', 'content-length': String(bytes) };
 const fd = values.file ? openSync(values.file, 'r') : undefined;
 const spare: Buffer[] = [];
-const server = createServer({ keepAliveTimeout: 60_000 }, (_req, res) => {
+const answer = (_req: IncomingMessage, res: ServerResponse) => {
   if (fd === undefined) {
     res.writeHead(200, headers);
     res.end(body);
@@ -47,7 +51,9 @@ const server = createServer({ keepAliveTimeout: 60_000 }, (_req, res) => {
     res.writeHead(200, headers);
     res.end(buf);
   });
-});
+};
+const tls = values.cert !== undefined ? { cert: readFileSync(values.cert), key: readFileSync(values.key!) } : undefined;
+const server = tls ? createHttpsServer({ keepAliveTimeout: 60_000, ...tls }, answer) : createServer({ keepAliveTimeout: 60_000 }, answer);
 
 const port = Number(values.port ?? 0);
 await new Promise<void>((ok, fail) => {
@@ -58,8 +64,8 @@ const bound = (server.address() as AddressInfo).port;
 
 const copies: ChildProcess[] = [];
 for (let w = 1; w < workers; w++) {
-  const args = ['--bytes', String(bytes), '--port', String(bound), ...(values.file ? ['--file', values.file] : [])];
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const args = ['--bytes', String(bytes), '--port', String(bound), ...(values.file ? ['--file', values.file] : []), ...(tls ? ['--cert', values.cert!, '--key', values.key!] : [])];
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   copies.push(child);
   await new Promise<void>((ok, fail) => {
     child.stdout!.once('data', () => ok());
@@ -67,7 +73,7 @@ for (let w = 1; w < workers; w++) {
   });
 }
 
-process.stdout.write(`listening http://127.0.0.1:${bound}\n`);
+process.stdout.write(`listening ${tls ? 'https' : 'http'}://127.0.0.1:${bound}\n`);
 const stop = () => {
   for (const c of copies) c.kill('SIGTERM');
   server.closeAllConnections();

@@ -3,6 +3,7 @@
  * the memory rule, so a run can be pasted into docs/benchmarks.md as it is.
  */
 import type { LoadResult } from './load.js';
+import type { TlsCost } from './tls-cost.js';
 import { type Ceiling, type Figure, type ServerName, type Verdict, rssLimit, rssVerdict, verdictText } from './verdicts.js';
 
 const MiB = 1024 * 1024;
@@ -26,6 +27,8 @@ export interface Measured {
 export interface EdgeMemory {
   workers: number;
   peakRss: number;
+  /** The edge of the HTTPS workloads (its own process, TLS listener). */
+  tls?: boolean;
 }
 
 export const fmt = {
@@ -112,10 +115,29 @@ export function memoryTable(edges: EdgeMemory[], memoryBytes: number, results: M
   for (const e of edges) {
     const tiers: Record<string, number> = {};
     for (const m of results) {
-      if (m.server !== 'ReelCDN' || m.workers !== e.workers || !m.tiers) continue;
+      if (m.server !== 'ReelCDN' || m.workers !== e.workers || !m.tiers || m.workload.startsWith('tls-') !== (e.tls ?? false)) continue;
       for (const [k, v] of Object.entries(m.tiers)) tiers[k] = (tiers[k] ?? 0) + v;
     }
-    rows.push([`${e.workers} worker${e.workers > 1 ? 's' : ''}`, fmt.mib(e.peakRss), fmt.mib(rssLimit(memoryBytes, e.workers)), rssVerdict(e.peakRss, memoryBytes, e.workers), tiersText(tiers)]);
+    rows.push([`${e.workers} worker${e.workers > 1 ? 's' : ''}${e.tls ? ', HTTPS' : ''}`, fmt.mib(e.peakRss), fmt.mib(rssLimit(memoryBytes, e.workers)), rssVerdict(e.peakRss, memoryBytes, e.workers), tiersText(tiers)]);
+  }
+  return table(rows);
+}
+
+/** What TLS added to each server's CPU per answer, per MiB sent (tls-cost.ts). */
+export function tlsCostTable(costs: TlsCost[]): string {
+  const rows = [['workload', 'server', 'CPU µs/answer http', 'https', 'TLS µs/answer', 'KiB/answer', 'TLS µs per MiB', 'TLS share of CPU', 'MiB/s per core of TLS']];
+  for (const c of costs) {
+    rows.push([
+      c.workload,
+      c.server,
+      fmt.rps(c.plainCpuUs),
+      fmt.rps(c.tlsCpuUs),
+      fmt.rps(c.extraUs),
+      (c.bytesPerAnswer / 1024).toFixed(1),
+      fmt.rps(c.usPerMiB),
+      fmt.pct(c.share),
+      Number.isFinite(c.mibPerCoreSecond) && c.mibPerCoreSecond > 0 ? fmt.rps(c.mibPerCoreSecond) : '-',
+    ]);
   }
   return table(rows);
 }

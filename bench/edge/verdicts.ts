@@ -47,6 +47,9 @@ export const TARGET_RULES: readonly TargetRule[] = [
   { workload: 'disk-tier', vs: 'Varnish-file', min: 1.0 },
   { workload: 'disk-tier', vs: 'nginx', min: 0.6 },
   { workload: 'cold', vs: 'nginx', min: 0.8 },
+  // Over HTTPS (TLS 1.3, AES-128-GCM, the same certificate): Varnish has no TLS.
+  { workload: 'tls-hot-16k', vs: 'nginx', min: 0.9 },
+  { workload: 'tls-hot-2m', vs: 'nginx', min: 0.9 },
 ];
 
 /** Workloads where the edge at 2 workers must keep (at least) its 1-core ratio to nginx. */

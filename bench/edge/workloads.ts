@@ -32,7 +32,10 @@ export interface Req {
   range?: string;
 }
 
-export type WorkloadKey = 'hot-2m' | 'hot-16k' | 'disk-tier' | 'cold';
+export type WorkloadKey = 'hot-2m' | 'hot-16k' | 'disk-tier' | 'cold' | 'tls-hot-2m' | 'tls-hot-16k';
+
+/** The workloads that also run over HTTPS (as `tls-<key>`), each against its plain twin. */
+export const TLS_TWINS = ['hot-2m', 'hot-16k'] as const;
 
 export interface Workload {
   key: WorkloadKey;
@@ -50,6 +53,8 @@ export interface Workload {
   stride: number;
   /** Body size of one answer: what the bare node:http ceiling server hands out for this workload. */
   answerBytes: number;
+  /** Over HTTPS (the servers' TLS listeners); `plain` is the workload it repeats. */
+  tls?: { plain: WorkloadKey };
 }
 
 function pad(n: number, w = 4): string {
@@ -108,7 +113,7 @@ export function workloads(sign: (path: string) => string): Workload[] {
   const segs: Req[] = Array.from({ length: SEGMENT_COUNT }, (_, i) => req(`/c/seg/s${pad(i)}.ts`));
   const cold: Req[] = Array.from({ length: COLD_COUNT + COLD_SPARE }, (_, i) => req(`/c/cold/c${pad(i)}.m4s`));
 
-  return [
+  const plain: Workload[] = [
     {
       key: 'hot-2m',
       title: 'hot 2 MiB ranges (64 MiB file, random offsets)',
@@ -155,4 +160,30 @@ export function workloads(sign: (path: string) => string): Workload[] {
       answerBytes: COLD_BYTES,
     },
   ];
+  // The same requests, in the same order, over HTTPS.
+  const tls = plain
+    .filter((w) => (TLS_TWINS as readonly string[]).includes(w.key))
+    .map((w): Workload => ({ ...w, key: `tls-${w.key}` as WorkloadKey, title: `${w.title}, over HTTPS`, tls: { plain: w.key } }));
+  return [...plain, ...tls];
+}
+
+/**
+ * The workload keys a `BENCH_WORKLOADS` / `--only` list names, in the bench's order. `tls` stands
+ * for the HTTPS workloads and their plain twins (the TLS cost is the difference between the two);
+ * `workers-2` is a phase, kept as it is. Undefined (everything) when no list is given; an unknown
+ * name is an error naming it.
+ */
+export function selectWorkloads(list: string | undefined, known: readonly string[]): string[] | undefined {
+  if (list === undefined || list.trim() === '') return undefined;
+  const out = new Set<string>();
+  for (const name of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (name === 'tls') {
+      for (const k of TLS_TWINS) out.add(k).add(`tls-${k}`);
+    } else if (known.includes(name) || name === 'workers-2') {
+      out.add(name);
+    } else {
+      throw new Error(`unknown workload '${name}' (known: ${[...known, 'workers-2', 'tls'].join(', ')})`);
+    }
+  }
+  return [...known, 'workers-2'].filter((k) => out.has(k));
 }

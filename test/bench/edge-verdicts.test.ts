@@ -85,6 +85,26 @@ describe('edge bench: target verdicts', () => {
   });
 });
 
+describe('edge bench: the HTTPS targets', () => {
+  it('judges tls-hot-16k and tls-hot-2m against nginx at 0.9x, after the plain rules', () => {
+    const figures = [
+      fig('ReelCDN', 'hot-16k', 10_000),
+      fig('nginx', 'hot-16k', 20_000),
+      fig('ReelCDN', 'tls-hot-16k', 9_000),
+      fig('nginx', 'tls-hot-16k', 10_000),
+      fig('ReelCDN', 'tls-hot-2m', 890),
+      fig('nginx', 'tls-hot-2m', 1_000),
+      fig('Varnish', 'hot-16k', 30_000),
+    ];
+    const v = targetVerdicts(figures, [{ workload: 'tls-hot-2m', workers: 1, reqPerSec: 1_200 }]);
+    expect(v.map((x) => [x.rule, x.ratio, x.met, x.clientBound])).toEqual([
+      ['hot-16k >= 1.0x nginx', 0.5, 'NO', false],
+      ['tls-hot-16k >= 0.9x nginx', 0.9, 'yes', false],
+      ['tls-hot-2m >= 0.9x nginx', 0.89, 'NO', true],
+    ]);
+  });
+});
+
 describe('edge bench: the RSS rule', () => {
   it('allows memoryBytes + 150 MiB per worker, summed over the node', () => {
     expect(rssLimit(192 * MiB, 1)).toBe(342 * MiB);
