@@ -89,15 +89,31 @@ export const DEFAULT_VERIFIED_TOKENS = 16_384;
  * expires at its `e`. A MAC presented with another path, expiry or key id is verified afresh.
  */
 export class TokenVerifier {
-  private readonly secrets = new Map<string, KeyObject>();
+  private secrets = new Map<string, KeyObject>();
   private readonly verified = new Map<string, Verified>();
   private readonly hasKey = (k: string) => this.secrets.has(k);
+  /**
+   * Goes up with each setKeys: whoever remembers a verdict of this verifier (the hit path's
+   * UrlBook) keeps it only while the generation it was given under is still the current one.
+   */
+  generation = 0;
 
   constructor(
     keys: Record<string, string>,
     private readonly capacity = DEFAULT_VERIFIED_TOKENS,
   ) {
-    for (const [id, secret] of Object.entries(keys)) this.secrets.set(id, createSecretKey(Buffer.from(secret, 'utf8')));
+    this.secrets = secretsOf(keys);
+  }
+
+  /**
+   * The cluster file's keys changed (reload): later requests verify against these. Every MAC
+   * remembered is forgotten — one made with a key now dropped, or whose secret changed under
+   * the same id, must not pass.
+   */
+  setKeys(keys: Record<string, string>): void {
+    this.secrets = secretsOf(keys);
+    this.verified.clear();
+    this.generation++;
   }
 
   verify(path: string, e: string | null | undefined, k: string | null | undefined, t: string | null | undefined, nowSec: number): TokenVerdict {
@@ -111,4 +127,8 @@ export class TokenVerifier {
     this.verified.set(t!, { path, e: e!, k: k! });
     return OK;
   }
+}
+
+function secretsOf(keys: Record<string, string>): Map<string, KeyObject> {
+  return new Map(Object.entries(keys).map(([id, secret]) => [id, createSecretKey(Buffer.from(secret, 'utf8'))]));
 }

@@ -88,6 +88,14 @@ interface FillStateDoc {
   verified: Record<string, string>;
 }
 
+function fillLimiter(o: FillAgentOptions): RateLimiter {
+  return new RateLimiter(o.edge.fill.bytesPerSec, o.clock, Math.max(o.edge.fill.bytesPerSec, o.edge.sliceBytes));
+}
+
+function fillAgent(tls: ClientTls | undefined): Agent {
+  return new Agent({ connections: 4, headersTimeout: 10_000, bodyTimeout: 30_000, connect: { timeout: 3_000, ...tls } });
+}
+
 /** Thrown inside a pass when the window closes: the pass stops, progress is kept. */
 class WindowClosed extends Error {}
 
@@ -99,9 +107,9 @@ class WindowClosed extends Error {}
  * pinned. Files that left the manifest are unpinned and stay as cache.
  */
 export class FillAgent {
-  private readonly window: FillWindow;
-  private readonly limiter: RateLimiter;
-  private readonly http: Agent;
+  private window: FillWindow;
+  private limiter: RateLimiter;
+  private http: Agent;
   private readonly statePath: string;
   private verified = new Map<string, string>();
   private manifest?: FillManifest;
@@ -119,11 +127,32 @@ export class FillAgent {
   private timer?: TimerHandle;
   private stopped = false;
 
-  constructor(private readonly opts: FillAgentOptions) {
+  constructor(private opts: FillAgentOptions) {
     this.window = parseWindow(opts.edge.fill.window, opts.edge.timezone);
-    this.limiter = new RateLimiter(opts.edge.fill.bytesPerSec, opts.clock, Math.max(opts.edge.fill.bytesPerSec, opts.edge.sliceBytes));
+    this.limiter = fillLimiter(opts);
     this.statePath = join(opts.edge.dataDir, 'fill-state.json');
-    this.http = new Agent({ connections: 4, headersTimeout: 10_000, bodyTimeout: 30_000, connect: { timeout: 3_000, ...opts.tls } });
+    this.http = fillAgent(opts.tls);
+  }
+
+  /**
+   * The cluster file was reloaded: the window, rate, poll interval, signing keys, origin and TLS
+   * of the requests from now on are these (dataDir and sliceBytes need a restart: the caller
+   * keeps them). A request under way finishes as it began; a wait for the window is timed again.
+   */
+  reconfigure(config: ClusterConfig, edge: EdgeConfig, tls: ClientTls | undefined): void {
+    const prev = this.opts;
+    this.opts = { ...prev, config, edge, tls };
+    if (edge.fill.window !== prev.edge.fill.window || edge.timezone !== prev.edge.timezone) this.window = parseWindow(edge.fill.window, edge.timezone);
+    if (edge.fill.bytesPerSec !== prev.edge.fill.bytesPerSec) this.limiter = fillLimiter(this.opts);
+    if (tls !== prev.tls) {
+      const old = this.http;
+      this.http = fillAgent(tls);
+      void old.close().catch(() => {});
+    }
+    if (this.state === 'waiting-for-window' && this.timer !== undefined && !this.running && !this.stopped) {
+      this.opts.clock.clearTimeout(this.timer);
+      this.start();
+    }
   }
 
   /** Loads what earlier passes verified. Call after the disk tier is open. */

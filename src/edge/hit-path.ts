@@ -154,6 +154,7 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
       title: parsed.title,
       file: parsed.file,
       expiry,
+      keys: tokens.generation,
       traceparent: query.tp !== undefined ? parseTraceparent(query.tp) : undefined,
       playId: query.pl,
     };
@@ -429,7 +430,8 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     if (range !== undefined && range.includes(',')) return false;
     const nowSec = clock.now() / 1000;
     let u = urls.get(url);
-    if (u === undefined || u.expiry < nowSec) {
+    // Admitted under keys a reload has since replaced: checked again (a dropped key stops here).
+    if (u === undefined || u.expiry < nowSec || u.keys !== tokens.generation) {
       u = admit(url, nowSec);
       if (u === undefined) return false; // 400 or 403 from the object routes
     }
@@ -458,6 +460,8 @@ interface KnownUrl {
   file: string;
   /** Unix seconds its token is valid until (Infinity when signing is not required). */
   expiry: number;
+  /** The verifier's generation it was admitted under (TokenVerifier.generation). */
+  keys: number;
   /** From its `tp` parameter, if valid. */
   traceparent: string | undefined;
   /** Its `pl` parameter, as given (checked when a body is served). */
@@ -468,7 +472,8 @@ interface KnownUrl {
  * Whole request URLs (path and query) already admitted: a URL asked again — a player's ranges
  * of one segment, a hot object — skips the path parsing, the query reading and the token check,
  * all pure functions of the URL; only the expiry is checked again, on every request, so a
- * remembered token still stops at its `e`. Bounded, oldest out.
+ * remembered token still stops at its `e` — and the keys' generation, so a reload that drops a
+ * key (or turns signing on) stops the URLs it had admitted. Bounded, oldest out.
  */
 class UrlBook {
   private readonly byUrl = new Map<string, KnownUrl>();

@@ -1,15 +1,18 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { isDeepStrictEqual } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { systemClock, type Clock } from '../common/clock.js';
 import type { ClusterConfig, EdgeConfig } from '../common/config.js';
 import { listenAddress } from '../common/config.js';
 import { CORS_HEADERS } from '../common/cors.js';
 import { adminTokenFromEnv } from '../common/admin-auth.js';
-import { adminGuard, adminLimits, createApp } from '../common/http-app.js';
+import { adminGuard, adminLimits, createApp, listenerServer } from '../common/http-app.js';
+import { swapCertificate } from '../common/listener-server.js';
+import type { ReloadOutcome } from '../common/reload.js';
 import { LoopMonitor } from '../common/loop-monitor.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
-import { clusterClientTls, loadServiceTls } from '../common/tls.js';
+import { type TlsMaterial, clusterClientTls, loadServiceTls } from '../common/tls.js';
 import { TokenVerifier } from '../common/signing.js';
 import { VERSION } from '../common/version.js';
 import { DiskTier } from './disk-tier.js';
@@ -17,6 +20,7 @@ import { EdgeCache, type SliceClaims, type Tier } from './edge-cache.js';
 import { type EdgeHealth, type EdgeStatus, edgeHealth } from './edge-health.js';
 import { EdgeMetrics } from './edge-metrics.js';
 import { FillAgent } from './fill-agent.js';
+import { type EdgeView, noteCertificates, planEdgeReload } from './reload-plan.js';
 import type { SeenPlays } from './play-seen.js';
 import { createHitPath } from './hit-path.js';
 import { newSeenPlays, recordSeenPlays, registerPlaysRoute } from './play-seen-routes.js';
@@ -71,6 +75,11 @@ export interface EdgeServer {
   close(): Promise<void>;
   /** `resetLoopDelay` (default true): the event-loop delay reported covers the time since the last reset. */
   health(opts?: { resetLoopDelay?: boolean }): EdgeHealth;
+  /**
+   * Takes a reloaded cluster file (src/common/reload.ts): certificates read and checked first —
+   * a ConfigError then, and nothing changed — then keys, certificates, fill settings swapped in.
+   */
+  reload(next: ClusterConfig): Promise<ReloadOutcome>;
 }
 
 export function upstreamTarget(config: ClusterConfig, edge: EdgeConfig, override?: string): UpstreamTarget {
@@ -119,8 +128,11 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     return { memory: m.usedBytes, memoryCap: m.capacityBytes, disk: d.usedBytes, diskCap: d.capacityBytes, connections };
   });
   // Certificates of our listeners (a bad file stops the start here), and what we trust and show as a client.
-  const tls = loadServiceTls(edge, `edges[${config.edges.indexOf(edge)}]`);
-  const clientTls = clusterClientTls(config, tls.identity);
+  let tls = loadServiceTls(edge, `edges[${config.edges.indexOf(edge)}]`);
+  let clientTls = clusterClientTls(config, tls.identity);
+  // The file this edge started with (what restart-only fields still are) and the one last applied.
+  const boot: EdgeView = { config, edge };
+  let last: EdgeView = boot;
   const target = upstreamTarget(config, edge, opts.upstreamUrl);
   const upstream = new Upstream(target, clock, opts.upstreamTimeouts ?? DEFAULT_TIMEOUTS, undefined, {
     monotonicNow: () => clock.monotonic(),
@@ -167,9 +179,11 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   });
 
   // ---- public port ----
+  // Read on every request (a reload may turn it on or off); the keys are the verifier's.
+  const signing = { required: config.signing.required };
   const svc: ObjectService = {
     cache,
-    signing: config.signing,
+    signing,
     tokens: new TokenVerifier(config.signing.keys),
     clock,
     logger,
@@ -203,7 +217,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
 
   function status(): EdgeStatus {
     if (draining) return 'draining';
-    if (loop.overloaded || connections > config.steering.thresholds.maxConnections) return 'overloaded';
+    if (loop.overloaded || connections > last.config.steering.thresholds.maxConnections) return 'overloaded';
     return 'ok';
   }
 
@@ -237,7 +251,46 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   );
   registerFillRoutes(adminApp, fill, logger);
 
+  async function reload(next: ClusterConfig): Promise<ReloadOutcome> {
+    // Everything that can refuse the file, before anything changes.
+    const plan = planEdgeReload(boot, last, next);
+    const nextTls = loadServiceTls(plan.edge, plan.field);
+    const fresh = clusterClientTls(next, nextTls.identity);
+    const applied = plan.applied;
+    const changed = (f: string) => applied.includes(f);
+
+    if (changed('signing')) {
+      signing.required = next.signing.required;
+      // The hit path's remembered URLs go with the old keys (TokenVerifier.generation).
+      svc.tokens.setKeys(next.signing.keys);
+      upstream.setSigning(next.signing);
+    }
+    // New connections get the new certificates; open ones keep theirs.
+    noteCertificates(plan, tls, nextTls, !opts.worker);
+    swapIfServing(publicApp, nextTls.public);
+    if (!opts.worker) swapIfServing(adminApp, nextTls.admin);
+    // Trust and identity toward the origin, parent and peers: new connections only.
+    const trust = isDeepStrictEqual(fresh, clientTls) ? clientTls : fresh;
+    if (trust !== clientTls) {
+      upstream.setTls(trust);
+      applied.push('client tls');
+    }
+    tls = nextTls;
+    clientTls = trust;
+    // Restart-only fields (dataDir, sliceBytes, …) stay as they are in plan.edge.
+    fill.reconfigure(plan.config, plan.edge, trust);
+    if (changed('admin')) {
+      open.clear();
+      if (next.admin.openHealth) open.add('/health');
+      if (next.admin.openMetrics) open.add('/metrics');
+    }
+    if (changed('log.level')) logger.level = next.log.level;
+    last = { config: plan.config, edge: plan.edge };
+    return { applied, needsRestart: plan.needsRestart };
+  }
+
   return {
+    reload,
     publicApp,
     adminApp,
     cache,
@@ -285,6 +338,12 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       loop.stop();
     },
   };
+}
+
+/** New connections to `app` get this certificate, if it serves TLS (an https:// URL stays one until a restart). */
+function swapIfServing(app: FastifyInstance, m: TlsMaterial | undefined): void {
+  const server = listenerServer(app);
+  if (m !== undefined && server.tlsSerial !== undefined) swapCertificate(server, m);
 }
 
 /** Counts answers into /health's traffic stats and the metrics' tally. */

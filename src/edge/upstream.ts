@@ -107,20 +107,13 @@ export class Upstream {
   constructor(
     readonly target: UpstreamTarget,
     private readonly clock: Clock,
-    timeouts: UpstreamTimeouts = DEFAULT_TIMEOUTS,
-    connections = 32,
+    private readonly timeouts: UpstreamTimeouts = DEFAULT_TIMEOUTS,
+    private readonly connections = 32,
     private readonly opts: UpstreamOptions = {},
   ) {
     const route = (kind: Route['kind'], url: string): Route => {
       const base = new URL(url);
-      const pool = new Pool(base.origin, {
-        connections,
-        keepAliveTimeout: 30_000,
-        headersTimeout: timeouts.headersMs,
-        bodyTimeout: timeouts.bodyMs,
-        connect: { timeout: timeouts.connectMs, ...opts.tls },
-      });
-      return { kind, base, pool };
+      return { kind, base, pool: this.newPool(base, opts.tls) };
     };
     this.signing = target.signing;
     this.primary = route(target.kind, target.url);
@@ -139,6 +132,29 @@ export class Upstream {
   /** The parent breaker's state; undefined when misses go to the origin alone. */
   get breakerState(): BreakerState | undefined {
     return this.breaker?.state;
+  }
+
+  private newPool(base: URL, tls: ClientTls | undefined): Pool {
+    return new Pool(base.origin, {
+      connections: this.connections,
+      keepAliveTimeout: 30_000,
+      headersTimeout: this.timeouts.headersMs,
+      bodyTimeout: this.timeouts.bodyMs,
+      connect: { timeout: this.timeouts.connectMs, ...tls },
+    });
+  }
+
+  /**
+   * New connections trust and show these (reload: a re-issued certificate, another CA file);
+   * requests under way finish on the pools they started on, which then close.
+   */
+  setTls(tls: ClientTls | undefined): void {
+    for (const route of [this.primary, this.origin]) {
+      if (route === undefined) continue;
+      const old = route.pool;
+      route.pool = this.newPool(route.base, tls);
+      void old.close().catch(() => {});
+    }
   }
 
   /** Signs the next requests with these keys (reload); requests already sent keep their token. */

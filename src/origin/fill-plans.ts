@@ -51,6 +51,12 @@ export class FillPlans {
     return this.plan;
   }
 
+  /** The cluster file was reloaded (edges, pinned titles, fill settings): the next manifest asked for is planned afresh. */
+  reconfigure(config: ClusterConfig): void {
+    this.opts.config = config;
+    this.plan = undefined;
+  }
+
   manifestFor(edgeId: string): FillManifest | undefined {
     return this.current().manifests.get(edgeId);
   }

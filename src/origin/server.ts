@@ -6,8 +6,10 @@ import type { Registry } from 'prom-client';
 import { adminTokenFromEnv } from '../common/admin-auth.js';
 import { type Clock, type TimerHandle, systemClock } from '../common/clock.js';
 import { type ClusterConfig, listenAddress } from '../common/config.js';
-import { adminGuard, adminLimits, boundUrl, createApp, sendError } from '../common/http-app.js';
-import { loadServiceTls } from '../common/tls.js';
+import { adminGuard, adminLimits, boundUrl, createApp, listenerServer, sendError } from '../common/http-app.js';
+import { swapCertificate } from '../common/listener-server.js';
+import { type ReloadOutcome, changedFields } from '../common/reload.js';
+import { type TlsMaterial, loadServiceTls } from '../common/tls.js';
 import { LoopMonitor } from '../common/loop-monitor.js';
 import type { Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
@@ -59,6 +61,14 @@ export interface OriginServer {
   plays(): PlayStore;
   /** Who may read /o/: `auth.setSigning(config.signing)` swaps the keys (reload). */
   auth: OriginAuth;
+  /** The origin's metrics (the reloader counts its reloads here). */
+  registry: Registry;
+  /**
+   * Takes a reloaded cluster file (src/common/reload.ts): the certificates are read and checked
+   * first — a ConfigError then, and nothing changed — then keys, certificates, the edges and
+   * fill settings the plans are made for, the admin port's open paths, the log level.
+   */
+  reload(next: ClusterConfig): Promise<ReloadOutcome>;
 }
 
 const MANIFEST_TYPES = new Set(['application/vnd.apple.mpegurl', 'application/dash+xml']);
@@ -125,7 +135,10 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   for (const reason of ORIGIN_REFUSALS) metrics.refused.inc({ reason }, 0); // every series from the start, at 0
   // A loop over its delay budget for a sustained spell sheds public requests (503 + Retry-After).
   const loop = LoopMonitor.fromConfig(config.http, logger);
-  const tls = loadServiceTls(config.origin, 'origin');
+  let tls = loadServiceTls(config.origin, 'origin');
+  // The file the origin started with (what restart-only fields still are) and the one last applied.
+  const boot = config;
+  let last = config;
   const publicApp = createApp({ logger, requestLogLevel: 'debug', limits: config.http, overloaded: () => loop.overloaded, tls: tls.public });
   publicApp.addHook('onClose', async () => loop.stop());
   publicApp.addHook('onResponse', async (req, reply) => {
@@ -163,8 +176,12 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   // Admin port.
   const adminApp = createApp({ logger, limits: adminLimits(config.http), tls: tls.admin });
   const open = new Set<string>();
-  if (config.admin.openHealth) open.add('/health');
-  if (config.admin.openMetrics) open.add('/metrics');
+  const setOpenPaths = (c: ClusterConfig) => {
+    open.clear();
+    if (c.admin.openHealth) open.add('/health');
+    if (c.admin.openMetrics) open.add('/metrics');
+  };
+  setOpenPaths(config);
   adminApp.addHook('onRequest', adminGuard(open, opts.adminToken ?? adminTokenFromEnv()));
 
   adminApp.get('/health', async () => ({
@@ -210,9 +227,61 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   });
   adminApp.get('/v1/placements', async () => ({ placements: plans.current().placements }));
 
+  async function reload(next: ClusterConfig): Promise<ReloadOutcome> {
+    // Everything that can refuse the file, before anything changes.
+    const nextTls = loadServiceTls(next.origin, 'origin');
+    const needsRestart = changedFields(boot, next, {
+      'origin.url': (c) => c.origin.url,
+      'origin.adminUrl': (c) => c.origin.adminUrl,
+      'origin.dataDir': (c) => c.origin.dataDir,
+      // A listener option (requestCert), not a secure context's.
+      'origin.tls.requireClientCert': (c) => c.origin.tls?.requireClientCert ?? false,
+      http: (c) => c.http,
+    });
+    const applied = changedFields(last, next, {
+      signing: (c) => c.signing,
+      'origin.tls': (c) => c.origin.tls,
+      'origin.adminTls': (c) => c.origin.adminTls,
+      'origin.fill': (c) => c.origin.fill,
+      // The fill plans: which edges get a manifest, with what disk, and the titles each ISP pins.
+      edges: (c) => c.edges.map((e) => ({ id: e.id, isp: e.isp, url: e.url, diskBytes: e.diskBytes })),
+      isps: (c) => c.isps.map((i) => ({ id: i.id, pinnedTitles: i.pinnedTitles })),
+      admin: (c) => c.admin,
+      'log.level': (c) => c.log.level,
+    });
+    const note = (f: string) => {
+      if (!applied.includes(f)) applied.push(f);
+    };
+
+    if (applied.includes('signing')) auth.setSigning(next.signing);
+    // Certificates, re-issued in place or at a new path: new connections get them, open ones keep theirs.
+    if (needsRestart.includes('origin.tls.requireClientCert')) {
+      // The public listener keeps its certificate: a context without the CA under a listener
+      // that asks for client certificates would refuse every edge.
+      const i = applied.indexOf('origin.tls');
+      if (i >= 0) applied.splice(i, 1);
+      if (i >= 0 || nextTls.public?.serial !== tls.public?.serial) needsRestart.push('origin.tls');
+    } else {
+      if (nextTls.public?.serial !== tls.public?.serial) note('origin.tls');
+      swapIfServing(publicApp, nextTls.public);
+      tls = { ...tls, public: nextTls.public };
+    }
+    if (nextTls.admin?.serial !== tls.admin?.serial) note('origin.adminTls');
+    swapIfServing(adminApp, nextTls.admin);
+    tls = { ...tls, admin: nextTls.admin };
+    // Manifests keep naming the origin's URL as it listens, until a restart.
+    plans.reconfigure({ ...next, origin: { ...next.origin, url: boot.origin.url } });
+    if (applied.includes('admin')) setOpenPaths(next);
+    if (applied.includes('log.level')) logger.level = next.log.level;
+    last = next;
+    return { applied, needsRestart };
+  }
+
   return {
     publicApp,
     adminApp,
+    registry,
+    reload,
     async start() {
       // A fresh origin has no data folder yet; plays.json will be written into it.
       await mkdir(dataDir, { recursive: true });
@@ -248,4 +317,10 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
       return playStore;
     },
   };
+}
+
+/** New connections to `app` get this certificate, if it serves TLS (an https:// URL stays one until a restart). */
+function swapIfServing(app: FastifyInstance, m: TlsMaterial | undefined): void {
+  const server = listenerServer(app);
+  if (m !== undefined && server.tlsSerial !== undefined) swapCertificate(server, m);
 }

@@ -57,5 +57,11 @@ export interface StatsBody {
   /** A /health read (not the fill's poll): the event-loop delay's window starts again after it. */
   resetLoopDelay: boolean;
 }
+/**
+ * Call primary → worker: take this cluster file (reload), validated by the primary already;
+ * reply ReloadOutcome. A worker not started yet answers with nothing taken: its INIT reply
+ * carries the configuration the primary holds by then.
+ */
+export const RELOAD = 'reload';
 /** Call primary → worker: drain and exit. */
 export const DRAIN = 'drain';

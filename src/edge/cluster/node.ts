@@ -1,14 +1,17 @@
 import { type AddressInfo, createServer } from 'node:net';
+import { isDeepStrictEqual } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { adminTokenFromEnv } from '../../common/admin-auth.js';
 import { systemClock, type Clock } from '../../common/clock.js';
 import type { ClusterConfig, EdgeConfig } from '../../common/config.js';
 import { listenAddress } from '../../common/config.js';
-import { adminGuard, adminLimits, createApp } from '../../common/http-app.js';
+import { adminGuard, adminLimits, createApp, listenerServer } from '../../common/http-app.js';
+import { swapCertificate } from '../../common/listener-server.js';
+import type { ReloadOutcome } from '../../common/reload.js';
 import type { Logger } from '../../common/logger.js';
 import { createRegistry } from '../../common/metrics.js';
-import { clusterClientTls, loadServiceTls } from '../../common/tls.js';
+import { type ClientTls, type ServiceTlsMaterial, clusterClientTls, loadServiceTls } from '../../common/tls.js';
 import { VERSION } from '../../common/version.js';
 import { DiskTier, type DiskEvent, type PreparedSlice, type Representation } from '../disk-tier.js';
 import { EdgeMetrics } from '../edge-metrics.js';
@@ -16,12 +19,13 @@ import { FillAgent } from '../fill-agent.js';
 import { newSeenPlays, registerPlaysRoute } from '../play-seen-routes.js';
 import { registerAdminRoutes } from '../routes/admin-routes.js';
 import { registerFillRoutes } from '../routes/fill-routes.js';
+import { type EdgeView, noteCertificates, planEdgeReload, withEdge } from '../reload-plan.js';
 import { type EdgeHealth, type EdgeStatus, fillHealth } from '../edge-health.js';
 import { ClaimTable, type ClaimVerdict } from './claim-table.js';
 import * as M from './messages.js';
 import { type NodeHealth, mergeHealth } from './node-health.js';
 import { type MetricData, type WorkerScrape, monotonicOnly, nodeMetricsText } from './node-metrics.js';
-import type { Rpc } from './rpc.js';
+import { type Rpc, RpcClosed } from './rpc.js';
 import { Supervisor } from './supervisor.js';
 
 /** What a worker answers to STATS. */
@@ -56,6 +60,9 @@ async function resolvePort(addr: { host: string; port: number }): Promise<{ host
 /** How long /health and /metrics wait for a worker before leaving it out. */
 const STATS_TIMEOUT_MS = 2000;
 
+/** How long a reload waits for each worker's answer. */
+const RELOAD_TIMEOUT_MS = 10_000;
+
 /**
  * An edge node of several worker processes (`reelcdn edge --workers N`, N ≥ 2). This primary
  * holds what the node has once: the disk tier (the workers hold replicas of its index and commit
@@ -71,10 +78,18 @@ export class EdgeNode {
   private readonly claims = new ClaimTable();
   private readonly fill: FillAgent;
   private readonly seen = newSeenPlays();
-  private readonly registry;
+  /** The primary's own series (disk, fill, reloads); /metrics adds the workers'. */
+  readonly registry;
   private readonly metrics: EdgeMetrics;
   private readonly supervisor: Supervisor;
-  private readonly adminApp: FastifyInstance;
+  /** The admin port (routes may be added before start: POST /reload). */
+  readonly adminApp: FastifyInstance;
+  /** The file the node started with (what restart-only fields still are) and the one last applied. */
+  private readonly boot: EdgeView;
+  private last: EdgeView;
+  private tls: ServiceTlsMaterial;
+  private clientTls: ClientTls | undefined;
+  private readonly openPaths = new Set<string>();
   /** Workers that received their disk snapshot: they get every later disk event. */
   private readonly replicas = new Map<number, Rpc>();
   private readonly startedAt: number;
@@ -100,6 +115,10 @@ export class EdgeNode {
     this.registry = createRegistry('edge', edge.id);
     // The primary serves the admin port and runs the fill; each worker reads the public port's certificate itself.
     const tls = loadServiceTls(edge, `edges[${config.edges.indexOf(edge)}]`);
+    this.tls = tls;
+    this.clientTls = clusterClientTls(config, tls.identity);
+    this.boot = { config, edge };
+    this.last = this.boot;
     this.disk = new DiskTier({
       dir: edge.dataDir,
       capacityBytes: edge.diskBytes,
@@ -121,7 +140,7 @@ export class EdgeNode {
       clock: this.clock,
       logger: this.logger,
       adminToken: opts.adminToken ?? adminTokenFromEnv(),
-      tls: clusterClientTls(config, tls.identity),
+      tls: this.clientTls,
       // Fill yields to clients: the workers' loops say when they are busy.
       busy: () => this.lastLoopDelayMs > 40,
       onBytes: (source, bytes) => this.metrics.fillBytes.inc({ source }, bytes),
@@ -153,10 +172,8 @@ export class EdgeNode {
     });
 
     this.adminApp = createApp({ logger: this.logger, requestLogLevel: 'debug', limits: adminLimits(config.http), tls: tls.admin, http2: true });
-    const open = new Set<string>();
-    if (config.admin.openHealth) open.add('/health');
-    if (config.admin.openMetrics) open.add('/metrics');
-    this.adminApp.addHook('onRequest', adminGuard(open, opts.adminToken));
+    this.setOpenPaths(config);
+    this.adminApp.addHook('onRequest', adminGuard(this.openPaths, opts.adminToken));
     registerAdminRoutes(
       this.adminApp,
       {
@@ -175,9 +192,10 @@ export class EdgeNode {
     rpc.handle(M.INIT, (): M.InitReply => {
       // From this snapshot on, the worker gets every disk event: nothing is missed in between.
       this.replicas.set(index, rpc);
+      // The configuration as last reloaded, not as at boot: a worker restarted since works like the others.
       return {
-        config: this.opts.config,
-        edge: this.opts.edge,
+        config: withEdge(this.last.config, this.last.edge),
+        edge: this.last.edge,
         worker: index,
         workers: this.opts.workers,
         publicListen: this.publicListen!,
@@ -289,7 +307,7 @@ export class EdgeNode {
         fill: fillHealth(this.fill.progress()),
         upstream: { url: workers.find((w) => w.stats)?.stats?.health.upstream.url ?? this.opts.config.origin.url, inflightSlices: 0 },
         draining: this.draining,
-        maxConnections: this.opts.config.steering.thresholds.maxConnections,
+        maxConnections: this.last.config.steering.thresholds.maxConnections,
       },
       this.allSlots(workers).map((w) => ({ worker: w.index, pid: w.pid, restarts: w.restarts, health: w.stats?.health })),
     );
@@ -333,6 +351,59 @@ export class EdgeNode {
       objects: Math.max(disk.objects, ...answers.map((a) => a.objects)),
       bytes: disk.bytes + answers.reduce((n, a) => n + a.bytes, 0),
     };
+  }
+
+  private setOpenPaths(config: ClusterConfig): void {
+    this.openPaths.clear();
+    if (config.admin.openHealth) this.openPaths.add('/health');
+    if (config.admin.openMetrics) this.openPaths.add('/metrics');
+  }
+
+  /**
+   * Takes a reloaded cluster file: checked once here (every certificate of the node, the
+   * workers' public one too), so a file that does not validate changes nothing anywhere; then
+   * the primary's part (admin certificate, fill, open paths) and every live worker's (keys,
+   * public certificate, upstream trust), the outcome once each worker has answered. A worker
+   * started later is given this configuration (INIT), not the boot one.
+   */
+  async reload(next: ClusterConfig): Promise<ReloadOutcome> {
+    const plan = planEdgeReload(this.boot, this.last, next);
+    const tls = loadServiceTls(plan.edge, plan.field);
+    const fresh = clusterClientTls(next, tls.identity);
+
+    noteCertificates(plan, this.tls, tls, true);
+    const admin = listenerServer(this.adminApp);
+    if (tls.admin !== undefined && admin.tlsSerial !== undefined) swapCertificate(admin, tls.admin);
+    const trust = isDeepStrictEqual(fresh, this.clientTls) ? this.clientTls : fresh;
+    if (trust !== this.clientTls) plan.applied.push('client tls');
+    this.tls = tls;
+    this.clientTls = trust;
+    this.fill.reconfigure(plan.config, plan.edge, trust);
+    if (plan.applied.includes('admin')) this.setOpenPaths(next);
+    if (plan.applied.includes('log.level')) this.logger.level = next.log.level;
+    this.last = { config: plan.config, edge: plan.edge };
+
+    const failures: string[] = [];
+    const applied = new Set(plan.applied);
+    const needsRestart = new Set(plan.needsRestart);
+    await Promise.all(
+      this.supervisor.live().map(async (w) => {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${RELOAD_TIMEOUT_MS} ms`)), RELOAD_TIMEOUT_MS)));
+        try {
+          const o = await Promise.race([w.rpc.call<ReloadOutcome>(M.RELOAD, next), late]);
+          for (const f of o.applied) applied.add(f);
+          for (const f of o.needsRestart) needsRestart.add(f);
+        } catch (err) {
+          // A worker that died meanwhile is restarted with this configuration: nothing lost.
+          if (!(err instanceof RpcClosed)) failures.push(`worker ${w.index}: ${(err as Error).message}`);
+        } finally {
+          clearTimeout(timer);
+        }
+      }),
+    );
+    if (failures.length > 0) throw new Error(`the primary took the new configuration, but ${failures.join('; ')}`);
+    return { applied: [...applied], needsRestart: [...needsRestart] };
   }
 
   /** Drains: workers finish their answers and exit, then the fill and the admin port stop. */

@@ -1,4 +1,6 @@
+import type { ClusterConfig } from '../../common/config.js';
 import { createLogger, type Logger } from '../../common/logger.js';
+import type { ReloadOutcome } from '../../common/reload.js';
 import { DiskTier, type DiskEvent, type WriteOutcome } from '../disk-tier.js';
 import type { SliceClaims } from '../edge-cache.js';
 import { SeenPlays } from '../play-seen.js';
@@ -68,6 +70,16 @@ export async function runWorker(): Promise<void> {
   rpc.handle(M.DRAIN, () => drain('primary asked'));
   process.on('SIGTERM', () => void drain('SIGTERM'));
   process.on('SIGINT', () => void drain('SIGINT'));
+  // Reloads come from the primary (RELOAD), which validates the file once for the node. A
+  // SIGHUP to the whole process group must not end a worker (Node's default for it).
+  process.on('SIGHUP', () => {});
+  // A reload that arrives before this worker's server exists is taken as soon as it does.
+  let pendingReload: ClusterConfig | undefined;
+  rpc.handle(M.RELOAD, (next: ClusterConfig): ReloadOutcome | Promise<ReloadOutcome> => {
+    if (server) return server.reload(next);
+    pendingReload = next;
+    return { applied: [], needsRestart: [] };
+  });
   process.on('disconnect', () => {
     rpc.close();
     void drain('primary gone');
@@ -124,6 +136,10 @@ export async function runWorker(): Promise<void> {
     worker: { disk, claims, seenPlays: new ForwardedSeenPlays((id) => plays.push(id)) },
   });
   const s = server;
+  if (pendingReload) {
+    await s.reload(pendingReload).catch((err: Error) => logger?.error({ err: err.message }, 'worker could not take the reloaded configuration'));
+    pendingReload = undefined;
+  }
 
   rpc.on(M.ADOPT, (key: string) => s.cache.adoptFromDisk(key));
   rpc.handle(M.PURGE, (b: M.PurgeBody) => s.cache.purge(b.title, b.file));
