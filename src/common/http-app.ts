@@ -101,13 +101,10 @@ export function createApp(opts: AppOptions): FastifyInstance {
       return;
     }
     if (overloaded?.()) {
-      reply
-        .code(503)
-        .headers(opts.frameworkErrorHeaders ?? {})
-        .header('retry-after', retryAfter)
-        .header('connection', 'close')
-        .type('text/plain; charset=utf-8')
-        .send('overloaded\n');
+      reply.code(503).headers(opts.frameworkErrorHeaders ?? {}).header('retry-after', retryAfter);
+      // HTTP/2 has no Connection header (node drops it with a warning): the stream just ends.
+      if (req.raw.httpVersionMajor === 1) reply.header('connection', 'close');
+      reply.type('text/plain; charset=utf-8').send('overloaded\n');
       return;
     }
     done();
