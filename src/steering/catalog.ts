@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Agent, request } from 'undici';
 import type { ClientTls } from '../common/tls.js';
+import { SwappableAgent } from '../common/swappable-agent.js';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
@@ -93,7 +94,7 @@ export class CatalogSource {
   private refreshing: Promise<CatalogView | undefined> | undefined;
   private lastAttempt = -Infinity;
   private timer: ReturnType<Clock['setTimeout']> | undefined;
-  private readonly dispatcher: Agent;
+  private readonly dispatcher: SwappableAgent;
   private readonly manifests: LRUCache<string, string>;
   private stopped = false;
   private signing: OriginSigner;
@@ -101,7 +102,7 @@ export class CatalogSource {
   constructor(private readonly opts: CatalogSourceOptions) {
     this.signing = opts.signing;
     const timeout = opts.timeoutMs ?? 3000;
-    this.dispatcher = new Agent({ connections: 16, headersTimeout: timeout, bodyTimeout: timeout, connect: { timeout, ...opts.tls } });
+    this.dispatcher = new SwappableAgent((tls) => new Agent({ connections: 16, headersTimeout: timeout, bodyTimeout: timeout, connect: { timeout, ...tls } }), opts.tls);
     this.manifests = new LRUCache<string, string>({
       maxSize: opts.manifestCacheBytes ?? 64 * 1024 * 1024,
       sizeCalculation: (v) => Math.max(1, v.length),
@@ -117,6 +118,11 @@ export class CatalogSource {
   /** Signs the next manifest fetches with these keys (reload). */
   setSigning(signing: OriginSigner): void {
     this.signing = signing;
+  }
+
+  /** New connections to the origin trust these CAs and show this certificate (reload). */
+  setTls(tls: ClientTls | undefined): void {
+    this.dispatcher.setTls(tls);
   }
 
   /** The current catalog, if one was ever loaded. */

@@ -38,7 +38,8 @@ export interface DashboardOptions {
   app: FastifyInstance;
   /** The admin guard's open paths: the page and its assets are added (they must load before login). */
   openPaths: Set<string>;
-  config: ClusterConfig;
+  /** The cluster file, or how to read the current one (it changes on reload). */
+  config: ClusterConfig | (() => ClusterConfig);
   clock: Clock;
   logger: Logger;
   adminToken: string | undefined;
@@ -69,10 +70,11 @@ interface OriginView {
  * this adds a poll of the origin's /health and a one-hour in-memory history.
  */
 export function registerDashboard(o: DashboardOptions): void {
-  const { app, config, clock, logger } = o;
-  const sampleMs = o.sampleMs ?? Math.min(5000, Math.max(1000, 4 * config.steering.healthIntervalMs));
+  const { app, clock, logger } = o;
+  const current = typeof o.config === 'function' ? o.config : () => o.config as ClusterConfig;
+  const sampleMs = o.sampleMs ?? Math.min(5000, Math.max(1000, 4 * current().steering.healthIntervalMs));
   const history = new DashboardHistory();
-  watchEdgeHealth(o.registry, config.edges, () => o.health.snapshot());
+  watchEdgeHealth(o.registry, () => current().edges, () => o.health.snapshot());
 
   o.openPaths.add('/dashboard');
   o.openPaths.add('/dashboard/');
@@ -88,7 +90,7 @@ export function registerDashboard(o: DashboardOptions): void {
     const now = clock.now();
     const mono = clock.monotonic();
     try {
-      const res = await request(`${config.origin.adminUrl}/health`, { headers, dispatcher: o.dispatcher, headersTimeout: 1000, bodyTimeout: 1000, signal: AbortSignal.timeout(1500) });
+      const res = await request(`${current().origin.adminUrl}/health`, { headers, dispatcher: o.dispatcher, headersTimeout: 1000, bodyTimeout: 1000, signal: AbortSignal.timeout(1500) });
       const body = (await res.body.json()) as { served?: { bytes?: unknown; requests?: unknown } };
       if (res.statusCode !== 200 || typeof body.served?.bytes !== 'number') throw new Error(`HTTP ${res.statusCode}`);
       const bytes = body.served.bytes;
@@ -105,7 +107,7 @@ export function registerDashboard(o: DashboardOptions): void {
   };
 
   const edgeSamples = (): EdgeSample[] =>
-    config.edges.map((e) => {
+    current().edges.map((e) => {
       const h = o.health.get(e.id)!;
       const r = h.lastReport as (Record<string, unknown> & { bytesPerSec?: number }) | undefined;
       return { id: e.id, isp: e.isp, state: h.state, tiers: asTierCounts(r?.byTier), bytesPerSec: isEligible(h) ? (r?.bytesPerSec ?? 0) : 0 };
@@ -144,6 +146,7 @@ export function registerDashboard(o: DashboardOptions): void {
     if (since !== undefined && !Number.isFinite(since)) return sendError(reply, 400, 'since must be a number (ms since the epoch)');
     const snap = o.health.snapshot();
     const now = clock.now();
+    const config = current();
 
     const isps = new Map<string, { id: string; edges: string[]; up: number; tiers: TierCounts }>();
     const cluster = emptyTiers();

@@ -2,6 +2,8 @@ import { systemClock } from '../common/clock.js';
 import type { ClusterConfig } from '../common/config.js';
 import { drainOnSignal } from '../common/http-app.js';
 import { createLogger } from '../common/logger.js';
+import { createRegistry } from '../common/metrics.js';
+import { Reloader, onSighup, registerReloadRoute } from '../common/reload.js';
 import { createSteeringServer } from './server.js';
 
 export interface SteeringRunOptions {
@@ -19,7 +21,14 @@ export interface SteeringRunOptions {
  */
 export async function runSteering(config: ClusterConfig, run: SteeringRunOptions = {}, configPath?: string): Promise<void> {
   const logger = createLogger('steering', config.log.level);
-  const server = createSteeringServer({ config, logger, clock: systemClock, listen: run.listen, publicUrl: config.steering.url });
+  const registry = createRegistry('steering');
+  const server = createSteeringServer({ config, logger, registry, clock: systemClock, listen: run.listen, publicUrl: config.steering.url, followLogLevel: true });
+  if (configPath !== undefined) {
+    // Before listening: routes cannot be added later, and a SIGHUP during the start must not kill us.
+    const reloader = new Reloader({ configPath, logger, apply: (next) => server.reload(next), registry });
+    registerReloadRoute(server.adminApp, reloader);
+    onSighup(reloader);
+  }
   await server.start();
   drainOnSignal(logger, () => server.close());
 }

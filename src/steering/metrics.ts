@@ -40,7 +40,12 @@ export function healthReasonKind(reason: string): HealthReasonKind {
  * `reelcdn_steering_edge_health_reason{edge,isp,reason}`: 1 for the reason of each edge's
  * current state, 0 for the other reasons; sampled from the poller's snapshot on scrape.
  */
-export function watchEdgeHealth(registry: Registry, edges: readonly { id: string; isp: string }[], snapshot: () => ReadonlyMap<string, EdgeHealth>): void {
+export function watchEdgeHealth(
+  registry: Registry,
+  edges: readonly { id: string; isp: string }[] | (() => readonly { id: string; isp: string }[]),
+  snapshot: () => ReadonlyMap<string, EdgeHealth>,
+): void {
+  const current = typeof edges === 'function' ? edges : () => edges;
   new Gauge({
     name: 'reelcdn_steering_edge_health_reason',
     help: `Why each edge is in its state, as steering sees it: 1 for the current reason (${HEALTH_REASONS.join(', ')}), 0 for the others`,
@@ -48,7 +53,9 @@ export function watchEdgeHealth(registry: Registry, edges: readonly { id: string
     registers: [registry],
     collect() {
       const snap = snapshot();
-      for (const e of edges) {
+      // Only the edges configured now: one a reload removed has no series left.
+      this.reset();
+      for (const e of current()) {
         const h = snap.get(e.id);
         const now = h ? healthReasonKind(h.reason) : 'not_polled';
         for (const r of HEALTH_REASONS) this.set({ edge: e.id, isp: e.isp, reason: r }, r === now ? 1 : 0);

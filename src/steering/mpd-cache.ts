@@ -52,10 +52,12 @@ interface FetchContext {
 export class MpdCache {
   private readonly cache: LRUCache<string, Entry, FetchContext>;
   private readonly outcomes: Counter<'outcome'> | undefined;
+  private periodSec: number;
   /** Counts by outcome, for tests and /health. */
   readonly stats: Record<Outcome, number> = { hit: 0, stale: 0, miss: 0 };
 
   constructor(private readonly opts: MpdCacheOptions) {
+    this.periodSec = opts.periodSec;
     this.cache = new LRUCache<string, Entry, FetchContext>({
       maxSize: opts.maxBytes,
       sizeCalculation: (v) => Math.max(1, v.size),
@@ -84,7 +86,7 @@ export class MpdCache {
    * `sign(file, sec)` is the signed query of a file at a given second.
    */
   async signed(key: MpdKey, keyId: string, nowSec: number, text: () => Promise<string>, sign: (file: string, sec: number) => string): Promise<SignedMpd> {
-    const period = this.opts.periodSec;
+    const period = this.periodSec;
     const start = Math.floor(nowSec / period) * period;
     const k = (s: number) => JSON.stringify(['signed', key.title, key.file, key.digest, s, keyId]);
     const context: FetchContext = { text, sign };
@@ -98,6 +100,11 @@ export class MpdCache {
     const fresh = await this.cache.fetch(k(start), { context });
     if (!fresh) throw new Error('MPD cache: fetch gave nothing');
     return this.count('miss', fresh as SignedMpd);
+  }
+
+  /** Plays from now on share tokens over periods of this length (signing.ttlSeconds changed on reload). */
+  setPeriodSec(periodSec: number): void {
+    this.periodSec = periodSec;
   }
 
   private count(outcome: Outcome, v: SignedMpd): SignedMpd {

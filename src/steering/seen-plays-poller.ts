@@ -1,4 +1,5 @@
 import { Agent, request } from 'undici';
+import { SwappableAgent } from '../common/swappable-agent.js';
 import type { ClientTls } from '../common/tls.js';
 import type { Clock } from '../common/clock.js';
 import type { EdgeConfig } from '../common/config.js';
@@ -39,12 +40,45 @@ export interface SeenPlaysPollerOptions {
  */
 export class SeenPlaysPoller {
   private readonly cursors = new Map<string, { instance: string; next: number }>();
-  private readonly rounds: Periodic;
+  private rounds: Periodic;
+  private running = false;
+  private edges: readonly EdgeConfig[];
+  private intervalMs: number;
   /** Failed reads since start (an old edge without /plays, a dead edge). */
   failures = 0;
 
   constructor(private readonly opts: SeenPlaysPollerOptions) {
-    this.rounds = new Periodic(opts.clock, opts.intervalMs, () => Promise.all(opts.edges.map((e) => this.pollEdge(e))));
+    this.edges = opts.edges;
+    this.intervalMs = opts.intervalMs;
+    this.rounds = this.newRounds();
+  }
+
+  private newRounds(): Periodic {
+    return new Periodic(this.opts.clock, this.intervalMs, () => Promise.all(this.edges.map((e) => this.pollEdge(e))));
+  }
+
+  /**
+   * The edges of a reloaded cluster file: a new one is read from the next round (its ids wait
+   * in its ring), a removed one is no longer read and its cursor is forgotten, and one whose
+   * admin URL changed starts its cursor over (another process, another ring).
+   */
+  setEdges(edges: readonly EdgeConfig[]): void {
+    const next = new Map(edges.map((e) => [e.id, e]));
+    for (const e of this.edges) {
+      const now = next.get(e.id);
+      if (now === undefined || now.adminUrl !== e.adminUrl) this.cursors.delete(e.id);
+    }
+    this.edges = edges;
+  }
+
+  /** A new read interval: the round under way finishes, the next ones come at the new pace. */
+  async setIntervalMs(intervalMs: number): Promise<void> {
+    if (intervalMs === this.intervalMs) return;
+    this.intervalMs = intervalMs;
+    const old = this.rounds;
+    this.rounds = this.newRounds();
+    await old.stop();
+    if (this.running) this.rounds.start();
   }
 
   pollOnce(): Promise<void> {
@@ -75,17 +109,27 @@ export class SeenPlaysPoller {
   }
 
   start(): void {
+    this.running = true;
     this.rounds.start();
   }
 
   stop(): Promise<void> {
+    this.running = false;
     return this.rounds.stop();
   }
 }
 
 /** The real fetcher: GET {adminUrl}/plays?since=N with the admin token; a malformed answer is an error. */
-export function undiciSeenPlaysFetcher(opts: { timeoutMs: number; adminToken?: string; tls?: ClientTls }): { fetcher: SeenPlaysFetcher; close: () => Promise<void> } {
-  const dispatcher = new Agent({ connections: 2, keepAliveTimeout: 30_000, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs, connect: { timeout: opts.timeoutMs, ...opts.tls } });
+export function undiciSeenPlaysFetcher(opts: { timeoutMs: number; adminToken?: string; tls?: ClientTls }): {
+  fetcher: SeenPlaysFetcher;
+  close: () => Promise<void>;
+  /** The cluster's CAs and our certificate after a reload (new connections use them). */
+  setTls: (tls: ClientTls | undefined) => void;
+} {
+  const dispatcher = new SwappableAgent(
+    (tls) => new Agent({ connections: 2, keepAliveTimeout: 30_000, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs, connect: { timeout: opts.timeoutMs, ...tls } }),
+    opts.tls,
+  );
   const headers: Record<string, string> = { accept: 'application/json' };
   if (opts.adminToken) headers.authorization = `Bearer ${opts.adminToken}`;
   const fetcher: SeenPlaysFetcher = async (edge, since) => {
@@ -96,7 +140,7 @@ export function undiciSeenPlaysFetcher(opts: { timeoutMs: number; adminToken?: s
     if (!answer) throw new Error('not a /plays answer');
     return answer;
   };
-  return { fetcher, close: () => dispatcher.close() };
+  return { fetcher, close: () => dispatcher.close(), setTls: (tls) => void dispatcher.setTls(tls) };
 }
 
 function asAnswer(body: unknown): SeenPlaysAnswer | undefined {

@@ -6,22 +6,25 @@ import { adminTokenFromEnv } from '../common/admin-auth.js';
 import { type Clock, systemClock } from '../common/clock.js';
 import { type ClusterConfig, type EdgeConfig, listenAddress } from '../common/config.js';
 import { CORS_HEADERS, CORS_PREFLIGHT_HEADERS } from '../common/cors.js';
-import { adminGuard, adminLimits, boundUrl, createApp, sendError } from '../common/http-app.js';
-import { clusterClientTls, loadServiceTls } from '../common/tls.js';
+import { adminGuard, adminLimits, boundUrl, createApp, listenerServer, sendError } from '../common/http-app.js';
+import { swapCertificate } from '../common/listener-server.js';
+import type { ReloadOutcome } from '../common/reload.js';
+import { SwappableAgent } from '../common/swappable-agent.js';
+import { type TlsMaterial, clusterClientTls, loadServiceTls } from '../common/tls.js';
 import { LoopMonitor } from '../common/loop-monitor.js';
 import type { Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
 import { PLAY_QUERY_PARAM, newPlayId, parsePlayId } from '../common/play-id.js';
 import { contentTypeFor } from '../common/mime.js';
 import { isValidTitle, parseObjectPath } from '../common/paths.js';
-import { Ring } from '../common/ring.js';
+import type { Ring } from '../common/ring.js';
 import { signQuery } from '../common/signing.js';
 import { TRACE_QUERY_PARAM, childTraceparent, requestTraceparent } from '../common/trace.js';
 import { CatalogSource, OriginUnavailableError } from './catalog.js';
 import { clientAddress } from './client-address.js';
 import { renderMpd } from './dash-rewrite.js';
 import { registerDashboard } from './dashboard-routes.js';
-import { isEligible, isLastResort } from './health.js';
+import { type EdgeHealth, isEligible, isLastResort } from './health.js';
 import { type HealthFetcher, HealthPoller, undiciHealthFetcher } from './health-poller.js';
 import { Holdings } from './holdings.js';
 import { isMultivariant, rewriteMedia, rewriteMultivariant } from './hls-rewrite.js';
@@ -31,10 +34,10 @@ import { MpdCache, tokenPeriodSec } from './mpd-cache.js';
 import { PlayGate } from './play-gate.js';
 import { PlayReporter, type PlayRecord } from './play-reporter.js';
 import { playerRoutes } from './player-routes.js';
-import { buildIspTable, buildPrefixSet } from './prefix-table.js';
 import { rankEdges, spreadKeyOf } from './ranking.js';
 import { type SeenPlaysFetcher, SeenPlaysPoller, undiciSeenPlaysFetcher } from './seen-plays-poller.js';
 import { buildSteeringManifest, steeringManifestUrl } from './steer-manifest.js';
+import { type Topology, buildTopology, steeringChanges } from './topology.js';
 
 export interface ListenOverride {
   host: string;
@@ -70,6 +73,8 @@ export interface SteeringServerOptions {
   plays?: { flushMs?: number; batchSize?: number; maxBuffered?: number; minBackoffMs?: number; maxBackoffMs?: number };
   /** Edges that hold a title (from fill manifests): ranked first. Absent: ring order only. */
   holders?: (title: string) => ReadonlySet<string> | undefined;
+  /** A reload sets the logger's level from `log.level` (the process's own logger, not a test's shared one). */
+  followLogLevel?: boolean;
 }
 
 export interface SteeringServer {
@@ -81,10 +86,18 @@ export interface SteeringServer {
   close(): Promise<void>;
   /** Health poller (snapshots, pollOnce for tests). */
   health: HealthPoller;
-  /** The ring over every configured edge. */
-  ring: Ring;
+  /** The ring over every configured edge (the current topology's). */
+  readonly ring: Ring;
   plays: PlayReporter;
   catalog: CatalogSource;
+  /** What requests are decided with now; a reload replaces it whole. */
+  topology(): Topology;
+  /**
+   * Takes a reloaded, validated cluster file: checks its certificates and prefix lists first
+   * (a ConfigError naming the field changes nothing), then swaps edges, prefixes, ISPs,
+   * thresholds, keys and certificates in; what needs a restart is reported, not taken.
+   */
+  reload(next: ClusterConfig): Promise<ReloadOutcome>;
 }
 
 /** The decision for one client and title. */
@@ -102,17 +115,14 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   const adminToken = opts.adminToken ?? adminTokenFromEnv();
   const st = config.steering;
 
-  const ispTable = buildIspTable(config.isps);
-  const trusted = st.trustedProxies.length > 0 ? buildPrefixSet(st.trustedProxies) : undefined;
-  const edgesById = new Map(config.edges.map((e) => [e.id, e]));
-  const ring = new Ring(config.edges.map((e) => e.id));
-  const retryAfter = String(Math.max(1, Math.ceil((st.healthIntervalMs * st.upAfter) / 1000)));
+  // Everything a request is decided with, from one cluster file: swapped whole by reload.
+  let topology = buildTopology(config);
   let publicUrl = opts.publicUrl ?? st.url;
   // Certificates of our listeners (a bad file stops the start here), and what we trust and show as a client.
-  const tls = loadServiceTls(st, 'steering');
+  let tls = loadServiceTls(st, 'steering');
   const clientTls = clusterClientTls(config, tls.identity);
   // Plays and the dashboard's origin poll: a few requests a second to the origin's admin port.
-  const originAdmin = new Agent({ connections: 4, keepAliveTimeout: 30_000, connect: { timeout: 5000, ...clientTls } });
+  const originAdmin = new SwappableAgent((t) => new Agent({ connections: 4, keepAliveTimeout: 30_000, connect: { timeout: 5000, ...t } }), clientTls);
 
   const catalog = new CatalogSource({
     originUrl: config.origin.url,
@@ -163,8 +173,8 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     ? undefined
     : undiciSeenPlaysFetcher({ timeoutMs: opts.healthTimeoutMs ?? Math.min(1000, st.healthIntervalMs), adminToken, tls: clientTls });
   const seenPlays = new SeenPlaysPoller({
-    edges: config.edges,
-    intervalMs: st.healthIntervalMs,
+    edges: topology.edges,
+    intervalMs: topology.healthIntervalMs,
     clock,
     logger,
     fetcher: opts.seenPlaysFetcher ?? realSeenFetcher!.fetcher,
@@ -177,7 +187,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       }
     },
   });
-  for (const e of config.edges) metrics.edgeState.set({ edge: e.id, isp: e.isp }, EDGE_STATE_VALUE.unknown);
+  for (const e of topology.edges) metrics.edgeState.set({ edge: e.id, isp: e.isp }, EDGE_STATE_VALUE.unknown);
 
   const realFetcher = opts.healthFetcher
     ? undefined
@@ -195,14 +205,16 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   };
   const holdings = new Holdings();
   const health = new HealthPoller({
-    edges: config.edges,
-    params: { downAfter: st.downAfter, upAfter: st.upAfter, thresholds: st.thresholds },
-    intervalMs: st.healthIntervalMs,
+    edges: topology.edges,
+    params: topology.healthParams,
+    intervalMs: topology.healthIntervalMs,
     clock,
     logger,
     fetcher: opts.healthFetcher ?? realFetcher!.fetcher,
     onPoll: (edgeId, result, h) => {
-      const edge = edgesById.get(edgeId)!;
+      // The poller reports only edges of the current file (it drops what a reload removed).
+      const edge = topology.edgesById.get(edgeId);
+      if (edge === undefined) return;
       metrics.edgeState.set({ edge: edgeId, isp: edge.isp }, EDGE_STATE_VALUE[h.state]);
       metrics.pollLatency.observe({ edge: edgeId, outcome: result.ok ? 'ok' : 'error' }, result.latencyMs / 1000);
       if (result.ok) holdings.update(edgeId, Array.isArray(result.report.fill?.heldTitles) ? result.report.fill.heldTitles : undefined);
@@ -211,10 +223,11 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     },
   });
 
-  const decide = (req: FastifyRequest, title: string): Decision => {
-    const addr = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trusted);
-    const isp = ispTable.lookup(addr) ?? config.defaultIsp;
-    const input = { title, isp, edgesById, ring, eligible, holders: opts.holders ? opts.holders(title) : holdings.holders(title), spreadKey: spreadKeyOf(addr) };
+  const decide = (req: FastifyRequest, topo: Topology, title: string): Decision => {
+    const addr = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], topo.trusted);
+    const isp = topo.ispTable.lookup(addr) ?? topo.defaultIsp;
+    const holders = opts.holders ? opts.holders(title) : holdings.holders(title);
+    const input = { title, isp, edgesById: topo.edgesById, ring: topo.ring, eligible, holders, spreadKey: spreadKeyOf(addr) };
     let edges = rankEdges(input);
     // Every edge failing its misses (the origin down) still serves what it holds: better than a 503.
     if (edges.length === 0 && lastResort.size > 0) edges = rankEdges({ ...input, eligible: lastResort });
@@ -223,18 +236,22 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
 
   const signedPath = (title: string, file: string) => `/c/${title}/${file}`;
   // Tokens depend on (path, whole second): memoised so a hot title signs once a second, not per request.
-  const tokenCache = new Map<string, { sec: number; query: string }>();
-  const signedQueryFor = (title: string, file: string) => {
+  // A reload with other keys replaces the map (a token of the old active key is never handed out after it).
+  let tokenCache = new Map<string, { sec: number; query: string }>();
+  const signedQueryFor = (topo: Topology, title: string, file: string) => {
     const path = signedPath(title, file);
     const sec = Math.floor(clock.now() / 1000);
-    const hit = tokenCache.get(path);
+    const cache = tokenCache;
+    const hit = cache.get(path);
     if (hit && hit.sec === sec) return hit.query;
-    const query = signQuery(config.signing.keys, config.signing.activeKey, path, sec, config.signing.ttlSeconds);
-    if (tokenCache.size >= 100_000) tokenCache.clear();
-    tokenCache.set(path, { sec, query });
+    const { keys, activeKey, ttlSeconds } = topo.signing;
+    const query = signQuery(keys, activeKey, path, sec, ttlSeconds);
+    if (cache.size >= 100_000) cache.clear();
+    // A request that read the topology before a reload does not fill the new keys' cache.
+    if (topo === topology) cache.set(path, { sec, query });
     return query;
   };
-  const edgeFileUrl = (edge: EdgeConfig, title: string, file: string) => `${edge.url}${signedPath(title, file)}?${signedQueryFor(title, file)}`;
+  const edgeFileUrl = (topo: Topology, edge: EdgeConfig, title: string, file: string) => `${edge.url}${signedPath(title, file)}?${signedQueryFor(topo, title, file)}`;
 
   /** Whether the title (and file) is in the catalog; a miss refreshes the catalog (rate-limited) once. */
   const lookup = async (title: string, file?: string): Promise<'found' | 'unknown' | 'no-catalog'> => {
@@ -267,7 +284,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   const count = (kind: Kind, isp: string | undefined, outcome: string) => metrics.decisions.inc({ kind, isp: isp ?? 'none', outcome });
 
   /** Common checks: path, catalog, healthy edges. Returns the decision or sends the error. */
-  const prepare = async (req: FastifyRequest, reply: FastifyReply, kind: Kind, title: string, file?: string): Promise<Decision | undefined> => {
+  const prepare = async (req: FastifyRequest, reply: FastifyReply, topo: Topology, kind: Kind, title: string, file?: string): Promise<Decision | undefined> => {
     const found = await lookup(title, file);
     if (found === 'no-catalog') {
       count(kind, undefined, 'origin_error');
@@ -279,16 +296,17 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       sendError(reply, 404, file === undefined ? `unknown title "${title}"` : `"${file}" is not a file of "${title}"`);
       return undefined;
     }
-    const d = decide(req, title);
+    const d = decide(req, topo, title);
     if (d.edges.length === 0) {
       count(kind, d.isp, 'no_edge');
-      sendError(reply, 503, 'no healthy edge', { 'retry-after': retryAfter });
+      sendError(reply, 503, 'no healthy edge', { 'retry-after': topo.retryAfter });
       return undefined;
     }
     return d;
   };
 
   publicApp.get('/v1/play/*', async (req, reply) => {
+    const topo = topology;
     const parsed = parseObjectPath(rawRest(req, '/v1/play/'));
     if (!parsed.ok) {
       count('play', undefined, 'bad_request');
@@ -300,7 +318,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       count('play', undefined, 'bad_request');
       return sendError(reply, 400, 'only .m3u8 and .mpd manifests are played through steering; use /v1/locate for media');
     }
-    const d = await prepare(req, reply, 'play', title, file);
+    const d = await prepare(req, reply, topo, 'play', title, file);
     if (!d) return reply;
     let text: string;
     let digest: string;
@@ -334,15 +352,17 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
           pathways: d.edges.map((e) => e.id),
           steeringUri,
           mediaPlaylistUrl: (f, p) => `${publicUrl}/v1/play/${title}/${f}?pathway=${encodeURIComponent(p)}${tp}`,
-          fileUrl: (f) => `${edgeFileUrl(d.edges[0]!, title, f)}${tp}`,
+          fileUrl: (f) => `${edgeFileUrl(topo, d.edges[0]!, title, f)}${tp}`,
         });
       } else if (isHls) {
         // The requested pathway while it is healthy, else the best edge now.
         const edge = (pathway !== undefined ? d.edges.find((e) => e.id === pathway) : undefined) ?? d.edges[0]!;
-        body = rewriteMedia(text, { manifest: file, fileUrl: (f) => `${edgeFileUrl(edge, title, f)}${tp}` });
+        body = rewriteMedia(text, { manifest: file, fileUrl: (f) => `${edgeFileUrl(topo, edge, title, f)}${tp}` });
       } else {
-        const { keys, activeKey, ttlSeconds } = config.signing;
-        const signed = await mpdCache.signed({ title, file, digest }, activeKey, Math.floor(clock.now() / 1000), async () => text, (f, sec) =>
+        const { keys, activeKey, ttlSeconds } = topo.signing;
+        // Keyed by the signing tag too: a key whose secret a reload changed keeps its id.
+        const keyId = `${activeKey}/${topo.signingTag}`;
+        const signed = await mpdCache.signed({ title, file, digest }, keyId, Math.floor(clock.now() / 1000), async () => text, (f, sec) =>
           signQuery(keys, activeKey, signedPath(title, f), sec, ttlSeconds),
         );
         body = renderMpd(signed, { edges: d.edges, steeringUri, query: tp });
@@ -368,20 +388,21 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   });
 
   publicApp.get('/v1/steer/:name', async (req, reply) => {
+    const topo = topology;
     const name = (req.params as { name: string }).name;
     const title = name.endsWith('.json') ? name.slice(0, -'.json'.length) : '';
     if (!isValidTitle(title)) {
       count('steer', undefined, 'bad_request');
       return sendError(reply, 400, 'expected /v1/steer/{title}.json');
     }
-    const d = await prepare(req, reply, 'steer', title);
+    const d = await prepare(req, reply, topo, 'steer', title);
     if (!d) return reply;
     count('steer', d.isp, 'ok');
     return reply
       .header('cache-control', 'no-store')
       .send(
         buildSteeringManifest({
-          ttlSeconds: st.steeringTtlSeconds,
+          ttlSeconds: topo.steeringTtlSeconds,
           reloadUri: steeringManifestUrl(publicUrl, title),
           priority: d.edges.map((e) => e.id),
         }),
@@ -389,17 +410,18 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   });
 
   publicApp.get('/v1/locate/*', async (req, reply) => {
+    const topo = topology;
     const parsed = parseObjectPath(rawRest(req, '/v1/locate/'));
     if (!parsed.ok) {
       count('locate', undefined, 'bad_request');
       return sendError(reply, 400, parsed.reason);
     }
     const { title, file } = parsed;
-    const d = await prepare(req, reply, 'locate', title, file);
+    const d = await prepare(req, reply, topo, 'locate', title, file);
     if (!d) return reply;
     count('locate', d.isp, 'ok');
     const traceparent = childTraceparent(requestTraceparent(req.headers, req.url));
-    const query = `${signedQueryFor(title, file)}&${TRACE_QUERY_PARAM}=${traceparent}`;
+    const query = `${signedQueryFor(topo, title, file)}&${TRACE_QUERY_PARAM}=${traceparent}`;
     const path = signedPath(title, file);
     return reply.header('cache-control', 'no-store').header('traceparent', traceparent).send({
       title,
@@ -418,7 +440,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   if (config.admin.openHealth) open.add('/health');
   if (config.admin.openMetrics) open.add('/metrics');
   adminApp.addHook('onRequest', adminGuard(open, adminToken));
-  registerDashboard({ app: adminApp, openPaths: open, config, clock, logger, adminToken, dispatcher: originAdmin, health, registry, playStarts: metrics.playStarts });
+  registerDashboard({ app: adminApp, openPaths: open, config: () => topology.config, clock, logger, adminToken, dispatcher: originAdmin, health, registry, playStarts: metrics.playStarts });
   const startedAt = clock.monotonic(); // uptime is an interval
   adminApp.get('/health', async () => {
     const snap = health.snapshot();
@@ -443,7 +465,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   });
   adminApp.get('/metrics', async (_req, reply) => reply.header('content-type', registry.contentType).send(await registry.metrics()));
   adminApp.get('/v1/edges', async () => ({
-    edges: config.edges.map((e) => {
+    edges: topology.edges.map((e) => {
       const h = health.get(e.id)!;
       return {
         id: e.id,
@@ -462,14 +484,80 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     }),
   }));
 
+  /** Swaps a listener's certificate when the files now hold another one; whether it did. */
+  const swapIfChanged = (app: typeof publicApp, was: TlsMaterial | undefined, now: TlsMaterial | undefined): boolean => {
+    // A listener started without TLS cannot take one (nor the reverse): its URL changed, a restart.
+    if (was === undefined || now === undefined) return false;
+    if (was.cert.equals(now.cert) && was.key.equals(now.key)) return false;
+    swapCertificate(listenerServer(app), now);
+    return true;
+  };
+
+  const reload = async (next: ClusterConfig): Promise<ReloadOutcome> => {
+    const prev = topology;
+    const { applied, needsRestart } = steeringChanges(prev.config, next);
+    // Load and check all of it before anything changes: a certificate that does not load, a
+    // prefix list the table refuses or an unreadable CA file is a ConfigError naming its field.
+    const nextTopology = buildTopology(next);
+    const nextTls = loadServiceTls(next.steering, 'steering');
+    const nextClientTls = clusterClientTls(next, nextTls.identity);
+
+    // ---- the swap: synchronous, so no request sees half of it ----
+    topology = nextTopology;
+    if (swapIfChanged(publicApp, tls.public, nextTls.public)) applied.push('steering.tls');
+    if (swapIfChanged(adminApp, tls.admin, nextTls.admin)) applied.push('steering.adminTls');
+    // What each listener serves now (one whose scheme changed keeps its own until the restart).
+    const served = (was: TlsMaterial | undefined, now: TlsMaterial | undefined) => (was && now ? now : was);
+    tls = { public: served(tls.public, nextTls.public), admin: served(tls.admin, nextTls.admin), identity: nextTls.identity };
+    if (originAdmin.setTls(nextClientTls)) applied.push('caFile');
+    realFetcher?.setTls(nextClientTls);
+    realSeenFetcher?.setTls(nextClientTls);
+    catalog.setTls(nextClientTls);
+
+    const moved = health.setEdges(nextTopology.edges, nextTopology.healthParams);
+    seenPlays.setEdges(nextTopology.edges);
+    eligible = health.eligibleIds();
+    lastResort = lastResortIds(health.snapshot());
+    for (const id of moved.removed) {
+      const was = prev.edgesById.get(id)!;
+      metrics.edgeState.remove({ edge: id, isp: was.isp });
+      for (const outcome of ['ok', 'error']) metrics.pollLatency.remove({ edge: id, outcome });
+      holdings.update(id, undefined);
+    }
+    for (const e of nextTopology.edges) {
+      const was = prev.edgesById.get(e.id);
+      if (was !== undefined && was.isp !== e.isp) metrics.edgeState.remove({ edge: e.id, isp: was.isp });
+      metrics.edgeState.set({ edge: e.id, isp: e.isp }, EDGE_STATE_VALUE[health.get(e.id)!.state]);
+    }
+    if (moved.added.length + moved.removed.length + moved.restarted.length > 0) logger.info(moved, 'edges reloaded');
+
+    if (nextTopology.signingTag !== prev.signingTag) {
+      tokenCache = new Map();
+      catalog.setSigning(next.signing);
+      mpdCache.setPeriodSec(tokenPeriodSec(next.signing.ttlSeconds));
+    }
+    if (opts.followLogLevel) logger.level = next.log.level;
+    else if (applied.includes('log.level')) applied.splice(applied.indexOf('log.level'), 1);
+    for (const [path, isOpen] of [['/health', next.admin.openHealth], ['/metrics', next.admin.openMetrics]] as const) {
+      if (isOpen) open.add(path);
+      else open.delete(path);
+    }
+    await Promise.all([health.setIntervalMs(nextTopology.healthIntervalMs), seenPlays.setIntervalMs(nextTopology.healthIntervalMs)]);
+    return { applied, needsRestart };
+  };
+
   let started = false;
   return {
     publicApp,
     adminApp,
     health,
-    ring,
+    get ring() {
+      return topology.ring;
+    },
     plays,
     catalog,
+    topology: () => topology,
+    reload,
     async start() {
       await catalog.start();
       if (!catalog.current()) logger.warn('origin catalog not loaded yet; plays answer 503 until it is');
@@ -483,7 +571,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       started = true;
       const urls = { publicUrl: boundUrl(publicApp), adminUrl: boundUrl(adminApp) };
       if (opts.publicUrl === undefined && opts.listen?.public) publicUrl = urls.publicUrl;
-      logger.info({ ...urls, edges: config.edges.length, eligible: eligible.size }, 'steering listening');
+      logger.info({ ...urls, edges: topology.edges.length, eligible: eligible.size }, 'steering listening');
       return urls;
     },
     async close() {
@@ -497,4 +585,10 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       await originAdmin.close();
     },
   };
+}
+
+function lastResortIds(snapshot: ReadonlyMap<string, EdgeHealth>): Set<string> {
+  const out = new Set<string>();
+  for (const [id, h] of snapshot) if (isLastResort(h)) out.add(id);
+  return out;
 }
