@@ -125,6 +125,12 @@ describe('deploy/systemd and deploy/Dockerfile', () => {
     expect(readFileSync(join(DEPLOY, 'systemd', 'reelcdn-steering.service'), 'utf8')).toMatch(/cli\.js steering --config /);
   });
 
+  it('systemctl reload sends SIGHUP to the main process of every unit (each role reloads on it)', () => {
+    for (const unit of ['reelcdn-origin.service', 'reelcdn-steering.service', 'reelcdn-edge@.service']) {
+      expect(readFileSync(join(DEPLOY, 'systemd', unit), 'utf8'), unit).toMatch(/^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+    }
+  });
+
   it('the Dockerfile copies only paths that exist (it cannot be built here: no Docker engine)', () => {
     const text = readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8');
     const sources = [...text.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));
