@@ -96,6 +96,8 @@ export interface SteeringServer {
    * Takes a reloaded, validated cluster file: checks its certificates and prefix lists first
    * (a ConfigError naming the field changes nothing), then swaps edges, prefixes, ISPs,
    * thresholds, keys and certificates in; what needs a restart is reported, not taken.
+   * Certificates count as changed by their bytes (`steering.tls`, `steering.adminTls`, and
+   * `caFile` for the cluster's CA files steering trusts), since a renewal keeps the file names.
    */
   reload(next: ClusterConfig): Promise<ReloadOutcome>;
 }
@@ -120,7 +122,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   let publicUrl = opts.publicUrl ?? st.url;
   // Certificates of our listeners (a bad file stops the start here), and what we trust and show as a client.
   let tls = loadServiceTls(st, 'steering');
-  const clientTls = clusterClientTls(config, tls.identity);
+  let clientTls = clusterClientTls(config, tls.identity);
   // Plays and the dashboard's origin poll: a few requests a second to the origin's admin port.
   const originAdmin = new SwappableAgent((t) => new Agent({ connections: 4, keepAliveTimeout: 30_000, connect: { timeout: 5000, ...t } }), clientTls);
 
@@ -487,8 +489,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   /** Swaps a listener's certificate when the files now hold another one; whether it did. */
   const swapIfChanged = (app: typeof publicApp, was: TlsMaterial | undefined, now: TlsMaterial | undefined): boolean => {
     // A listener started without TLS cannot take one (nor the reverse): its URL changed, a restart.
-    if (was === undefined || now === undefined) return false;
-    if (was.cert.equals(now.cert) && was.key.equals(now.key)) return false;
+    if (was === undefined || now === undefined || sameMaterial(was, now)) return false;
     swapCertificate(listenerServer(app), now);
     return true;
   };
@@ -504,12 +505,18 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
 
     // ---- the swap: synchronous, so no request sees half of it ----
     topology = nextTopology;
-    if (swapIfChanged(publicApp, tls.public, nextTls.public)) applied.push('steering.tls');
-    if (swapIfChanged(adminApp, tls.admin, nextTls.admin)) applied.push('steering.adminTls');
+    const swappedPublic = swapIfChanged(publicApp, tls.public, nextTls.public);
+    const swappedAdmin = swapIfChanged(adminApp, tls.admin, nextTls.admin);
+    // steering.tls is also the certificate we show the services we call.
+    if (swappedPublic || !sameMaterial(tls.identity, nextTls.identity)) applied.push('steering.tls');
+    if (swappedAdmin) applied.push('steering.adminTls');
+    // The CA files of the cluster (what we trust), read again: one may have been replaced in place.
+    if (!sameBuffers(clientTls?.ca, nextClientTls?.ca)) applied.push('caFile');
     // What each listener serves now (one whose scheme changed keeps its own until the restart).
     const served = (was: TlsMaterial | undefined, now: TlsMaterial | undefined) => (was && now ? now : was);
     tls = { public: served(tls.public, nextTls.public), admin: served(tls.admin, nextTls.admin), identity: nextTls.identity };
-    if (originAdmin.setTls(nextClientTls)) applied.push('caFile');
+    clientTls = nextClientTls;
+    originAdmin.setTls(nextClientTls);
     realFetcher?.setTls(nextClientTls);
     realSeenFetcher?.setTls(nextClientTls);
     catalog.setTls(nextClientTls);
@@ -591,4 +598,13 @@ function lastResortIds(snapshot: ReadonlyMap<string, EdgeHealth>): Set<string> {
   const out = new Set<string>();
   for (const [id, h] of snapshot) if (isLastResort(h)) out.add(id);
   return out;
+}
+
+function sameMaterial(a: TlsMaterial | undefined, b: TlsMaterial | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.cert.equals(b.cert) && a.key.equals(b.key);
+}
+
+function sameBuffers(a: readonly Buffer[] | undefined, b: readonly Buffer[] | undefined): boolean {
+  return (a?.length ?? 0) === (b?.length ?? 0) && (a ?? []).every((x, i) => x.equals(b![i]!));
 }
