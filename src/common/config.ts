@@ -133,6 +133,19 @@ export interface SteeringConfig extends ServiceTls {
   playConfirmSeconds: number;
   /** Plays waiting for a segment, and client/title pairs remembered as counted, each at most this many. Default 100000. */
   maxTrackedPlays: number;
+  /**
+   * Consistent hashing with bounded loads: an edge whose smoothed load (connections or bytes/s
+   * from its /health) is at or above this × its ISP's mean takes no new sessions while an edge
+   * under it can (docs/operations.md "Load balance"). At least 1. Default 1.25.
+   */
+  balanceFactor: number;
+  /** The steering manifest's TTL while any edge of the player's ISP is down, seconds (players re-poll sooner). Default 2. */
+  incidentTtlSeconds: number;
+  /**
+   * Steering manifest reloads answered per second by this process (a token bucket of `burst`);
+   * past it a reload gets 429 with Retry-After (players keep their pathway). 0: no budget. Default 0.
+   */
+  decisionBudget: { perSecond: number; burst: number };
 }
 
 export interface IspConfig {
@@ -284,6 +297,21 @@ function ratio(v: Json, field: string, dflt: number): number {
   if (v === undefined) return dflt;
   if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new ConfigError(field, 'must be a number from 0 to 1');
   return v;
+}
+
+/** Bounded loads need room above the mean: below 1 no edge could ever take a session. */
+function balanceFactor(v: Json, field: string): number {
+  if (v === undefined) return 1.25;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 1) throw new ConfigError(field, 'must be a number of at least 1 (1.25: an edge takes new sessions up to 125% of its ISP mean)');
+  return v;
+}
+
+function decisionBudget(v: Json, field: string): { perSecond: number; burst: number } {
+  if (v === undefined) return { perSecond: 0, burst: 0 };
+  const o = obj(v, field);
+  const perSecond = nonNegInt(o.perSecond, `${field}.perSecond`, 0);
+  const burst = o.burst === undefined ? perSecond : posInt(o.burst, `${field}.burst`);
+  return { perSecond, burst };
 }
 
 function bool(v: Json, field: string, dflt: boolean): boolean {
@@ -545,6 +573,9 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
     playDedupSeconds: nonNegInt(st.playDedupSeconds, 'steering.playDedupSeconds', 3600),
     playConfirmSeconds: posInt(st.playConfirmSeconds, 'steering.playConfirmSeconds', 600),
     maxTrackedPlays: posInt(st.maxTrackedPlays, 'steering.maxTrackedPlays', 100_000),
+    balanceFactor: balanceFactor(st.balanceFactor, 'steering.balanceFactor'),
+    incidentTtlSeconds: posInt(st.incidentTtlSeconds, 'steering.incidentTtlSeconds', 2),
+    decisionBudget: decisionBudget(st.decisionBudget, 'steering.decisionBudget'),
   };
 
   const ispIds = new Set<string>();

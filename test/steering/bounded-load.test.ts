@@ -1,0 +1,204 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, validateCluster } from '../../src/common/config.js';
+import { Ring } from '../../src/common/ring.js';
+import {
+  type EdgeLoad,
+  LoadTracker,
+  MIN_MEAN_BYTES_PER_SEC,
+  MIN_MEAN_CONNECTIONS,
+  computeBounds,
+  smoothLoad,
+} from '../../src/steering/bounded-load.js';
+import { rankWithRules, spreadKeyOf } from '../../src/steering/ranking.js';
+
+const edges = [
+  { id: 'a1', isp: 'isp-a' },
+  { id: 'a2', isp: 'isp-a' },
+  { id: 'a3', isp: 'isp-a' },
+  { id: 'a4', isp: 'isp-a' },
+  { id: 'b1', isp: 'isp-b' },
+];
+const edgesById = new Map(edges.map((e) => [e.id, e]));
+const ring = new Ring(edges.map((e) => e.id));
+const all = new Set(edges.map((e) => e.id));
+const conn = (connections: number, bytesPerSec = 0): EdgeLoad => ({ connections, bytesPerSec });
+const loads = (m: Record<string, EdgeLoad>) => new Map(Object.entries(m));
+
+describe('bounded loads: the bound', () => {
+  it('anEdgeAtTheBoundIsOverAndOneJustUnderItIsNot', () => {
+    // Mean 100 connections: the bound at 1.25 is 125.
+    const at = computeBounds(edges, loads({ a1: conn(125), a2: conn(75), a3: conn(100), a4: conn(100) }), all, 1.25);
+    expect(at.byEdge.get('a1')).toMatchObject({ over: true, metric: 'connections', ratio: 1.25, bound: { connections: 125 } });
+    const under = computeBounds(edges, loads({ a1: conn(124.99), a2: conn(75.01), a3: conn(100), a4: conn(100) }), all, 1.25);
+    expect(under.byEdge.get('a1')!.over).toBe(false);
+    expect(under.byEdge.get('a1')!.ratio).toBeCloseTo(1.2499, 4);
+  });
+
+  it('anEdgeOverTheBoundInBytesAloneIsOver', () => {
+    const mb = MIN_MEAN_BYTES_PER_SEC;
+    const b = computeBounds(edges, loads({ a1: conn(100, 4 * mb), a2: conn(100, 2 * mb), a3: conn(100, mb), a4: conn(100, mb) }), all, 1.25);
+    expect(b.byEdge.get('a1')).toMatchObject({ over: true, metric: 'bytesPerSec', ratio: 2 });
+    expect(b.byEdge.get('a2')!.over).toBe(false);
+  });
+
+  it('anIdleIspJudgesNoMetric', () => {
+    // Three connections on one edge of an idle ISP is not an imbalance worth moving anyone for.
+    const b = computeBounds(edges, loads({ a1: conn(3), a2: conn(0), a3: conn(0), a4: conn(0) }), all, 1.25);
+    expect(MIN_MEAN_CONNECTIONS).toBeGreaterThan(3 / 4);
+    expect(b.byEdge.get('a1')).toMatchObject({ over: false, metric: 'none', ratio: 0 });
+  });
+
+  it('theMeanIsOverTheIspsEligibleEdgesOnly', () => {
+    // a4 is down: its 400 connections do not count, and the others' mean is 100.
+    const eligible = new Set(['a1', 'a2', 'a3', 'b1']);
+    const b = computeBounds(edges, loads({ a1: conn(130), a2: conn(100), a3: conn(70), a4: conn(400), b1: conn(5) }), eligible, 1.25);
+    expect(b.byEdge.get('a1')!.mean.connections).toBe(100);
+    expect(b.byEdge.get('a1')!.over).toBe(true);
+    // Each ISP has its own mean: b1 alone is its ISP's mean.
+    expect(b.byEdge.get('b1')!.mean.connections).toBe(5);
+  });
+
+  it('smoothingIsExactForASteadyReportWhateverTheNumberOfPolls', () => {
+    const r = { connections: 137, bytesPerSec: 1_234_567.891 };
+    const t1 = new LoadTracker();
+    const t2 = new LoadTracker();
+    for (let i = 0; i < 3; i++) t1.observe('a1', r);
+    for (let i = 0; i < 17; i++) t2.observe('a1', r);
+    expect(t1.get('a1')).toEqual(t2.get('a1'));
+    expect(t1.get('a1')).toEqual({ connections: 137, bytesPerSec: 1_234_567.891 });
+    // A spike moves the load halfway; it settles back.
+    expect(smoothLoad({ connections: 100, bytesPerSec: 0 }, { connections: 300 })).toEqual({ connections: 200, bytesPerSec: 0 });
+    expect(smoothLoad(undefined, { connections: Number.NaN, bytesPerSec: -5 })).toEqual({ connections: 0, bytesPerSec: 0 });
+  });
+});
+
+describe('bounded loads: ranking', () => {
+  const title = 'hot-title';
+  const order = ring.rank(title).filter((id) => id.startsWith('a'));
+  const base = { title, isp: 'isp-a', edgesById, ring, eligible: all };
+
+  it('newSessionsSkipAnEdgeOverTheBoundForTheNextOnTheRing', () => {
+    const [first, second] = order;
+    const l: Record<string, EdgeLoad> = {};
+    for (const id of order) l[id] = conn(100);
+    l[first!] = conn(200);
+    const bounds = computeBounds(edges, loads(l), all, 1.25);
+    const r = rankWithRules({ ...base, bounds });
+    expect(r[0]).toMatchObject({ edge: { id: second }, rule: 'ring' });
+    // Not dropped: it is the ISP's last choice, before any other ISP's edge.
+    expect(r.map((x) => x.edge.id)).toEqual([...order.slice(1), first, 'b1']);
+    expect(r[3]).toMatchObject({ edge: { id: first }, rule: 'over-bound', overflow: false });
+    expect(r[4]).toMatchObject({ edge: { id: 'b1' }, rule: 'ring', overflow: true });
+  });
+
+  it('holdersStayPreferredAmongEdgesUnderTheBound', () => {
+    const [first, second, third] = order;
+    const holders = new Set([third!, second!]);
+    const l: Record<string, EdgeLoad> = {};
+    for (const id of order) l[id] = conn(100);
+    l[second!] = conn(160); // a holder, but over the bound
+    const bounds = computeBounds(edges, loads(l), all, 1.25);
+    const r = rankWithRules({ ...base, holders, spreadKey: 7, bounds });
+    expect(r.map((x) => [x.edge.id, x.rule])).toEqual([
+      [third, 'holder'],
+      [first, 'ring'],
+      [order[3], 'ring'],
+      [second, 'over-bound'],
+      ['b1', 'ring'],
+    ]);
+  });
+
+  it('everyEdgeOverTheBoundFallsBackToRingOrder', () => {
+    // With factor 1 and equal loads every edge is at the bound: the ring decides.
+    const l: Record<string, EdgeLoad> = {};
+    for (const id of order) l[id] = conn(100);
+    const bounds = computeBounds(edges, loads(l), all, 1);
+    const r = rankWithRules({ ...base, bounds });
+    expect(r.map((x) => x.edge.id)).toEqual([...order, 'b1']);
+    expect(r.slice(0, 4).every((x) => x.rule === 'over-bound')).toBe(true);
+  });
+
+  it('removingAnEdgeMovesOnlyItsSessions', () => {
+    // 2,000 clients × 50 titles, half the titles held by 3 edges: take a2 away.
+    const titles = Array.from({ length: 50 }, (_, i) => `t-${i}`);
+    const holdersOf = (t: string) => (Number(t.slice(2)) % 2 === 0 ? new Set(['a1', 'a2', 'a3']) : undefined);
+    const balanced = loads({ a1: conn(100), a2: conn(100), a3: conn(100), a4: conn(100), b1: conn(100) });
+    const without = new Set([...all].filter((id) => id !== 'a2'));
+    const boundsOf = new Map([all, without].map((set) => [set, computeBounds(edges, balanced, set, 1.25)]));
+    const firstFor = (eligible: Set<string>, t: string, client: string) =>
+      rankWithRules({ ...base, title: t, eligible, holders: holdersOf(t), spreadKey: spreadKeyOf(client), bounds: boundsOf.get(eligible) })[0]!.edge.id;
+    let moved = 0;
+    let kept = 0;
+    for (let c = 0; c < 2000; c++) {
+      const client = `10.0.${c >> 8}.${c & 255}`;
+      for (const t of titles) {
+        const before = firstFor(all, t, client);
+        const after = firstFor(without, t, client);
+        if (before === 'a2') {
+          expect(after).not.toBe('a2');
+          moved++;
+        } else {
+          expect(after, `${client} ${t}`).toBe(before);
+          kept++;
+        }
+      }
+    }
+    expect(moved).toBeGreaterThan(0.15 * (moved + kept));
+    expect(kept).toBeGreaterThan(0.5 * (moved + kept));
+  });
+
+  it('twoReplicasFedTheSameReportsRankAlike', () => {
+    const reports = [
+      ['a1', { connections: 310, bytesPerSec: 9e6 }],
+      ['a2', { connections: 120, bytesPerSec: 3e6 }],
+      ['a3', { connections: 90, bytesPerSec: 2e6 }],
+      ['a4', { connections: 80, bytesPerSec: 2e6 }],
+    ] as const;
+    const one = new LoadTracker();
+    const two = new LoadTracker();
+    for (let i = 0; i < 5; i++) for (const [id, r] of reports) one.observe(id, r);
+    for (let i = 0; i < 9; i++) for (const [id, r] of reports) two.observe(id, r);
+    for (let k = 0; k < 500; k++) {
+      const input = { ...base, title: `title-${k}`, spreadKey: k * 7919 };
+      expect(rankWithRules({ ...input, bounds: computeBounds(edges, one.all(), all, 1.25) })).toEqual(
+        rankWithRules({ ...input, bounds: computeBounds(edges, two.all(), all, 1.25) }),
+      );
+    }
+  });
+});
+
+describe('cluster file: balance fields', () => {
+  const cluster = (steering: Record<string, unknown> = {}) => ({
+    signing: { keys: { k1: 'bounded-load-secret-0123456789' }, activeKey: 'k1' },
+    origin: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:2', dataDir: 'origin' },
+    steering: { url: 'http://127.0.0.1:3', adminUrl: 'http://127.0.0.1:4', ...steering },
+    isps: [{ id: 'isp-a', prefixes: ['127.0.0.0/16'] }],
+    edges: [{ id: 'e1', isp: 'isp-a', url: 'http://127.0.0.1:5', adminUrl: 'http://127.0.0.1:6', dataDir: 'e1', diskBytes: 1e6, memoryBytes: 1e6 }],
+  });
+
+  it('defaultsBalanceFactorIncidentTtlAndNoBudget', () => {
+    expect(validateCluster(cluster(), '/tmp').steering).toMatchObject({ balanceFactor: 1.25, incidentTtlSeconds: 2, decisionBudget: { perSecond: 0, burst: 0 } });
+    expect(validateCluster(cluster({ balanceFactor: 1, decisionBudget: { perSecond: 500 } }), '/tmp').steering).toMatchObject({
+      balanceFactor: 1,
+      decisionBudget: { perSecond: 500, burst: 500 },
+    });
+  });
+
+  it.each([
+    [{ balanceFactor: 0.99 }, 'steering.balanceFactor', 'at least 1'],
+    [{ balanceFactor: '1.5' }, 'steering.balanceFactor', 'at least 1'],
+    [{ incidentTtlSeconds: 0 }, 'steering.incidentTtlSeconds', 'positive integer'],
+    [{ decisionBudget: { perSecond: -1 } }, 'steering.decisionBudget.perSecond', 'non-negative'],
+    [{ decisionBudget: { perSecond: 10, burst: 0 } }, 'steering.decisionBudget.burst', 'positive'],
+  ])('aBadValueIsAConfigErrorNamingTheField %#', (steering, field, words) => {
+    let err: unknown;
+    try {
+      validateCluster(cluster(steering), '/tmp');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).field).toBe(field);
+    expect((err as ConfigError).message).toContain(words);
+  });
+});
