@@ -1,0 +1,244 @@
+import type { EdgeBound } from './bounded-load.js';
+import { normalise } from './client-address.js';
+import { type EdgeHealth, isEligible } from './health.js';
+import { type ParsedAddress, parseAddress } from './prefix-table.js';
+import { type ClientDecision, type DecisionContext, type PlacementRule, type RankableEdge, decideForClient } from './ranking.js';
+
+/**
+ * Why a client goes where it goes (GET /v1/explain on steering's admin port, `reelcdn
+ * explain`): the client address decided on, its ISP and the prefix that matched it, every edge
+ * with its ring position for the title, health, holding and load against the bound, and the
+ * final order with the rule that placed each edge. It runs the same decideForClient as the
+ * public routes, on the same snapshot, so it cannot tell a different story than they act on.
+ */
+
+/** A bad explain query (400): names the parameter. */
+export class ExplainInputError extends Error {
+  constructor(
+    readonly param: string,
+    problem: string,
+  ) {
+    super(`${param}: ${problem}`);
+    this.name = 'ExplainInputError';
+  }
+}
+
+export interface ExplainInput<E extends RankableEdge> {
+  /** The address asked about, as the socket peer steering would see. */
+  ip: string;
+  /** An X-Forwarded-For value as a proxy in front of steering would send it (optional). */
+  forwardedFor?: string;
+  title: string;
+  ctx: DecisionContext<E>;
+  /** The cluster's ISPs (for the prefix text that matched) and trusted proxies. */
+  isps: readonly { id: string; prefixes: readonly string[] }[];
+  trustedProxies: readonly string[];
+  edges: readonly E[];
+  health: ReadonlyMap<string, EdgeHealth>;
+  balanceFactor: number;
+}
+
+export interface ExplainedEdge {
+  id: string;
+  isp: string;
+  /** In the client's ISP (else an overflow candidate). */
+  ownIsp: boolean;
+  /** 1-based position on the title's ring over every configured edge. */
+  ringPosition: number;
+  health: { state: EdgeHealth['state']; reason: string; eligible: boolean; lastResort: boolean };
+  holder: boolean;
+  /** Smoothed load against the ISP bound; null before its first report. */
+  load: (EdgeBound & { factor: number }) | null;
+  /** 1-based place in the final order, or null when not offered. */
+  rank: number | null;
+  rule: PlacementRule | null;
+  /** Why it is where it is (or why it is left out), in words. */
+  why: string;
+}
+
+export interface Explanation {
+  title: string;
+  client: {
+    /** The address asked about. */
+    ip: string;
+    /** The address decided on. */
+    address: string;
+    via: 'socket' | 'x-forwarded-for';
+    /** The trusted-proxy prefix the peer matched, when X-Forwarded-For was believed or considered. */
+    trustedProxy: string | null;
+    note: string;
+  };
+  isp: {
+    id: string | null;
+    /** The longest prefix that matched, or null. */
+    prefix: string | null;
+    how: 'prefix' | 'default' | 'none';
+    note: string;
+  };
+  balanceFactor: number;
+  edges: ExplainedEdge[];
+  order: { edge: string; rule: PlacementRule; overflow: boolean }[];
+  summary: string;
+}
+
+/** Builds the explanation (pure). Throws ExplainInputError for an `ip` or `xff` that is not an address list. */
+export function explain<E extends RankableEdge>(input: ExplainInput<E>): Explanation {
+  const peer = normalise(input.ip.trim());
+  if (peer === undefined) throw new ExplainInputError('ip', `"${clip(input.ip)}" is not an IPv4 or IPv6 address`);
+  const xff = input.forwardedFor?.trim() || undefined;
+  const { ctx } = input;
+  const d: ClientDecision<E> = decideForClient(ctx, peer, xff, input.title);
+
+  const trustedPrefix = ctx.trusted?.has(peer) ? longestMatch(input.trustedProxies, peer) : null;
+  const via = d.client !== peer ? 'x-forwarded-for' : 'socket';
+  let clientNote: string;
+  if (via === 'x-forwarded-for') clientNote = `${peer} is a trusted proxy (${trustedPrefix}); the client is X-Forwarded-For's rightmost untrusted hop, ${d.client}`;
+  else if (xff === undefined) clientNote = `the socket address ${peer}`;
+  else if (!ctx.trusted) clientNote = `X-Forwarded-For ignored: steering.trustedProxies is empty`;
+  else if (trustedPrefix === null) clientNote = `X-Forwarded-For ignored: ${peer} is not a trusted proxy`;
+  else clientNote = `X-Forwarded-For not believed (malformed, or every hop trusted and the leftmost is the peer): ${peer}`;
+
+  const matchedIsp = ctx.ispTable.lookup(d.client);
+  const prefix = matchedIsp === undefined ? null : longestMatch(input.isps.find((i) => i.id === matchedIsp)?.prefixes ?? [], d.client);
+  const isp: Explanation['isp'] =
+    matchedIsp !== undefined
+      ? { id: matchedIsp, prefix, how: 'prefix', note: `${d.client} is in ${prefix} of ${matchedIsp}` }
+      : d.isp !== undefined
+        ? { id: d.isp, prefix: null, how: 'default', note: `no prefix holds ${d.client}: the default ISP ${d.isp} applies` }
+        : { id: null, prefix: null, how: 'none', note: `no prefix holds ${d.client} and no defaultIsp is set: every edge is a first choice` };
+
+  const ringOrder = ctx.ring.rank(input.title);
+  const holders = ctx.holders(input.title);
+  const placed = new Map(d.ranked.map((r, i) => [r.edge.id, { i, r }]));
+  const edges: ExplainedEdge[] = input.edges.map((e) => {
+    const h = input.health.get(e.id);
+    const bound = ctx.bounds?.byEdge.get(e.id);
+    const p = placed.get(e.id);
+    const ownIsp = d.isp === undefined || e.isp === d.isp;
+    const health = {
+      state: h?.state ?? 'unknown',
+      reason: h?.reason ?? 'not polled yet',
+      eligible: h ? isEligible(h) : false,
+      lastResort: ctx.lastResort.has(e.id),
+    };
+    const holder = holders?.has(e.id) === true;
+    const load = bound && h?.lastReport ? { ...bound, factor: input.balanceFactor } : null;
+    return {
+      id: e.id,
+      isp: e.isp,
+      ownIsp,
+      ringPosition: ringOrder.indexOf(e.id) + 1,
+      health,
+      holder,
+      load,
+      rank: p ? p.i + 1 : null,
+      rule: p ? p.r.rule : null,
+      why: p ? ruleText(p.r.rule, p.r.overflow, load) : `not offered: ${health.state} (${health.reason})`,
+    };
+  });
+  const order = d.ranked.map((r) => ({ edge: r.edge.id, rule: r.rule, overflow: r.overflow }));
+  const summary =
+    order.length === 0
+      ? `no edge is offered to ${d.client} for ${input.title}: steering answers 503`
+      : `${d.client} (${isp.id ?? 'no ISP'}) → ${order.map((o) => `${o.edge} [${o.overflow ? 'overflow, ' : ''}${o.rule}]`).join(', ')}`;
+  return {
+    title: input.title,
+    client: { ip: input.ip, address: d.client, via, trustedProxy: trustedPrefix, note: clientNote },
+    isp,
+    balanceFactor: input.balanceFactor,
+    edges,
+    order,
+    summary,
+  };
+}
+
+function ruleText(rule: PlacementRule, overflow: boolean, load: ExplainedEdge['load']): string {
+  const where = overflow ? "another ISP's edge (overflow): " : '';
+  const vs = load && load.metric !== 'none' ? ` (${load.ratio.toFixed(2)}× the ISP mean ${load.metric}, bound ${load.factor}×)` : '';
+  switch (rule) {
+    case 'holder':
+      return `${where}holds the title (fill) and is under the bound${vs}; holders are spread by client`;
+    case 'ring':
+      return `${where}the title's ring order, under the bound${vs}`;
+    case 'over-bound':
+      return `${where}at or over the bound${vs}: after every edge under it`;
+    case 'last-resort':
+      return `${where}down for its error ratio alone; offered because no edge is eligible`;
+    case 'sticky':
+      return `${where}the player's current pathway, kept first`;
+    case 'low-throughput':
+      return `${where}the player measured far below the title's lowest rendition here`;
+  }
+}
+
+function clip(s: string): string {
+  return s.length > 64 ? `${s.slice(0, 64)}…` : s;
+}
+
+/**
+ * The longest of `prefixes` that holds `address`, as written in the cluster file. A scan of one
+ * ISP's (or the trusted) list: explain is rare, and the lookup table keeps no prefix text.
+ */
+export function longestMatch(prefixes: readonly string[], address: string): string | null {
+  const a = parseAddress(address);
+  if (!a) return null;
+  let best: string | null = null;
+  let bestLen = -1;
+  for (const p of prefixes) {
+    const len = containsLength(p, a);
+    if (len !== undefined && len > bestLen) {
+      best = p;
+      bestLen = len;
+    }
+  }
+  return best;
+}
+
+/** The prefix's length when it holds the address, else undefined. */
+function containsLength(prefix: string, a: ParsedAddress): number | undefined {
+  const slash = prefix.indexOf('/');
+  const text = slash < 0 ? prefix : prefix.slice(0, slash);
+  const net = parseAddress(text);
+  if (!net || net.v !== a.v) return undefined;
+  const max = net.v === 4 ? 32 : 128;
+  let len = slash < 0 ? (text.includes(':') && net.v === 4 ? 128 : max) : Number(prefix.slice(slash + 1));
+  // ::ffff:a.b.c.d/n is the IPv4 prefix a.b.c.d/(n-96) (as prefix-table.ts reads it).
+  if (net.v === 4 && text.includes(':')) len -= 96;
+  if (!Number.isInteger(len) || len < 0 || len > max) return undefined;
+  const words = (x: ParsedAddress) => (x.v === 4 ? [x.n] : Array.from(x.w));
+  const nw = words(net);
+  const aw = words(a);
+  for (let w = 0; w < nw.length; w++) {
+    const bits = Math.max(0, Math.min(32, len - 32 * w));
+    if (bits === 0) break;
+    const mask = bits === 32 ? 0xffffffff : (0xffffffff << (32 - bits)) >>> 0;
+    if (((nw[w]! & mask) >>> 0) !== ((aw[w]! & mask) >>> 0)) return undefined;
+  }
+  return len;
+}
+
+/** The explanation as text (reelcdn explain). */
+export function formatExplanation(e: Explanation): string {
+  const lines: string[] = [];
+  lines.push(`title   ${e.title}`);
+  lines.push(`client  ${e.client.address} — ${e.client.note}`);
+  lines.push(`isp     ${e.isp.id ?? '(none)'} — ${e.isp.note}`);
+  lines.push(`bound   ${e.balanceFactor}× the ISP mean (connections or bytes/s)`);
+  lines.push('');
+  lines.push('edge                 isp          ring  state     holder  load (×mean)      rank  rule');
+  for (const x of e.edges) {
+    const load = x.load ? (x.load.metric === 'none' ? 'idle' : `${x.load.ratio.toFixed(2)} ${x.load.metric === 'connections' ? 'conn' : 'B/s'}${x.load.over ? ' OVER' : ''}`) : '-';
+    lines.push(
+      `${x.id.padEnd(20)} ${x.isp.padEnd(12)} ${String(x.ringPosition).padStart(4)}  ${x.health.state.padEnd(8)}  ${(x.holder ? 'yes' : 'no').padEnd(6)}  ${load.padEnd(16)}  ${x.rank === null ? '   -' : String(x.rank).padStart(4)}  ${x.rule ?? '-'}`,
+    );
+  }
+  lines.push('');
+  lines.push('order');
+  if (e.order.length === 0) lines.push('  (none: no healthy edge; steering answers 503)');
+  e.edges
+    .filter((x) => x.rank !== null)
+    .sort((a, b) => a.rank! - b.rank!)
+    .forEach((x) => lines.push(`  ${x.rank}. ${x.id}: ${x.why}`));
+  for (const x of e.edges.filter((y) => y.rank === null)) lines.push(`  -  ${x.id}: ${x.why}`);
+  return `${lines.join('\n')}\n`;
+}
