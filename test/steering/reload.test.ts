@@ -282,7 +282,7 @@ describe('steering reload (a real reelcdn steering process)', () => {
     expect(res.statusCode).toBe(200);
     expect(await res.body.json()).toEqual({ applied: ['signing.keys', 'signing.activeKey'], needsRestart: ['steering.mpdCacheBytes'] });
     expect((await locate(steering.base)).urls[0]!.url).toMatch(/[?&]k=k2&/);
-    expect(steering.logs.some((l) => l.level === 40 && String(l.msg).includes('steering.mpdCacheBytes changed and takes effect only after a restart'))).toBe(true);
+    await steering.logLine((l) => l.level === 40 && String(l.msg).includes('steering.mpdCacheBytes changed and takes effect only after a restart'));
   });
 
   it('forgetsARemovedEdgeAndItsMetricSeries', async () => {
