@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Agent, request } from 'undici';
-import type { Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
 import { adminTokenFromEnv } from '../common/admin-auth.js';
 import { type Clock, systemClock } from '../common/clock.js';
 import { type ClusterConfig, type EdgeConfig, listenAddress } from '../common/config.js';
@@ -21,7 +21,6 @@ import type { Ring } from '../common/ring.js';
 import { signQuery } from '../common/signing.js';
 import { TRACE_QUERY_PARAM, childTraceparent, requestTraceparent } from '../common/trace.js';
 import { CatalogSource, OriginUnavailableError } from './catalog.js';
-import { clientAddress } from './client-address.js';
 import { renderMpd } from './dash-rewrite.js';
 import { registerDashboard } from './dashboard-routes.js';
 import { type EdgeHealth, isEligible, isLastResort } from './health.js';
@@ -34,7 +33,12 @@ import { MpdCache, tokenPeriodSec } from './mpd-cache.js';
 import { PlayGate } from './play-gate.js';
 import { PlayReporter, type PlayRecord } from './play-reporter.js';
 import { playerRoutes } from './player-routes.js';
-import { rankEdges, spreadKeyOf } from './ranking.js';
+import { type LoadBounds, LoadTracker, computeBounds } from './bounded-load.js';
+import { DecisionBudget } from './decision-budget.js';
+import { ExplainInputError, explain } from './explain.js';
+import { TitleLadders } from './ladder.js';
+import { type HintOutcome, applyPlayerHints, isLowThroughput, parsePlayerHints, steeringTtlFor } from './player-hints.js';
+import { type DecisionContext, type RankedEdge, decideForClient, spreadKeyOf } from './ranking.js';
 import { type SeenPlaysFetcher, SeenPlaysPoller, undiciSeenPlaysFetcher } from './seen-plays-poller.js';
 import { buildSteeringManifest, steeringManifestUrl } from './steer-manifest.js';
 import { type Topology, buildTopology, steeringChanges } from './topology.js';
@@ -108,6 +112,8 @@ interface Decision {
   client: string;
   isp: string | undefined;
   edges: EdgeConfig[];
+  /** The same edges with the rule that placed each (hints and explain read it). */
+  ranked: RankedEdge<EdgeConfig>[];
 }
 
 export function createSteeringServer(opts: SteeringServerOptions): SteeringServer {
@@ -222,18 +228,56 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       if (result.ok) holdings.update(edgeId, Array.isArray(result.report.fill?.heldTitles) ? result.report.fill.heldTitles : undefined);
       eligible = withMember(eligible, edgeId, isEligible(h));
       lastResort = withMember(lastResort, edgeId, isLastResort(h));
+      if (result.ok) loads.observe(edgeId, result.report);
+      rebalance();
     },
   });
 
+  // Bounded loads: every edge's smoothed load against its ISP's mean, recomputed per poll (not
+  // per request); and the ISPs with an edge down, whose players get the incident TTL.
+  const loads = new LoadTracker();
+  let bounds: LoadBounds = computeBounds([], loads.all(), eligible, st.balanceFactor);
+  let ispsWithDownEdge = new Set<string>();
+  let anyEdgeDown = false;
+  function rebalance(): void {
+    const topo = topology;
+    bounds = computeBounds(topo.edges, loads.all(), eligible, topo.config.steering.balanceFactor);
+    const down = new Set<string>();
+    for (const e of topo.edges) if (health.get(e.id)?.state === 'down') down.add(e.isp);
+    ispsWithDownEdge = down;
+    anyEdgeDown = down.size > 0;
+  }
+  let budget = new DecisionBudget(st.decisionBudget.perSecond, st.decisionBudget.burst);
+  const ladders = new TitleLadders({
+    manifestsOf: (title) => {
+      const t = catalog.current()?.titles.get(title);
+      return t ? { manifests: t.entry.manifests, digests: t.digests } : undefined;
+    },
+    manifestText: (title, file) => catalog.manifest(title, file),
+  });
+  const hintOutcomes = new Counter({
+    name: 'reelcdn_steering_hints_total',
+    help: 'Steering manifest reloads by what the player hints (_HLS_pathway, _DASH_pathway) came to: none, stay, moved-down, moved-over-bound, moved-low-throughput, moved-home, unknown-pathway',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+
+  const holdersOf = (title: string) => (opts.holders ? opts.holders(title) : holdings.holders(title));
+  /** What every decision reads now: the topology, health and loads of the last poll. */
+  const decisionContext = (topo: Topology): DecisionContext<EdgeConfig> => ({
+    ispTable: topo.ispTable,
+    defaultIsp: topo.defaultIsp,
+    trusted: topo.trusted,
+    edgesById: topo.edgesById,
+    ring: topo.ring,
+    eligible,
+    lastResort,
+    bounds,
+    holders: holdersOf,
+  });
   const decide = (req: FastifyRequest, topo: Topology, title: string): Decision => {
-    const addr = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], topo.trusted);
-    const isp = topo.ispTable.lookup(addr) ?? topo.defaultIsp;
-    const holders = opts.holders ? opts.holders(title) : holdings.holders(title);
-    const input = { title, isp, edgesById: topo.edgesById, ring: topo.ring, eligible, holders, spreadKey: spreadKeyOf(addr) };
-    let edges = rankEdges(input);
-    // Every edge failing its misses (the origin down) still serves what it holds: better than a 503.
-    if (edges.length === 0 && lastResort.size > 0) edges = rankEdges({ ...input, eligible: lastResort });
-    return { client: addr, isp, edges };
+    const d = decideForClient(decisionContext(topo), req.socket.remoteAddress, req.headers['x-forwarded-for'], title);
+    return { client: d.client, isp: d.isp, edges: d.ranked.map((r) => r.edge), ranked: d.ranked };
   };
 
   const signedPath = (title: string, file: string) => `/c/${title}/${file}`;
@@ -294,6 +338,13 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       return undefined;
     }
     if (found === 'unknown') {
+      // A steering manifest is asked for by players that got it with a play: its title has left
+      // the catalog, and 410 tells them to stop reloading it (HLS and DASH-IF content steering).
+      if (kind === 'steer') {
+        count(kind, undefined, 'gone');
+        sendError(reply, 410, `title "${title}" is no longer in the catalog`);
+        return undefined;
+      }
       count(kind, undefined, 'not_found');
       sendError(reply, 404, file === undefined ? `unknown title "${title}"` : `"${file}" is not a file of "${title}"`);
       return undefined;
@@ -397,19 +448,53 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       count('steer', undefined, 'bad_request');
       return sendError(reply, 400, 'expected /v1/steer/{title}.json');
     }
+    // Reloads are what gives way when steering is over its budget: the player keeps its pathway.
+    const verdict = budget.take(clock.monotonic(), spreadKeyOf(req.socket.remoteAddress ?? ''));
+    if (!verdict.ok) {
+      count('steer', undefined, 'over_budget');
+      return sendError(reply, 429, 'steering is over its decision budget: keep the current pathway', { 'retry-after': String(verdict.retryAfterSec) });
+    }
     const d = await prepare(req, reply, topo, 'steer', title);
     if (!d) return reply;
+    const hints = parsePlayerHints(req.query as Record<string, unknown>);
+    // The ladder is read only for a player that reported a throughput (cached per manifest version).
+    const floor = hints?.reports.some((r) => r.throughputBps !== undefined) ? await ladders.floor(title) : undefined;
+    const steered = applyPlayerHints(d.ranked, hints, { isKnownEdge: (id) => topo.edgesById.has(id), isLow: (bps) => isLowThroughput(bps, floor) });
+    hintOutcomes.inc({ outcome: steered.outcome });
+    const priority = steered.ranked.map((r) => r.edge.id);
+    if (hints) logHint(req, title, d, hints, steered.outcome, priority[0]!, floor);
     count('steer', d.isp, 'ok');
     return reply
       .header('cache-control', 'no-store')
       .send(
         buildSteeringManifest({
-          ttlSeconds: topo.steeringTtlSeconds,
+          ttlSeconds: steeringTtlFor(d.isp, ispsWithDownEdge, anyEdgeDown, topo.steeringTtlSeconds, topo.config.steering.incidentTtlSeconds),
           reloadUri: steeringManifestUrl(publicUrl, title),
-          priority: d.edges.map((e) => e.id),
+          priority,
         }),
       );
   });
+
+  /** What a player told us and what came of it: info when it moves the player, else debug (one per reload). */
+  const logHint = (req: FastifyRequest, title: string, d: Decision, hints: NonNullable<ReturnType<typeof parsePlayerHints>>, outcome: HintOutcome, first: string, floor: number | undefined) => {
+    const moved = outcome.startsWith('moved-');
+    const line = {
+      reqId: req.id,
+      title,
+      client: d.client,
+      isp: d.isp ?? null,
+      protocol: hints.protocol,
+      pathway: hints.current,
+      throughputBps: hints.reports.find((r) => r.pathway === hints.current)?.throughputBps ?? null,
+      reports: hints.protocol === 'dash' ? hints.reports : undefined,
+      malformed: hints.malformed.length > 0 ? hints.malformed : undefined,
+      ladderFloorBps: floor ?? null,
+      outcome,
+      first,
+    };
+    if (moved) logger.info(line, 'player hint: moved');
+    else logger.debug(line, 'player hint');
+  };
 
   publicApp.get('/v1/locate/*', async (req, reply) => {
     const topo = topology;
@@ -486,6 +571,38 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     }),
   }));
 
+  // Why a client goes where it goes: the same decision the public routes make, spelled out.
+  adminApp.get('/v1/explain', async (req, reply) => {
+    const topo = topology;
+    const q = req.query as Record<string, unknown>;
+    const ip = typeof q.ip === 'string' ? q.ip : undefined;
+    const title = typeof q.title === 'string' ? q.title : undefined;
+    const xff = typeof q.xff === 'string' ? q.xff : undefined;
+    if (ip === undefined || ip === '') return sendError(reply, 400, 'ip: missing (GET /v1/explain?ip=ADDRESS&title=TITLE[&xff=X-Forwarded-For])');
+    if (title === undefined || !isValidTitle(title)) return sendError(reply, 400, `title: ${title === undefined ? 'missing' : `"${title.slice(0, 64)}" is not a title id`}`);
+    let explanation;
+    try {
+      explanation = explain({
+        ip,
+        forwardedFor: xff,
+        title,
+        ctx: decisionContext(topo),
+        isps: topo.config.isps,
+        trustedProxies: topo.config.steering.trustedProxies,
+        edges: topo.edges,
+        health: health.snapshot(),
+        balanceFactor: topo.config.steering.balanceFactor,
+      });
+    } catch (err) {
+      if (err instanceof ExplainInputError) return sendError(reply, 400, err.message);
+      throw err;
+    }
+    const found = await lookup(title);
+    if (found === 'no-catalog') return sendError(reply, 503, 'catalog unavailable: the origin cannot be reached', { 'retry-after': '5' });
+    if (found === 'unknown') return sendError(reply, 404, `title: "${title}" is not in the catalog`);
+    return reply.header('cache-control', 'no-store').send(explanation);
+  });
+
   /** Swaps a listener's certificate when the files now hold another one; whether it did. */
   const swapIfChanged = (app: typeof publicApp, was: TlsMaterial | undefined, now: TlsMaterial | undefined): boolean => {
     // A listener started without TLS cannot take one (nor the reverse): its URL changed, a restart.
@@ -530,6 +647,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       metrics.edgeState.remove({ edge: id, isp: was.isp });
       for (const outcome of ['ok', 'error']) metrics.pollLatency.remove({ edge: id, outcome });
       holdings.update(id, undefined);
+      loads.forget(id);
     }
     for (const e of nextTopology.edges) {
       const was = prev.edgesById.get(e.id);
@@ -537,6 +655,9 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       metrics.edgeState.set({ edge: e.id, isp: e.isp }, EDGE_STATE_VALUE[health.get(e.id)!.state]);
     }
     if (moved.added.length + moved.removed.length + moved.restarted.length > 0) logger.info(moved, 'edges reloaded');
+    rebalance();
+    const b = next.steering.decisionBudget;
+    if (b.perSecond !== prev.config.steering.decisionBudget.perSecond || b.burst !== prev.config.steering.decisionBudget.burst) budget = new DecisionBudget(b.perSecond, b.burst);
 
     if (nextTopology.signingTag !== prev.signingTag) {
       tokenCache = new Map();
