@@ -711,6 +711,11 @@ export function findEdge(config: ClusterConfig, edgeId: string): EdgeConfig {
   return edge;
 }
 
+/** Where an edge is in the cluster file (`edges[2]`), for problems that name its fields; by id, since workers get copies. */
+export function edgeField(config: ClusterConfig, edgeId: string): string {
+  return `edges[${config.edges.findIndex((e) => e.id === edgeId)}]`;
+}
+
 /** host and port a service should listen on, from its configured URL. */
 export function listenAddress(url: string): { host: string; port: number } {
   const u = new URL(url);

@@ -2,6 +2,7 @@ import { Agent, request } from 'undici';
 import { adminTokenFromEnv } from '../common/admin-auth.js';
 import { systemClock } from '../common/clock.js';
 import type { ClusterConfig, EdgeConfig } from '../common/config.js';
+import { edgeField } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
 import { clusterClientTls, loadServiceTls } from '../common/tls.js';
 import { DiskTier } from './disk-tier.js';
@@ -14,7 +15,7 @@ import { FillAgent, type FillProgress } from './fill-agent.js';
 export async function runFillNow(config: ClusterConfig, edge: EdgeConfig): Promise<void> {
   const token = adminTokenFromEnv();
   // The node's own certificate: this command runs beside it, as it, and may fill in its place.
-  const clientTls = clusterClientTls(config, loadServiceTls(edge, `edges[${config.edges.indexOf(edge)}]`).identity);
+  const clientTls = clusterClientTls(config, loadServiceTls(edge, edgeField(config, edge.id)).identity);
   const dispatcher = new Agent({ connect: { ...clientTls } });
   let progress: FillProgress;
   try {

@@ -3,7 +3,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { systemClock, type Clock } from '../common/clock.js';
 import type { ClusterConfig, EdgeConfig } from '../common/config.js';
-import { listenAddress } from '../common/config.js';
+import { edgeField, listenAddress } from '../common/config.js';
 import { CORS_HEADERS } from '../common/cors.js';
 import { adminTokenFromEnv } from '../common/admin-auth.js';
 import { adminGuard, adminLimits, createApp, listenerServer } from '../common/http-app.js';
@@ -128,7 +128,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     return { memory: m.usedBytes, memoryCap: m.capacityBytes, disk: d.usedBytes, diskCap: d.capacityBytes, connections };
   });
   // Certificates of our listeners (a bad file stops the start here), and what we trust and show as a client.
-  let tls = loadServiceTls(edge, `edges[${config.edges.indexOf(edge)}]`);
+  let tls = loadServiceTls(edge, edgeField(config, edge.id));
   let clientTls = clusterClientTls(config, tls.identity);
   // The file this edge started with (what restart-only fields still are) and the one last applied.
   const boot: EdgeView = { config, edge };

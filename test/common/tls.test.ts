@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, validateCluster } from '../../src/common/config.js';
 import { createCa, issueCert } from '../../src/common/cert-authority.js';
 import { clusterClientTls, loadTlsMaterial } from '../../src/common/tls.js';
+import { createEdgeServer } from '../../src/edge/server.js';
 import { makeTestPki } from '../helpers/certs.js';
 import { TEST_KEYS, tempDir } from '../helpers/cluster.js';
 import { CLI, ensureBuilt } from '../helpers/cluster-procs.js';
@@ -116,6 +117,27 @@ describe('the cluster file and TLS', () => {
     expect(clusterClientTls(validateCluster(base(), dir))).toBeUndefined();
     const noCa = validateCluster(base({ edge: { url: 'https://127.0.0.1:5', tls: pki.tls('e') }, steering: { url: 'https://127.0.0.1:3', tls: { certFile: 'c', keyFile: 'k' } } }), dir);
     expect(clusterClientTls(noCa)!.ca!.length).toBeGreaterThan(10);
+  });
+});
+
+describe('an edge given a copy of its entry (as a worker is) names its own place in the file', () => {
+  it('says edges[1], not edges[-1], for its missing certificate', () => {
+    const dir = tempDir();
+    const edge = (id: string, url: string, extra: object = {}) => ({ id, isp: 'isp-a', url, adminUrl: 'http://127.0.0.1:0', dataDir: id, diskBytes: 1e6, memoryBytes: 1e6, ...extra });
+    const config = validateCluster(
+      {
+        signing: { keys: TEST_KEYS, activeKey: 'k1' },
+        origin: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:2', dataDir: 'o' },
+        steering: { url: 'http://127.0.0.1:3', adminUrl: 'http://127.0.0.1:4' },
+        isps: [{ id: 'isp-a', prefixes: ['127.0.0.0/16'] }],
+        edges: [edge('e0', 'http://127.0.0.1:0'), edge('e1', 'https://127.0.0.1:0', { tls: { certFile: 'gone.pem', keyFile: 'gone-key.pem' } })],
+        log: { level: 'silent' },
+      },
+      dir,
+    );
+    // What a worker holds: the entry as it came through the IPC channel, not the primary's object.
+    const copy = structuredClone(config.edges[1]!);
+    expect(problem(() => createEdgeServer({ config, edge: copy }))).toBe(`edges[1].tls.certFile: cannot read ${join(dir, 'gone.pem')}: ENOENT`);
   });
 });
 

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { adminTokenFromEnv } from '../../common/admin-auth.js';
 import { systemClock, type Clock } from '../../common/clock.js';
 import type { ClusterConfig, EdgeConfig } from '../../common/config.js';
-import { listenAddress } from '../../common/config.js';
+import { edgeField, listenAddress } from '../../common/config.js';
 import { adminGuard, adminLimits, createApp, listenerServer } from '../../common/http-app.js';
 import { swapCertificate } from '../../common/listener-server.js';
 import type { ReloadOutcome } from '../../common/reload.js';
@@ -114,7 +114,7 @@ export class EdgeNode {
     this.startedAt = this.clock.monotonic();
     this.registry = createRegistry('edge', edge.id);
     // The primary serves the admin port and runs the fill; each worker reads the public port's certificate itself.
-    const tls = loadServiceTls(edge, `edges[${config.edges.indexOf(edge)}]`);
+    const tls = loadServiceTls(edge, edgeField(config, edge.id));
     this.tls = tls;
     this.clientTls = clusterClientTls(config, tls.identity);
     this.boot = { config, edge };
