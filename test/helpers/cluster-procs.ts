@@ -1,14 +1,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { request } from 'undici';
+import { Agent, type Dispatcher, request } from 'undici';
+import { spkiSha256Base64 } from '../../src/common/cert-authority.js';
 import { type ClusterConfig, loadClusterFile } from '../../src/common/config.js';
 import { ingestTitle } from '../../src/origin/ingest.js';
 import { type OriginServer, createOriginServer } from '../../src/origin/server.js';
 import { type SteeringServer, createSteeringServer } from '../../src/steering/server.js';
+import { type TestPki, makeTestPki } from './certs.js';
 import { deadPort } from './http-tools.js';
 
 /**
@@ -49,6 +51,15 @@ export interface ProcCluster {
   steeringUrl: string;
   steeringAdminUrl: string;
   edges: Map<string, EdgeProcess>;
+  /** With `tls`: the CA and every service's certificate (named origin, steering and by edge id). */
+  pki: TestPki | undefined;
+  /**
+   * With `tls`: Chromium's --ignore-certificate-errors-spki-list entries for what a player
+   * reaches (steering's and every edge's leaf certificate); empty without.
+   */
+  browserPins: string[];
+  /** What this helper's own requests go through: with `tls`, an agent trusting the test CA only. */
+  dispatcher: Dispatcher;
   /** Which edge answers this URL's origin (scheme://host:port), if any. */
   edgeOf(url: string): string | undefined;
   /** Starts (or restarts) an edge process and waits for its /health. */
@@ -67,7 +78,19 @@ export interface ProcClusterOptions {
   downAfter?: number;
   upAfter?: number;
   steeringTtlSeconds?: number;
+  /**
+   * Every listener (origin, steering, edges; public and admin) on https:// with certificates
+   * from a throwaway test CA, each service trusting that CA only.
+   */
+  tls?: boolean;
 }
+
+/** Services whose certificates the test PKI issues (origin, steering, then the edges). */
+const EDGE_DEFS = [
+  { id: 'edge-a1', isp: 'isp-a' },
+  { id: 'edge-a2', isp: 'isp-a' },
+  { id: 'edge-b1', isp: 'isp-b' },
+];
 
 async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>, alive?: () => string | undefined): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -80,8 +103,8 @@ async function waitFor(what: string, timeoutMs: number, check: () => Promise<boo
   throw new Error(`${what}: not within ${timeoutMs} ms`);
 }
 
-async function ok(url: string): Promise<boolean> {
-  const res = await request(url, { headersTimeout: 1000, bodyTimeout: 1000 });
+async function ok(url: string, dispatcher: Dispatcher): Promise<boolean> {
+  const res = await request(url, { dispatcher, headersTimeout: 1000, bodyTimeout: 1000 });
   await res.body.dump();
   return res.statusCode === 200;
 }
@@ -91,20 +114,25 @@ export async function startProcCluster(opts: ProcClusterOptions = {}): Promise<P
   const dir = mkdtempSync(join(tmpdir(), 'reelcdn-browser-'));
   const port = () => deadPort();
   const [originPort, originAdmin] = [await port(), await port()];
-  const edgeDefs = [
-    { id: 'edge-a1', isp: 'isp-a' },
-    { id: 'edge-a2', isp: 'isp-a' },
-    { id: 'edge-b1', isp: 'isp-b' },
-  ];
+  const edgeDefs = EDGE_DEFS;
+  const scheme = opts.tls ? 'https' : 'http';
+  let pki: TestPki | undefined;
+  if (opts.tls) {
+    mkdirSync(join(dir, 'tls'));
+    pki = makeTestPki(join(dir, 'tls'), ['origin', 'steering', ...edgeDefs.map((e) => e.id)]);
+  }
+  /** A service's `tls` block (its admin port uses the same: adminTls defaults to tls). */
+  const tlsOf = (name: string) => (pki ? { tls: pki.tls(name) } : {});
   const edgePorts = [] as { pub: number; adm: number }[];
   for (let i = 0; i < edgeDefs.length; i++) edgePorts.push({ pub: await port(), adm: await port() });
   const raw = {
     signing: { keys: { k1: 'browser-test-secret-0123456789' }, activeKey: 'k1', ttlSeconds: 3600 },
-    origin: { url: `http://127.0.0.1:${originPort}`, adminUrl: `http://127.0.0.1:${originAdmin}`, dataDir: 'origin' },
+    origin: { url: `${scheme}://127.0.0.1:${originPort}`, adminUrl: `${scheme}://127.0.0.1:${originAdmin}`, dataDir: 'origin', ...tlsOf('origin') },
     steering: {
       // Steering listens on port 0 here; its public URL is the bound one.
-      url: 'http://127.0.0.1:1',
-      adminUrl: 'http://127.0.0.1:1',
+      url: `${scheme}://127.0.0.1:1`,
+      adminUrl: `${scheme}://127.0.0.1:1`,
+      ...tlsOf('steering'),
       healthIntervalMs: opts.healthIntervalMs ?? 200,
       downAfter: opts.downAfter ?? 2,
       upAfter: opts.upAfter ?? 2,
@@ -117,8 +145,9 @@ export async function startProcCluster(opts: ProcClusterOptions = {}): Promise<P
     edges: edgeDefs.map((e, i) => ({
       id: e.id,
       isp: e.isp,
-      url: `http://127.0.0.1:${edgePorts[i]!.pub}`,
-      adminUrl: `http://127.0.0.1:${edgePorts[i]!.adm}`,
+      url: `${scheme}://127.0.0.1:${edgePorts[i]!.pub}`,
+      adminUrl: `${scheme}://127.0.0.1:${edgePorts[i]!.adm}`,
+      ...tlsOf(e.id),
       dataDir: `edges/${e.id}`,
       diskBytes: 256 * 1024 * 1024,
       memoryBytes: 32 * 1024 * 1024,
@@ -132,6 +161,9 @@ export async function startProcCluster(opts: ProcClusterOptions = {}): Promise<P
   // Inline keys: owner-only, or every role would warn that the file holds readable secrets.
   writeFileSync(clusterFile, JSON.stringify(raw, null, 2), { mode: 0o600 });
   const config = loadClusterFile(clusterFile);
+  // The test CA alone: a helper request to a service with a certificate from elsewhere fails.
+  const dispatcher: Dispatcher = pki ? new Agent({ connect: { ca: readFileSync(pki.caFile) } }) : new Agent();
+  const browserPins = pki ? ['steering', ...edgeDefs.map((e) => e.id)].map((n) => spkiSha256Base64(pki.certs[n]!.certPem)) : [];
   await ingestTitle(config, TITLES.hlsBytes, join(FIXTURES, 'hls-bytes'));
   await ingestTitle(config, TITLES.hlsSegments, join(FIXTURES, 'hls-segments'));
   await ingestTitle(config, TITLES.dash, join(FIXTURES, 'dash'));
@@ -159,7 +191,7 @@ export async function startProcCluster(opts: ProcClusterOptions = {}): Promise<P
     await waitFor(
       `edge ${id} healthy at ${e.adminUrl}`,
       20_000,
-      () => ok(`${e.adminUrl}/health`),
+      () => ok(`${e.adminUrl}/health`, dispatcher),
       () => (child.exitCode !== null || child.signalCode !== null ? `exited (${child.signalCode ?? child.exitCode}); log:\n${tail(e.logFile)}` : undefined),
     );
   };
@@ -177,6 +209,7 @@ export async function startProcCluster(opts: ProcClusterOptions = {}): Promise<P
   } catch (err) {
     for (const e of edges.values()) e.child?.kill('SIGKILL');
     await origin.close();
+    await dispatcher.close();
     throw err;
   }
 
@@ -212,16 +245,19 @@ export async function startProcCluster(opts: ProcClusterOptions = {}): Promise<P
     steeringUrl: urls.publicUrl,
     steeringAdminUrl: urls.adminUrl,
     edges,
+    pki,
+    browserPins,
+    dispatcher,
     edgeOf: (url) => byOrigin.get(new URL(url).origin),
     startEdge,
     killEdge,
     async steer(title) {
-      const res = await request(`${urls.publicUrl}/v1/steer/${title}.json`);
+      const res = await request(`${urls.publicUrl}/v1/steer/${title}.json`, { dispatcher });
       if (res.statusCode !== 200) throw new Error(`/v1/steer/${title}.json answered ${res.statusCode}: ${await res.body.text()}${await explain()}`);
       return (await res.body.json()) as { 'PATHWAY-PRIORITY': string[]; TTL: number };
     },
     async edgeState(id) {
-      const res = await request(`${urls.adminUrl}/v1/edges`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      const res = await request(`${urls.adminUrl}/v1/edges`, { dispatcher, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
       const body = (await res.body.json()) as { edges: { id: string; state: string; eligible: boolean }[] };
       const e = body.edges.find((x) => x.id === id);
       if (!e) throw new Error(`steering does not know ${id}`);
@@ -231,6 +267,7 @@ export async function startProcCluster(opts: ProcClusterOptions = {}): Promise<P
       await steering.close().catch(() => undefined);
       await Promise.all([...edges.keys()].map((id) => killEdge(id, 'SIGKILL')));
       await origin.close().catch(() => undefined);
+      await dispatcher.close().catch(() => undefined);
     },
   };
 }
