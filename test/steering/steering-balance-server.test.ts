@@ -1,0 +1,182 @@
+import { pino } from 'pino';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EdgeConfig } from '../../src/common/config.js';
+import type { PollResult } from '../../src/steering/health.js';
+import { TOKEN, type SteeringWorld, steeringWorld } from '../steering-harness.js';
+
+/**
+ * A real steering server (real origin, the fixture titles) whose edges' /health answers the
+ * test scripts: connections per edge, or a failed poll. Clients on 127.0.0.1 are in isp-a
+ * (edge-a1, edge-a2); isp-b (edge-b1, edge-b2) is their overflow.
+ */
+interface Scripted {
+  connections: number;
+  up: boolean;
+}
+
+describe('steering: bounded loads, player hints, 410/429, incident TTL and explain on a real server', () => {
+  let world: SteeringWorld;
+  let publicUrl: string;
+  let adminUrl: string;
+  const script = new Map<string, Scripted>();
+  const lines: Record<string, unknown>[] = [];
+  const fetcher = async (edge: EdgeConfig): Promise<PollResult> => {
+    const s = script.get(edge.id) ?? { connections: 100, up: true };
+    if (!s.up) return { ok: false, error: 'ECONNREFUSED', latencyMs: 1 };
+    return { ok: true, latencyMs: 1, report: { status: 'ok', id: edge.id, connections: s.connections, bytesPerSec: 0, errorRatio: 0 } };
+  };
+  const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+
+  beforeAll(async () => {
+    world = await steeringWorld();
+    for (const e of world.edges) script.set(e.id, { connections: 100, up: true });
+    const config = { ...world.config, steering: { ...world.config.steering, decisionBudget: { perSecond: 0, burst: 0 } } };
+    ({ publicUrl, adminUrl } = await world.start({ config, healthFetcher: fetcher, logger }));
+  }, 30_000);
+
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  const steer = async (title: string, query = '') => {
+    const res = await request(`${publicUrl}/v1/steer/${title}.json${query}`);
+    const text = await res.body.text();
+    return { status: res.statusCode, headers: res.headers, body: res.statusCode === 200 ? (JSON.parse(text) as { TTL: number; 'PATHWAY-PRIORITY': string[] }) : undefined, text };
+  };
+  const priority = async (query = '') => (await steer('bbb-hls', query)).body!['PATHWAY-PRIORITY'];
+  /** Waits for steering's view (polls every 50 ms) to satisfy `ok`. */
+  const until = async <T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean): Promise<T> => {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const v = await probe();
+      if (ok(v)) return v;
+      if (Date.now() > deadline) throw new Error(`${what}: last ${JSON.stringify(v)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const setAll = (connections: number) => {
+    for (const s of script.values()) Object.assign(s, { connections, up: true });
+  };
+  const hintLines = () => lines.filter((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('player hint'));
+
+  it('keepsAPlayerOnItsPathwayAndLogsWhatItSent', async () => {
+    setAll(100);
+    const plain = await until('every edge up', () => priority(), (p) => p.length === 4);
+    const second = plain[1]!;
+    expect(second.startsWith('edge-a')).toBe(true);
+    const p = await priority(`?_HLS_pathway=${second}&_HLS_throughput=5000000`);
+    expect(p[0]).toBe(second);
+    expect(hintLines().at(-1)).toMatchObject({ msg: 'player hint', protocol: 'hls', pathway: second, throughputBps: 5_000_000, outcome: 'stay', first: second });
+    // DASH: the last listed service location is the one in use.
+    const d = await priority(`?_DASH_pathway=${encodeURIComponent(`"${plain[0]},${second}"`)}&_DASH_throughput=4000000,5000000`);
+    expect(d[0]).toBe(second);
+    expect(hintLines().at(-1)).toMatchObject({ protocol: 'dash', pathway: second, outcome: 'stay' });
+  });
+
+  it('movesAPlayerWhoseEdgeIsOverTheBoundAndNewSessionsSkipIt', async () => {
+    setAll(100);
+    const plain = await until('balanced', () => priority(), (p) => p.length === 4);
+    const [first, second] = plain as [string, string];
+    script.get(first)!.connections = 1000; // isp-a mean 550: bound 687.5
+    const moved = await until('first edge over the bound', () => priority(`?_HLS_pathway=${first}&_HLS_throughput=5000000`), (p) => p[0] !== first);
+    expect(moved[0]).toBe(second);
+    expect(hintLines().at(-1)).toMatchObject({ msg: 'player hint: moved', pathway: first, outcome: 'moved-over-bound', first: second });
+    // A new session (no hint) and /v1/locate skip it too; it stays offered after its ISP's other edge.
+    expect(await priority()).toEqual([second, first, ...plain.slice(2)]);
+    const loc = (await (await request(`${publicUrl}/v1/locate/bbb-seg/seg_180p_000.m4s`)).body.json()) as { urls: { edge: string }[] };
+    expect(loc.urls[0]!.edge).not.toBe(first);
+    setAll(100);
+    await until('back under the bound', () => priority(), (p) => p[0] === first);
+  });
+
+  it('movesAPlayerWhoseEdgeIsDownAndShortensTheTtlMeanwhile', async () => {
+    setAll(100);
+    const plain = await until('every edge up', () => priority(), (p) => p.length === 4);
+    expect((await steer('bbb-hls')).body!.TTL).toBe(5);
+    const [first] = plain as [string];
+    script.get(first)!.up = false;
+    const r = await until('first edge down', () => steer('bbb-hls', `?_HLS_pathway=${first}&_HLS_throughput=5000000`), (x) => !x.body!['PATHWAY-PRIORITY'].includes(first));
+    expect(r.body!.TTL).toBe(2); // steering.incidentTtlSeconds
+    expect(hintLines().at(-1)).toMatchObject({ pathway: first, outcome: 'moved-down' });
+    // isp-b's players (127.2.0.0/16) are not in the incident: their TTL stays.
+    const ispB = new Agent({ localAddress: '127.2.0.1' });
+    const fromB = await request(`${publicUrl}/v1/steer/bbb-hls.json`, { dispatcher: ispB });
+    expect(((await fromB.body.json()) as { TTL: number }).TTL).toBe(5);
+    await ispB.close();
+    script.get(first)!.up = true;
+    const back = await until('first edge back', () => steer('bbb-hls'), (x) => x.body!['PATHWAY-PRIORITY'].includes(first));
+    expect(back.body!.TTL).toBe(5);
+  });
+
+  it('neverPutsFirstAPathwayThePlayerMeasuredFarBelowTheLadder', async () => {
+    setAll(100);
+    const plain = await until('every edge up', () => priority(), (p) => p.length === 4);
+    // bbb-hls's lowest variant is 92,400 bit/s: 40,000 is under half of it.
+    const p = await priority(`?_HLS_pathway=${plain[0]}&_HLS_throughput=40000`);
+    expect(p[0]).not.toBe(plain[0]);
+    expect(hintLines().at(-1)).toMatchObject({ outcome: 'moved-low-throughput', ladderFloorBps: 92_400 });
+  });
+
+  it('answers410ForATitleNotInTheCatalog', async () => {
+    const r = await steer('left-the-catalog');
+    expect(r.status).toBe(410);
+    expect(r.text).toContain('no longer in the catalog');
+  });
+
+  it('explainsADecisionOnTheAdminPort', async () => {
+    setAll(100);
+    const plain = await until('every edge up', () => priority(), (p) => p.length === 4);
+    const get = async (q: string, auth = true) => {
+      const res = await request(`${adminUrl}/v1/explain?${q}`, { headers: auth ? { authorization: `Bearer ${TOKEN}` } : {} });
+      const text = await res.body.text();
+      return { status: res.statusCode, text, body: (res.statusCode === 200 ? JSON.parse(text) : {}) as Record<string, unknown> };
+    };
+    const e = await get('ip=127.0.0.1&title=bbb-hls');
+    expect(e.status).toBe(200);
+    expect(e.body).toMatchObject({ client: { address: '127.0.0.1', via: 'socket' }, isp: { id: 'isp-a', prefix: '127.0.0.0/16', how: 'prefix' } });
+    expect((e.body.order as { edge: string }[]).map((o) => o.edge)).toEqual(plain);
+    expect((await get('ip=127.0.0.1&title=bbb-hls', false)).status).toBe(401);
+    const bad = await get('ip=999.1.1.1&title=bbb-hls');
+    expect(bad.status).toBe(400);
+    expect(bad.text).toBe('ip: "999.1.1.1" is not an IPv4 or IPv6 address\n');
+    expect((await get('title=bbb-hls')).status).toBe(400);
+    expect((await get('ip=127.0.0.1&title=..%2Fetc')).status).toBe(400);
+    const unknown = await get('ip=127.0.0.1&title=no-such-title');
+    expect(unknown.status).toBe(404);
+    expect(unknown.text).toBe('title: "no-such-title" is not in the catalog\n');
+  });
+});
+
+describe('steering: over its decision budget', () => {
+  let world: SteeringWorld;
+  let publicUrl: string;
+
+  beforeAll(async () => {
+    world = await steeringWorld();
+    const config = { ...world.config, steering: { ...world.config.steering, decisionBudget: { perSecond: 1, burst: 3 } } };
+    ({ publicUrl } = await world.start({ config }));
+  }, 30_000);
+
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  it('answers429WithRetryAfterAPlayerCanRead', async () => {
+    const statuses: number[] = [];
+    let refused: Record<string, string | string[] | undefined> | undefined;
+    for (let i = 0; i < 6; i++) {
+      const res = await request(`${publicUrl}/v1/steer/bbb-hls.json?_HLS_pathway=edge-a1&_HLS_throughput=1000000`);
+      await res.body.dump();
+      statuses.push(res.statusCode);
+      if (res.statusCode === 429) refused = res.headers;
+    }
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(3);
+    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(4);
+    expect(statuses).toContain(429);
+    expect(Number(refused!['retry-after'])).toBeGreaterThanOrEqual(3);
+    expect(String(refused!['access-control-expose-headers'])).toContain('Retry-After');
+    // Plays are not held back by the reload budget.
+    expect((await request(`${publicUrl}/v1/play/bbb-hls/master.m3u8`)).statusCode).toBe(200);
+  });
+});
