@@ -17,6 +17,9 @@ Usage:
                                                       default edges[].workers, else one per CPU)
   reelcdn ingest   --config FILE --title ID DIR       add an HLS/DASH folder to the origin catalog
   reelcdn fill     --config FILE --id EDGE_ID --now   run a node's fill outside its window
+  reelcdn explain  --config FILE --ip ADDR --title T [--xff LIST] [--json]
+                                                      why steering sends ADDR where it does for T
+                                                      (asks the running steering's admin port)
 
 Environment:
   REELCDN_ADMIN_TOKEN   bearer token of every admin port
@@ -39,6 +42,9 @@ async function main(argv: string[]): Promise<void> {
       listen: { type: 'string' },
       'admin-listen': { type: 'string' },
       workers: { type: 'string' },
+      ip: { type: 'string' },
+      xff: { type: 'string' },
+      json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -112,6 +118,14 @@ async function main(argv: string[]): Promise<void> {
         if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65535 - 700) throw new UsageError(`--base-port must be an integer from 1 to ${65535 - 700}`);
       }
       await runDemo({ dir: values.dir ?? 'demo-data', basePort, tls: values.tls ?? false });
+      return;
+    }
+    case 'explain': {
+      const cfg = config();
+      if (!values.ip) throw new UsageError('explain needs --ip ADDRESS');
+      if (!values.title) throw new UsageError('explain needs --title TITLE');
+      const { runExplain } = await import('./steering/explain-cli.js');
+      await runExplain(cfg, { ip: values.ip, title: values.title, xff: values.xff, json: values.json });
       return;
     }
     default:
