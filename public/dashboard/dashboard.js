@@ -283,9 +283,55 @@
     charts.thr.setData([hist.t, hist.originBytesPerSec, ...charts.ids.map((id) => col(id, 'bytesPerSec'))]);
   }
 
+  // ---------- explain ----------
+  async function explainClient(ev) {
+    ev.preventDefault();
+    const q = new URLSearchParams({ ip: $('explain-ip').value.trim(), title: $('explain-title').value.trim() });
+    const xff = $('explain-xff').value.trim();
+    if (xff) q.set('xff', xff);
+    $('explain-error').hidden = true;
+    let res;
+    try {
+      res = await fetch(`/v1/explain?${q}`, { headers: { authorization: `Bearer ${token()}` }, cache: 'no-store' });
+    } catch (err) {
+      $('explain-error').textContent = `steering cannot be reached: ${err.message}`;
+      $('explain-error').hidden = false;
+      return;
+    }
+    if (res.status === 401) return showLogin('That token was refused.');
+    if (!res.ok) {
+      $('explain-error').textContent = (await res.text()).trim();
+      $('explain-error').hidden = false;
+      $('explain-result').hidden = true;
+      return;
+    }
+    const e = await res.json();
+    $('explain-client').textContent = `${e.client.note}. ${e.isp.note}. Bound: ${e.balanceFactor}× the ISP mean.`;
+    const rows = [...e.edges].sort((a, b) => (a.rank ?? 1e9) - (b.rank ?? 1e9));
+    $('explain-edges').querySelector('tbody').replaceChildren(
+      ...rows.map((x) => {
+        const load = !x.load ? '—' : x.load.metric === 'none' ? 'idle' : `${x.load.ratio.toFixed(2)} (${x.load.metric === 'connections' ? 'connections' : 'bytes/s'})${x.load.over ? ' over' : ''}`;
+        return el(
+          'tr',
+          { class: x.rank === null ? 'stale' : '' },
+          el('td', { text: x.rank === null ? '—' : String(x.rank) }),
+          el('td', { text: x.id }),
+          el('td', { text: x.ownIsp ? x.isp : `${x.isp} (overflow)` }),
+          el('td', { text: String(x.ringPosition) }),
+          el('td', { class: 'state-cell' }, el('span', { class: `badge ${x.health.state}`, text: x.health.state }), el('span', { class: 'reason', text: x.health.reason })),
+          el('td', { text: x.holder ? 'yes' : 'no' }),
+          el('td', { text: load }),
+          el('td', { text: x.why }),
+        );
+      }),
+    );
+    $('explain-result').hidden = false;
+  }
+
   // ---------- wiring ----------
   document.addEventListener('DOMContentLoaded', () => {
     takeTokenFromFragment();
+    $('explain-form').addEventListener('submit', (ev) => void explainClient(ev));
     $('login-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
       const v = $('token').value.trim();
