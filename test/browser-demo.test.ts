@@ -131,3 +131,73 @@ describe('browser: reelcdn demo', () => {
     expect(left, `children still alive after SIGINT: ${left.join(', ')}`).toEqual([]);
   });
 });
+
+describe('browser: reelcdn demo --tls', () => {
+  let demo: ChildProcess | undefined;
+  let browser: Browser | undefined;
+
+  afterAll(async () => {
+    await browser?.close();
+    if (demo && demo.exitCode === null) {
+      const kids = childrenOf(demo.pid!);
+      demo.kill('SIGKILL');
+      for (const pid of kids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
+  });
+
+  it('Chromium launched with the pins the demo prints plays from its https player page', async () => {
+    ensureBuilt();
+    const dir = mkdtempSync(join(tmpdir(), 'reelcdn-demo-tls-'));
+    const base = await freeBasePort();
+    const proc = spawn(process.execPath, [CLI, 'demo', '--tls', '--dir', dir, '--base-port', String(base)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    demo = proc;
+    let output = '';
+    proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+    proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the demo was not up within 60 s; output so far:\n${output}`)), 60_000);
+      proc.stdout!.on('data', () => {
+        if (!output.includes('Ctrl-C stops every process')) return;
+        clearTimeout(timer);
+        resolve();
+      });
+      proc.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`demo exited (${signal ?? code}) before it was up:\n${output}`));
+      });
+    });
+    const playerUrl = /^\s*player\s+(https:\/\/\S+)$/m.exec(output)?.[1];
+    expect(playerUrl, output).toBe(`https://127.0.0.1:${base + 80}/player/`);
+    // Exactly what the demo tells a person to pass to Chromium.
+    const pins = /--ignore-certificate-errors-spki-list=(\S+)/.exec(output)?.[1]?.split(',');
+    expect(pins, output).toBeDefined();
+    browser = await launchBrowser({ spkiPins: pins! });
+
+    const p = await openPlayer(browser, playerUrl!);
+    try {
+      await p.page.waitForFunction(() => (document.getElementById('title') as HTMLSelectElement).options.length >= 3, null, { timeout: 15_000 });
+      await p.page.selectOption('#title', JSON.stringify(['demo-hls', 'master.m3u8']));
+      await p.page.click('#play');
+      await p.waitForTime(5, 30_000);
+      expect((await p.reel()).errors).toEqual([]);
+      expect(p.media.length, await p.diagnostics()).toBeGreaterThan(0);
+      expect(p.media.filter((m) => !m.url.startsWith('https://') || m.status !== 206), await p.diagnostics()).toEqual([]);
+      const media = [...p.transports].filter(([u]) => new URL(u).pathname.startsWith('/c/'));
+      expect(media.filter(([, t]) => t.protocol !== 'h2' || t.tls === undefined)).toEqual([]);
+      await p.screenshot('player-demo-tls.png');
+    } finally {
+      await p.page.close();
+    }
+
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    proc.kill('SIGINT');
+    const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 20_000))]);
+    expect(code, output).toBe(0);
+  });
+});
