@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBase64url } from './random-ids.js';
 
 /**
  * A play id names one play start steering answered. Steering puts it in every media URL it
@@ -16,7 +16,7 @@ export const PLAY_QUERY_PARAM = 'pl';
 const PLAY_ID_RE = /^[A-Za-z0-9_-]{22}$/;
 
 export function newPlayId(): string {
-  return randomBytes(16).toString('base64url');
+  return randomBase64url(16);
 }
 
 /** A well-formed play id, or undefined. Pure. */

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomHex } from './random-ids.js';
 
 /**
  * W3C Trace Context (https://www.w3.org/TR/trace-context/) for following one play across
@@ -24,13 +24,13 @@ export function parseTraceparent(value: unknown): string | undefined {
 
 /** A new traceparent: a fresh span id under `incoming`'s trace id, or a new trace (sampled). */
 export function childTraceparent(incoming?: string): string {
-  const span = randomBytes(8).toString('hex');
+  const span = randomHex(8);
   const parsed = parseTraceparent(incoming);
   if (parsed) {
     const [version, traceId, , flags] = parsed.split('-');
     return `${version}-${traceId}-${span}-${flags}`;
   }
-  return `00-${randomBytes(16).toString('hex')}-${span}-01`;
+  return `00-${randomHex(16)}-${span}-01`;
 }
 
 /** The trace id (32 hex) of a traceparent. */
