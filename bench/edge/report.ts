@@ -73,7 +73,9 @@ export function progressLine(m: Measured, ceiling?: number): string {
 }
 
 export function figures(results: Measured[]): Figure[] {
-  return results.filter((m) => m.server !== 'node:http').map((m) => ({ server: m.server, workload: m.workload, workers: m.workers, reqPerSec: m.load.reqPerSec }));
+  return results
+    .filter((m) => m.server !== 'node:http')
+    .map((m) => ({ server: m.server, workload: m.workload, workers: m.workers, reqPerSec: m.load.reqPerSec, cpuUsPerAnswer: m.cpuUsPerAnswer }));
 }
 
 export function ceilings(results: Measured[]): Ceiling[] {
@@ -105,8 +107,8 @@ export function resultsTable(results: Measured[]): string {
 }
 
 export function verdictTable(verdicts: Verdict[]): string {
-  const rows = [['target', 'ReelCDN ratio', 'needed', 'met?']];
-  for (const v of verdicts) rows.push([v.rule, fmt.ratio(v.ratio), v.min === undefined ? '-' : `${v.min.toFixed(2)}x`, verdictText(v)]);
+  const rows = [['target', 'ReelCDN ratio', 'needed', 'met?', 'ratio by CPU µs/answer']];
+  for (const v of verdicts) rows.push([v.rule, fmt.ratio(v.ratio), v.min === undefined ? '-' : `${v.min.toFixed(2)}x`, verdictText(v), fmt.ratio(v.cpuRatio)]);
   return table(rows);
 }
 

@@ -16,6 +16,8 @@ export interface Figure {
   workload: string;
   workers: number;
   reqPerSec: number;
+  /** The server's CPU per answer in that run (µs), when measured. */
+  cpuUsPerAnswer?: number;
 }
 
 /** What the client reached against the bare node:http server, per workload and worker count. */
@@ -66,6 +68,11 @@ export interface Verdict {
   met: Met;
   /** A figure in the ratio is client-bound: the ratio says less than it seems. */
   clientBound: boolean;
+  /**
+   * The peer's CPU per answer over ReelCDN's: the req/s ratio each would reach with a whole core
+   * to itself. It survives a busy machine and a client-bound run, which the req/s ratio does not.
+   */
+  cpuRatio?: number;
 }
 
 function figure(figures: Figure[], server: ServerName, workload: string, workers: number): Figure | undefined {
@@ -74,6 +81,13 @@ function figure(figures: Figure[], server: ServerName, workload: string, workers
 
 function ratioOf(a: Figure | undefined, b: Figure | undefined): number | undefined {
   return a && b && b.reqPerSec > 0 ? a.reqPerSec / b.reqPerSec : undefined;
+}
+
+/** `peer`'s CPU per answer over `reel`'s (both measured), else undefined. */
+function cpuRatioOf(reel: Figure | undefined, peer: Figure | undefined): number | undefined {
+  const r = reel?.cpuUsPerAnswer;
+  const p = peer?.cpuUsPerAnswer;
+  return r !== undefined && p !== undefined && r > 0 && p > 0 ? p / r : undefined;
 }
 
 function bound(f: Figure | undefined, ceilings: Ceiling[]): boolean {
@@ -98,6 +112,7 @@ export function targetVerdicts(figures: Figure[], ceilings: Ceiling[]): Verdict[
       min: r.min,
       met: met(ratio, r.min),
       clientBound: bound(reel, ceilings) || bound(peer, ceilings),
+      cpuRatio: cpuRatioOf(reel, peer),
     };
   });
 }
@@ -118,6 +133,7 @@ export function workersVerdicts(figures: Figure[], ceilings: Ceiling[], workers:
       min,
       met: met(ratio, min),
       clientBound: [reelN, nginxN, reel1, nginx1].some((f) => bound(f, ceilings)),
+      cpuRatio: cpuRatioOf(reelN, nginxN),
     };
   });
 }

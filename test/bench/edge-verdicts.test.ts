@@ -103,6 +103,18 @@ describe('edge bench: the HTTPS targets', () => {
       ['tls-hot-2m >= 0.9x nginx', 0.89, 'NO', true],
     ]);
   });
+
+  it('gives the ratio by CPU per answer beside the req/s one, when both servers measured it', () => {
+    const withCpu = (f: Figure, cpuUsPerAnswer: number): Figure => ({ ...f, cpuUsPerAnswer });
+    const v = targetVerdicts(
+      [withCpu(fig('ReelCDN', 'tls-hot-16k', 5_000), 80), withCpu(fig('nginx', 'tls-hot-16k', 20_000), 36), withCpu(fig('ReelCDN', 'tls-hot-2m', 300), 1_200), fig('nginx', 'tls-hot-2m', 200)],
+      [],
+    );
+    expect(v.map((x) => [x.rule, x.ratio, x.cpuRatio])).toEqual([
+      ['tls-hot-16k >= 0.9x nginx', 0.25, 0.45],
+      ['tls-hot-2m >= 0.9x nginx', 1.5, undefined],
+    ]);
+  });
 });
 
 describe('edge bench: the RSS rule', () => {
