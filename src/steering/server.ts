@@ -28,6 +28,7 @@ import { type HealthFetcher, HealthPoller, undiciHealthFetcher } from './health-
 import { Holdings } from './holdings.js';
 import { isMultivariant, rewriteMedia, rewriteMultivariant } from './hls-rewrite.js';
 import { ManifestRewriteError } from './manifest-paths.js';
+import { createLocatePath } from './locate-path.js';
 import { EDGE_STATE_VALUE, createSteeringMetrics } from './metrics.js';
 import { MpdCache, tokenPeriodSec } from './mpd-cache.js';
 import { PlayGate } from './play-gate.js';
@@ -79,6 +80,8 @@ export interface SteeringServerOptions {
   holders?: (title: string) => ReadonlySet<string> | undefined;
   /** A reload sets the logger's level from `log.level` (the process's own logger, not a test's shared one). */
   followLogLevel?: boolean;
+  /** false: /v1/locate answers through the framework route alone (tests compare the two). Default on. */
+  locatePath?: boolean;
 }
 
 export interface SteeringServer {
@@ -314,7 +317,28 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   // ---------- public port ----------
   // A loop over its delay budget for a sustained spell sheds public requests (503 + Retry-After).
   const loop = LoopMonitor.fromConfig(config.http, logger);
-  const publicApp = createApp({ logger, requestLogLevel: 'debug', limits: config.http, overloaded: () => loop.overloaded, tls: tls.public, http2: true });
+  // A 200 of /v1/locate is answered in front of the framework, with the route's decision and
+  // bytes (locate-path.ts); everything else, its errors included, goes to the routes below.
+  const locatePath = createLocatePath({
+    decide: (peer, forwardedFor, title) => {
+      const d = decideForClient(decisionContext(topology), peer, forwardedFor, title);
+      return { isp: d.isp, edges: d.ranked.map((r) => r.edge) };
+    },
+    has: (title, file) => catalog.current()?.titles.get(title)?.files.has(file) === true,
+    signedQuery: (title, file) => signedQueryFor(topology, title, file),
+    answered: (isp) => count('locate', isp, 'ok'),
+    logger,
+    logLevel: 'debug',
+  });
+  const publicApp = createApp({
+    logger,
+    requestLogLevel: 'debug',
+    limits: config.http,
+    overloaded: () => loop.overloaded,
+    tls: tls.public,
+    http2: true,
+    front: opts.locatePath === false ? undefined : locatePath,
+  });
   publicApp.addHook('onClose', async () => loop.stop());
   publicApp.addHook('onSend', async (_req, reply, payload) => {
     reply.headers(CORS_HEADERS);

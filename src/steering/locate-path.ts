@@ -1,0 +1,93 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { CORS_HEADERS } from '../common/cors.js';
+import { logAccess, requestId } from '../common/http-app.js';
+import type { Logger } from '../common/logger.js';
+import { type ParsedObjectPath, parseObjectPath } from '../common/paths.js';
+import { TRACE_QUERY_PARAM, childTraceparent, requestTraceparent } from '../common/trace.js';
+
+const PREFIX = '/v1/locate/';
+const JSON_TYPE = 'application/json; charset=utf-8';
+const CORS_FLAT: readonly string[] = Object.entries(CORS_HEADERS).flat();
+/** Parsed request paths remembered (a player asks for the same few files of a title many times). */
+const MAX_PATHS = 20_000;
+
+/** What an answer needs of an edge. */
+export interface LocatableEdge {
+  id: string;
+  url: string;
+}
+
+export interface LocatePathOptions<E extends LocatableEdge> {
+  /** The ranking for this client and title now: the same decision the route makes (decideForClient). */
+  decide(peer: string | undefined, forwardedFor: string | string[] | undefined, title: string): { isp: string | undefined; edges: readonly E[] };
+  /** Whether the catalog holds the file now. A miss is the route's (it refreshes the catalog, then 404 or 503). */
+  has(title: string, file: string): boolean;
+  /** The token query of `/c/{title}/{file}`, signed this second. */
+  signedQuery(title: string, file: string): string;
+  /** Counts one answered decision, as the route counts it (outcome ok). */
+  answered(isp: string | undefined): void;
+  logger: Logger;
+  /** Level of the access-log line: the public port's (`debug`). */
+  logLevel: 'info' | 'debug';
+}
+
+/**
+ * `GET /v1/locate/{title}/{file}` without the framework: a raw listener in front of fastify
+ * (AppOptions.front), as the edge's hit path is. It claims only a request it answers 200 — a
+ * well-formed path to a file the catalog holds, at least one edge offered — and leaves the rest
+ * (HEAD, 400, 404, 503, a catalog refresh) to the route, which answers as it always did. What it
+ * claims gets the route's answer byte for byte: the same decision (the caller's `decide`), the
+ * same tokens, the same JSON, status and headers, the same counter and access-log line; what it
+ * saves is the framework's routing, hooks and reply machinery, most of an answer's cost.
+ */
+export function createLocatePath<E extends LocatableEdge>(opts: LocatePathOptions<E>): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const { logger, logLevel } = opts;
+  const paths = new Map<string, ParsedObjectPath>();
+
+  /** The title and file of a path after the prefix (parsed once per distinct path). */
+  const parse = (rest: string): ParsedObjectPath => {
+    let p = paths.get(rest);
+    if (p === undefined) {
+      p = parseObjectPath(rest);
+      if (paths.size >= MAX_PATHS) paths.clear();
+      paths.set(rest, p);
+    }
+    return p;
+  };
+
+  return (req, res) => {
+    if (req.method !== 'GET') return false;
+    const url = req.url!;
+    if (!url.startsWith(PREFIX)) return false;
+    const start = performance.now();
+    const q = url.indexOf('?');
+    const parsed = parse(q < 0 ? url.slice(PREFIX.length) : url.slice(PREFIX.length, q));
+    if (!parsed.ok) return false;
+    const { title, file } = parsed;
+    if (!opts.has(title, file)) return false;
+    const d = opts.decide(req.socket.remoteAddress, req.headers['x-forwarded-for'], title);
+    if (d.edges.length === 0) return false;
+    opts.answered(d.isp);
+    const incoming = requestTraceparent(req.headers, url);
+    const traceparent = childTraceparent(incoming);
+    const query = `${opts.signedQuery(title, file)}&${TRACE_QUERY_PARAM}=${traceparent}`;
+    const path = `/c/${title}/${file}`;
+    const urls = new Array<{ edge: string; url: string }>(d.edges.length);
+    for (let i = 0; i < d.edges.length; i++) {
+      const e = d.edges[i]!;
+      urls[i] = { edge: e.id, url: `${e.url}${path}?${query}` };
+    }
+    const body = JSON.stringify({ title, file, isp: d.isp ?? null, urls });
+    const length = Buffer.byteLength(body);
+    // The route's headers, in its order: its own, the serializer's type, the CORS hook's, the length.
+    res.writeHead(200, ['cache-control', 'no-store', 'traceparent', traceparent, 'content-type', JSON_TYPE, ...CORS_FLAT, 'content-length', String(length)] as unknown as string[]);
+    res.end(body);
+    if (logger.isLevelEnabled(logLevel)) {
+      res.once('close', () =>
+        logAccess(logger, logLevel, requestId(req), 'GET', url, req.headers.range, 200, undefined, length, performance.now() - start, req.socket.remoteAddress, incoming ?? traceparent),
+      );
+    }
+    return true;
+  };
+}
