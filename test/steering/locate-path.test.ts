@@ -229,6 +229,18 @@ describe('locate path on its own', () => {
     expect(body.urls.map((u) => u.edge)).toEqual(['e1', 'e2']);
     expect(body.urls[0]!.url).toMatch(/^http:\/\/e1\.example\/c\/t\/dir\/f\.mp4\?e=1&k=k1&t=x&tp=00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
   });
+  it('itWritesExactlyWhatJsonStringifyWrites: quotes, backslashes, controls, non-ASCII and lone surrogates in ids, URLs, ISPs and keys', async () => {
+    const odd = [
+      { id: 'e"1', url: 'http://e1.example/a\\b' },
+      { id: 'é\u2028ü', url: 'http://e2.example/\u0001' },
+      { id: 'lone\ud800', url: 'http://e3.example/😀' },
+    ];
+    const r = await through('/v1/locate/t/f.mp4', { decide: () => ({ isp: 'a\\b"c\n', edges: odd }), signedQuery: () => 'e=1&k=k"1\\&t=x' });
+    const tp = /tp=(00-[0-9a-f]{32}-[0-9a-f]{16}-01)/.exec(r.body!)![1]!;
+    const query = `e=1&k=k"1\\&t=x&tp=${tp}`;
+    const want = JSON.stringify({ title: 't', file: 'f.mp4', isp: 'a\\b"c\n', urls: odd.map((e) => ({ edge: e.id, url: `${e.url}/c/t/f.mp4?${query}` })) });
+    expect(r.body).toBe(want);
+  });
 });
 
 describe('random ids from the pool', () => {
