@@ -252,7 +252,9 @@ http {
     throw new Error(`${err.message}\n${logTail(child)}`);
   });
   const version = /nginx\/[\d.]+/.exec(versionText(o.bin, '-v'))?.[0] ?? 'nginx';
-  const openssl = /built with (OpenSSL [\w.]+)/.exec(versionText(o.bin, '-V'))?.[1];
+  // The library it runs with, which can be older than the one it was built against.
+  const v = versionText(o.bin, '-V');
+  const openssl = /running with (OpenSSL [\w.]+)/.exec(v)?.[1] ?? /built with (OpenSSL [\w.]+)/.exec(v)?.[1];
   const tlsSaid = o.tls
     ? `, listen ssl (${openssl ?? 'OpenSSL'}; sendfile does not apply to TLS without kTLS, which is not configured): ${await checkForced(url, o.tls.ca)}`
     : '';
