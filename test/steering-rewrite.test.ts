@@ -106,7 +106,7 @@ describe('DASH rewriting', () => {
     expect(bases[0]!.textContent).toBe('http://127.0.0.1:8101/c/bbb/');
     const cs = doc.getElementsByTagName('ContentSteering')[0]!;
     expect(cs.getAttribute('defaultServiceLocation')).toBe('edge-a1');
-    expect(cs.getAttribute('queryBeforeStart')).toBe('false');
+    expect(cs.getAttribute('queryBeforeStart')).toBe('true');
     expect(cs.textContent).toBe('http://steer/v1/steer/bbb.json');
     expect(out).toContain(`xmlns:dvb="${DVB_NS}"`);
   });

@@ -255,7 +255,10 @@ export function planMpd(text: string, opts: PlanOptions): MpdPlan {
   mpd.insertBefore(doc.createTextNode(`${M0}E${M1}`), anchor);
   const cs = doc.createElementNS(ns, prefix ? `${prefix}:ContentSteering` : 'ContentSteering');
   cs.setAttribute('defaultServiceLocation', `${M0}D${M1}`);
-  cs.setAttribute('queryBeforeStart', 'false');
+  // true: dash.js (5.x) asks steering before playback and then every TTL. With false it waits
+  // for its PLAYBACK_STARTED event, which an autoplaying player may never emit — it then never
+  // asked steering at all, so it neither sent its pathway nor followed a new priority.
+  cs.setAttribute('queryBeforeStart', 'true');
   cs.appendChild(doc.createTextNode(`${M0}U${M1}`));
   mpd.insertBefore(cs, periods[0] ?? null);
   mpd.insertBefore(doc.createTextNode('\n\t'), periods[0] ?? null);
