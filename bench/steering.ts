@@ -21,7 +21,8 @@
  * BENCH_EDGES (default 4), BENCH_WORKLOADS (e.g. "locate"), BENCH_PIN=0, BENCH_CLIENT=autocannon,
  * BENCH_CPU_PROF=DIR (steering runs with --cpu-prof into DIR), BENCH_STEERING_CLI=path/to/dist/src/cli.js
  * (another build, for A/B), BENCH_STEERING_JSON='{"…":…}' (merged over the cluster file's steering
- * section), BENCH_JSON=FILE, BENCH_KEEP=1 (keep the temp dir), BENCH_PREFIX=0 (skip the prefix table).
+ * section), BENCH_JSON=FILE, BENCH_KEEP=1 (keep the temp dir), BENCH_PREFIX=0 (skip the prefix table),
+ * BENCH_BALANCE=0 (skip the balance rows: bench/steering-balance.ts, where new sessions land).
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -35,6 +36,7 @@ import { fmt } from './edge/report.js';
 import type { Req } from './edge/workloads.js';
 import { runWrk, wrkScript } from './edge/wrk.js';
 import { runPrefixBench } from './prefix.js';
+import { formatBalanceRows, runBalanceBench } from './steering-balance.js';
 import { benchEdges, startDeployedSteering } from './steering/deployed.js';
 import { startNginxSteering } from './steering/nginx.js';
 import { type SteeringMeasured, type SteeringServer, locateVerdicts, steeringTable, steeringVerdictTable } from './steering/report.js';
@@ -237,6 +239,8 @@ async function main(): Promise<void> {
         `IPv4 ${p.v4LookupsPerSec.toLocaleString('en')}, IPv6 ${p.v6LookupsPerSec.toLocaleString('en')}`,
     );
   }
+  // Where new sessions land: the real ranking over a simulated ISP (bench/steering-balance.ts).
+  if (process.env.BENCH_BALANCE !== '0') say(`\n${formatBalanceRows(runBalanceBench()).trimEnd()}`);
   say(`\ntotal ${elapsed()}, load average at the end ${load()}`);
   if (process.env.BENCH_JSON) {
     writeFileSync(process.env.BENCH_JSON, JSON.stringify({ date: new Date().toISOString(), cpus: nCpu, node: process.version, client: client.kind, results: best }, null, 2));
