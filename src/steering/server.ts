@@ -590,6 +590,8 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
         successes: h.successes,
         lastPollAt: h.lastPollAt === undefined ? null : new Date(h.lastPollAt).toISOString(),
         lastLatencyMs: h.lastLatencyMs ?? null,
+        // Smoothed load against its ISP's bound (bounded loads), as the last poll left it.
+        load: bounds.byEdge.get(e.id) ?? null,
         health: h.lastReport ?? null,
       };
     }),

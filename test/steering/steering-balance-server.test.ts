@@ -81,6 +81,11 @@ describe('steering: bounded loads, player hints, 410/429, incident TTL and expla
     script.get(first)!.connections = 1000; // isp-a mean 550: bound 687.5
     const moved = await until('first edge over the bound', () => priority(`?_HLS_pathway=${first}&_HLS_throughput=5000000`), (p) => p[0] !== first);
     expect(moved[0]).toBe(second);
+    const view = (await (await request(`${adminUrl}/v1/edges`, { headers: { authorization: `Bearer ${TOKEN}` } })).body.json()) as {
+      edges: { id: string; load: { over: boolean; metric: string; bound: { connections: number } } | null }[];
+    };
+    expect(view.edges.find((e) => e.id === first)!.load).toMatchObject({ over: true, metric: 'connections' });
+    expect(view.edges.find((e) => e.id === second)!.load).toMatchObject({ over: false });
     expect(hintLines().at(-1)).toMatchObject({ msg: 'player hint: moved', pathway: first, outcome: 'moved-over-bound', first: second });
     // A new session (no hint) and /v1/locate skip it too; it stays offered after its ISP's other edge.
     expect(await priority()).toEqual([second, first, ...plain.slice(2)]);
