@@ -17,7 +17,7 @@
  * in one run. Steering, nginx and the bare server each run alone on the last CPU; the client,
  * the origin, the edges and this process on the others. Then the prefix table is timed alone.
  *
- * Knobs: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 32), BENCH_TITLES (default 40),
+ * Knobs: BENCH_DURATION (s, default 10), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 32), BENCH_TITLES (default 40),
  * BENCH_EDGES (default 4), BENCH_WORKLOADS (e.g. "locate"), BENCH_PIN=0, BENCH_CLIENT=autocannon,
  * BENCH_CPU_PROF=DIR (steering runs with --cpu-prof into DIR), BENCH_STEERING_CLI=path/to/dist/src/cli.js
  * (another build, for A/B), BENCH_STEERING_JSON='{"…":…}' (merged over the cluster file's steering
@@ -39,13 +39,15 @@ import { runPrefixBench } from './prefix.js';
 import { formatBalanceRows, runBalanceBench } from './steering-balance.js';
 import { benchEdges, startDeployedSteering } from './steering/deployed.js';
 import { startNginxSteering } from './steering/nginx.js';
-import { type SteeringMeasured, type SteeringServer, locateVerdicts, steeringTable, steeringVerdictTable } from './steering/report.js';
+import { type SteeringMeasured, type SteeringServer, combineRounds, locateVerdicts, steeringTable, steeringVerdictTable } from './steering/report.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const TITLES = Number(process.env.BENCH_TITLES ?? 40);
 const EDGES = Number(process.env.BENCH_EDGES ?? 4);
 const WARMUP_SECONDS = 2;
+/** Runs with a peer (locate against nginx) alternate with it in this many rounds of DURATION / ROUNDS. */
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const CEILING_SECONDS = Math.max(3, Math.round(DURATION / 2));
 const FIXTURES = resolve(fileURLToPath(import.meta.url), '..', '..', '..', 'test', 'fixtures', 'media');
 /** Files of the hls-segments fixture that /v1/locate is asked for. */
@@ -124,8 +126,9 @@ async function measure(
   client: ClientSetup,
   seconds: number,
   bytes: number,
+  warm = true,
 ): Promise<SteeringMeasured> {
-  await runLoad(dir, target.url, w, client, server === 'node:http' ? 1 : WARMUP_SECONDS);
+  if (warm) await runLoad(dir, target.url, w, client, server === 'node:http' ? 1 : WARMUP_SECONDS);
   const before = treeCpuSeconds(target.pid);
   const res = await runLoad(dir, target.url, w, client, seconds);
   const after = treeCpuSeconds(target.pid);
@@ -204,14 +207,25 @@ async function main(): Promise<void> {
         }
       };
       await ceiling('before');
-      const reel = await measure(dir, 'ReelCDN', steering, w, client, DURATION, bytes);
-      say(progress(reel));
-      results.push(reel);
-      if (w.nginx && nginx) {
-        const m = await measure(dir, 'nginx', nginx, w, client, DURATION, await bodyBytes(nginx.url + w.requests[0]!.path));
-        say(progress(m));
-        results.push(m);
+      // With a peer, the two alternate in rounds (the first of each warmed up): whatever else the
+      // machine does in the meantime lands on both.
+      const peer = w.nginx ? nginx : undefined;
+      const rounds = peer ? ROUNDS : 1;
+      const seconds = Math.max(2, Math.round(DURATION / rounds));
+      const nginxBytes = peer ? await bodyBytes(peer.url + w.requests[0]!.path) : 0;
+      const reel: SteeringMeasured[] = [];
+      const theirs: SteeringMeasured[] = [];
+      for (let r = 0; r < rounds; r++) {
+        const tag = rounds > 1 ? `  (round ${r + 1}/${rounds})` : '';
+        reel.push(await measure(dir, 'ReelCDN', steering, w, client, peer ? seconds : DURATION, bytes, r === 0));
+        say(progress(reel[r]!, tag));
+        if (peer) {
+          theirs.push(await measure(dir, 'nginx', peer, w, client, seconds, nginxBytes, r === 0));
+          say(progress(theirs[r]!, tag));
+        }
       }
+      results.push(combineRounds(reel));
+      if (theirs.length > 0) results.push(combineRounds(theirs));
       await ceiling('after');
     }
   } finally {
@@ -219,7 +233,10 @@ async function main(): Promise<void> {
     await steering.stop();
   }
 
-  say(`\nMeasured runs: ${DURATION} s each after a ${WARMUP_SECONDS} s warm-up; the ceiling ${CEILING_SECONDS} s, before and after the servers (the higher counts).`);
+  say(
+    `\nMeasured runs: ${DURATION} s each after a ${WARMUP_SECONDS} s warm-up; with nginx, ${ROUNDS} alternating rounds of ${Math.max(2, Math.round(DURATION / ROUNDS))} s each ` +
+      `(answers summed, p50 and p99 the medians of the rounds); the ceiling ${CEILING_SECONDS} s, before and after the servers (the higher counts).`,
+  );
   say(`ReelCDN: ${steering.describe}`);
   if (nginx) say(`nginx: ${nginx.describe}`);
   for (const d of describes) say(d);

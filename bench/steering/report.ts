@@ -30,6 +30,49 @@ export interface SteeringVerdict {
   met: Met;
   /** A figure in it is above CLIENT_BOUND_SHARE of the client's ceiling. */
   clientBound: boolean;
+  /**
+   * nginx's CPU per answer over ReelCDN's: the req/s ratio each would reach with a core to
+   * itself, which survives a busy machine and a client-bound nginx (the req/s ratio does not).
+   */
+  cpuRatio?: number;
+}
+
+/**
+ * Rounds of one server's measured runs as one figure: answers and seconds summed (req/s over
+ * the whole), CPU per answer over all answers, p50 and p99 the medians of the rounds (a round landing
+ * on someone else's burst moves neither). Rounds alternate between the servers compared, so
+ * whatever else the machine does smears over both.
+ */
+export function combineRounds(rounds: readonly SteeringMeasured[]): SteeringMeasured {
+  if (rounds.length === 0) throw new Error('no rounds to combine');
+  if (rounds.length === 1) return rounds[0]!;
+  const sum = (f: (m: SteeringMeasured) => number) => rounds.reduce((a, m) => a + f(m), 0);
+  const median = (f: (m: SteeringMeasured) => number) => {
+    const v = rounds.map(f).sort((a, b) => a - b);
+    return v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+  };
+  const requests = sum((m) => m.load.requests);
+  const seconds = sum((m) => m.load.seconds);
+  const cpuSeconds = sum((m) => (m.cpuUsPerAnswer * m.load.requests) / 1e6);
+  const clientCpu = rounds.every((m) => m.load.clientCpuSeconds !== undefined) ? sum((m) => m.load.clientCpuSeconds!) : undefined;
+  const first = rounds[0]!;
+  return {
+    server: first.server,
+    workload: first.workload,
+    bodyBytes: first.bodyBytes,
+    cpuUsPerAnswer: requests > 0 ? (cpuSeconds * 1e6) / requests : 0,
+    load: {
+      requests,
+      seconds,
+      reqPerSec: seconds > 0 ? requests / seconds : 0,
+      bytesPerSec: seconds > 0 ? sum((m) => m.load.bytesPerSec * m.load.seconds) / seconds : 0,
+      p50Ms: median((m) => m.load.p50Ms),
+      p99Ms: median((m) => m.load.p99Ms),
+      errors: sum((m) => m.load.errors),
+      non2xx: sum((m) => m.load.non2xx),
+      ...(clientCpu === undefined ? {} : { clientCpuSeconds: clientCpu }),
+    },
+  };
 }
 
 /** The client's best rate against the bare server for a workload (before or after the servers). */
@@ -58,6 +101,7 @@ export function locateVerdicts(results: readonly SteeringMeasured[]): SteeringVe
     needed: `${LOCATE_MIN_RATIO.toFixed(2)}x`,
     met: ratio === undefined ? 'n/a' : ratio >= LOCATE_MIN_RATIO ? 'yes' : 'NO',
     clientBound: [reel, nginx].some((m) => m !== undefined && isClientBound(m, results)),
+    cpuRatio: reel && nginx && reel.cpuUsPerAnswer > 0 && nginx.cpuUsPerAnswer > 0 ? nginx.cpuUsPerAnswer / reel.cpuUsPerAnswer : undefined,
   });
   out.push({
     rule: `locate p99 < ${LOCATE_P99_MS} ms`,
@@ -95,7 +139,9 @@ export function steeringTable(results: readonly SteeringMeasured[]): string {
 }
 
 export function steeringVerdictTable(verdicts: readonly SteeringVerdict[]): string {
-  const rows = [['target', 'ReelCDN', 'needed', 'met?']];
-  for (const v of verdicts) rows.push([v.rule, v.value, v.needed, v.clientBound && v.met !== 'n/a' ? `${v.met} (client-bound)` : v.met]);
+  const rows = [['target', 'ReelCDN', 'needed', 'met?', 'by CPU per answer']];
+  for (const v of verdicts) {
+    rows.push([v.rule, v.value, v.needed, v.clientBound && v.met !== 'n/a' ? `${v.met} (client-bound)` : v.met, v.cpuRatio === undefined ? '-' : fmt.ratio(v.cpuRatio)]);
+  }
   return table(rows);
 }
