@@ -82,8 +82,18 @@ export function createApp(opts: AppOptions): FastifyInstance {
     },
   });
   // fastify answers 503 to requests arriving once close() began: those must reach it.
+  // server.close() closes the connections idle at that moment only: a keep-alive connection
+  // whose answer finishes later would hold the drain for keepAliveTimeout, so idle ones are
+  // swept until the server is closed.
+  let sweep: NodeJS.Timeout | undefined;
   app.addHook('preClose', (done) => {
     closing = true;
+    sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+    sweep.unref();
+    done();
+  });
+  app.addHook('onClose', (_app, done) => {
+    clearInterval(sweep);
     done();
   });
   const level = opts.requestLogLevel ?? 'info';

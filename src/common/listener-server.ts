@@ -34,13 +34,15 @@ export function createListenerServer(opts: ListenerServerOptions, listener: Requ
     // header would outlive headersTimeout by up to that much.
     connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
   };
+  // A client that never finishes its handshake holds a socket like one that never sends its headers.
+  const handshakeTimeout = limits.headersTimeoutMs;
   let server: ListenerServer;
   if (tls === undefined) {
     server = createServer(http1, listener) as ListenerServer;
   } else if (!opts.http2) {
-    server = createHttpsServer({ ...http1, ...secureContextOptions(tls) }, listener) as unknown as ListenerServer;
+    server = createHttpsServer({ ...http1, ...secureContextOptions(tls), handshakeTimeout }, listener) as unknown as ListenerServer;
   } else {
-    server = http2Server(secureContextOptions(tls), http1, limits, listener);
+    server = http2Server({ ...secureContextOptions(tls), handshakeTimeout }, http1, limits, listener);
   }
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   server.requestTimeout = limits.requestTimeoutMs;
@@ -58,7 +60,7 @@ export function swapCertificate(server: ListenerServer, tls: TlsMaterial): void 
   server.tlsSerial = tls.serial;
 }
 
-function http2Server(secure: ReturnType<typeof secureContextOptions>, http1: object, limits: ConnectionLimits, listener: RequestListener): ListenerServer {
+function http2Server(secure: ReturnType<typeof secureContextOptions> & { handshakeTimeout: number }, http1: object, limits: ConnectionLimits, listener: RequestListener): ListenerServer {
   const server = createSecureServer({ ...secure, ...http1, allowHTTP1: true }, listener as never);
   // HTTP/1.1 connections on this server, with their requests in flight: node's http2 server has
   // no closeIdleConnections of its own, and a drain must not wait out idle keep-alives.

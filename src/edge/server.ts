@@ -322,14 +322,8 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       clearInterval(fillLoopReset);
       fillLoopDelay.disable();
       await fill.stop();
-      // server.close() closes the connections idle at that moment only; a keep-alive
-      // connection whose answer finishes later would hold the drain for keepAliveTimeout.
-      const sweep = setInterval(() => publicApp.server.closeIdleConnections(), 50);
-      try {
-        await publicApp.close();
-      } finally {
-        clearInterval(sweep);
-      }
+      // Idle keep-alive connections are swept while answers in flight finish (createApp).
+      await publicApp.close();
       await upstream.close();
       await adminApp.close();
       // Open slice files; a replica also reports its last reads to the owner.
