@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NODE_TLS_FLAGS, TLS_CIPHER, checkForced, makeBenchTls, negotiated, nginxSslLines } from '../../bench/edge/tls.js';
+import { median, summarize, tlsCostSpread } from '../../bench/edge/summary.js';
 import { tlsCost, tlsCosts } from '../../bench/edge/tls-cost.js';
 import { selectWorkloads, workloads } from '../../bench/edge/workloads.js';
 
@@ -102,5 +103,38 @@ describe('edge bench: TLS forced on the servers', () => {
     expect(nginxSslLines(t)).toContain(`ssl_certificate ${t.certFile};`);
     expect(nginxSslLines(t)).toContain('ssl_protocols TLSv1.3;');
     expect(nginxSslLines(t)).toContain(`ssl_conf_command Ciphersuites ${TLS_CIPHER};`);
+  });
+});
+
+describe('edge bench: several runs as one', () => {
+  const run = (server: string, workload: string, cpu: number, rps: number) => ({
+    server,
+    workload,
+    workers: 1,
+    cpuUsPerAnswer: cpu,
+    load: { reqPerSec: rps, bytesPerSec: rps * 2 * MiB },
+  });
+
+  it('takes the median of each figure over the runs, with its range', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 2, 3])).toBe(2.5);
+    const rows = summarize([
+      [run('ReelCDN', 'hot-2m', 600, 900), run('nginx', 'hot-2m', 800, 500)],
+      [run('ReelCDN', 'hot-2m', 500, 1_000)],
+      [run('ReelCDN', 'hot-2m', 700, 400), run('nginx', 'hot-2m', 900, 300)],
+    ]);
+    expect(rows.map((r) => [r.server, r.cpuUsPerAnswer, r.reqPerSec.median, r.bytesPerAnswer])).toEqual([
+      ['ReelCDN', { median: 600, min: 500, max: 700, n: 3 }, 900, 2 * MiB],
+      ['nginx', { median: 850, min: 800, max: 900, n: 2 }, 400, 2 * MiB],
+    ]);
+  });
+
+  it('gives each run its own TLS cost, then the median and range of those', () => {
+    const costs = tlsCostSpread([
+      [run('nginx', 'hot-2m', 800, 1), run('nginx', 'tls-hot-2m', 1_800, 1)],
+      [run('nginx', 'hot-2m', 700, 1), run('nginx', 'tls-hot-2m', 1_300, 1)],
+      [run('nginx', 'hot-2m', 900, 1)],
+    ]);
+    expect(costs).toEqual([{ server: 'nginx', workload: 'hot-2m', usPerMiB: { median: 400, min: 300, max: 500, n: 2 }, extraUs: { median: 800, min: 600, max: 1_000, n: 2 } }]);
   });
 });
