@@ -362,7 +362,8 @@ export function checkPrefix(v: Json, field: string): string {
   return `${addr}/${lenText}`;
 }
 
-const WINDOW_RE = /^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$/;
+// The end may be 24:00 (midnight as the end of the day), never 24:xx.
+const WINDOW_RE = /^([01]\d|2[0-3]):([0-5]\d)-(([01]\d|2[0-3]):([0-5]\d)|24:00)$/;
 
 function fillWindow(v: Json, field: string): string {
   const s = str(v, field);
@@ -641,6 +642,9 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
       if (e.tls === undefined) throw new ConfigError(`edges[${i}].tls`, 'missing: origin.tls.requireClientCert is true, and the edge shows the origin this certificate');
     });
   }
+  if (origin.tls?.requireClientCert && !origin.url.startsWith('https:')) {
+    throw new ConfigError('origin.tls.requireClientCert', 'needs origin.url to be https:// (client certificates come with TLS)');
+  }
 
   const a = root.admin === undefined ? {} : obj(root.admin, 'admin');
   const admin: AdminConfig = {
@@ -691,7 +695,10 @@ export function loadClusterFile(path: string): ClusterConfig {
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError('(cluster file)', `${path} is not valid JSON: ${(err as Error).message}`);
+    // V8's message quotes the text around the error, which may be an inline signing secret:
+    // only where it is goes into the log (and into POST /reload's answer).
+    const where = /at position \d+(?: \(line \d+ column \d+\))?/.exec((err as Error).message)?.[0];
+    throw new ConfigError('(cluster file)', `${path} is not valid JSON${where ? ` (${where})` : ''}`);
   }
   const config = validateCluster(raw, dirname(resolve(path)));
   const warnings: string[] = [];

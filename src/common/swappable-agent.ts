@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import { type Agent, Dispatcher } from 'undici';
-import type { ClientTls } from './tls.js';
+import { type ClientTls, clientTlsKey } from './tls.js';
 
 /**
  * An undici dispatcher whose TLS (the CAs it trusts, the certificate it shows) can change on
@@ -20,7 +19,7 @@ export class SwappableAgent extends Dispatcher {
   ) {
     super();
     this.agent = make(tls);
-    this.tlsKey = keyOf(tls);
+    this.tlsKey = clientTlsKey(tls);
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
@@ -29,7 +28,7 @@ export class SwappableAgent extends Dispatcher {
 
   /** New connections use this TLS; returns whether it differed from the current one. */
   setTls(tls: ClientTls | undefined): boolean {
-    const key = keyOf(tls);
+    const key = clientTlsKey(tls);
     if (this.closing !== undefined || key === this.tlsKey) return false;
     const old = this.agent;
     this.agent = this.make(tls);
@@ -61,15 +60,4 @@ export class SwappableAgent extends Dispatcher {
     if (!callback) return done;
     void done.then(callback, callback);
   }
-}
-
-function keyOf(tls: ClientTls | undefined): string {
-  if (tls === undefined) return '';
-  const h = createHash('sha256');
-  for (const ca of tls.ca ?? []) h.update(ca).update('\0');
-  h.update('|');
-  if (tls.cert) h.update(tls.cert);
-  h.update('|');
-  if (tls.key) h.update(tls.key);
-  return h.digest('hex');
 }

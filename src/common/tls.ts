@@ -1,6 +1,7 @@
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { type SecureContextOptions, rootCertificates } from 'node:tls';
+import { type SecureContextOptions, createSecureContext } from 'node:tls';
+import { buildConnector } from 'undici';
 import { type ClusterConfig, ConfigError, type ServiceTls, type TlsConfig } from './config.js';
 
 /** One listener's certificate, key and CA, read from disk and checked. */
@@ -65,8 +66,15 @@ export function loadTlsMaterial(cfg: TlsConfig, field: string, now: number = Dat
   if (ca !== undefined) {
     const authorities = certificates(ca, cfg.caFile!, `${field}.caFile`);
     // The chain in certFile may end at an intermediate the CA file holds, or at the root itself.
-    const anchored = chain.some((c) => authorities.some((a) => c.checkIssued(a) || c.fingerprint256 === a.fingerprint256));
+    const anchored = chain.some((c) => authorities.some((a) => (c.checkIssued(a) && c.verify(a.publicKey)) || c.fingerprint256 === a.fingerprint256));
     if (!anchored) throw new ConfigError(`${field}.caFile`, `${cfg.caFile} did not issue ${cfg.certFile}`);
+  }
+  // What OpenSSL itself refuses (a key too small for its security level, say) fails here, at
+  // start or on reload, naming the file — not later inside a listener's setSecureContext.
+  try {
+    createSecureContext({ cert, key, ...(ca === undefined ? {} : { ca }) });
+  } catch (err) {
+    throw new ConfigError(`${field}.certFile`, `${cfg.certFile} cannot be used: ${(err as Error).message}`);
   }
   return { cert, key, ...(ca === undefined ? {} : { ca }), requireClientCert: cfg.requireClientCert, serial: leaf.serialNumber, notAfter: leaf.validToDate, files: cfg };
 }
@@ -86,17 +94,21 @@ export function secureContextOptions(m: TlsMaterial): SecureContextOptions & { r
 
 /** What a client presents and trusts when it calls another service of the cluster over https. */
 export interface ClientTls {
-  ca?: Buffer[];
+  /**
+   * Per destination (`https://host:port`, as the cluster file names it): the CA that service's
+   * `caFile` names. A destination not listed is verified against the system's CAs.
+   */
+  cas: ReadonlyMap<string, Buffer>;
   cert?: Buffer;
   key?: Buffer;
 }
 
 /**
- * What every caller in the cluster trusts, and shows: the CAs of the cluster file's services
- * (each `caFile`; the system's CAs too when an https:// service names none) and the caller's own
- * certificate as its client identity (an origin may require it). One trust for every service
- * keeps one keep-alive agent per caller; the CAs are all the operator's. Nothing when no
- * service of the cluster speaks https.
+ * What every caller in the cluster trusts, and shows: for each https:// URL of the cluster file,
+ * the CA its service names (its `caFile`; none: the system's CAs), and the caller's own
+ * certificate as its client identity (an origin may require it). Trust is per destination: an
+ * edge's public certificate from a public CA never makes the public CAs trusted for the origin's
+ * private one. Nothing when no service of the cluster speaks https.
  */
 export function clusterClientTls(config: ClusterConfig, identity?: TlsMaterial): ClientTls | undefined {
   const services: { field: string; url: string; adminUrl: string; tls?: TlsConfig; adminTls?: TlsConfig }[] = [
@@ -104,22 +116,56 @@ export function clusterClientTls(config: ClusterConfig, identity?: TlsMaterial):
     { field: 'steering', ...config.steering },
     ...config.edges.map((e, i) => ({ ...e, field: `edges[${i}]` })),
   ];
-  const ca = new Map<string, Buffer>();
-  let systemToo = false;
+  const files = new Map<string, Buffer>();
+  const cas = new Map<string, Buffer>();
   let https = false;
   for (const s of services) {
     for (const [url, t, f] of [[s.url, s.tls, 'tls'], [s.adminUrl, s.adminTls, 'adminTls']] as const) {
       if (!url.startsWith('https:')) continue;
       https = true;
-      if (t?.caFile === undefined) systemToo = true;
-      else if (!ca.has(t.caFile)) ca.set(t.caFile, readPem(t.caFile, `${s.field}.${f}.caFile`));
+      if (t?.caFile === undefined) continue;
+      let pem = files.get(t.caFile);
+      if (pem === undefined) {
+        pem = readPem(t.caFile, `${s.field}.${f}.caFile`);
+        certificates(pem, t.caFile, `${s.field}.${f}.caFile`);
+        files.set(t.caFile, pem);
+      }
+      cas.set(destinationOf(new URL(url)), pem);
     }
   }
   if (!https) return undefined;
-  return {
-    ...(ca.size > 0 ? { ca: [...ca.values(), ...(systemToo ? rootCertificates.map((c) => Buffer.from(c)) : [])] } : {}),
-    ...(identity === undefined ? {} : { cert: identity.cert, key: identity.key }),
-  };
+  return { cas, ...(identity === undefined ? {} : { cert: identity.cert, key: identity.key }) };
+}
+
+/** A digest of a ClientTls (what it trusts where, what it shows): equal digests, nothing to swap. */
+export function clientTlsKey(tls: ClientTls | undefined): string {
+  if (tls === undefined) return '';
+  const h = createHash('sha256');
+  for (const [dest, ca] of [...tls.cas].sort(([a], [b]) => (a < b ? -1 : 1))) h.update(dest).update('\0').update(ca).update('\0');
+  h.update('|');
+  if (tls.cert) h.update(tls.cert);
+  h.update('|');
+  if (tls.key) h.update(tls.key);
+  return h.digest('hex');
+}
+
+/** `https://host:port` of a URL or of undici's connect options: the key trust is looked up by. */
+function destinationOf(u: { protocol: string; hostname: string; port: string | number | null | undefined }): string {
+  const port = u.port === '' || u.port === undefined || u.port === null ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port);
+  return `${u.protocol}//${u.hostname.toLowerCase()}:${port}`;
+}
+
+/**
+ * undici's `connect` option for a caller: plain options without TLS, else a connector that
+ * verifies each destination against its own CA (ClientTls.cas) and shows our certificate.
+ */
+export function connectFor(tls: ClientTls | undefined, timeout: number): buildConnector.BuildOptions | buildConnector.connector {
+  if (tls === undefined) return { timeout };
+  const identity = { timeout, ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.key ? { key: tls.key } : {}) };
+  const system = buildConnector(identity);
+  const byDestination = new Map<string, buildConnector.connector>();
+  for (const [dest, ca] of tls.cas) byDestination.set(dest, buildConnector({ ...identity, ca }));
+  return (opts, callback) => (byDestination.get(destinationOf(opts)) ?? system)(opts, callback);
 }
 
 /** A service's TLS as its process uses it: its listeners' certificates, and its client identity. */

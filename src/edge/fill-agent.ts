@@ -7,7 +7,7 @@ import type { Clock, TimerHandle } from '../common/clock.js';
 import type { ClusterConfig, EdgeConfig } from '../common/config.js';
 import type { FillFile, FillManifest, FillSource } from '../common/fill-manifest.js';
 import type { Logger } from '../common/logger.js';
-import type { ClientTls } from '../common/tls.js';
+import { type ClientTls, connectFor } from '../common/tls.js';
 import { objectKey } from '../common/paths.js';
 import { parseContentRange } from '../common/range.js';
 import { signedOriginPath } from '../common/origin-signing.js';
@@ -93,7 +93,7 @@ function fillLimiter(o: FillAgentOptions): RateLimiter {
 }
 
 function fillAgent(tls: ClientTls | undefined): Agent {
-  return new Agent({ connections: 4, headersTimeout: 10_000, bodyTimeout: 30_000, connect: { timeout: 3_000, ...tls } });
+  return new Agent({ connections: 4, headersTimeout: 10_000, bodyTimeout: 30_000, connect: connectFor(tls, 3_000) });
 }
 
 /** Thrown inside a pass when the window closes: the pass stops, progress is kept. */

@@ -4,7 +4,7 @@ import { systemClock } from '../common/clock.js';
 import type { ClusterConfig, EdgeConfig } from '../common/config.js';
 import { edgeField } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
-import { clusterClientTls, loadServiceTls } from '../common/tls.js';
+import { clusterClientTls, connectFor, loadServiceTls } from '../common/tls.js';
 import { DiskTier } from './disk-tier.js';
 import { FillAgent, type FillProgress } from './fill-agent.js';
 
@@ -16,7 +16,7 @@ export async function runFillNow(config: ClusterConfig, edge: EdgeConfig): Promi
   const token = adminTokenFromEnv();
   // The node's own certificate: this command runs beside it, as it, and may fill in its place.
   const clientTls = clusterClientTls(config, loadServiceTls(edge, edgeField(config, edge.id)).identity);
-  const dispatcher = new Agent({ connect: { ...clientTls } });
+  const dispatcher = new Agent({ connect: connectFor(clientTls, 10_000) });
   let progress: FillProgress;
   try {
     const res = await request(`${edge.adminUrl}/fill?wait=1`, {

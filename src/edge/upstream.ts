@@ -1,7 +1,7 @@
 import { Pool, errors as undiciErrors } from 'undici';
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
-import type { ClientTls } from '../common/tls.js';
+import { type ClientTls, connectFor } from '../common/tls.js';
 import { signedOriginPath } from '../common/origin-signing.js';
 import { signQuery } from '../common/signing.js';
 import { type BreakerSettings, type BreakerState, type BreakerTransition, CircuitBreaker } from './circuit-breaker.js';
@@ -140,7 +140,7 @@ export class Upstream {
       keepAliveTimeout: 30_000,
       headersTimeout: this.timeouts.headersMs,
       bodyTimeout: this.timeouts.bodyMs,
-      connect: { timeout: this.timeouts.connectMs, ...tls },
+      connect: connectFor(tls, this.timeouts.connectMs),
     });
   }
 

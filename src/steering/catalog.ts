@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Agent, request } from 'undici';
-import type { ClientTls } from '../common/tls.js';
+import { type ClientTls, connectFor } from '../common/tls.js';
 import { SwappableAgent } from '../common/swappable-agent.js';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../common/clock.js';
@@ -102,7 +102,7 @@ export class CatalogSource {
   constructor(private readonly opts: CatalogSourceOptions) {
     this.signing = opts.signing;
     const timeout = opts.timeoutMs ?? 3000;
-    this.dispatcher = new SwappableAgent((tls) => new Agent({ connections: 16, headersTimeout: timeout, bodyTimeout: timeout, connect: { timeout, ...tls } }), opts.tls);
+    this.dispatcher = new SwappableAgent((tls) => new Agent({ connections: 16, headersTimeout: timeout, bodyTimeout: timeout, connect: connectFor(tls, timeout) }), opts.tls);
     this.manifests = new LRUCache<string, string>({
       maxSize: opts.manifestCacheBytes ?? 64 * 1024 * 1024,
       sizeCalculation: (v) => Math.max(1, v.length),

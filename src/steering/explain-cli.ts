@@ -1,7 +1,7 @@
 import { Agent, request } from 'undici';
 import { adminTokenFromEnv } from '../common/admin-auth.js';
 import type { ClusterConfig } from '../common/config.js';
-import { clusterClientTls } from '../common/tls.js';
+import { clusterClientTls, connectFor } from '../common/tls.js';
 import { type Explanation, formatExplanation } from './explain.js';
 
 /**
@@ -27,7 +27,7 @@ export async function runExplain(config: ClusterConfig, args: ExplainArgs, out: 
   if (args.xff !== undefined) q.set('xff', args.xff);
   const url = `${config.steering.adminUrl}/v1/explain?${q}`;
   const token = adminTokenFromEnv();
-  const dispatcher = new Agent({ connect: { timeout: 5000, ...clusterClientTls(config) } });
+  const dispatcher = new Agent({ connect: connectFor(clusterClientTls(config), 5000) });
   try {
     let res;
     try {

@@ -1,6 +1,6 @@
 import { Agent, request } from 'undici';
 import { SwappableAgent } from '../common/swappable-agent.js';
-import type { ClientTls } from '../common/tls.js';
+import { type ClientTls, connectFor } from '../common/tls.js';
 import type { Clock } from '../common/clock.js';
 import type { EdgeConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
@@ -127,7 +127,7 @@ export function undiciSeenPlaysFetcher(opts: { timeoutMs: number; adminToken?: s
   setTls: (tls: ClientTls | undefined) => void;
 } {
   const dispatcher = new SwappableAgent(
-    (tls) => new Agent({ connections: 2, keepAliveTimeout: 30_000, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs, connect: { timeout: opts.timeoutMs, ...tls } }),
+    (tls) => new Agent({ connections: 2, keepAliveTimeout: 30_000, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs, connect: connectFor(tls, opts.timeoutMs) }),
     opts.tls,
   );
   const headers: Record<string, string> = { accept: 'application/json' };

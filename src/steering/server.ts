@@ -10,7 +10,7 @@ import { adminGuard, adminLimits, boundUrl, createApp, listenerServer, sendError
 import { swapCertificate } from '../common/listener-server.js';
 import type { ReloadOutcome } from '../common/reload.js';
 import { SwappableAgent } from '../common/swappable-agent.js';
-import { type TlsMaterial, clusterClientTls, loadServiceTls } from '../common/tls.js';
+import { type TlsMaterial, clientTlsKey, clusterClientTls, connectFor, loadServiceTls } from '../common/tls.js';
 import { LoopMonitor } from '../common/loop-monitor.js';
 import type { Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
@@ -133,7 +133,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   let tls = loadServiceTls(st, 'steering');
   let clientTls = clusterClientTls(config, tls.identity);
   // Plays and the dashboard's origin poll: a few requests a second to the origin's admin port.
-  const originAdmin = new SwappableAgent((t) => new Agent({ connections: 4, keepAliveTimeout: 30_000, connect: { timeout: 5000, ...t } }), clientTls);
+  const originAdmin = new SwappableAgent((t) => new Agent({ connections: 4, keepAliveTimeout: 30_000, connect: connectFor(t, 5000) }), clientTls);
 
   const catalog = new CatalogSource({
     originUrl: config.origin.url,
@@ -654,7 +654,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     if (swappedPublic || !sameMaterial(tls.identity, nextTls.identity)) applied.push('steering.tls');
     if (swappedAdmin) applied.push('steering.adminTls');
     // The CA files of the cluster (what we trust), read again: one may have been replaced in place.
-    if (!sameBuffers(clientTls?.ca, nextClientTls?.ca)) applied.push('caFile');
+    if (clientTlsKey(clientTls) !== clientTlsKey(nextClientTls)) applied.push('caFile');
     // What each listener serves now (one whose scheme changed keeps its own until the restart).
     const served = (was: TlsMaterial | undefined, now: TlsMaterial | undefined) => (was && now ? now : was);
     tls = { public: served(tls.public, nextTls.public), admin: served(tls.admin, nextTls.admin), identity: nextTls.identity };
@@ -750,8 +750,4 @@ function lastResortIds(snapshot: ReadonlyMap<string, EdgeHealth>): Set<string> {
 function sameMaterial(a: TlsMaterial | undefined, b: TlsMaterial | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
   return a.cert.equals(b.cert) && a.key.equals(b.key);
-}
-
-function sameBuffers(a: readonly Buffer[] | undefined, b: readonly Buffer[] | undefined): boolean {
-  return (a?.length ?? 0) === (b?.length ?? 0) && (a ?? []).every((x, i) => x.equals(b![i]!));
 }

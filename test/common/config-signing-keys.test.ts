@@ -144,3 +144,19 @@ describe('inline signing.keys (existing cluster files)', () => {
     expect(c.warnings![0]).not.toContain(SECRET_1);
   });
 });
+
+describe('a cluster file that is not valid JSON', () => {
+  it('says where, never what: the text around the error may be an inline secret', () => {
+    const dir = tempDir();
+    const file = join(dir, 'cluster.json');
+    writeFileSync(file, '{\n  "signing": { "keys": { "k1": hunter2-super-secret-value } }\n}\n', { mode: 0o600 });
+    let message = '';
+    try {
+      loadClusterFile(file);
+    } catch (err) {
+      message = (err as ConfigError).message;
+    }
+    expect(message).toMatch(new RegExp(`^\\(cluster file\\): ${file} is not valid JSON`));
+    expect(message).not.toContain('hunter2');
+  });
+});

@@ -109,14 +109,33 @@ describe('the cluster file and TLS', () => {
     expect(problem(() => validateCluster(base({ origin: { tls: { ...tls, requireClientCert: true } }, edge: { tls } }), '/d'))).toMatch(/^steering\.tls: missing/);
   });
 
-  it('clients trust the CAs the cluster names, plus the system CAs when an https:// service names none', () => {
+  it('clients trust each service by its own CA: a service without one is checked against the system CAs alone', () => {
     const dir = tempDir();
     const pki = makeTestPki(dir, ['e']);
     const config = validateCluster(base({ edge: { url: 'https://127.0.0.1:5', tls: pki.tls('e') } }), dir);
-    expect(clusterClientTls(config)!.ca).toHaveLength(1);
+    expect([...clusterClientTls(config)!.cas.keys()]).toEqual(['https://127.0.0.1:5']);
     expect(clusterClientTls(validateCluster(base(), dir))).toBeUndefined();
-    const noCa = validateCluster(base({ edge: { url: 'https://127.0.0.1:5', tls: pki.tls('e') }, steering: { url: 'https://127.0.0.1:3', tls: { certFile: 'c', keyFile: 'k' } } }), dir);
-    expect(clusterClientTls(noCa)!.ca!.length).toBeGreaterThan(10);
+    // Steering with a publicly issued certificate (no caFile) adds no trust anywhere else.
+    const mixed = validateCluster(base({ edge: { url: 'https://127.0.0.1:5', tls: pki.tls('e') }, steering: { url: 'https://127.0.0.1:3', tls: { certFile: 'c', keyFile: 'k' } } }), dir);
+    expect([...clusterClientTls(mixed)!.cas.keys()]).toEqual(['https://127.0.0.1:5']);
+  });
+
+  it('refuses a CA file that holds no certificate, naming the service', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'bad-ca.pem'), 'garbage\n');
+    const config = validateCluster(base({ edge: { url: 'https://127.0.0.1:5', tls: { certFile: 'c', keyFile: 'k', caFile: 'bad-ca.pem' } } }), dir);
+    expect(problem(() => clusterClientTls(config))).toBe(`edges[0].tls.caFile: ${join(dir, 'bad-ca.pem')} holds no PEM certificate`);
+  });
+
+  it('accepts 24:00 as the end of a fill window, not 24:30', () => {
+    expect(validateCluster(base({ edge: { fill: { window: '22:00-24:00' } } }), '/d').edges[0]!.fill.window).toBe('22:00-24:00');
+    expect(problem(() => validateCluster(base({ edge: { fill: { window: '02:00-24:30' } } }), '/d'))).toMatch(/^edges\[0\]\.fill\.window: /);
+  });
+
+  it('refuses requireClientCert on an origin served over plain http', () => {
+    expect(problem(() => validateCluster(base({ origin: { tls: { ...tls, requireClientCert: true } }, steering: { tls }, edge: { tls } }), '/d'))).toBe(
+      'origin.tls.requireClientCert: needs origin.url to be https:// (client certificates come with TLS)',
+    );
   });
 });
 

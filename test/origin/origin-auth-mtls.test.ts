@@ -45,6 +45,11 @@ function mtlsCluster(pki: TestPki, requireClientCert: boolean): ClusterConfig {
   );
 }
 
+/** The cluster file as the edge reads it once the origin is up: edges trust the origin by the address the file gives. */
+function atOrigin(config: ClusterConfig, url: string): ClusterConfig {
+  return { ...config, origin: { ...config.origin, url } };
+}
+
 interface RunningOrigin {
   server: OriginServer;
   url: string;
@@ -151,7 +156,7 @@ describe('origin.tls.requireClientCert: the handshake admits edges only', () => 
   });
 
   it('letsAnEdgeShowingItsCertificateServeMissThenHit', async () => {
-    const edge = await startEdge(config, origin.url);
+    const edge = await startEdge(atOrigin(config, origin.url), origin.url);
     try {
       const a = await edge.get('movie', FILE, { range: 'bytes=100-50000' });
       expect([a.status, a.headers['x-cache']]).toEqual([206, 'MISS']);
@@ -192,7 +197,7 @@ describe('origin over TLS without requireClientCert', () => {
   });
 
   it('letsAnEdgeServeThroughItOnTokens', async () => {
-    const edge = await startEdge(config, origin.url);
+    const edge = await startEdge(atOrigin(config, origin.url), origin.url);
     try {
       const a = await edge.get('movie', FILE);
       expect([a.status, a.headers['x-cache'], a.body.equals(source)]).toEqual([200, 'MISS', true]);

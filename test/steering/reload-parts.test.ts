@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/common/clock.js';
 import { type ClusterConfig, ConfigError, type EdgeConfig } from '../../src/common/config.js';
 import { SwappableAgent } from '../../src/common/swappable-agent.js';
+import { type ClientTls, connectFor } from '../../src/common/tls.js';
 import type { HealthParams, PollResult } from '../../src/steering/health.js';
 import { HealthPoller } from '../../src/steering/health-poller.js';
 import { SeenPlaysPoller } from '../../src/steering/seen-plays-poller.js';
@@ -175,7 +176,10 @@ describe('SwappableAgent', () => {
   const wrong = makeTestPki(tempDir('reelcdn-swappable-other-'), [], { caName: 'another CA' });
   let server: Server;
   let url: string;
-  const make = (tls: { ca?: Buffer[] } | undefined) => new Agent({ connect: { ...tls } });
+  const make = (tls: ClientTls | undefined) => new Agent({ connect: connectFor(tls, 2000) });
+
+  // The server's destination trusts this CA (whatever bundle of CAs it is).
+  const trusting = (caPem: string): ClientTls => ({ cas: new Map([[url.replace(/\/$/, ''), Buffer.from(caPem)]]) });
 
   beforeAll(async () => {
     server = createHttpsServer({ cert: right.certs.server!.certPem, key: right.certs.server!.keyPem }, (req, res) => {
@@ -188,14 +192,14 @@ describe('SwappableAgent', () => {
   afterAll(async () => new Promise<void>((r) => server.close(() => r())));
 
   it('trustsTheNewCaFromTheSwapOnAndFinishesWhatWasInFlight', async () => {
-    const agent = new SwappableAgent(make, { ca: [Buffer.from(wrong.ca.certPem)] });
+    const agent = new SwappableAgent(make, trusting(wrong.ca.certPem));
     await expect(request(`${url}/`, { dispatcher: agent })).rejects.toThrow();
-    expect(agent.setTls({ ca: [Buffer.from(wrong.ca.certPem)] })).toBe(false); // same bytes: nothing to do
-    expect(agent.setTls({ ca: [Buffer.from(right.ca.certPem)] })).toBe(true);
+    expect(agent.setTls(trusting(wrong.ca.certPem))).toBe(false); // same bytes: nothing to do
+    expect(agent.setTls(trusting(right.ca.certPem))).toBe(true);
     const slow = request(`${url}/slow`, { dispatcher: agent });
     await new Promise((r) => setTimeout(r, 50));
     // Swapped again while /slow is out: it still completes on the agent it started on.
-    agent.setTls({ ca: [Buffer.from(right.ca.certPem), Buffer.from(wrong.ca.certPem)] });
+    agent.setTls(trusting(right.ca.certPem + wrong.ca.certPem));
     const res = await slow;
     expect(await res.body.text()).toBe('ok');
     expect(await (await request(`${url}/`, { dispatcher: agent })).body.text()).toBe('ok');
