@@ -16,3 +16,16 @@ export function isAuthorized(header: string | undefined, token: string | undefin
   const b = createHash('sha256').update(token).digest();
   return timingSafeEqual(a, b);
 }
+
+/**
+ * Makes `open` (an adminGuard's set) open exactly the paths the cluster file's `admin` opens:
+ * `/health` with openHealth, `/metrics` with openMetrics. At start and on reload alike; other
+ * entries (the dashboard's page) are left as they are.
+ */
+export function setOpenAdminPaths(open: Set<string>, admin: { openHealth: boolean; openMetrics: boolean }): Set<string> {
+  for (const [path, isOpen] of [['/health', admin.openHealth], ['/metrics', admin.openMetrics]] as const) {
+    if (isOpen) open.add(path);
+    else open.delete(path);
+  }
+  return open;
+}

@@ -22,6 +22,8 @@ export interface ListenerServerOptions {
 export type ListenerServer = Server & {
   /** Serial of the certificate new connections get (TLS only). */
   tlsSerial?: string;
+  /** What new connections get (TLS only): swapCertificateIfChanged compares against it. */
+  tlsMaterial?: TlsMaterial;
 };
 
 export function createListenerServer(opts: ListenerServerOptions, listener: RequestListener): ListenerServer {
@@ -47,7 +49,10 @@ export function createListenerServer(opts: ListenerServerOptions, listener: Requ
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   server.requestTimeout = limits.requestTimeoutMs;
   server.headersTimeout = limits.headersTimeoutMs;
-  if (tls !== undefined) server.tlsSerial = tls.serial;
+  if (tls !== undefined) {
+    server.tlsSerial = tls.serial;
+    server.tlsMaterial = tls;
+  }
   return server;
 }
 
@@ -58,6 +63,26 @@ export function createListenerServer(opts: ListenerServerOptions, listener: Requ
 export function swapCertificate(server: ListenerServer, tls: TlsMaterial): void {
   (server as unknown as import('node:tls').Server).setSecureContext(secureContextOptions(tls));
   server.tlsSerial = tls.serial;
+  server.tlsMaterial = tls;
+}
+
+/**
+ * A reload's certificate swap: swapCertificate only when `next` holds other bytes (certificate,
+ * key or CA) than the listener serves. A new secure context comes with new session-ticket keys,
+ * so swapping on every reload would make every client do a full handshake again. A plain-HTTP
+ * listener (its URL's scheme is fixed until a restart), or no `next`, swaps nothing. Whether it swapped.
+ */
+export function swapCertificateIfChanged(server: ListenerServer, next: TlsMaterial | undefined): boolean {
+  if (next === undefined || server.tlsSerial === undefined || sameTlsMaterial(server.tlsMaterial, next)) return false;
+  swapCertificate(server, next);
+  return true;
+}
+
+/** Whether two materials hold the same certificate, key and CA bytes (a file re-issued in place is another). */
+export function sameTlsMaterial(a: TlsMaterial | undefined, b: TlsMaterial | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  const ca = a.ca === undefined || b.ca === undefined ? a.ca === b.ca : a.ca.equals(b.ca);
+  return ca && a.cert.equals(b.cert) && a.key.equals(b.key) && a.requireClientCert === b.requireClientCert;
 }
 
 function http2Server(secure: ReturnType<typeof secureContextOptions> & { handshakeTimeout: number }, http1: object, limits: ConnectionLimits, listener: RequestListener): ListenerServer {

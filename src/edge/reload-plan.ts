@@ -1,6 +1,9 @@
+import { isDeepStrictEqual } from 'node:util';
 import { type ClusterConfig, ConfigError, type EdgeConfig } from '../common/config.js';
+import { sameTlsMaterial } from '../common/listener-server.js';
 import { changedFields } from '../common/reload.js';
-import type { ServiceTlsMaterial } from '../common/tls.js';
+import { type ClientTls, type ServiceTlsMaterial, type TlsMaterial, clusterClientTls, loadServiceTls } from '../common/tls.js';
+import { parseWindow } from './fill-window.js';
 
 /** A configuration as one edge node runs it: the cluster file and its own entry in it. */
 export interface EdgeView {
@@ -98,16 +101,58 @@ export function planEdgeReload(boot: EdgeView, last: EdgeView, next: ClusterConf
   };
 }
 
+/** What a running edge serves and shows now: a reload is compared against it. */
+export interface EdgeTlsState {
+  tls: ServiceTlsMaterial;
+  clientTls: ClientTls | undefined;
+}
+
 /**
- * Adds the certificates that changed to `applied`: a file re-issued in place (same path, a new
- * serial) is as much a change as a new path. `admin`: this process serves the admin port.
+ * A reload of one edge, everything that can refuse it done: the plan, every certificate of the
+ * node read and checked, the trust toward the origin, parent and peers built, the fill window
+ * parsed. Applying it reads no file and cannot fail, so a node's primary prepares it once and
+ * its workers apply the same bytes (a certificate renewed on disk meanwhile changes nothing).
+ * A structured clone survives the trip to a worker (Buffers, Maps and Dates do).
  */
-export function noteCertificates(plan: EdgeReloadPlan, prev: ServiceTlsMaterial, next: ServiceTlsMaterial, admin: boolean): void {
+export interface PreparedEdgeReload extends EdgeReloadPlan, EdgeTlsState {
+  /** `clientTls` differs from what the edge had: its pools toward the origin, parent and peers are rebuilt. */
+  clientTlsChanged: boolean;
+}
+
+/**
+ * Prepares a reload of edge `boot.edge.id` (see PreparedEdgeReload) from the file it booted
+ * with, the one last applied and what it serves now. Throws a ConfigError naming the field —
+ * and then nothing anywhere has changed.
+ */
+export function prepareEdgeReload(boot: EdgeView, last: EdgeView, now: EdgeTlsState, next: ClusterConfig): PreparedEdgeReload {
+  const plan = planEdgeReload(boot, last, next);
+  const tls = loadServiceTls(plan.edge, plan.field);
+  const clientTls = clusterClientTls(next, tls.identity);
+  try {
+    parseWindow(plan.edge.fill.window, plan.edge.timezone);
+  } catch (err) {
+    throw new ConfigError(`${plan.field}.fill.window`, (err as Error).message);
+  }
   const note = (f: string) => {
     if (!plan.applied.includes(f)) plan.applied.push(f);
   };
-  if (prev.public?.serial !== next.public?.serial || prev.identity?.serial !== next.identity?.serial) note(`${plan.field}.tls`);
-  if (admin && prev.admin?.serial !== next.admin?.serial) note(`${plan.field}.adminTls`);
+  // A file re-issued in place (same path, new bytes) is as much a change as a new path.
+  if (!sameTlsMaterial(now.tls.public, tls.public) || !sameTlsMaterial(now.tls.identity, tls.identity)) note(`${plan.field}.tls`);
+  if (!sameTlsMaterial(now.tls.admin, tls.admin)) note(`${plan.field}.adminTls`);
+  const clientTlsChanged = !isDeepStrictEqual(now.clientTls, clientTls);
+  if (clientTlsChanged) note('client tls');
+  return { ...plan, tls: served(now.tls, tls), clientTls, clientTlsChanged };
+}
+
+/**
+ * What each listener serves after the reload: the new material where it serves TLS; a listener
+ * whose URL's scheme changed keeps what it has until the restart (that is in needsRestart).
+ */
+function served(was: ServiceTlsMaterial, now: ServiceTlsMaterial): ServiceTlsMaterial {
+  const pick = (a: TlsMaterial | undefined, b: TlsMaterial | undefined) => (a && b ? b : a);
+  const pub = pick(was.public, now.public);
+  const admin = pick(was.admin, now.admin);
+  return { ...(pub ? { public: pub } : {}), ...(admin ? { admin } : {}), ...(now.identity ? { identity: now.identity } : {}) };
 }
 
 /** `config` with `edge` in place of its own entry (found by id). */

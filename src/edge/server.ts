@@ -1,18 +1,17 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { isDeepStrictEqual } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { systemClock, type Clock } from '../common/clock.js';
 import type { ClusterConfig, EdgeConfig } from '../common/config.js';
 import { edgeField, listenAddress } from '../common/config.js';
 import { CORS_HEADERS } from '../common/cors.js';
-import { adminTokenFromEnv } from '../common/admin-auth.js';
+import { adminTokenFromEnv, setOpenAdminPaths } from '../common/admin-auth.js';
 import { adminGuard, adminLimits, createApp, listenerServer } from '../common/http-app.js';
-import { swapCertificate } from '../common/listener-server.js';
 import type { ReloadOutcome } from '../common/reload.js';
 import { LoopMonitor } from '../common/loop-monitor.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
-import { type TlsMaterial, clusterClientTls, loadServiceTls } from '../common/tls.js';
+import { type ClientTls, type ServiceTlsMaterial, clusterClientTls, loadServiceTls } from '../common/tls.js';
+import { watchCertificateExpiry } from '../common/tls-metrics.js';
 import { TokenVerifier } from '../common/signing.js';
 import { VERSION } from '../common/version.js';
 import { DiskTier } from './disk-tier.js';
@@ -20,7 +19,8 @@ import { EdgeCache, type SliceClaims, type Tier } from './edge-cache.js';
 import { type EdgeHealth, type EdgeStatus, edgeHealth } from './edge-health.js';
 import { EdgeMetrics } from './edge-metrics.js';
 import { FillAgent } from './fill-agent.js';
-import { type EdgeView, noteCertificates, planEdgeReload } from './reload-plan.js';
+import { applyAnswerShare, applyNodeShare } from './edge-reload.js';
+import { type EdgeView, type PreparedEdgeReload, prepareEdgeReload } from './reload-plan.js';
 import type { SeenPlays } from './play-seen.js';
 import { createHitPath } from './hit-path.js';
 import { newSeenPlays, recordSeenPlays, registerPlaysRoute } from './play-seen-routes.js';
@@ -58,6 +58,11 @@ export interface EdgeServerOptions {
    * through `seenPlays`; no admin port and no fill here (the primary holds both).
    */
   worker?: { disk: DiskTier; claims: SliceClaims; seenPlays: SeenPlays };
+  /**
+   * Certificates already read (a node's worker gets its primary's: every worker serves the same
+   * bytes, and none reads a file the primary did not check). Default: read from the cluster file's paths.
+   */
+  tls?: { service: ServiceTlsMaterial; client: ClientTls | undefined };
   /** Tests: the disk tier poisons pooled read buffers given back, so an answer sent after its release shows. */
   poisonReleasedBuffers?: boolean;
 }
@@ -76,10 +81,13 @@ export interface EdgeServer {
   /** `resetLoopDelay` (default true): the event-loop delay reported covers the time since the last reset. */
   health(opts?: { resetLoopDelay?: boolean }): EdgeHealth;
   /**
-   * Takes a reloaded cluster file (src/common/reload.ts): certificates read and checked first —
-   * a ConfigError then, and nothing changed — then keys, certificates, fill settings swapped in.
+   * Takes a reloaded cluster file (src/common/reload.ts): prepared first — certificates read and
+   * checked, the fill window parsed; a ConfigError then, and nothing changed — then keys,
+   * certificates, trust and fill settings swapped in by code that cannot fail.
    */
   reload(next: ClusterConfig): Promise<ReloadOutcome>;
+  /** Applies a reload its node's primary prepared (a worker): reads no file, cannot fail. */
+  applyReload(p: PreparedEdgeReload): ReloadOutcome;
 }
 
 export function upstreamTarget(config: ClusterConfig, edge: EdgeConfig, override?: string): UpstreamTarget {
@@ -128,8 +136,8 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     return { memory: m.usedBytes, memoryCap: m.capacityBytes, disk: d.usedBytes, diskCap: d.capacityBytes, connections };
   });
   // Certificates of our listeners (a bad file stops the start here), and what we trust and show as a client.
-  let tls = loadServiceTls(edge, edgeField(config, edge.id));
-  let clientTls = clusterClientTls(config, tls.identity);
+  let tls = opts.tls?.service ?? loadServiceTls(edge, edgeField(config, edge.id));
+  let clientTls = opts.tls ? opts.tls.client : clusterClientTls(config, tls.identity);
   // The file this edge started with (what restart-only fields still are) and the one last applied.
   const boot: EdgeView = { config, edge };
   let last: EdgeView = boot;
@@ -209,10 +217,10 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
 
   // ---- admin port ----
   const adminApp = createApp({ logger, requestLogLevel: 'debug', limits: adminLimits(config.http), tls: tls.admin, http2: true });
-  const open = new Set<string>();
-  if (config.admin.openHealth) open.add('/health');
-  if (config.admin.openMetrics) open.add('/metrics');
+  const open = setOpenAdminPaths(new Set<string>(), config.admin);
   adminApp.addHook('onRequest', adminGuard(open, opts.adminToken));
+  // A worker's listener is its node's: the primary reports the node's certificates once.
+  if (!opts.worker) watchCertificateExpiry(registry, { public: () => listenerServer(publicApp).tlsMaterial, admin: () => listenerServer(adminApp).tlsMaterial });
   registerPlaysRoute(adminApp, seen);
 
   function status(): EdgeStatus {
@@ -253,44 +261,21 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
 
   async function reload(next: ClusterConfig): Promise<ReloadOutcome> {
     // Everything that can refuse the file, before anything changes.
-    const plan = planEdgeReload(boot, last, next);
-    const nextTls = loadServiceTls(plan.edge, plan.field);
-    const fresh = clusterClientTls(next, nextTls.identity);
-    const applied = plan.applied;
-    const changed = (f: string) => applied.includes(f);
+    return applyReload(prepareEdgeReload(boot, last, { tls, clientTls }, next));
+  }
 
-    if (changed('signing')) {
-      signing.required = next.signing.required;
-      // The hit path's remembered URLs go with the old keys (TokenVerifier.generation).
-      svc.tokens.setKeys(next.signing.keys);
-      upstream.setSigning(next.signing);
-    }
-    // New connections get the new certificates; open ones keep theirs.
-    noteCertificates(plan, tls, nextTls, !opts.worker);
-    swapIfServing(publicApp, nextTls.public);
-    if (!opts.worker) swapIfServing(adminApp, nextTls.admin);
-    // Trust and identity toward the origin, parent and peers: new connections only.
-    const trust = isDeepStrictEqual(fresh, clientTls) ? clientTls : fresh;
-    if (trust !== clientTls) {
-      upstream.setTls(trust);
-      applied.push('client tls');
-    }
-    tls = nextTls;
-    clientTls = trust;
-    // Restart-only fields (dataDir, sliceBytes, …) stay as they are in plan.edge.
-    fill.reconfigure(plan.config, plan.edge, trust);
-    if (changed('admin')) {
-      open.clear();
-      if (next.admin.openHealth) open.add('/health');
-      if (next.admin.openMetrics) open.add('/metrics');
-    }
-    if (changed('log.level')) logger.level = next.log.level;
-    last = { config: plan.config, edge: plan.edge };
-    return { applied, needsRestart: plan.needsRestart };
+  function applyReload(p: PreparedEdgeReload): ReloadOutcome {
+    applyAnswerShare(p, { publicApp, signing, tokens: svc.tokens, upstream, logger });
+    if (!opts.worker) applyNodeShare(p, { adminApp, fill, openPaths: open, logger }, clientTls);
+    tls = p.tls;
+    if (p.clientTlsChanged) clientTls = p.clientTls;
+    last = { config: p.config, edge: p.edge };
+    return { applied: [...p.applied], needsRestart: [...p.needsRestart] };
   }
 
   return {
     reload,
+    applyReload,
     publicApp,
     adminApp,
     cache,
@@ -332,12 +317,6 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       loop.stop();
     },
   };
-}
-
-/** New connections to `app` get this certificate, if it serves TLS (an https:// URL stays one until a restart). */
-function swapIfServing(app: FastifyInstance, m: TlsMaterial | undefined): void {
-  const server = listenerServer(app);
-  if (m !== undefined && server.tlsSerial !== undefined) swapCertificate(server, m);
 }
 
 /** Counts answers into /health's traffic stats and the metrics' tally. */

@@ -3,13 +3,14 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
-import { adminTokenFromEnv } from '../common/admin-auth.js';
+import { adminTokenFromEnv, setOpenAdminPaths } from '../common/admin-auth.js';
 import { type Clock, type TimerHandle, systemClock } from '../common/clock.js';
 import { type ClusterConfig, listenAddress } from '../common/config.js';
 import { adminGuard, adminLimits, boundUrl, createApp, listenerServer, sendError } from '../common/http-app.js';
-import { swapCertificate } from '../common/listener-server.js';
+import { sameTlsMaterial, swapCertificateIfChanged } from '../common/listener-server.js';
 import { type ReloadOutcome, changedFields } from '../common/reload.js';
-import { type TlsMaterial, loadServiceTls } from '../common/tls.js';
+import { loadServiceTls } from '../common/tls.js';
+import { watchCertificateExpiry } from '../common/tls-metrics.js';
 import { LoopMonitor } from '../common/loop-monitor.js';
 import type { Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
@@ -135,7 +136,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   for (const reason of ORIGIN_REFUSALS) metrics.refused.inc({ reason }, 0); // every series from the start, at 0
   // A loop over its delay budget for a sustained spell sheds public requests (503 + Retry-After).
   const loop = LoopMonitor.fromConfig(config.http, logger);
-  let tls = loadServiceTls(config.origin, 'origin');
+  const tls = loadServiceTls(config.origin, 'origin');
   // The file the origin started with (what restart-only fields still are) and the one last applied.
   const boot = config;
   let last = config;
@@ -175,13 +176,8 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
 
   // Admin port.
   const adminApp = createApp({ logger, limits: adminLimits(config.http), tls: tls.admin });
-  const open = new Set<string>();
-  const setOpenPaths = (c: ClusterConfig) => {
-    open.clear();
-    if (c.admin.openHealth) open.add('/health');
-    if (c.admin.openMetrics) open.add('/metrics');
-  };
-  setOpenPaths(config);
+  const open = setOpenAdminPaths(new Set<string>(), config.admin);
+  watchCertificateExpiry(registry, { public: () => listenerServer(publicApp).tlsMaterial, admin: () => listenerServer(adminApp).tlsMaterial });
   adminApp.addHook('onRequest', adminGuard(open, opts.adminToken ?? adminTokenFromEnv()));
 
   adminApp.get('/health', async () => ({
@@ -249,29 +245,32 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
       admin: (c) => c.admin,
       'log.level': (c) => c.log.level,
     });
-    const note = (f: string) => {
-      if (!applied.includes(f)) applied.push(f);
+    const note = (list: string[], f: string) => {
+      if (!list.includes(f)) list.push(f);
     };
-
-    if (applied.includes('signing')) auth.setSigning(next.signing);
-    // Certificates, re-issued in place or at a new path: new connections get them, open ones keep theirs.
-    if (needsRestart.includes('origin.tls.requireClientCert')) {
-      // The public listener keeps its certificate: a context without the CA under a listener
-      // that asks for client certificates would refuse every edge.
+    const publicServer = listenerServer(publicApp);
+    const adminServer = listenerServer(adminApp);
+    // Certificates, re-issued in place or at a new path, count by their bytes.
+    const publicChanged = !sameTlsMaterial(publicServer.tlsMaterial, nextTls.public);
+    // Under a listener that asks for client certificates, a context without the CA would refuse
+    // every edge: the public certificate waits for the restart requireClientCert waits for.
+    const publicNext = needsRestart.includes('origin.tls.requireClientCert') ? undefined : nextTls.public;
+    if (publicNext === undefined) {
       const i = applied.indexOf('origin.tls');
       if (i >= 0) applied.splice(i, 1);
-      if (i >= 0 || nextTls.public?.serial !== tls.public?.serial) needsRestart.push('origin.tls');
-    } else {
-      if (nextTls.public?.serial !== tls.public?.serial) note('origin.tls');
-      swapIfServing(publicApp, nextTls.public);
-      tls = { ...tls, public: nextTls.public };
-    }
-    if (nextTls.admin?.serial !== tls.admin?.serial) note('origin.adminTls');
-    swapIfServing(adminApp, nextTls.admin);
-    tls = { ...tls, admin: nextTls.admin };
+      if (i >= 0 || publicChanged) note(needsRestart, 'origin.tls');
+    } else if (publicChanged) note(applied, 'origin.tls');
+    if (!sameTlsMaterial(adminServer.tlsMaterial, nextTls.admin)) note(applied, 'origin.adminTls');
     // Manifests keep naming the origin's URL as it listens, until a restart.
-    plans.reconfigure({ ...next, origin: { ...next.origin, url: boot.origin.url } });
-    if (applied.includes('admin')) setOpenPaths(next);
+    const planned: ClusterConfig = { ...next, origin: { ...next.origin, url: boot.origin.url } };
+
+    // ---- the swap: nothing below reads a file or throws ----
+    if (applied.includes('signing')) auth.setSigning(next.signing);
+    // New connections get the new certificates, open ones keep theirs.
+    swapCertificateIfChanged(publicServer, publicNext);
+    swapCertificateIfChanged(adminServer, nextTls.admin);
+    plans.reconfigure(planned);
+    if (applied.includes('admin')) setOpenAdminPaths(open, next.admin);
     if (applied.includes('log.level')) logger.level = next.log.level;
     last = next;
     return { applied, needsRestart };
@@ -317,10 +316,4 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
       return playStore;
     },
   };
-}
-
-/** New connections to `app` get this certificate, if it serves TLS (an https:// URL stays one until a restart). */
-function swapIfServing(app: FastifyInstance, m: TlsMaterial | undefined): void {
-  const server = listenerServer(app);
-  if (m !== undefined && server.tlsSerial !== undefined) swapCertificate(server, m);
 }

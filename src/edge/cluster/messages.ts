@@ -1,5 +1,7 @@
 import type { ClusterConfig, EdgeConfig } from '../../common/config.js';
+import type { ClientTls, ServiceTlsMaterial } from '../../common/tls.js';
 import type { DiskSnapshot } from '../disk-tier.js';
+import type { PreparedEdgeReload } from '../reload-plan.js';
 
 /**
  * What a node's primary and its workers say to each other (over `Rpc`). Calls have replies;
@@ -11,6 +13,9 @@ export const INIT = 'init';
 export interface InitReply {
   config: ClusterConfig;
   edge: EdgeConfig;
+  /** The certificates the node serves and shows, as the primary read them: a worker reads no certificate file. */
+  tls: ServiceTlsMaterial;
+  clientTls: ClientTls | undefined;
   worker: number;
   workers: number;
   /** The public address every worker binds (a port 0 in the cluster file is chosen once, by the primary). */
@@ -58,10 +63,11 @@ export interface StatsBody {
   resetLoopDelay: boolean;
 }
 /**
- * Call primary → worker: take this cluster file (reload), validated by the primary already;
- * reply ReloadOutcome. A worker not started yet answers with nothing taken: its INIT reply
- * carries the configuration the primary holds by then.
+ * Call primary → worker: apply this reload, prepared by the primary (the file checked, the
+ * certificates read: the worker applies these bytes and reads nothing); reply ReloadOutcome.
+ * A worker not started yet applies it once its server exists.
  */
 export const RELOAD = 'reload';
+export type ReloadBody = PreparedEdgeReload;
 /** Call primary → worker: drain and exit. */
 export const DRAIN = 'drain';

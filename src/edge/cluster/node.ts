@@ -1,17 +1,16 @@
 import { type AddressInfo, createServer } from 'node:net';
-import { isDeepStrictEqual } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { adminTokenFromEnv } from '../../common/admin-auth.js';
+import { adminTokenFromEnv, setOpenAdminPaths } from '../../common/admin-auth.js';
 import { systemClock, type Clock } from '../../common/clock.js';
 import type { ClusterConfig, EdgeConfig } from '../../common/config.js';
 import { edgeField, listenAddress } from '../../common/config.js';
 import { adminGuard, adminLimits, createApp, listenerServer } from '../../common/http-app.js';
-import { swapCertificate } from '../../common/listener-server.js';
 import type { ReloadOutcome } from '../../common/reload.js';
 import type { Logger } from '../../common/logger.js';
 import { createRegistry } from '../../common/metrics.js';
 import { type ClientTls, type ServiceTlsMaterial, clusterClientTls, loadServiceTls } from '../../common/tls.js';
+import { watchCertificateExpiry } from '../../common/tls-metrics.js';
 import { VERSION } from '../../common/version.js';
 import { DiskTier, type DiskEvent, type PreparedSlice, type Representation } from '../disk-tier.js';
 import { EdgeMetrics } from '../edge-metrics.js';
@@ -19,7 +18,8 @@ import { FillAgent } from '../fill-agent.js';
 import { newSeenPlays, registerPlaysRoute } from '../play-seen-routes.js';
 import { registerAdminRoutes } from '../routes/admin-routes.js';
 import { registerFillRoutes } from '../routes/fill-routes.js';
-import { type EdgeView, noteCertificates, planEdgeReload, withEdge } from '../reload-plan.js';
+import { applyNodeShare } from '../edge-reload.js';
+import { type EdgeView, prepareEdgeReload, withEdge } from '../reload-plan.js';
 import { type EdgeHealth, type EdgeStatus, fillHealth } from '../edge-health.js';
 import { ClaimTable, type ClaimVerdict } from './claim-table.js';
 import * as M from './messages.js';
@@ -113,7 +113,7 @@ export class EdgeNode {
     this.logger = opts.logger;
     this.startedAt = this.clock.monotonic();
     this.registry = createRegistry('edge', edge.id);
-    // The primary serves the admin port and runs the fill; each worker reads the public port's certificate itself.
+    // Read once, here: the workers are handed these bytes (INIT, RELOAD) and read no certificate file.
     const tls = loadServiceTls(edge, edgeField(config, edge.id));
     this.tls = tls;
     this.clientTls = clusterClientTls(config, tls.identity);
@@ -172,7 +172,9 @@ export class EdgeNode {
     });
 
     this.adminApp = createApp({ logger: this.logger, requestLogLevel: 'debug', limits: adminLimits(config.http), tls: tls.admin, http2: true });
-    this.setOpenPaths(config);
+    setOpenAdminPaths(this.openPaths, config.admin);
+    // The public listener is the workers', serving what this primary handed them.
+    watchCertificateExpiry(this.registry, { public: () => this.tls.public, admin: () => listenerServer(this.adminApp).tlsMaterial });
     this.adminApp.addHook('onRequest', adminGuard(this.openPaths, opts.adminToken));
     registerAdminRoutes(
       this.adminApp,
@@ -196,6 +198,8 @@ export class EdgeNode {
       return {
         config: withEdge(this.last.config, this.last.edge),
         edge: this.last.edge,
+        tls: this.tls,
+        clientTls: this.clientTls,
         worker: index,
         workers: this.opts.workers,
         publicListen: this.publicListen!,
@@ -353,45 +357,35 @@ export class EdgeNode {
     };
   }
 
-  private setOpenPaths(config: ClusterConfig): void {
-    this.openPaths.clear();
-    if (config.admin.openHealth) this.openPaths.add('/health');
-    if (config.admin.openMetrics) this.openPaths.add('/metrics');
-  }
-
   /**
-   * Takes a reloaded cluster file: checked once here (every certificate of the node, the
-   * workers' public one too), so a file that does not validate changes nothing anywhere; then
-   * the primary's part (admin certificate, fill, open paths) and every live worker's (keys,
-   * public certificate, upstream trust), the outcome once each worker has answered. A worker
-   * started later is given this configuration (INIT), not the boot one.
+   * Takes a reloaded cluster file, prepared once here (every certificate of the node read and
+   * checked, the public one too): a file that does not validate changes nothing anywhere. Then
+   * the primary's share (admin certificate, fill, open paths, log level), and every live worker
+   * applies the same prepared reload — the same certificate bytes, no file read again, nothing
+   * that can refuse — so the node never runs two files. A worker that dies meanwhile, or starts
+   * later, is given this configuration and these certificates (INIT).
    */
   async reload(next: ClusterConfig): Promise<ReloadOutcome> {
-    const plan = planEdgeReload(this.boot, this.last, next);
-    const tls = loadServiceTls(plan.edge, plan.field);
-    const fresh = clusterClientTls(next, tls.identity);
-
-    noteCertificates(plan, this.tls, tls, true);
-    const admin = listenerServer(this.adminApp);
-    if (tls.admin !== undefined && admin.tlsSerial !== undefined) swapCertificate(admin, tls.admin);
-    const trust = isDeepStrictEqual(fresh, this.clientTls) ? this.clientTls : fresh;
-    if (trust !== this.clientTls) plan.applied.push('client tls');
-    this.tls = tls;
-    this.clientTls = trust;
-    this.fill.reconfigure(plan.config, plan.edge, trust);
-    if (plan.applied.includes('admin')) this.setOpenPaths(next);
-    if (plan.applied.includes('log.level')) this.logger.level = next.log.level;
-    this.last = { config: plan.config, edge: plan.edge };
+    const p = prepareEdgeReload(this.boot, this.last, { tls: this.tls, clientTls: this.clientTls }, next);
+    applyNodeShare(p, { adminApp: this.adminApp, fill: this.fill, openPaths: this.openPaths, logger: this.logger }, this.clientTls);
+    this.tls = p.tls;
+    if (p.clientTlsChanged) this.clientTls = p.clientTls;
+    this.last = { config: p.config, edge: p.edge };
 
     const failures: string[] = [];
-    const applied = new Set(plan.applied);
-    const needsRestart = new Set(plan.needsRestart);
+    const applied = new Set(p.applied);
+    const needsRestart = new Set(p.needsRestart);
     await Promise.all(
       this.supervisor.live().map(async (w) => {
         let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${RELOAD_TIMEOUT_MS} ms`)), RELOAD_TIMEOUT_MS)));
+        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), RELOAD_TIMEOUT_MS)));
         try {
-          const o = await Promise.race([w.rpc.call<ReloadOutcome>(M.RELOAD, next), late]);
+          const o = await Promise.race([w.rpc.call<ReloadOutcome>(M.RELOAD, p satisfies M.ReloadBody), late]);
+          if (o === 'late') {
+            // Its channel keeps order: it applies this reload when its loop gets to it.
+            this.logger.warn({ worker: w.index }, `edge worker ${w.index} has not confirmed the reload within ${RELOAD_TIMEOUT_MS} ms; it applies it when it reads its channel`);
+            return;
+          }
           for (const f of o.applied) applied.add(f);
           for (const f of o.needsRestart) needsRestart.add(f);
         } catch (err) {
@@ -402,7 +396,8 @@ export class EdgeNode {
         }
       }),
     );
-    if (failures.length > 0) throw new Error(`the primary took the new configuration, but ${failures.join('; ')}`);
+    // Applying cannot refuse a file; an error here is a bug, told as such.
+    if (failures.length > 0) throw new Error(`applying the reload failed in ${failures.join('; ')}`);
     return { applied: [...applied], needsRestart: [...needsRestart] };
   }
 

@@ -1,4 +1,3 @@
-import type { ClusterConfig } from '../../common/config.js';
 import { createLogger, type Logger } from '../../common/logger.js';
 import type { ReloadOutcome } from '../../common/reload.js';
 import { DiskTier, type DiskEvent, type WriteOutcome } from '../disk-tier.js';
@@ -73,12 +72,12 @@ export async function runWorker(): Promise<void> {
   // Reloads come from the primary (RELOAD), which validates the file once for the node. A
   // SIGHUP to the whole process group must not end a worker (Node's default for it).
   process.on('SIGHUP', () => {});
-  // A reload that arrives before this worker's server exists is taken as soon as it does.
-  let pendingReload: ClusterConfig | undefined;
-  rpc.handle(M.RELOAD, (next: ClusterConfig): ReloadOutcome | Promise<ReloadOutcome> => {
-    if (server) return server.reload(next);
-    pendingReload = next;
-    return { applied: [], needsRestart: [] };
+  // A reload that arrives before this worker's server exists is applied as soon as it does.
+  let pendingReload: M.ReloadBody | undefined;
+  rpc.handle(M.RELOAD, (p: M.ReloadBody): ReloadOutcome => {
+    if (server) return server.applyReload(p);
+    pendingReload = p;
+    return { applied: p.applied, needsRestart: p.needsRestart };
   });
   process.on('disconnect', () => {
     rpc.close();
@@ -133,11 +132,12 @@ export async function runWorker(): Promise<void> {
     edge: { ...edge, memoryBytes: Math.max(edge.sliceBytes, Math.floor(edge.memoryBytes / workers)) },
     logger,
     listen: { public: init.publicListen },
+    tls: { service: init.tls, client: init.clientTls },
     worker: { disk, claims, seenPlays: new ForwardedSeenPlays((id) => plays.push(id)) },
   });
   const s = server;
   if (pendingReload) {
-    await s.reload(pendingReload).catch((err: Error) => logger?.error({ err: err.message }, 'worker could not take the reloaded configuration'));
+    s.applyReload(pendingReload);
     pendingReload = undefined;
   }
 
