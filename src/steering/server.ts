@@ -319,6 +319,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   const loop = LoopMonitor.fromConfig(config.http, logger);
   // A 200 of /v1/locate is answered in front of the framework, with the route's decision and
   // bytes (locate-path.ts); everything else, its errors included, goes to the routes below.
+  const locateAnswered = new Map<string, { inc(): void }>();
   const locatePath = createLocatePath({
     decide: (peer, forwardedFor, title) => {
       const d = decideForClient(decisionContext(topology), peer, forwardedFor, title);
@@ -326,7 +327,13 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     },
     has: (title, file) => catalog.current()?.titles.get(title)?.files.has(file) === true,
     signedQuery: (title, file) => signedQueryFor(topology, title, file),
-    answered: (isp) => count('locate', isp, 'ok'),
+    answered: (isp) => {
+      // The counter's child per ISP: labels hashed once, not on every answer.
+      const key = isp ?? 'none';
+      let c = locateAnswered.get(key);
+      if (c === undefined) locateAnswered.set(key, (c = metrics.decisions.labels({ kind: 'locate', isp: key, outcome: 'ok' })));
+      c.inc();
+    },
     logger,
     logLevel: 'debug',
   });
