@@ -14,13 +14,17 @@ import { watchCertificateExpiry } from '../common/tls-metrics.js';
 import { LoopMonitor } from '../common/loop-monitor.js';
 import type { Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
-import { Catalog, type CatalogResponse, catalogPath, loadCatalog } from './catalog.js';
+import { Catalog, type CatalogResponse, catalogPath, entryFilePath, loadCatalog } from './catalog.js';
 import { FillPlans } from './fill-plans.js';
 import { createOriginMetrics } from './metrics.js';
 import { OBJECT_PREFIX, objectHandler } from './object-route.js';
 import { ORIGIN_REFUSALS, OriginAuth } from './origin-auth.js';
 import { PlayStore } from './play-store.js';
-import { parsePlaysBody } from './plays.js';
+import { parsePlaysBody, utcDay } from './plays.js';
+import type { FileWeights } from './file-weights.js';
+import { ServedStore } from './served-store.js';
+import { registerServeReportRoute } from './serve-report-route.js';
+import { SliceDigests } from './slice-digests.js';
 import { packageVersion } from './version.js';
 
 export interface ListenOverride {
@@ -60,6 +64,10 @@ export interface OriginServer {
   catalog(): Catalog;
   /** The play counts (available after start()). */
   plays(): PlayStore;
+  /** What edges reported they served (available after start()). */
+  served(): ServedStore;
+  /** Per-file weights from the edges' serve reports, for planning today (file-weights.ts). */
+  fileWeights(): FileWeights;
   /** Who may read /o/: `auth.setSigning(config.signing)` swaps the keys (reload). */
   auth: OriginAuth;
   /** The origin's metrics (the reloader counts its reloads here). */
@@ -85,6 +93,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   let catalog = Catalog.empty();
   let catalogStamp = '';
   let playStore: PlayStore | undefined;
+  let servedStore: ServedStore | undefined;
   let pollTimer: TimerHandle | undefined;
   let closed = false;
   let reloading: Promise<void> | undefined;
@@ -202,6 +211,24 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     return reply.code(204).send();
   });
 
+  // Edges' serve reports: what they served per title and file, the planner's file weights.
+  let clusterNow = config;
+  registerServeReportRoute(adminApp, {
+    store: () => servedStore,
+    keys: () => clusterNow.signing.keys,
+    isEdge: (id) => clusterNow.edges.some((e) => e.id === id),
+    fileSize: (title, file) => catalog.file(title, file)?.size,
+    clock,
+    registry,
+    logger,
+  });
+  const fileWeights = (): FileWeights => {
+    if (!servedStore) throw new Error('origin not started');
+    const c = catalog;
+    return servedStore.weights(utcDay(clock.now()), clusterNow.origin.fill.halfLifeDays, (t, f) => c.file(t, f)?.size, c);
+  };
+  const digests = new SliceDigests();
+
   const plans = new FillPlans({
     config,
     clock,
@@ -219,7 +246,17 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     const etag = `"${manifest.version}"`;
     reply.header('etag', etag).header('cache-control', 'no-cache');
     if (req.headers['if-none-match'] === etag) return reply.code(304).send();
-    return reply.send(manifest);
+    // Prefix ranges carry the digests of their slices (read from the files once, remembered).
+    const c = catalog;
+    try {
+      return reply.send(await digests.complete(manifest, (t, f) => {
+        const entry = c.get(t);
+        return entry && c.file(t, f) ? entryFilePath(dataDir, entry, f) : undefined;
+      }));
+    } catch (err) {
+      logger.error({ edgeId, err: (err as Error).message }, 'fill manifest: slice digests unreadable');
+      return sendError(reply, 503, `slice digests unavailable: ${(err as Error).message}`);
+    }
   });
   adminApp.get('/v1/placements', async () => ({ placements: plans.current().placements }));
 
@@ -273,6 +310,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     if (applied.includes('admin')) setOpenAdminPaths(open, next.admin);
     if (applied.includes('log.level')) logger.level = next.log.level;
     last = next;
+    clusterNow = next;
     return { applied, needsRestart };
   }
 
@@ -293,6 +331,12 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
         debounceMs: opts.playFlushMs,
         logger,
       });
+      servedStore = await ServedStore.open({
+        file: join(dataDir, 'served.json'),
+        clock,
+        sliceBytes: Math.min(...config.edges.map((e) => e.sliceBytes), 64 * 1024 * 1024),
+        logger,
+      });
       const pub = opts.listen?.public ?? listenAddress(config.origin.url);
       const adm = opts.listen?.admin ?? listenAddress(config.origin.adminUrl);
       await publicApp.listen({ host: pub.host, port: pub.port });
@@ -307,6 +351,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
       if (pollTimer) clock.clearTimeout(pollTimer);
       await Promise.all([publicApp.close(), adminApp.close()]);
       await playStore?.close();
+      await servedStore?.close();
     },
     reloadCatalog,
     auth,
@@ -315,5 +360,10 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
       if (!playStore) throw new Error('origin not started');
       return playStore;
     },
+    served: () => {
+      if (!servedStore) throw new Error('origin not started');
+      return servedStore;
+    },
+    fileWeights,
   };
 }

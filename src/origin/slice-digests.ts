@@ -1,0 +1,83 @@
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import type { FillManifest } from '../common/fill-manifest.js';
+
+/**
+ * SHA-256 of each slice of a file, for the fill manifest's prefix ranges (FillFile.range): an
+ * edge that pins only the start of a file cannot check it against the whole file's digest, so
+ * the origin publishes one per slice of that edge's `sliceBytes`. Computed once per (file
+ * content, slice size) — the content is named by its sha256 — and remembered, bounded.
+ */
+export class SliceDigests {
+  private readonly done = new Map<string, Promise<string[]>>();
+
+  /** `capacity`: files' digest lists remembered (oldest out). */
+  constructor(private readonly capacity = 4096) {}
+
+  /** Digests of every slice of the file at `path` (whose content has sha256 `sha256`). */
+  of(path: string, sha256: string, sliceBytes: number): Promise<string[]> {
+    const key = JSON.stringify([sha256, sliceBytes]);
+    let p = this.done.get(key);
+    if (p) {
+      this.done.delete(key);
+      this.done.set(key, p);
+      return p;
+    }
+    p = sliceDigestsOf(path, sliceBytes);
+    // A failed read is not remembered: the next manifest asks again.
+    p.catch(() => {
+      if (this.done.get(key) === p) this.done.delete(key);
+    });
+    if (this.done.size >= this.capacity) this.done.delete(this.done.keys().next().value!);
+    this.done.set(key, p);
+    return p;
+  }
+
+  /**
+   * The manifest with the digests of every ranged file filled in (a copy; the manifest's
+   * version is unchanged: the digests follow from the file's sha256 and the slice size).
+   */
+  async complete(m: FillManifest, pathOf: (title: string, file: string) => string | undefined): Promise<FillManifest> {
+    if (!m.files.some((f) => f.range)) return m;
+    const files = await Promise.all(
+      m.files.map(async (f) => {
+        if (!f.range) return f;
+        const path = pathOf(f.title, f.file);
+        if (path === undefined) throw new Error(`${f.title}/${f.file}: not in the catalog`);
+        const all = await this.of(path, f.sha256, f.range.sliceBytes);
+        const n = Math.ceil(f.range.end / f.range.sliceBytes);
+        return { ...f, range: { ...f.range, sliceSha256: all.slice(0, n) } };
+      }),
+    );
+    return { ...m, files };
+  }
+}
+
+/** Reads the file once, hashing each `sliceBytes` piece. */
+export async function sliceDigestsOf(path: string, sliceBytes: number): Promise<string[]> {
+  const fh = await open(path, 'r');
+  try {
+    const out: string[] = [];
+    const buf = Buffer.allocUnsafe(Math.min(sliceBytes, 4 * 1024 * 1024));
+    let h = createHash('sha256');
+    let inSlice = 0;
+    let pos = 0;
+    for (;;) {
+      const want = Math.min(buf.length, sliceBytes - inSlice);
+      const { bytesRead } = await fh.read(buf, 0, want, pos);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+      inSlice += bytesRead;
+      if (inSlice === sliceBytes) {
+        out.push(h.digest('hex'));
+        h = createHash('sha256');
+        inSlice = 0;
+      }
+    }
+    if (inSlice > 0) out.push(h.digest('hex'));
+    return out;
+  } finally {
+    await fh.close();
+  }
+}
