@@ -35,6 +35,8 @@ interface Validity {
   /** Length of validity from now when `notAfter` is not given. */
   validDays?: number;
   keyType?: KeyType;
+  /** RSA modulus length (default 2048). Tests make keys OpenSSL refuses to serve with (512). */
+  rsaBits?: number;
 }
 
 export interface CaOptions extends Validity {
@@ -78,7 +80,7 @@ export function issueCert(ca: CertAndKey, opts: LeafOptions): IssuedCert {
   const caKey = createPrivateKey(ca.keyPem);
   if (!caCert.checkPrivateKey(caKey)) throw new Error('issueCert: the CA key does not match the CA certificate');
   const keyType = opts.keyType ?? 'ec';
-  const { privateKey, spki } = newKey(keyType);
+  const { privateKey, spki } = newKey(keyType, opts.rsaBits);
   const caSpki = caCert.publicKey.export({ type: 'spki', format: 'der' });
   const usage = keyType === 'rsa' ? [KU.digitalSignature, KU.keyEncipherment] : [KU.digitalSignature];
   const extensions = [
@@ -150,8 +152,8 @@ function validity(opts: Validity, defaultDays: number): { notBefore: number; not
   return { notBefore, notAfter };
 }
 
-function newKey(type: KeyType): { privateKey: KeyObject; spki: Buffer } {
-  const { privateKey, publicKey } = type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+function newKey(type: KeyType, rsaBits = 2048): { privateKey: KeyObject; spki: Buffer } {
+  const { privateKey, publicKey } = type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: rsaBits }) : generateKeyPairSync('ec', { namedCurve: 'P-256' });
   return { privateKey, spki: publicKey.export({ type: 'spki', format: 'der' }) };
 }
 

@@ -1,13 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { signQuery } from '../../src/common/signing.js';
 import { makeTestPki } from '../helpers/certs.js';
 import { TEST_ADMIN_TOKEN, randomTitle, tempDir, writeMedia } from '../helpers/cluster.js';
 import { parsePrometheusText, sumOf } from '../helpers/prom-parse.js';
+import { type LogLine, type RoleProc, killAll, resumes, serialAt, sessionTicket, spawnRole, until } from '../helpers/role-proc.js';
 import { TestOrigin } from '../helpers/test-origin.js';
 
 /**
@@ -17,19 +17,10 @@ import { TestOrigin } from '../helpers/test-origin.js';
  * that does not validate is refused with a line naming the field, and the edge keeps serving.
  */
 
-const repo = join(import.meta.dirname, '..', '..');
-const cli = join(repo, 'dist/src/cli.js');
 const K1 = { k1: 'reload-k1-secret-0123456789abcdef' };
 const K3 = { k3: 'reload-k3-secret-0123456789abcdef' };
 
-interface LogLine {
-  level: number;
-  msg: string;
-  [k: string]: unknown;
-}
-
-interface EdgeProc {
-  child: ChildProcess;
+interface EdgeProc extends RoleProc {
   workers: number;
   publicUrl: string;
   adminUrl: string;
@@ -37,9 +28,6 @@ interface EdgeProc {
   file: string;
   raw: Record<string, any>;
   ca?: Buffer;
-  lines(): LogLine[];
-  /** Reloads asked for so far (SIGHUP, POST /reload): each logs one outcome line. */
-  reloads: number;
 }
 
 /** A fresh connection per request: a node's kernel spreads connections over its workers. */
@@ -64,40 +52,8 @@ async function admin(p: EdgeProc, method: 'GET' | 'POST', path: string): Promise
   }
 }
 
-/** The serial of the certificate a new TLS connection to `url` is shown. */
-function serialAt(url: string, ca: Buffer): Promise<string> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: u.hostname, port: Number(u.port), ca, servername: undefined, ALPNProtocols: ['http/1.1'] }, () => {
-      const serial = socket.getPeerCertificate().serialNumber;
-      socket.destroy();
-      resolve(serial);
-    });
-    socket.once('error', reject);
-  });
-}
-
 function signed(keys: Record<string, string>, keyId: string, path: string): string {
   return `${path}?${signQuery(keys, keyId, path, Date.now() / 1000, 3600)}`;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const RELOAD_LINE = /^reload (applied|refused|failed)|^reload: nothing/;
-
-/** Sends SIGHUP and resolves with the reload's outcome line (log lines are written in batches: counted, not timed). */
-async function sighup(p: EdgeProc): Promise<LogLine> {
-  const n = p.reloads++;
-  p.child.kill('SIGHUP');
-  return until('the reload line', async () => p.lines().filter((l) => RELOAD_LINE.test(l.msg))[n]);
 }
 
 /** Answers per worker so far (a node's /metrics). */
@@ -128,7 +84,6 @@ async function onEveryWorker(p: EdgeProc, check: () => Promise<void>): Promise<v
 describe('reloading a running edge', () => {
   const root = tempDir();
   const origin = new TestOrigin(root);
-  const procs: EdgeProc[] = [];
 
   function clusterRaw(edge: Record<string, unknown> = {}): Record<string, any> {
     return {
@@ -159,31 +114,11 @@ describe('reloading a running edge', () => {
     const file = join(tempDir(), 'cluster.json');
     // Owner-only: a file with inline keys readable by others is warned about on every reload.
     writeFileSync(file, JSON.stringify(raw), { mode: 0o600 });
-    const child = spawn(process.execPath, [cli, 'edge', '--config', file, '--id', 'edge-a1', '--workers', String(workers)], {
-      env: { ...process.env, REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const { proc, ready } = await spawnRole(['edge', '--config', file, '--id', 'edge-a1', '--workers', String(workers)], {
+      env: { REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN },
+      readyMsg: 'edge listening',
     });
-    let out = '';
-    child.stdout!.on('data', (c) => (out += c));
-    child.stderr!.on('data', (c) => (out += c));
-    const lines = () =>
-      out
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as LogLine);
-    const listening = await new Promise<LogLine>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`edge did not start: ${out}`)), 20_000);
-      const look = () => {
-        const l = lines().find((x) => x.msg === 'edge listening');
-        if (!l) return;
-        clearTimeout(timer);
-        resolve(l);
-      };
-      child.stdout!.on('data', look);
-      child.once('exit', (code) => reject(new Error(`edge exited ${code}: ${out}`)));
-    });
-    const p: EdgeProc = { child, workers, publicUrl: String(listening.publicUrl), adminUrl: String(listening.adminUrl), file, raw, ca, lines, reloads: 0 };
-    procs.push(p);
+    const p: EdgeProc = Object.assign(proc, { workers, publicUrl: String(ready.publicUrl), adminUrl: String(ready.adminUrl), file, raw, ca });
     if (workers > 1) {
       await until('every worker up', async () => {
         const h = JSON.parse((await admin(p, 'GET', '/health')).body) as { workers: { status: string }[] };
@@ -198,11 +133,10 @@ describe('reloading a running edge', () => {
   }
 
   beforeAll(async () => {
-    if (!existsSync(cli)) throw new Error('dist/src/cli.js is missing: run npm run build');
     await origin.start();
   });
   afterEach(() => {
-    for (const p of procs.splice(0)) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    killAll();
     origin.reset();
   });
   afterAll(async () => {
@@ -226,7 +160,7 @@ describe('reloading a running edge', () => {
     // k3 added and made the active key.
     p.raw.signing = { keys: { ...K1, ...K3 }, activeKey: 'k3', ttlSeconds: 3600 };
     write(p);
-    const added = await sighup(p);
+    const added = await p.sighup();
     expect(added.msg).toBe('reload applied');
     expect(added.applied).toContain('signing');
     expect(added.needsRestart).toEqual([]);
@@ -240,7 +174,7 @@ describe('reloading a running edge', () => {
     // k1 dropped: the URL every worker had admitted before is refused now.
     p.raw.signing = { keys: { ...K3 }, activeKey: 'k3', ttlSeconds: 3600 };
     write(p);
-    expect((await sighup(p)).msg).toBe('reload applied');
+    expect((await p.sighup()).msg).toBe('reload applied');
     await onEveryWorker(p, async () => expect(await get(p.publicUrl, byK1)).toEqual({ status: 403, body: 'forbidden: unknown key\n' }));
     await onEveryWorker(p, async () => expect((await get(p.publicUrl, byK3)).status).toBe(200));
 
@@ -272,7 +206,7 @@ describe('reloading a running edge', () => {
     p.raw.edges[0].diskBytes = 'lots';
     p.raw.signing = { keys: { ...K3 }, activeKey: 'k3' };
     write(p);
-    const refused = await sighup(p);
+    const refused = await p.sighup();
     expect(refused.level).toBe(50);
     expect(refused.msg).toBe('reload refused: edges[0].diskBytes: must be a positive integer; still serving the previous configuration');
     // The old keys still hold: nothing of the refused file was taken.
@@ -282,7 +216,7 @@ describe('reloading a running edge', () => {
 
     // Not JSON at all.
     writeFileSync(p.file, '{"signing": ', { mode: 0o600 });
-    const broken = await sighup(p);
+    const broken = await p.sighup();
     expect(broken.msg).toMatch(/^reload refused: \(cluster file\): .* is not valid JSON/);
     expect((await get(p.publicUrl, byK1)).status).toBe(200);
     expect(p.child.exitCode).toBe(null);
@@ -331,7 +265,7 @@ describe('reloading a running edge', () => {
     // Re-issued in place: same files, a new serial.
     const second = pki.issue('edge-a1').serial;
     expect(second).not.toBe(first);
-    const swapped = await sighup(p);
+    const swapped = await p.sighup();
     expect(swapped.msg).toBe('reload applied');
     expect(swapped.applied).toEqual(expect.arrayContaining(['edges[0].tls', 'edges[0].adminTls']));
     for (let i = 0; i < 6 * workers; i++) expect(await serialAt(p.publicUrl, ca)).toBe(second);
@@ -344,7 +278,7 @@ describe('reloading a running edge', () => {
     const keyFile = pki.certs['edge-a1']!.keyFile;
     const goodKey = readFileSync(keyFile);
     copyFileSync(pki.issue('stranger').keyFile, keyFile);
-    const mismatch = await sighup(p);
+    const mismatch = await p.sighup();
     expect(mismatch.level).toBe(50);
     expect(mismatch.msg).toBe(`reload refused: edges[0].tls.keyFile: ${keyFile} does not match ${certFile}; still serving the previous configuration`);
     for (let i = 0; i < 3 * workers; i++) expect(await serialAt(p.publicUrl, ca)).toBe(second);
@@ -353,12 +287,136 @@ describe('reloading a running edge', () => {
     // An expired certificate (with its own key): refused too.
     const day = 86_400_000;
     pki.issue('edge-a1', { notBefore: Date.now() - 30 * day, notAfter: Date.now() - day });
-    const expired = await sighup(p);
+    const expired = await p.sighup();
     expect(expired.msg).toMatch(new RegExp(`^reload refused: edges\\[0\\]\\.tls\\.certFile: ${certFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} expired on `));
     expect(await admin(p, 'POST', '/reload')).toMatchObject({ status: 422 });
     for (let i = 0; i < 3 * workers; i++) expect(await serialAt(p.publicUrl, ca)).toBe(second);
     expect(await serialAt(p.adminUrl, ca)).toBe(second);
     await onEveryWorker(p, async () => expect((await get(p.publicUrl, path, ca)).status).toBe(200));
     await kept.close();
+  });
+  /** An edge of `workers` processes on https, its certificate from a fresh test CA. */
+  async function startTlsEdge(workers: number) {
+    const pki = makeTestPki(tempDir(), ['edge-a1']);
+    const ca = readFileSync(pki.caFile);
+    const p = await startEdge(clusterRaw({ url: 'https://127.0.0.1:0', adminUrl: 'https://127.0.0.1:0', tls: pki.tls('edge-a1') }), workers, ca);
+    return { p, pki, ca };
+  }
+
+  /** Every worker's pid (a node's /health). */
+  async function workerPids(p: EdgeProc): Promise<number[]> {
+    const h = JSON.parse((await admin(p, 'GET', '/health')).body) as { workers: { pid: number }[] };
+    return h.workers.map((w) => w.pid);
+  }
+
+  /** New connections, enough of them to reach every worker: each is shown this serial. */
+  async function everyConnectionShows(p: EdgeProc, serial: string): Promise<void> {
+    for (let i = 0; i < 10 * p.workers; i++) expect(await serialAt(p.publicUrl, p.ca!)).toBe(serial);
+  }
+
+  it.each([1, 2])('refuses a file whose certificate OpenSSL will not serve, and takes none of it: a key added in the same file does not verify (%i worker(s))', async (workers) => {
+    const title = randomTitle();
+    writeMedia(root, title, 'a.ts', 3000);
+    const { p, pki, ca } = await startTlsEdge(workers);
+    const first = pki.certs['edge-a1']!.serial;
+    const byK1 = signed(K1, 'k1', `/c/${title}/a.ts`);
+    const byK3 = signed(K3, 'k3', `/c/${title}/a.ts`);
+    const fillBefore = JSON.parse((await admin(p, 'GET', '/fill')).body) as { window: string };
+
+    // Every check of the cluster file passes (the key is the certificate's, the dates are
+    // good, the CA issued it); only OpenSSL refuses a 512-bit RSA key, when it is put to use.
+    const weak = pki.issue('weak', { keyType: 'rsa', rsaBits: 512 });
+    p.raw.signing = { keys: { ...K1, ...K3 }, activeKey: 'k3', ttlSeconds: 3600 };
+    p.raw.edges[0].fill = { window: '01:00-03:00' };
+    p.raw.edges[0].tls = { ...pki.tls('edge-a1'), certFile: weak.certFile, keyFile: weak.keyFile };
+    write(p);
+    const refused = await p.sighup();
+    expect(refused.level).toBe(50);
+    expect(refused.msg).toMatch(/^reload refused: edges\[0\]\.tls\.(certFile|keyFile): .*weak.*; still serving the previous configuration$/);
+
+    // Nothing of that file, anywhere: not its key, not its fill window, not its certificate.
+    await onEveryWorker(p, async () => expect(await get(p.publicUrl, byK3, ca)).toEqual({ status: 403, body: 'forbidden: unknown key\n' }));
+    await onEveryWorker(p, async () => expect((await get(p.publicUrl, byK1, ca)).status).toBe(200));
+    expect(JSON.parse((await admin(p, 'GET', '/fill')).body)).toMatchObject({ window: fillBefore.window });
+    await everyConnectionShows(p, first);
+    expect(await serialAt(p.adminUrl, ca)).toBe(first);
+    expect(p.child.exitCode).toBe(null);
+  });
+
+  it('applies a reload on every worker with the bytes its primary read: a key file broken on disk while a worker is slow to apply changes nothing', async () => {
+    const { p, pki, ca } = await startTlsEdge(2);
+    const [, second] = [pki.certs['edge-a1']!.serial, pki.issue('edge-a1').serial];
+    const { certFile, keyFile } = pki.certs['edge-a1']!;
+    const goodKey = readFileSync(keyFile);
+    const [slow] = await workerPids(p);
+    // Worker 1 reads its channel only once the files on disk have changed again.
+    process.kill(slow!, 'SIGSTOP');
+    const n = p.reloads++;
+    try {
+      p.child.kill('SIGHUP');
+      // The primary has read and checked the files once its own (admin) listener shows the new certificate.
+      await until('the primary took the renewed certificate', async () => ((await serialAt(p.adminUrl, ca)) === second ? true : undefined));
+      // A key that is not the certificate's: anyone reading the files now would refuse them.
+      copyFileSync(pki.issue('stranger').keyFile, keyFile);
+    } finally {
+      process.kill(slow!, 'SIGCONT');
+    }
+    const outcome = await p.reloadOutcome(n);
+    expect(outcome.msg).toBe('reload applied');
+    expect(outcome.applied).toEqual(expect.arrayContaining(['edges[0].tls', 'edges[0].adminTls']));
+    // Both workers serve what the primary read; neither read the broken file.
+    await everyConnectionShows(p, second);
+    expect(await workerPids(p)).toContain(slow);
+    // The broken file on disk is the next reload's to refuse, for the whole node.
+    const refused = await p.sighup();
+    expect(refused.msg).toBe(`reload refused: edges[0].tls.keyFile: ${keyFile} does not match ${certFile}; still serving the previous configuration`);
+    writeFileSync(keyFile, goodKey, { mode: 0o600 });
+    await everyConnectionShows(p, second);
+  });
+
+  it('starts a worker restarted after a reload with the certificate the node serves, not one renewed on disk since', async () => {
+    const { p, pki, ca } = await startTlsEdge(2);
+    const second = pki.issue('edge-a1').serial;
+    expect((await p.sighup()).msg).toBe('reload applied');
+    await everyConnectionShows(p, second);
+    // Renewed on disk, not reloaded yet: the node goes on serving the certificate it loaded.
+    const third = pki.issue('edge-a1').serial;
+    const [victim] = await workerPids(p);
+    process.kill(victim!, 'SIGKILL');
+    await until('the worker restarted', async () => {
+      const h = JSON.parse((await admin(p, 'GET', '/health')).body) as { workers: { restarts: number; status: string }[] };
+      return h.workers.length === 2 && h.workers.every((w) => w.status === 'ok') && h.workers[0]!.restarts === 1 ? true : undefined;
+    });
+    await everyConnectionShows(p, second);
+    expect(await serialAt(p.adminUrl, ca)).toBe(second);
+    // Until a reload takes it, for every worker at once.
+    expect((await p.sighup()).msg).toBe('reload applied');
+    await everyConnectionShows(p, third);
+  });
+
+  it('keeps its TLS listeners as they are on a reload that changes nothing (sessions resume), and reports when each certificate expires', async () => {
+    const { p, pki, ca } = await startTlsEdge(1);
+    const expiry = async () => {
+      const m = parsePrometheusText((await admin(p, 'GET', '/metrics')).body);
+      return ['public', 'admin'].map((listener) => sumOf(m, 'reelcdn_tls_certificate_expiry_seconds', { listener }));
+    };
+    const notAfter = (pem: string) => Math.floor(new X509Certificate(pem).validToDate.getTime() / 1000);
+    expect(await expiry()).toEqual([notAfter(pki.certs['edge-a1']!.certPem), notAfter(pki.certs['edge-a1']!.certPem)]);
+    const tickets = { public: await sessionTicket(p.publicUrl, ca), admin: await sessionTicket(p.adminUrl, ca) };
+    expect(await resumes(p.publicUrl, ca, tickets.public)).toBe(true);
+
+    const same = await p.sighup();
+    expect(same.msg).toBe('reload: nothing this role uses changed');
+    // The same secure contexts (and session-ticket keys): earlier sessions still resume.
+    expect(await resumes(p.publicUrl, ca, tickets.public)).toBe(true);
+    expect(await resumes(p.adminUrl, ca, tickets.admin)).toBe(true);
+
+    // A renewed certificate is a new context: full handshakes, the new serial, the new expiry.
+    const day = 86_400_000;
+    const renewed = pki.issue('edge-a1', { notAfter: Date.now() + 90 * day });
+    expect((await p.sighup()).applied).toEqual(expect.arrayContaining(['edges[0].tls', 'edges[0].adminTls']));
+    expect(await resumes(p.publicUrl, ca, tickets.public)).toBe(false);
+    expect(await serialAt(p.publicUrl, ca)).toBe(renewed.serial);
+    expect(await expiry()).toEqual([notAfter(renewed.certPem), notAfter(renewed.certPem)]);
   });
 });
