@@ -1,9 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect } from 'node:tls';
 import { Agent, request } from 'undici';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { loadClusterFile } from '../../src/common/config.js';
 import { ingestTitle } from '../../src/origin/ingest.js';
 import { makeTestPki } from '../helpers/certs.js';
@@ -11,6 +10,8 @@ import { TEST_ADMIN_TOKEN, tempDir } from '../helpers/cluster.js';
 import { deadPort } from '../helpers/http-tools.js';
 import { FIXTURES } from '../helpers/origin-harness.js';
 import { signedForOrigin } from '../helpers/origin-http.js';
+import { parsePrometheusText, sumOf } from '../helpers/prom-parse.js';
+import { type RoleProc, killAll, resumes, serialAt, sessionTicket, spawnRole } from '../helpers/role-proc.js';
 
 /**
  * Reload of a running `reelcdn origin` process: signing keys (a new key opens /o/ without a
@@ -19,40 +20,16 @@ import { signedForOrigin } from '../helpers/origin-http.js';
  * with the field named and the old one goes on being served.
  */
 
-const repo = join(import.meta.dirname, '..', '..');
-const cli = join(repo, 'dist/src/cli.js');
 const K1 = { k1: 'origin-reload-k1-0123456789abcdef' };
 const K2 = { k2: 'origin-reload-k2-0123456789abcdef' };
 const PATH = '/o/movie/stream_180p.m3u8';
 
-interface LogLine {
-  level: number;
-  msg: string;
-  [k: string]: unknown;
-}
-
-interface OriginProc {
-  child: ChildProcess;
+interface OriginProc extends RoleProc {
   publicUrl: string;
   adminUrl: string;
   file: string;
   raw: Record<string, any>;
   ca?: Buffer;
-  lines(): LogLine[];
-  /** Reloads asked for so far (SIGHUP, POST /reload): each logs one outcome line. */
-  reloads: number;
-}
-
-const RELOAD_LINE = /^reload (applied|refused|failed)|^reload: nothing/;
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function get(p: OriginProc, base: string, path: string, opts: { method?: 'GET' | 'POST'; token?: boolean } = {}): Promise<{ status: number; body: string }> {
@@ -70,28 +47,7 @@ async function get(p: OriginProc, base: string, path: string, opts: { method?: '
   }
 }
 
-/** Sends SIGHUP and resolves with the reload's outcome line. */
-async function sighup(p: OriginProc): Promise<LogLine> {
-  const n = p.reloads++;
-  p.child.kill('SIGHUP');
-  return until('the reload line', async () => p.lines().filter((l) => RELOAD_LINE.test(l.msg))[n]);
-}
-
-function serialAt(url: string, ca: Buffer): Promise<string> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: u.hostname, port: Number(u.port), ca }, () => {
-      const serial = socket.getPeerCertificate().serialNumber;
-      socket.destroy();
-      resolve(serial);
-    });
-    socket.once('error', reject);
-  });
-}
-
 describe('reloading a running origin', () => {
-  const procs: OriginProc[] = [];
-
   async function startOrigin(opts: { tls?: (name: string) => Record<string, unknown>; ca?: Buffer } = {}): Promise<OriginProc> {
     const dir = tempDir('reelcdn-origin-reload-');
     const scheme = opts.tls ? 'https' : 'http';
@@ -107,42 +63,15 @@ describe('reloading a running origin', () => {
     const file = join(dir, 'cluster.json');
     writeFileSync(file, JSON.stringify(raw), { mode: 0o600 });
     await ingestTitle(loadClusterFile(file), 'movie', join(FIXTURES, 'hls-bytes'));
-    const child = spawn(process.execPath, [cli, 'origin', '--config', file], {
-      env: { ...process.env, REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout!.on('data', (c) => (out += c));
-    child.stderr!.on('data', (c) => (out += c));
-    const lines = () =>
-      out
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as LogLine);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`origin did not start: ${out}`)), 20_000);
-      child.stdout!.on('data', () => {
-        if (!lines().some((l) => l.msg === 'origin listening')) return;
-        clearTimeout(timer);
-        resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`origin exited ${code}: ${out}`)));
-    });
-    const p: OriginProc = { child, publicUrl: raw.origin.url, adminUrl: raw.origin.adminUrl, file, raw, ca: opts.ca, lines, reloads: 0 };
-    procs.push(p);
-    return p;
+    const { proc } = await spawnRole(['origin', '--config', file], { env: { REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN }, readyMsg: 'origin listening' });
+    return Object.assign(proc, { publicUrl: raw.origin.url as string, adminUrl: raw.origin.adminUrl as string, file, raw, ca: opts.ca });
   }
 
   function write(p: OriginProc): void {
     writeFileSync(p.file, JSON.stringify(p.raw), { mode: 0o600 });
   }
 
-  beforeAll(() => {
-    if (!existsSync(cli)) throw new Error('dist/src/cli.js is missing: run npm run build');
-  });
-  afterEach(() => {
-    for (const p of procs.splice(0)) if (p.child.exitCode === null) p.child.kill('SIGKILL');
-  });
+  afterEach(() => killAll());
 
   it('opens /o/ to a new key on SIGHUP, keeps an old one until the file drops it, and plans fills for an edge added', async () => {
     const p = await startOrigin();
@@ -156,7 +85,7 @@ describe('reloading a running origin', () => {
     p.raw.signing = { keys: { ...K1, ...K2 }, activeKey: 'k2' };
     p.raw.edges.push({ id: 'edge-b1', isp: 'isp-a', url: 'http://127.0.0.1:2', adminUrl: 'http://127.0.0.1:2', dataDir: 'edge-b', diskBytes: 1e9, memoryBytes: 1e7 });
     write(p);
-    const added = await sighup(p);
+    const added = await p.sighup();
     expect(added.msg).toBe('reload applied');
     expect(added.applied).toEqual(expect.arrayContaining(['signing', 'edges']));
     expect(added.needsRestart).toEqual([]);
@@ -169,14 +98,14 @@ describe('reloading a running origin', () => {
     // k1 dropped.
     p.raw.signing = { keys: { ...K2 }, activeKey: 'k2' };
     write(p);
-    expect((await sighup(p)).msg).toBe('reload applied');
+    expect((await p.sighup()).msg).toBe('reload applied');
     expect(await get(p, p.publicUrl, byK1())).toEqual({ status: 403, body: 'forbidden: unknown key\n' });
     expect((await get(p, p.publicUrl, byK2())).status).toBe(200);
 
     // A file that does not validate: refused, the keys stay.
     p.raw.signing = { keys: { ...K1 }, activeKey: 'k9' };
     write(p);
-    const refused = await sighup(p);
+    const refused = await p.sighup();
     expect(refused.level).toBe(50);
     expect(refused.msg).toMatch(/^reload refused: signing\.activeKey: .*; still serving the previous configuration$/);
     expect((await get(p, p.publicUrl, byK2())).status).toBe(200);
@@ -204,7 +133,7 @@ describe('reloading a running origin', () => {
     expect((await get(p, p.publicUrl, signed())).status).toBe(200);
 
     const second = pki.issue('origin').serial;
-    const swapped = await sighup(p);
+    const swapped = await p.sighup();
     expect(swapped.msg).toBe('reload applied');
     expect(swapped.applied).toEqual(expect.arrayContaining(['origin.tls', 'origin.adminTls']));
     expect(await serialAt(p.publicUrl, ca)).toBe(second);
@@ -214,7 +143,7 @@ describe('reloading a running origin', () => {
     const { certFile, keyFile } = pki.certs.origin!;
     const goodKey = readFileSync(keyFile);
     copyFileSync(pki.issue('stranger').keyFile, keyFile);
-    const mismatch = await sighup(p);
+    const mismatch = await p.sighup();
     expect(mismatch.msg).toBe(`reload refused: origin.tls.keyFile: ${keyFile} does not match ${certFile}; still serving the previous configuration`);
     expect(await serialAt(p.publicUrl, ca)).toBe(second);
     writeFileSync(keyFile, goodKey, { mode: 0o600 });
@@ -227,5 +156,52 @@ describe('reloading a running origin', () => {
     expect(await serialAt(p.publicUrl, ca)).toBe(second);
     expect(await serialAt(p.adminUrl, ca)).toBe(second);
     expect((await get(p, p.publicUrl, signed())).status).toBe(200);
+  });
+  it('refuses a file whose certificate OpenSSL will not serve, and takes none of it: not the key, not the edge added with it', async () => {
+    const pki = makeTestPki(tempDir(), ['origin']);
+    const ca = readFileSync(pki.caFile);
+    const p = await startOrigin({ tls: (n) => pki.tls(n), ca });
+    const first = pki.certs.origin!.serial;
+    const byK2 = () => signedForOrigin({ keys: K2, activeKey: 'k2' }, PATH);
+
+    // Every check of the cluster file passes; only OpenSSL refuses a 512-bit RSA key, in use.
+    const weak = pki.issue('weak', { keyType: 'rsa', rsaBits: 512 });
+    p.raw.signing = { keys: { ...K1, ...K2 }, activeKey: 'k2' };
+    p.raw.edges.push({ id: 'edge-b1', isp: 'isp-a', url: 'http://127.0.0.1:2', adminUrl: 'http://127.0.0.1:2', dataDir: 'edge-b', diskBytes: 1e9, memoryBytes: 1e7 });
+    p.raw.admin = { openMetrics: true };
+    p.raw.origin.tls = { ...pki.tls('origin'), certFile: weak.certFile, keyFile: weak.keyFile };
+    write(p);
+    const refused = await p.sighup();
+    expect(refused.level).toBe(50);
+    expect(refused.msg).toMatch(/^reload refused: origin\.tls\.(certFile|keyFile): .*weak.*; still serving the previous configuration$/);
+
+    expect(await get(p, p.publicUrl, byK2())).toEqual({ status: 403, body: 'forbidden: unknown key\n' });
+    expect((await get(p, p.publicUrl, signedForOrigin({ keys: K1, activeKey: 'k1' }, PATH))).status).toBe(200);
+    expect((await get(p, p.adminUrl, '/v1/manifests/edge-b1', { token: true })).status).toBe(404);
+    expect((await get(p, p.adminUrl, '/metrics')).status).toBe(401);
+    expect(await serialAt(p.publicUrl, ca)).toBe(first);
+    expect(await serialAt(p.adminUrl, ca)).toBe(first);
+  });
+
+  it('keeps its TLS listeners as they are on a reload that changes nothing (sessions resume), and reports when each certificate expires', async () => {
+    const pki = makeTestPki(tempDir(), ['origin']);
+    const ca = readFileSync(pki.caFile);
+    const p = await startOrigin({ tls: (n) => pki.tls(n), ca });
+    const notAfter = (pem: string) => Math.floor(new X509Certificate(pem).validToDate.getTime() / 1000);
+    const expiry = async () => {
+      const m = parsePrometheusText((await get(p, p.adminUrl, '/metrics', { token: true })).body);
+      return ['public', 'admin'].map((listener) => sumOf(m, 'reelcdn_tls_certificate_expiry_seconds', { listener }));
+    };
+    expect(await expiry()).toEqual([notAfter(pki.certs.origin!.certPem), notAfter(pki.certs.origin!.certPem)]);
+    const tickets = { public: await sessionTicket(p.publicUrl, ca), admin: await sessionTicket(p.adminUrl, ca) };
+
+    expect((await p.sighup()).msg).toBe('reload: nothing this role uses changed');
+    expect(await resumes(p.publicUrl, ca, tickets.public)).toBe(true);
+    expect(await resumes(p.adminUrl, ca, tickets.admin)).toBe(true);
+
+    const renewed = pki.issue('origin', { notAfter: Date.now() + 90 * 86_400_000 });
+    expect((await p.sighup()).applied).toEqual(expect.arrayContaining(['origin.tls', 'origin.adminTls']));
+    expect(await resumes(p.publicUrl, ca, tickets.public)).toBe(false);
+    expect(await expiry()).toEqual([notAfter(renewed.certPem), notAfter(renewed.certPem)]);
   });
 });
