@@ -298,15 +298,21 @@ export interface WeightOptions {
    * session would decide where its bytes go. Default 5.
    */
   minPlays?: number;
+  /**
+   * Plays of a title on a day as steering confirmed them (the play store: ids steering issued
+   * and an edge then served), summed over ISPs; undefined: use the edges' own count. Play ids
+   * come from clients' URLs, so an edge's count is only as good as its clients — steering's is not.
+   */
+  plays?: (day: string, title: string) => number | undefined;
 }
 
 const DAY_MS = 86_400_000;
 
 /**
  * Weights for planning on `today` (YYYY-MM-DD, UTC) from the days' sums, decayed like
- * plays (popularity.ts). A title's plays are the play ids its edges saw; where edges saw none
- * (requests without play ids) the most-read file's (or slice's) reads stand in, so no weight
- * exceeds 1.
+ * plays (popularity.ts). A title's plays are steering's count (`plays`) or else the play ids
+ * its edges saw; where there are fewer than its most-read file's (or slice's) reads —
+ * requests without play ids — those reads stand in, so no weight exceeds 1.
  */
 export function fileWeights(days: Iterable<[string, ServedDay]>, today: string, opts: WeightOptions): FileWeights {
   const todayMs = Date.parse(`${today}T00:00:00Z`);
@@ -319,7 +325,7 @@ export function fileWeights(days: Iterable<[string, ServedDay]>, today: string, 
     for (const [title, td] of Object.entries(served)) {
       let s = sums.get(title);
       if (!s) sums.set(title, (s = { plays: 0, files: new Map() }));
-      s.plays += w * td.plays;
+      s.plays += w * (opts.plays?.(day, title) ?? td.plays);
       for (const [file, fd] of Object.entries(td.files)) {
         const size = opts.fileSize(title, file);
         if (size === undefined || size === 0) continue;

@@ -128,12 +128,18 @@ export class ServedStore {
    * Weights for planning on `today` (fileWeights), recomputed only when a report arrived, the
    * day turned, or the catalog or half-life changed since the last call.
    */
-  weights(today: string, halfLifeDays: number, fileSize: (title: string, file: string) => number | undefined, catalogStamp: unknown = fileSize): FileWeights {
-    const key = `${this.changes}|${today}|${halfLifeDays}`;
-    if (this.cached && this.cached.key === key && this.cachedFor === catalogStamp) return this.cached.weights;
-    const weights = fileWeights(this.days, today, { halfLifeDays, sliceBytes: this.sliceUnit, fileSize });
+  weights(
+    today: string,
+    halfLifeDays: number,
+    fileSize: (title: string, file: string) => number | undefined,
+    opts: { catalogStamp?: unknown; plays?: (day: string, title: string) => number | undefined; playsStamp?: unknown } = {},
+  ): FileWeights {
+    const key = `${this.changes}|${today}|${halfLifeDays}|${String(opts.playsStamp)}`;
+    const stamp = opts.catalogStamp ?? fileSize;
+    if (this.cached && this.cached.key === key && this.cachedFor === stamp) return this.cached.weights;
+    const weights = fileWeights(this.days, today, { halfLifeDays, sliceBytes: this.sliceUnit, fileSize, plays: opts.plays });
     this.cached = { key, weights };
-    this.cachedFor = catalogStamp;
+    this.cachedFor = stamp;
     return weights;
   }
 

@@ -223,9 +223,26 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     logger,
   });
   const fileWeights = (): FileWeights => {
-    if (!servedStore) throw new Error('origin not started');
+    if (!servedStore || !playStore) throw new Error('origin not started');
     const c = catalog;
-    return servedStore.weights(utcDay(clock.now()), clusterNow.origin.fill.halfLifeDays, (t, f) => c.file(t, f)?.size, c);
+    const store = playStore;
+    // A title's plays as steering confirmed them, all ISPs: what its reads are divided by.
+    const byDay = new Map<string, Map<string, number>>();
+    const plays = (day: string, title: string) => {
+      let m = byDay.get(day);
+      if (!m) {
+        byDay.set(day, (m = new Map()));
+        for (const titles of Object.values(store.countsFor(day))) for (const [t, n] of Object.entries(titles)) m.set(t, (m.get(t) ?? 0) + n);
+      }
+      return m.get(title);
+    };
+    const now = clock.now();
+    return servedStore.weights(utcDay(now), clusterNow.origin.fill.halfLifeDays, (t, f) => c.file(t, f)?.size, {
+      catalogStamp: c,
+      plays,
+      // Plays arrive all the time: weights are recomputed at most once a minute for them.
+      playsStamp: Math.floor(now / 60_000),
+    });
   };
   const digests = new SliceDigests();
 

@@ -95,6 +95,15 @@ describe('file weights from serve reports (pure)', () => {
     expect(w.weightOf('seg', 'a.m4s')).toBeCloseTo((a * 10) / (a * 10 + b * 10));
   });
 
+  it("steering's confirmed plays divide the reads, not the play ids clients put in URLs", () => {
+    // A client invented 90 play ids (one request each for a byte): the edge counted 100 plays.
+    const day: ServedDay = { seg: { plays: 100, files: { 'a.m4s': { requests: 100, bytes: 10 * 1000 + 90 } } } };
+    const opts = { halfLifeDays: 2, sliceBytes: SLICE, fileSize };
+    expect(fileWeights([['2024-06-03', day]], '2024-06-03', opts).weightOf('seg', 'a.m4s')).toBeCloseTo(0.1009);
+    const w = fileWeights([['2024-06-03', day]], '2024-06-03', { ...opts, plays: (d, t) => (d === '2024-06-03' && t === 'seg' ? 10 : undefined) });
+    expect(w.weightOf('seg', 'a.m4s')).toBe(1);
+  });
+
   it('too few plays behind a title: no weights (the planner places it whole)', () => {
     const day: ServedDay = { seg: { plays: 2, files: { 'a.m4s': { requests: 2, bytes: 2000 } } } };
     const w = fileWeights([['2024-06-03', day]], '2024-06-03', { halfLifeDays: 2, sliceBytes: SLICE, fileSize });
