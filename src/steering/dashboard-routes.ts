@@ -83,6 +83,9 @@ export function registerDashboard(o: DashboardOptions): void {
   app.get('/dashboard', (_req, reply) => reply.header('cache-control', 'no-cache').sendFile('index.html', DASHBOARD_DIR));
 
   // ---- origin egress ----
+  // The origin's admin URL as steering started: a reload reports origin.adminUrl as needing a
+  // restart (the catalog and play reports keep the old one too), so the dashboard does not follow it alone.
+  const originAdminUrl = current().origin.adminUrl;
   let origin: OriginView = { reachable: false, error: 'not polled yet' };
   const pollOrigin = async (): Promise<void> => {
     const headers: Record<string, string> = { accept: 'application/json' };
@@ -90,7 +93,7 @@ export function registerDashboard(o: DashboardOptions): void {
     const now = clock.now();
     const mono = clock.monotonic();
     try {
-      const res = await request(`${current().origin.adminUrl}/health`, { headers, dispatcher: o.dispatcher, headersTimeout: 1000, bodyTimeout: 1000, signal: AbortSignal.timeout(1500) });
+      const res = await request(`${originAdminUrl}/health`, { headers, dispatcher: o.dispatcher, headersTimeout: 1000, bodyTimeout: 1000, signal: AbortSignal.timeout(1500) });
       const body = (await res.body.json()) as { served?: { bytes?: unknown; requests?: unknown } };
       if (res.statusCode !== 200 || typeof body.served?.bytes !== 'number') throw new Error(`HTTP ${res.statusCode}`);
       const bytes = body.served.bytes;

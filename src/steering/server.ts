@@ -2,15 +2,15 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Agent, request } from 'undici';
 import { Counter, type Registry } from 'prom-client';
-import { adminTokenFromEnv } from '../common/admin-auth.js';
+import { adminTokenFromEnv, setOpenAdminPaths } from '../common/admin-auth.js';
 import { type Clock, systemClock } from '../common/clock.js';
 import { type ClusterConfig, type EdgeConfig, listenAddress } from '../common/config.js';
 import { CORS_HEADERS, CORS_PREFLIGHT_HEADERS } from '../common/cors.js';
 import { adminGuard, adminLimits, boundUrl, createApp, listenerServer, sendError } from '../common/http-app.js';
-import { swapCertificate } from '../common/listener-server.js';
 import type { ReloadOutcome } from '../common/reload.js';
 import { SwappableAgent } from '../common/swappable-agent.js';
-import { type TlsMaterial, clientTlsKey, clusterClientTls, connectFor, loadServiceTls } from '../common/tls.js';
+import { clusterClientTls, connectFor, loadServiceTls } from '../common/tls.js';
+import { watchCertificateExpiry } from '../common/tls-metrics.js';
 import { LoopMonitor } from '../common/loop-monitor.js';
 import type { Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
@@ -42,7 +42,8 @@ import { type HintOutcome, applyPlayerHints, isLowThroughput, parsePlayerHints, 
 import { type DecisionContext, type RankedEdge, decideForClient, spreadKeyOf } from './ranking.js';
 import { type SeenPlaysFetcher, SeenPlaysPoller, undiciSeenPlaysFetcher } from './seen-plays-poller.js';
 import { buildSteeringManifest, steeringManifestUrl } from './steer-manifest.js';
-import { type Topology, buildTopology, steeringChanges } from './topology.js';
+import { applySteeringReload, prepareSteeringReload } from './steering-reload.js';
+import { type Topology, buildTopology } from './topology.js';
 
 export interface ListenOverride {
   host: string;
@@ -554,10 +555,9 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
 
   // ---------- admin port ----------
   const adminApp = createApp({ logger, requestLogLevel: 'debug', limits: adminLimits(config.http), tls: tls.admin, http2: true });
-  const open = new Set<string>();
-  if (config.admin.openHealth) open.add('/health');
-  if (config.admin.openMetrics) open.add('/metrics');
+  const open = setOpenAdminPaths(new Set<string>(), config.admin);
   adminApp.addHook('onRequest', adminGuard(open, adminToken));
+  watchCertificateExpiry(registry, { public: () => listenerServer(publicApp).tlsMaterial, admin: () => listenerServer(adminApp).tlsMaterial });
   registerDashboard({ app: adminApp, openPaths: open, config: () => topology.config, clock, logger, adminToken, dispatcher: originAdmin, health, registry, playStarts: metrics.playStarts });
   const startedAt = clock.monotonic(); // uptime is an interval
   adminApp.get('/health', async () => {
@@ -636,75 +636,40 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     return reply.header('cache-control', 'no-store').send(explanation);
   });
 
-  /** Swaps a listener's certificate when the files now hold another one; whether it did. */
-  const swapIfChanged = (app: typeof publicApp, was: TlsMaterial | undefined, now: TlsMaterial | undefined): boolean => {
-    // A listener started without TLS cannot take one (nor the reverse): its URL changed, a restart.
-    if (was === undefined || now === undefined || sameMaterial(was, now)) return false;
-    swapCertificate(listenerServer(app), now);
-    return true;
+  // Reload (steering-reload.ts): prepared — everything that can refuse the file — then applied.
+  const reloadParts = {
+    logger,
+    followLogLevel: opts.followLogLevel === true,
+    publicApp,
+    adminApp,
+    openPaths: open,
+    callers: [originAdmin, realFetcher, realSeenFetcher, catalog],
+    health,
+    seenPlays,
+    metrics,
+    holdings,
+    loads,
+    catalog,
+    mpdCache,
+    swapDecisionState(p: { topology: Topology; tls: typeof tls; clientTls: typeof clientTls; config: ClusterConfig }, prev: Topology) {
+      topology = p.topology;
+      tls = p.tls;
+      clientTls = p.clientTls;
+      eligible = health.eligibleIds();
+      lastResort = lastResortIds(health.snapshot());
+      rebalance();
+      const b = p.config.steering.decisionBudget;
+      if (b.perSecond !== prev.config.steering.decisionBudget.perSecond || b.burst !== prev.config.steering.decisionBudget.burst) budget = new DecisionBudget(b.perSecond, b.burst);
+      // A token of the old keys is never handed out after the swap.
+      if (p.topology.signingTag !== prev.signingTag) tokenCache = new Map();
+    },
   };
-
   const reload = async (next: ClusterConfig): Promise<ReloadOutcome> => {
     const prev = topology;
-    const { applied, needsRestart } = steeringChanges(prev.config, next);
-    // Load and check all of it before anything changes: a certificate that does not load, a
-    // prefix list the table refuses or an unreadable CA file is a ConfigError naming its field.
-    const nextTopology = buildTopology(next);
-    const nextTls = loadServiceTls(next.steering, 'steering');
-    const nextClientTls = clusterClientTls(next, nextTls.identity);
-
-    // ---- the swap: synchronous, so no request sees half of it ----
-    topology = nextTopology;
-    const swappedPublic = swapIfChanged(publicApp, tls.public, nextTls.public);
-    const swappedAdmin = swapIfChanged(adminApp, tls.admin, nextTls.admin);
-    // steering.tls is also the certificate we show the services we call.
-    if (swappedPublic || !sameMaterial(tls.identity, nextTls.identity)) applied.push('steering.tls');
-    if (swappedAdmin) applied.push('steering.adminTls');
-    // The CA files of the cluster (what we trust), read again: one may have been replaced in place.
-    if (clientTlsKey(clientTls) !== clientTlsKey(nextClientTls)) applied.push('caFile');
-    // What each listener serves now (one whose scheme changed keeps its own until the restart).
-    const served = (was: TlsMaterial | undefined, now: TlsMaterial | undefined) => (was && now ? now : was);
-    tls = { public: served(tls.public, nextTls.public), admin: served(tls.admin, nextTls.admin), identity: nextTls.identity };
-    clientTls = nextClientTls;
-    originAdmin.setTls(nextClientTls);
-    realFetcher?.setTls(nextClientTls);
-    realSeenFetcher?.setTls(nextClientTls);
-    catalog.setTls(nextClientTls);
-
-    const moved = health.setEdges(nextTopology.edges, nextTopology.healthParams);
-    seenPlays.setEdges(nextTopology.edges);
-    eligible = health.eligibleIds();
-    lastResort = lastResortIds(health.snapshot());
-    for (const id of moved.removed) {
-      const was = prev.edgesById.get(id)!;
-      metrics.edgeState.remove({ edge: id, isp: was.isp });
-      for (const outcome of ['ok', 'error']) metrics.pollLatency.remove({ edge: id, outcome });
-      holdings.update(id, undefined);
-      loads.forget(id);
-    }
-    for (const e of nextTopology.edges) {
-      const was = prev.edgesById.get(e.id);
-      if (was !== undefined && was.isp !== e.isp) metrics.edgeState.remove({ edge: e.id, isp: was.isp });
-      metrics.edgeState.set({ edge: e.id, isp: e.isp }, EDGE_STATE_VALUE[health.get(e.id)!.state]);
-    }
-    if (moved.added.length + moved.removed.length + moved.restarted.length > 0) logger.info(moved, 'edges reloaded');
-    rebalance();
-    const b = next.steering.decisionBudget;
-    if (b.perSecond !== prev.config.steering.decisionBudget.perSecond || b.burst !== prev.config.steering.decisionBudget.burst) budget = new DecisionBudget(b.perSecond, b.burst);
-
-    if (nextTopology.signingTag !== prev.signingTag) {
-      tokenCache = new Map();
-      catalog.setSigning(next.signing);
-      mpdCache.setPeriodSec(tokenPeriodSec(next.signing.ttlSeconds));
-    }
-    if (opts.followLogLevel) logger.level = next.log.level;
-    else if (applied.includes('log.level')) applied.splice(applied.indexOf('log.level'), 1);
-    for (const [path, isOpen] of [['/health', next.admin.openHealth], ['/metrics', next.admin.openMetrics]] as const) {
-      if (isOpen) open.add(path);
-      else open.delete(path);
-    }
-    await Promise.all([health.setIntervalMs(nextTopology.healthIntervalMs), seenPlays.setIntervalMs(nextTopology.healthIntervalMs)]);
-    return { applied, needsRestart };
+    const served = { public: listenerServer(publicApp).tlsMaterial, admin: listenerServer(adminApp).tlsMaterial };
+    const p = prepareSteeringReload({ topology: prev, tls, clientTls, served }, next, reloadParts.followLogLevel);
+    await applySteeringReload(p, prev, reloadParts);
+    return { applied: p.applied, needsRestart: p.needsRestart };
   };
 
   let started = false;
@@ -752,9 +717,4 @@ function lastResortIds(snapshot: ReadonlyMap<string, EdgeHealth>): Set<string> {
   const out = new Set<string>();
   for (const [id, h] of snapshot) if (isLastResort(h)) out.add(id);
   return out;
-}
-
-function sameMaterial(a: TlsMaterial | undefined, b: TlsMaterial | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return a.cert.equals(b.cert) && a.key.equals(b.key);
 }
