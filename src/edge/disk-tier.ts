@@ -343,7 +343,7 @@ export class DiskTier {
     if (!obj || !slice) return undefined;
     if (rep && !sameRepresentation(obj.meta, rep)) return undefined;
     if (this.role === 'owner') {
-      if (!obj.pinned) this.index.touch(slice.path);
+      if (index >= obj.pinBelow) this.index.touch(slice.path);
     } else {
       this.noteTouched(slice.path);
     }
@@ -652,7 +652,7 @@ export class DiskTier {
    * pinned, replacing any cached copy of another representation. The renames and the index
    * changes happen in one turn of the event loop, so no write or purge interleaves with them.
    */
-  async publish(key: string): Promise<void> {
+  async publish(key: string, pinBelow = Infinity): Promise<void> {
     this.ownerOnly('publish');
     const e = this.staged.get(key);
     if (!e) return;
@@ -661,7 +661,7 @@ export class DiskTier {
     if (this.staged.get(key) !== e) return; // dropped while the folders were made
     const existing = this.index.object(key);
     if (existing && !sameRepresentation(existing.meta, e.meta)) this.index.dropObject(key);
-    this.index.pin(key);
+    this.index.pin(key, pinBelow);
     this.index.bumpGeneration(key);
     for (const { index, slice, path } of targets) {
       e.slices.delete(index);
@@ -722,10 +722,18 @@ export class DiskTier {
     return before - this.index.usedBytes;
   }
 
-  /** Pinned content is never evicted (fill manifests pin what the node must hold). */
-  pin(key: string): void {
+  /**
+   * Pinned content is never evicted (fill manifests pin what the node must hold): the whole
+   * object, or only its slices below `below` — a prefix, whose later slices stay cache.
+   */
+  pin(key: string, below = Infinity): void {
     this.ownerOnly('pin');
-    this.index.pin(key);
+    this.index.pin(key, below);
+  }
+
+  /** Slices of `key` below this index are pinned: 0 none, Infinity all. */
+  pinnedBelow(key: string): number {
+    return this.index.pinnedBelow(key);
   }
 
   /** Unpinned content stays as cache until space is needed. */

@@ -10,12 +10,15 @@ import { parseTraceparent } from '../common/trace.js';
 import { type CachedMeta, type PrimedFetch, RepresentationChanged, type Tier } from './edge-cache.js';
 import { type SliceLease, releaseAll, releaseWhenClosed } from './disk-tier.js';
 import { HeaderBook } from './hit-path-headers.js';
+import type { ServedSink } from './serve-report.js';
 import { type ObjectService, ONLY_IF_CACHED, firstOffset, upstreamFailure } from './routes/object-routes.js';
 
 export interface HitPathOptions {
   svc: ObjectService;
   /** Where play ids of the media served go (steering's GET /plays). */
   plays?: { record(id: string): void };
+  /** Where the bodies served are told, per title and file (the serve report, serve-report.ts). */
+  served?: ServedSink;
   /** Level of the access-log line; a public port logs at info. */
   logLevel?: 'info' | 'debug';
 }
@@ -92,6 +95,11 @@ class Answer {
   tier: Tier | undefined = undefined;
   /** Content-Length of the answer (the GET's for HEAD): the log's `bytes`. */
   length = 0;
+  title = '';
+  file = '';
+  /** The object's size and the first byte of the body, once an answer from it is planned (-1: none). */
+  size = 0;
+  bodyStart = -1;
   closed = false;
   counted = false;
   reqId: string | undefined = undefined;
@@ -129,6 +137,7 @@ class Answer {
 export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const { cache, signing, tokens, clock, logger, answers } = opts.svc;
   const plays = opts.plays;
+  const served = opts.served;
   const level = opts.logLevel ?? 'info';
   const headers = new HeaderBook();
   const urls = new UrlBook();
@@ -170,6 +179,9 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     if (plays && a.playId !== undefined && !a.head && (a.status === 200 || a.status === 206)) {
       const id = parsePlayId(a.playId);
       if (id) plays.record(id);
+    }
+    if (served && !a.head && a.bodyStart >= 0 && (a.status === 200 || a.status === 206)) {
+      served.served(a.title, a.file, a.size, a.bodyStart, a.length, a.playId === undefined ? undefined : parsePlayId(a.playId));
     }
     if (logger.isLevelEnabled(level)) {
       logAccess(logger, level, idOf(a), a.req.method!, a.req.url!, a.range, a.status, a.tier, a.length, ms, a.remote, a.traceparent);
@@ -334,6 +346,8 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
 
   /** The head of an answer: the representation's prebuilt headers and what varies. */
   function head(a: Answer, meta: CachedMeta, stale: boolean, p: Plan, tier: Tier): { out: readonly string[]; length: number } {
+    a.size = meta.size;
+    a.bodyStart = p.range ? p.range.start : -1;
     const rh = headers.of(meta);
     if (p.planned === undefined && p.status === 200 && !a.traceparent && !stale) return { out: rh.whole200(tier), length: meta.size };
     let list: string[];
@@ -439,6 +453,8 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     const traceparent = (h.traceparent !== undefined ? parseTraceparent(h.traceparent) : undefined) ?? u.traceparent;
     const a = new Answer(req, res, start, method === 'HEAD', range, traceparent, u.playId, req.socket.remoteAddress, done);
     res.on('close', a.onClose); // emitted once
+    a.title = u.title;
+    a.file = u.file;
     // A fresh representation is known without waiting (what cache.resolve would answer at once).
     const known = cache.peek(u.title, u.file);
     try {

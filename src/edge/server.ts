@@ -28,6 +28,7 @@ import { registerAdminRoutes } from './routes/admin-routes.js';
 import { registerFillRoutes } from './routes/fill-routes.js';
 import { type AnswerSink, type ObjectService, registerObjectRoutes } from './routes/object-routes.js';
 import { TrafficStats } from './traffic-stats.js';
+import { ServeReporter, ServeTally, recordServed } from './serve-report.js';
 import { DEFAULT_TIMEOUTS, Upstream, type UpstreamTarget, type UpstreamTimeouts } from './upstream.js';
 
 export type { EdgeHealth, EdgeStatus } from './edge-health.js';
@@ -65,6 +66,8 @@ export interface EdgeServerOptions {
   tls?: { service: ServiceTlsMaterial; client: ClientTls | undefined };
   /** Tests: the disk tier poisons pooled read buffers given back, so an answer sent after its release shows. */
   poisonReleasedBuffers?: boolean;
+  /** How often what was served is reported to the origin (ms; serve-report.ts). 0: never. Default 60000. */
+  serveReportMs?: number;
 }
 
 export interface EdgeServer {
@@ -74,6 +77,8 @@ export interface EdgeServer {
   disk: DiskTier;
   metrics: EdgeMetrics;
   fill: FillAgent;
+  /** What was served since the last serve report, and its sender (reportNow: tests). */
+  serveReports: { tally: ServeTally; reporter: ServeReporter };
   /** Opens the disk tier and listens; resolves with the bound URLs. */
   start(): Promise<{ publicUrl: string; adminUrl: string }>;
   /** Drains: stops accepting, finishes in-flight answers, closes upstream connections. */
@@ -199,12 +204,16 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   };
   // Play ids of the media served, read by steering, which counts a play only once its segments flow.
   const seen = opts.worker?.seenPlays ?? newSeenPlays(opts.seenPlaysCapacity);
+  // What clients were served per title and file, for the origin's file weights. Each worker of a
+  // node reports its own (its own instance): a play's requests mostly ride one connection.
+  const tally = new ServeTally(edge.sliceBytes);
+  const reporter = new ServeReporter({ config, edge, tally, clock, logger, adminToken: opts.adminToken ?? adminTokenFromEnv(), tls: clientTls, intervalMs: opts.serveReportMs });
   const publicApp = createApp({
     logger,
     frameworkErrorHeaders: CORS_HEADERS,
     limits: config.http,
     overloaded: () => loop.overloaded,
-    front: (opts.hitPath ?? true) ? createHitPath({ svc, plays: seen }) : undefined,
+    front: (opts.hitPath ?? true) ? createHitPath({ svc, plays: seen, served: tally }) : undefined,
     tls: tls.public,
     http2: true,
   });
@@ -214,6 +223,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   });
   registerObjectRoutes(publicApp, svc);
   recordSeenPlays(publicApp, seen);
+  recordServed(publicApp, tally);
 
   // ---- admin port ----
   const adminApp = createApp({ logger, requestLogLevel: 'debug', limits: adminLimits(config.http), tls: tls.admin, http2: true });
@@ -269,6 +279,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     if (!opts.worker) applyNodeShare(p, { adminApp, fill, openPaths: open, logger }, clientTls);
     tls = p.tls;
     if (p.clientTlsChanged) clientTls = p.clientTls;
+    reporter.reconfigure(p.config, p.edge, clientTls);
     last = { config: p.config, edge: p.edge };
     return { applied: [...p.applied], needsRestart: [...p.needsRestart] };
   }
@@ -282,10 +293,12 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     disk,
     metrics,
     fill,
+    serveReports: { tally, reporter },
     health,
     async start() {
       await disk.open();
       cache.loadFromDisk();
+      if ((opts.serveReportMs ?? 60_000) > 0) reporter.start();
       const pub = opts.listen?.public ?? listenAddress(edge.url);
       if (opts.worker) {
         // Each worker binds the port itself (SO_REUSEPORT): the kernel spreads connections and
@@ -310,6 +323,8 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       // Idle keep-alive connections are swept while answers in flight finish (createApp).
       await publicApp.close();
       await upstream.close();
+      // The last minute's numbers go to the origin before the node goes.
+      await reporter.stop();
       await adminApp.close();
       // Open slice files; a replica also reports its last reads to the owner.
       await disk.close();

@@ -2,7 +2,8 @@
  * What edges actually served, per title and file, turned into the per-file weights the fill
  * planner places by (issue 13, point 3). Pure: a report's shape, the checks that refuse a report
  * whose numbers no edge could have produced, per-day sums, and decayed weights. Signatures,
- * persistence and the route live in serve-report-route.ts and served-store.ts.
+ * persistence and the route live in serve-report-route.ts and served-store.ts; the wire format
+ * (also the edges') in src/common/serve-report-wire.ts.
  *
  * The unit of a weight is the planner's (fill-planner.ts `PlanTitle.files[i].weight`): the share
  * of a title's plays expected to read the file, 0-1. From reports it is
@@ -13,43 +14,8 @@
  * reaching each slice (its prefix curve).
  */
 
-/** One file in a report: what this edge served of it since its previous report. */
-export interface ServedFile {
-  /** Title-relative path, as in the catalog. */
-  file: string;
-  /** GET answers with a body (200/206) for this file. */
-  requests: number;
-  /** Body bytes sent for this file, all requests together. */
-  bytes: number;
-  /**
-   * Bytes sent per slice of the report's `sliceBytes` (index i covers [i·sliceBytes, (i+1)·sliceBytes)),
-   * summing to `bytes`; trailing zeros may be left off. Absent: not broken down (segment files).
-   */
-  slices?: number[];
-}
-
-/** One title in a report. */
-export interface ServedTitle {
-  title: string;
-  /** Play ids first seen for this title by the edge in the period (a play counts once per edge). */
-  plays: number;
-  files: ServedFile[];
-}
-
-/** `POST /v1/served` on the origin's admin port (body; signed, see serve-report-route.ts). */
-export interface ServeReport {
-  edgeId: string;
-  /** The edge process's instance id (changes at every start): `seq` counts within it. */
-  instance: string;
-  /** 1, 2, 3… per instance: a report is accepted once. */
-  seq: number;
-  /** The period the numbers cover, ms since the epoch (edge clock): [from, to). `to` is when it was sent. */
-  from: number;
-  to: number;
-  /** The edge's slice size: the unit of `slices`. */
-  sliceBytes: number;
-  titles: ServedTitle[];
-}
+export type { ServeReport, ServedFile, ServedTitle } from '../common/serve-report-wire.js';
+import type { ServeReport, ServedFile, ServedTitle } from '../common/serve-report-wire.js';
 
 /**
  * What the planner reads. A title without enough data answers `undefined` for every file: the

@@ -1,9 +1,9 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
 import type { Clock } from '../common/clock.js';
 import { sendError } from '../common/http-app.js';
 import type { Logger } from '../common/logger.js';
+import { MAX_REPORT_BODY, REPORT_PATH, REPORT_SIGNATURE_HEADER, reportSignatureValid } from '../common/serve-report-wire.js';
 import { REPORT_REFUSALS, type ReportRefusal, checkServeReport, parseServeReport } from './file-weights.js';
 import type { ServedStore } from './served-store.js';
 
@@ -16,34 +16,6 @@ import type { ServedStore } from './served-store.js';
  * new, and hold numbers an edge could have served; any other is refused and counted
  * (`reelcdn_origin_serve_reports_total{outcome}`), and logged with its reason.
  */
-
-export const REPORT_PATH = '/v1/served';
-/** `k=<key id>,t=<base64url MAC>` */
-export const REPORT_SIGNATURE_HEADER = 'x-reelcdn-report-signature';
-/** Largest report body (an edge cuts its report into several below it). */
-export const MAX_REPORT_BODY = 8 * 1024 * 1024;
-
-/** The MAC of a report body: HMAC-SHA256(secret, "serve-report|{edgeId}|{sha256 hex of the body}"). */
-export function reportMac(secret: string, edgeId: string, body: Buffer | string): string {
-  const digest = createHash('sha256').update(body).digest('hex');
-  return createHmac('sha256', secret).update(`serve-report|${edgeId}|${digest}`).digest('base64url');
-}
-
-/** The signature header's value for a body, with the active key. */
-export function signReport(keys: Record<string, string>, keyId: string, edgeId: string, body: Buffer | string): string {
-  const secret = keys[keyId];
-  if (secret === undefined) throw new Error(`signing key "${keyId}" is not configured`);
-  return `k=${keyId},t=${reportMac(secret, edgeId, body)}`;
-}
-
-/** Whether the header carries a MAC of `body` for `edgeId` under one of `keys`. */
-export function reportSignatureValid(keys: Record<string, string>, header: string | undefined, edgeId: string, body: Buffer): boolean {
-  const m = header ? /^k=([^,\s]{1,128}),t=([A-Za-z0-9_-]{43})$/.exec(header.trim()) : null;
-  if (!m || !Object.prototype.hasOwnProperty.call(keys, m[1]!)) return false;
-  const want = Buffer.from(reportMac(keys[m[1]!]!, edgeId, body));
-  const got = Buffer.from(m[2]!);
-  return got.length === want.length && timingSafeEqual(got, want);
-}
 
 export type ReportOutcome = 'accepted' | 'malformed' | ReportRefusal;
 

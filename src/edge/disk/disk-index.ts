@@ -11,7 +11,10 @@ export interface IndexedObject {
   key: string;
   meta: StoredMeta;
   slices: Map<number, IndexedSlice>;
+  /** Some of its slices are pinned: those below `pinBelow`. */
   pinned: boolean;
+  /** Slices with an index below this are pinned: 0 none, Infinity all (a prefix fill pins only its range). */
+  pinBelow: number;
 }
 
 export interface DiskIndexHooks {
@@ -33,7 +36,8 @@ export class DiskIndex {
   readonly objects = new Map<string, IndexedObject>();
   /** Unpinned slices by path, least recently used first (Map keeps insertion order). */
   readonly lru = new Map<string, { key: string; index: number }>();
-  private readonly pinnedKeys = new Set<string>();
+  /** Pinned keys → slices pinned below this index (Infinity: the whole object). */
+  private readonly pinnedKeys = new Map<string, number>();
   private readonly generations = new Map<string, number>();
   private bytes = 0;
   private pinned = 0;
@@ -63,6 +67,11 @@ export class DiskIndex {
     return this.pinnedKeys.has(key);
   }
 
+  /** Slices of `key` pinned are those below this index: 0 none, Infinity all. */
+  pinnedBelow(key: string): number {
+    return this.pinnedKeys.get(key) ?? 0;
+  }
+
   generation(key: string): number {
     return this.generations.get(key) ?? 0;
   }
@@ -90,8 +99,10 @@ export class DiskIndex {
   setMeta(key: string, meta: StoredMeta): void {
     if (this.objects.has(key)) this.emit({ type: 'meta', key, meta });
   }
-  pin(key: string): void {
-    if (!this.pinnedKeys.has(key)) this.emit({ type: 'pinned', key });
+  /** Pins the object, or only its slices below `below` (a prefix). */
+  pin(key: string, below = Infinity): void {
+    if (!(below > 0)) return this.unpin(key);
+    if (this.pinnedKeys.get(key) !== below) this.emit(below === Infinity ? { type: 'pinned', key } : { type: 'pinned', key, below });
   }
   unpin(key: string): void {
     if (this.pinnedKeys.has(key)) this.emit({ type: 'unpinned', key });
@@ -118,7 +129,7 @@ export class DiskIndex {
         obj.meta = e.meta;
         const slice: IndexedSlice = { ...e.slice, verified: false };
         const old = obj.slices.get(e.index);
-        if (old) this.unaccount(obj, old);
+        if (old) this.unaccount(obj, e.index, old);
         obj.slices.set(e.index, slice);
         this.account(obj, e.index, slice);
         if (old) this.hooks.removed?.(old, slice);
@@ -130,7 +141,7 @@ export class DiskIndex {
         const slice = obj?.slices.get(e.index);
         if (!obj || !slice) return;
         obj.slices.delete(e.index);
-        this.unaccount(obj, slice);
+        this.unaccount(obj, e.index, slice);
         if (obj.slices.size === 0) this.objects.delete(obj.key);
         this.hooks.removed?.(slice);
         return;
@@ -146,25 +157,16 @@ export class DiskIndex {
         return;
       }
       case 'pinned': {
-        this.pinnedKeys.add(e.key);
+        const below = e.below ?? Infinity;
+        this.pinnedKeys.set(e.key, below);
         const obj = this.objects.get(e.key);
-        if (!obj || obj.pinned) return;
-        obj.pinned = true;
-        for (const s of obj.slices.values()) {
-          this.lru.delete(s.path);
-          this.pinned += s.fileBytes;
-        }
+        if (obj) this.setPinBelow(obj, below);
         return;
       }
       case 'unpinned': {
         this.pinnedKeys.delete(e.key);
         const obj = this.objects.get(e.key);
-        if (!obj || !obj.pinned) return;
-        obj.pinned = false;
-        for (const [index, s] of obj.slices) {
-          this.pinned -= s.fileBytes;
-          this.lru.set(s.path, { key: obj.key, index });
-        }
+        if (obj) this.setPinBelow(obj, 0);
         return;
       }
       case 'generation':
@@ -174,7 +176,8 @@ export class DiskIndex {
         for (const obj of [...this.objects.values()]) this.removeObject(obj);
         this.pinnedKeys.clear();
         this.generations.clear();
-        for (const key of e.pinned) this.pinnedKeys.add(key);
+        for (const key of e.pinned) this.pinnedKeys.set(key, Infinity);
+        for (const [key, below] of e.pinnedBelow ?? []) this.pinnedKeys.set(key, below);
         for (const [key, g] of e.generations) this.generations.set(key, g);
         for (const o of e.objects) {
           for (const { index, ...slice } of o.slices) this.apply({ type: 'put', key: o.key, index, meta: o.meta, slice });
@@ -193,13 +196,15 @@ export class DiskIndex {
         meta: o.meta,
         slices: [...o.slices].map(([index, s]) => ({ index, path: s.path, dataOffset: s.dataOffset, length: s.length, crc32: s.crc32, fileBytes: s.fileBytes })),
       })),
-      pinned: [...this.pinnedKeys],
+      pinned: [...this.pinnedKeys].filter(([, below]) => below === Infinity).map(([key]) => key),
+      pinnedBelow: [...this.pinnedKeys].filter(([, below]) => below !== Infinity),
       generations: [...this.generations],
     };
   }
 
   private newObject(key: string, meta: StoredMeta): IndexedObject {
-    const obj: IndexedObject = { key, meta, slices: new Map(), pinned: this.pinnedKeys.has(key) };
+    const pinBelow = this.pinnedKeys.get(key) ?? 0;
+    const obj: IndexedObject = { key, meta, slices: new Map(), pinned: pinBelow > 0, pinBelow };
     this.objects.set(key, obj);
     return obj;
   }
@@ -207,7 +212,7 @@ export class DiskIndex {
   private removeObject(obj: IndexedObject): void {
     this.objects.delete(obj.key);
     const slices = [...obj.slices.values()];
-    for (const s of slices) this.unaccount(obj, s);
+    for (const [index, s] of obj.slices) this.unaccount(obj, index, s);
     obj.slices.clear();
     for (const s of slices) this.hooks.removed?.(s);
   }
@@ -215,14 +220,34 @@ export class DiskIndex {
   private account(obj: IndexedObject, index: number, s: IndexedSlice): void {
     this.bytes += s.fileBytes;
     this.sliceCount++;
-    if (obj.pinned) this.pinned += s.fileBytes;
+    if (index < obj.pinBelow) this.pinned += s.fileBytes;
     else this.lru.set(s.path, { key: obj.key, index });
   }
 
-  private unaccount(obj: IndexedObject, s: IndexedSlice): void {
+  private unaccount(obj: IndexedObject, index: number, s: IndexedSlice): void {
     this.bytes -= s.fileBytes;
     this.sliceCount--;
-    if (obj.pinned) this.pinned -= s.fileBytes;
+    if (index < obj.pinBelow) this.pinned -= s.fileBytes;
     else this.lru.delete(s.path);
+  }
+
+  /** Moves the slices whose pin changes between the LRU and the pinned bytes. */
+  private setPinBelow(obj: IndexedObject, below: number): void {
+    const was = obj.pinBelow;
+    if (was === below) return;
+    for (const [index, s] of obj.slices) {
+      const before = index < was;
+      const after = index < below;
+      if (before === after) continue;
+      if (after) {
+        this.lru.delete(s.path);
+        this.pinned += s.fileBytes;
+      } else {
+        this.pinned -= s.fileBytes;
+        this.lru.set(s.path, { key: obj.key, index });
+      }
+    }
+    obj.pinBelow = below;
+    obj.pinned = below > 0;
   }
 }

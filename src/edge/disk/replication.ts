@@ -14,7 +14,8 @@ export type DiskEvent =
   | { type: 'object-dropped'; key: string }
   /** The object's stored meta changed (revalidated: `storedAt`, Cache-Control). */
   | { type: 'meta'; key: string; meta: StoredMeta }
-  | { type: 'pinned'; key: string }
+  /** Pinned: every slice, or (`below`) only those with a lower index — a prefix fill. */
+  | { type: 'pinned'; key: string; below?: number }
   | { type: 'unpinned'; key: string }
   /**
    * The key's write generation moved (a purge, or fill publishing the object): a slice whose
@@ -27,6 +28,8 @@ export interface DiskSnapshot {
   type: 'snapshot';
   objects: { key: string; meta: StoredMeta; slices: ({ index: number } & SliceLocation)[] }[];
   pinned: string[];
+  /** Keys pinned only below a slice index (prefix fills). */
+  pinnedBelow?: [string, number][];
   generations: [string, number][];
 }
 
