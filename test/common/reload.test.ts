@@ -109,7 +109,12 @@ describe('Reloader', () => {
     let inside = 0;
     let most = 0;
     let loads = 0;
+    // Each apply parks until the test releases it; `arrived(n)` resolves once n applies have
+    // started — an explicit gate, never a sleep (a loaded machine makes sleeps lie).
     const gates: (() => void)[] = [];
+    let started = 0;
+    const arrivals: { n: number; resolve: () => void }[] = [];
+    const arrived = (n: number) => new Promise<void>((resolve) => (started >= n ? resolve() : arrivals.push({ n, resolve })));
     const r = new Reloader({
       configPath: w.file,
       logger: w.logger,
@@ -120,7 +125,10 @@ describe('Reloader', () => {
       apply: async (next) => {
         inside++;
         most = Math.max(most, inside);
-        await new Promise<void>((res) => gates.push(res));
+        const parked = new Promise<void>((res) => gates.push(res));
+        started++;
+        for (const a of arrivals.filter((x) => x.n <= started)) a.resolve();
+        await parked;
         inside--;
         return w.apply(next);
       },
@@ -128,24 +136,25 @@ describe('Reloader', () => {
     const first = r.reload();
     // Ten signals while the first is under way.
     const burst = Array.from({ length: 10 }, () => r.reload());
-    await new Promise((res) => setTimeout(res, 20));
+    await arrived(1);
     expect(gates).toHaveLength(1);
     // The file changes during the first reload: the queued one reads it as it is then.
     w.write(JSON.stringify(cluster({ healthIntervalMs: 250 })));
     gates.shift()!();
     await first;
-    await new Promise((res) => setTimeout(res, 20));
+    await arrived(2);
     expect(gates).toHaveLength(1);
     gates.shift()!();
     const results = await Promise.all(burst);
     expect(new Set(results).size).toBe(1); // one shared result
     expect(results[0]).toEqual({ ok: true, outcome: { applied: ['steering.healthIntervalMs'], needsRestart: [] } });
     expect(loads).toBe(2);
+    expect(started).toBe(2);
     expect(most).toBe(1);
     expect(r.completed).toBe(2);
     // Idle again: the next one runs at once.
     const again = r.reload();
-    await new Promise((res) => setTimeout(res, 20));
+    await arrived(3);
     gates.shift()!();
     expect((await again).ok).toBe(true);
     expect(loads).toBe(3);
