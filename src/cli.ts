@@ -20,6 +20,9 @@ Usage:
   reelcdn explain  --config FILE --ip ADDR --title T [--xff LIST] [--json]
                                                       why steering sends ADDR where it does for T
                                                       (asks the running steering's admin port)
+  reelcdn reload   --config FILE (--role origin|steering|edge [--id EDGE_ID] | --all)
+                                                      reload running processes (POST /reload) and
+                                                      print each outcome; exits 1 if one refuses
 
 Environment:
   REELCDN_ADMIN_TOKEN   bearer token of every admin port
@@ -45,6 +48,8 @@ async function main(argv: string[]): Promise<void> {
       ip: { type: 'string' },
       xff: { type: 'string' },
       json: { type: 'boolean' },
+      role: { type: 'string' },
+      all: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -126,6 +131,18 @@ async function main(argv: string[]): Promise<void> {
       if (!values.title) throw new UsageError('explain needs --title TITLE');
       const { runExplain } = await import('./steering/explain-cli.js');
       await runExplain(cfg, { ip: values.ip, title: values.title, xff: values.xff, json: values.json });
+      return;
+    }
+    case 'reload': {
+      const cfg = config();
+      const { ReloadUsageError, reloadTargets, runReload } = await import('./common/reload-cli.js');
+      let targets;
+      try {
+        targets = reloadTargets(cfg, { role: values.role, id: values.id, all: values.all });
+      } catch (err) {
+        throw err instanceof ReloadUsageError ? new UsageError(err.message) : err;
+      }
+      if (!(await runReload(cfg, targets))) process.exitCode = 1;
       return;
     }
     default:
