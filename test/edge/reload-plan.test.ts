@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type ClusterConfig, ConfigError, validateCluster } from '../../src/common/config.js';
 import { TokenVerifier, signQuery } from '../../src/common/signing.js';
-import { planEdgeReload } from '../../src/edge/reload-plan.js';
+import { planEdgeReload, prepareEdgeReload } from '../../src/edge/reload-plan.js';
 
 function cluster(edit: (raw: any) => void = () => {}): ClusterConfig {
   const raw: any = {
@@ -64,6 +64,37 @@ describe('planEdgeReload', () => {
     });
     expect(() => planEdgeReload(view(boot), view(boot), next)).toThrow(ConfigError);
     expect(() => planEdgeReload(view(boot), view(boot), next)).toThrow(/^edges: "child" is no longer in the cluster file/);
+  });
+});
+
+describe('prepareEdgeReload', () => {
+  const none = { tls: {}, clientTls: undefined };
+
+  it('itRefusesAFillWindowTheFillAgentCannotParseBeforeAnythingIsApplied', () => {
+    // A window the file's checks once let through ("24:30"): the fill agent parses it only when
+    // it takes it, after keys and certificates were swapped. Prepared, it is refused first.
+    const boot = cluster();
+    const next = cluster((r) => {
+      r.signing.keys.k2 = 'plan-k2-0123456789abcdef';
+    });
+    next.edges[1] = { ...next.edges[1]!, fill: { ...next.edges[1]!.fill, window: '02:00-24:30' } };
+    expect(() => prepareEdgeReload(view(boot), view(boot), none, next)).toThrow(ConfigError);
+    expect(() => prepareEdgeReload(view(boot), view(boot), none, next)).toThrow(/^edges\[1\]\.fill\.window: fill window "02:00-24:30" is not a time of day$/);
+  });
+
+  it('itPreparesWhatTheEdgeTakesWithoutTouchingTheViewsItWasGiven', () => {
+    const boot = cluster();
+    const next = cluster((r) => {
+      r.signing.keys.k2 = 'plan-k2-0123456789abcdef';
+      r.edges[1].fill = { window: '01:00-02:00' };
+    });
+    const frozen = JSON.stringify(boot);
+    const p = prepareEdgeReload(view(boot), view(boot), none, next);
+    expect(p).toMatchObject({ field: 'edges[1]', clientTlsChanged: false, tls: {}, clientTls: undefined });
+    expect(p.applied.sort()).toEqual(['edges[1].fill', 'signing']);
+    expect(JSON.stringify(boot)).toBe(frozen);
+    // What a worker is sent survives a structured clone whole.
+    expect(structuredClone(p)).toEqual(p);
   });
 });
 
