@@ -5,7 +5,7 @@ import { Agent, request } from 'undici';
 import { writeFileAtomic } from '../common/atomic-file.js';
 import type { Clock, TimerHandle } from '../common/clock.js';
 import type { ClusterConfig, EdgeConfig } from '../common/config.js';
-import type { FillFile, FillManifest, FillSource } from '../common/fill-manifest.js';
+import { type FillFile, type FillManifest, type FillSource, placedBytes } from '../common/fill-manifest.js';
 import type { Logger } from '../common/logger.js';
 import { type ClientTls, connectFor } from '../common/tls.js';
 import { objectKey } from '../common/paths.js';
@@ -24,7 +24,7 @@ export type FileFillStatus =
   /** Its peer source does not hold it yet; retried after the other files. */
   | 'deferred'
   | 'fetching'
-  /** Verified against the catalog's sha256 and visible (pinned). */
+  /** Verified against the catalog's sha256 (a prefix: its slices' digests) and visible (pinned). */
   | 'done'
   /** Every source failed; the error says why. */
   | 'failed';
@@ -35,6 +35,7 @@ export type AgentState = 'idle' | 'waiting-for-window' | 'filling';
 export interface FileProgress {
   title: string;
   file: string;
+  /** Bytes to place: the file, or its prefix when the manifest gives a range. */
   size: number;
   status: FileFillStatus;
   source?: string;
@@ -86,6 +87,8 @@ interface FillStateDoc {
   version: 1;
   /** objectKey → sha256 of files verified and published. */
   verified: Record<string, string>;
+  /** objectKey → end (bytes) of the prefix verified, for files held only in part (FillFile.range). */
+  prefixes?: Record<string, number>;
 }
 
 function fillLimiter(o: FillAgentOptions): RateLimiter {
@@ -112,6 +115,8 @@ export class FillAgent {
   private http: Agent;
   private readonly statePath: string;
   private verified = new Map<string, string>();
+  /** Verified files held only in part: key → end of the prefix verified (bytes). */
+  private prefixes = new Map<string, number>();
   private manifest?: FillManifest;
   private state: AgentState = 'idle';
   private files = new Map<string, FileProgress>();
@@ -161,12 +166,22 @@ export class FillAgent {
       const doc = JSON.parse(await readFile(this.statePath, 'utf8')) as FillStateDoc;
       if (doc.version === 1 && doc.verified && typeof doc.verified === 'object') {
         this.verified = new Map(Object.entries(doc.verified).filter(([, v]) => typeof v === 'string'));
+        const prefixes = doc.prefixes && typeof doc.prefixes === 'object' ? Object.entries(doc.prefixes) : [];
+        this.prefixes = new Map(prefixes.filter(([k, v]) => this.verified.has(k) && Number.isSafeInteger(v) && v > 0));
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.opts.logger.warn({ err: (err as Error).message }, 'fill state unreadable, starting afresh');
     }
     // Verified files keep their pins across restarts even before the manifest is fetched again.
-    for (const key of this.verified.keys()) if (this.wholeOnDisk(key)) this.opts.disk.pin(key);
+    for (const key of this.verified.keys()) {
+      const end = this.prefixes.get(key);
+      if (end === undefined) {
+        if (this.wholeOnDisk(key)) this.opts.disk.pin(key);
+      } else {
+        const n = sliceCount(end, this.opts.edge.sliceBytes);
+        if (this.prefixOnDisk(key, n)) this.opts.disk.pin(key, n);
+      }
+    }
   }
 
   /** Runs passes by itself: whenever the window is open, and polls the manifest every pollIntervalMs. */
@@ -226,7 +241,7 @@ export class FillAgent {
     this.files = new Map(
       manifest.files.map((f) => [
         objectKey(f.title, f.file),
-        { title: f.title, file: f.file, size: f.size, status: 'pending' as FileFillStatus, bytesDone: 0 },
+        { title: f.title, file: f.file, size: placedBytes(f), status: 'pending' as FileFillStatus, bytesDone: 0 },
       ]),
     );
     this.opts.logger.info({ version: manifest.version, files: manifest.files.length, bytes: manifest.bytes, force }, 'fill pass started');
@@ -292,6 +307,7 @@ export class FillAgent {
       if (wanted.has(key)) continue;
       this.opts.disk.unpin(key);
       this.verified.delete(key);
+      this.prefixes.delete(key);
       changed = true;
     }
     if (changed) void this.saveState();
@@ -303,10 +319,28 @@ export class FillAgent {
     return meta !== undefined && (size === undefined || meta.size === size) && this.opts.disk.sliceIndexes(key).length === n;
   }
 
+  /** Slices 0..n-1 of `key` are all on disk (in the cache, not staging). */
+  private prefixOnDisk(key: string, n: number): boolean {
+    const have = new Set(this.opts.disk.sliceIndexes(key));
+    for (let i = 0; i < n; i++) if (!have.has(i)) return false;
+    return this.opts.disk.meta(key) !== undefined;
+  }
+
+  /** This node holds what the manifest asks of the file: verified, on disk, pinned as far as it asks. */
+  private holds(f: FillFile): boolean {
+    const key = objectKey(f.title, f.file);
+    if (this.verified.get(key) !== f.sha256) return false;
+    const end = this.prefixes.get(key);
+    if (!f.range) return end === undefined && this.wholeOnDisk(key, f.size);
+    const n = sliceCount(f.range.end, this.opts.edge.sliceBytes);
+    return (end === undefined || end >= f.range.end) && this.opts.disk.meta(key)?.size === f.size && this.prefixOnDisk(key, n);
+  }
+
   private async fillFile(f: FillFile, allowOriginFallback: boolean, checkWindow: () => void): Promise<'done' | 'failed' | 'deferred'> {
+    if (f.range) return this.fillPrefix(f, allowOriginFallback, checkWindow);
     const key = objectKey(f.title, f.file);
     const p = this.files.get(key)!;
-    if (this.verified.get(key) === f.sha256 && this.wholeOnDisk(key, f.size)) {
+    if (this.verified.get(key) === f.sha256 && !this.prefixes.has(key) && this.wholeOnDisk(key, f.size)) {
       this.opts.disk.pin(key);
       p.status = 'done';
       p.bytesDone = f.size;
@@ -365,17 +399,31 @@ export class FillAgent {
     return 'failed';
   }
 
-  private async fetchFrom(f: FillFile, key: string, source: FillSource, p: FileProgress, checkWindow: () => void): Promise<FetchOutcome> {
+  /**
+   * Fetches the slices of `f` not yet staged — every slice, or `only` those given (a prefix's
+   * missing ones) — into staging. With `digests`, each slice is checked against its digest as it
+   * arrives and never staged if it does not match.
+   */
+  private async fetchFrom(
+    f: FillFile,
+    key: string,
+    source: FillSource,
+    p: FileProgress,
+    checkWindow: () => void,
+    only?: readonly number[],
+    digests?: readonly string[],
+  ): Promise<FetchOutcome> {
     const sliceBytes = this.opts.edge.sliceBytes;
-    const n = sliceCount(f.size, sliceBytes);
+    const indexes = only ?? Array.from({ length: sliceCount(f.size, sliceBytes) }, (_, i) => i);
     let meta = this.opts.disk.stagedMeta(key);
     if (meta && meta.size !== f.size) {
       this.opts.disk.dropStaged(key);
       meta = undefined;
     }
     const have = new Set(meta ? this.opts.disk.stagedSlices(key, meta) : []);
-    p.bytesDone = [...have].reduce((s, i) => s + (sliceBounds(i, sliceBytes, f.size).end - sliceBounds(i, sliceBytes, f.size).start), 0);
-    for (let index = 0; index < n; index++) {
+    if (!only) p.bytesDone = [...have].reduce((s, i) => s + (sliceBounds(i, sliceBytes, f.size).end - sliceBounds(i, sliceBytes, f.size).start), 0);
+    for (let at = 0; at < indexes.length; at++) {
+      const index = indexes[at]!;
       if (have.has(index)) continue;
       checkWindow();
       while (this.opts.busy?.()) await this.sleep(100);
@@ -428,8 +476,11 @@ export class FillAgent {
         have.clear();
         p.bytesDone = 0;
         meta = sliceMeta;
-        index = -1;
+        at = -1;
         continue;
+      }
+      if (digests && createHash('sha256').update(data).digest('hex') !== digests[index]) {
+        return { kind: 'error', error: `slice ${index} does not match its digest` };
       }
       meta = meta ?? sliceMeta;
       try {
@@ -443,6 +494,100 @@ export class FillAgent {
       this.opts.onBytes?.(source.kind, data.length);
     }
     return { kind: 'ok' };
+  }
+
+  /**
+   * A prefix of the file (FillFile.range): its slices — those already on disk (clients' misses
+   * cached them) checked in place against their digests, the others fetched and checked as they
+   * arrive — published and pinned; the rest of the file stays cache, filled on demand.
+   */
+  private async fillPrefix(f: FillFile, allowOriginFallback: boolean, checkWindow: () => void): Promise<'done' | 'failed' | 'deferred'> {
+    const key = objectKey(f.title, f.file);
+    const p = this.files.get(key)!;
+    const r = f.range!;
+    const sliceBytes = this.opts.edge.sliceBytes;
+    const n = sliceCount(r.end, sliceBytes);
+    const fail = (why: string): 'failed' => {
+      this.noteError(`${f.title}/${f.file}: ${why}`);
+      p.status = 'failed';
+      p.error = this.errors[this.errors.length - 1];
+      return 'failed';
+    };
+    if (r.sliceBytes !== sliceBytes) return fail(`the manifest's slices are ${r.sliceBytes} bytes, this node's ${sliceBytes}`);
+    if (!(r.end > 0 && r.end <= f.size) || (r.end !== f.size && r.end % sliceBytes !== 0)) return fail(`range end ${r.end} is not a slice boundary of a ${f.size}-byte file`);
+    if (!Array.isArray(r.sliceSha256) || r.sliceSha256.length !== n) return fail(`${r.sliceSha256?.length ?? 0} slice digests for ${n} slices`);
+    const done = async (source: string): Promise<'done'> => {
+      this.opts.disk.pin(key, n);
+      this.verified.set(key, f.sha256);
+      this.prefixes.set(key, r.end);
+      await this.saveState();
+      p.status = 'done';
+      p.error = undefined;
+      p.bytesDone = r.end;
+      p.source = source;
+      return 'done';
+    };
+    if (this.holds(f) || (this.verified.get(key) === f.sha256 && !this.prefixes.has(key) && this.wholeOnDisk(key, f.size))) return done('already held');
+
+    // Slices clients already pulled into the cache count if they match their digests.
+    const meta = this.opts.disk.meta(key);
+    const missing: number[] = [];
+    if (meta && meta.size !== f.size) this.opts.disk.purge(key);
+    for (let i = 0; i < n; i++) {
+      const buf = meta && meta.size === f.size ? await this.opts.disk.read(key, i) : undefined;
+      if (!buf || createHash('sha256').update(buf).digest('hex') !== r.sliceSha256[i]) missing.push(i);
+    }
+    if (missing.length === 0) {
+      this.opts.onPublished?.(key);
+      return done('cache');
+    }
+
+    let peerNotReady = false;
+    for (const source of f.sources) {
+      if (source.kind === 'origin' && peerNotReady && !allowOriginFallback) {
+        p.status = 'deferred';
+        return 'deferred';
+      }
+      p.status = 'fetching';
+      p.source = source.id;
+      p.bytesDone = (n - missing.length) * sliceBytes;
+      const outcome = await this.fetchFrom(f, key, source, p, checkWindow, missing, r.sliceSha256);
+      if (outcome.kind === 'not-available') {
+        peerNotReady = true;
+        continue;
+      }
+      if (outcome.kind === 'error') {
+        this.opts.disk.dropStaged(key);
+        this.noteError(`${f.title}/${f.file} from ${source.id}: ${outcome.error}`);
+        continue;
+      }
+      // Slices staged by an earlier pass were not checked as they arrived: check every one now.
+      let bad: number | undefined;
+      for (const i of missing) {
+        const buf = await this.opts.disk.readStaged(key, i);
+        if (!buf || createHash('sha256').update(buf).digest('hex') !== r.sliceSha256[i]) {
+          bad = i;
+          break;
+        }
+      }
+      if (bad !== undefined) {
+        this.opts.disk.dropStaged(key);
+        this.noteError(`${f.title}/${f.file} from ${source.id}: slice ${bad} does not match its digest`);
+        continue;
+      }
+      await this.opts.disk.publish(key, n);
+      this.opts.onPublished?.(key);
+      // Publishing another representation than the cached slices replaced them: refetched next pass.
+      if (!this.prefixOnDisk(key, n)) return fail('the cached slices were of another version; the rest is fetched next pass');
+      return done(source.id);
+    }
+    if (peerNotReady && !allowOriginFallback) {
+      p.status = 'deferred';
+      return 'deferred';
+    }
+    p.status = 'failed';
+    p.error = this.errors[this.errors.length - 1];
+    return 'failed';
   }
 
   private urlFor(source: FillSource, f: FillFile): string {
@@ -467,11 +612,12 @@ export class FillAgent {
 
   private async markVerified(key: string, sha256: string): Promise<void> {
     this.verified.set(key, sha256);
+    this.prefixes.delete(key);
     await this.saveState();
   }
 
   private async saveState(): Promise<void> {
-    const doc: FillStateDoc = { version: 1, verified: Object.fromEntries(this.verified) };
+    const doc: FillStateDoc = { version: 1, verified: Object.fromEntries(this.verified), prefixes: Object.fromEntries(this.prefixes) };
     await writeFileAtomic(this.statePath, JSON.stringify(doc)).catch((err) =>
       this.opts.logger.error({ err: (err as Error).message }, 'cannot save fill state'),
     );
@@ -491,11 +637,7 @@ export class FillAgent {
   heldTitles(): string[] {
     if (!this.manifest) return [];
     const complete = new Map<string, boolean>();
-    for (const f of this.manifest.files) {
-      const key = objectKey(f.title, f.file);
-      const ok = this.verified.get(key) === f.sha256 && this.wholeOnDisk(key, f.size);
-      complete.set(f.title, (complete.get(f.title) ?? true) && ok);
-    }
+    for (const f of this.manifest.files) complete.set(f.title, (complete.get(f.title) ?? true) && this.holds(f));
     return [...complete].filter(([, ok]) => ok).map(([t]) => t);
   }
 
