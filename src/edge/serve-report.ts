@@ -27,7 +27,12 @@ export interface ServedSink {
 }
 
 /** Files tallied between two reports, at most (the rest of a minute is not counted). */
-export const MAX_TALLY_FILES = 50_000;
+export const MAX_TALLY_FILES = 20_000;
+/**
+ * Slice counts kept between two reports, at most: past it a file is counted in bytes only.
+ * With MAX_TALLY_FILES this keeps a report a few MB, well under the origin's MAX_REPORT_BODY.
+ */
+export const MAX_TALLY_SLICES = 250_000;
 /** Play ids remembered to count each play once (oldest out). */
 const PLAY_IDS_KEPT = 65_536;
 
@@ -35,12 +40,15 @@ interface FileTally {
   requests: number;
   bytes: number;
   slices?: number[];
+  /** Counted in bytes only until the next report (the slice budget ran out). */
+  whole?: boolean;
 }
 
 /** The numbers since the last report. Pure: no I/O, no clock. */
 export class ServeTally implements ServedSink {
   private titles = new Map<string, { plays: number; files: Map<string, FileTally> }>();
   private files = 0;
+  private sliceEntries = 0;
   private readonly playIds = new Map<string, true>();
   /** Answers not counted because the tally was full. */
   dropped = 0;
@@ -62,9 +70,18 @@ export class ServeTally implements ServedSink {
     }
     f.requests++;
     f.bytes += length;
-    if (size > this.sliceBytes) {
-      const slices = (f.slices ??= []);
+    if (size > this.sliceBytes && !f.whole) {
       const end = start + length;
+      const last = Math.ceil(end / this.sliceBytes);
+      const grow = Math.max(0, last - (f.slices?.length ?? 0));
+      if (this.sliceEntries + grow > MAX_TALLY_SLICES) {
+        this.sliceEntries -= f.slices?.length ?? 0;
+        delete f.slices;
+        f.whole = true;
+        return this.countPlay(t!, playId);
+      }
+      this.sliceEntries += grow;
+      const slices = (f.slices ??= []);
       for (let i = Math.floor(start / this.sliceBytes); i * this.sliceBytes < end; i++) {
         const from = Math.max(start, i * this.sliceBytes);
         const to = Math.min(end, (i + 1) * this.sliceBytes);
@@ -72,11 +89,15 @@ export class ServeTally implements ServedSink {
         slices[i]! += to - from;
       }
     }
-    if (playId !== undefined && !this.playIds.has(playId)) {
-      if (this.playIds.size >= PLAY_IDS_KEPT) this.playIds.delete(this.playIds.keys().next().value!);
-      this.playIds.set(playId, true);
-      t!.plays++;
-    }
+    this.countPlay(t!, playId);
+  }
+
+  /** A play counts once, on the first body served for its id. */
+  private countPlay(t: { plays: number }, playId: string | undefined): void {
+    if (playId === undefined || this.playIds.has(playId)) return;
+    if (this.playIds.size >= PLAY_IDS_KEPT) this.playIds.delete(this.playIds.keys().next().value!);
+    this.playIds.set(playId, true);
+    t.plays++;
   }
 
   get empty(): boolean {
@@ -95,6 +116,7 @@ export class ServeTally implements ServedSink {
     }
     this.titles = new Map();
     this.files = 0;
+    this.sliceEntries = 0;
     return out;
   }
 
@@ -112,8 +134,14 @@ export class ServeTally implements ServedSink {
         }
         f.requests += sf.requests;
         f.bytes += sf.bytes;
-        if (sf.slices) {
+        if (!sf.slices) {
+          // Counted in bytes only (a small file, or the budget ran out): so is the sum from now on.
+          if (f.slices) this.sliceEntries -= f.slices.length;
+          delete f.slices;
+          f.whole = true;
+        } else if (!f.whole) {
           const slices = (f.slices ??= []);
+          this.sliceEntries += Math.max(0, sf.slices.length - slices.length);
           sf.slices.forEach((b, i) => {
             while (slices.length <= i) slices.push(0);
             slices[i]! += b;
