@@ -376,7 +376,7 @@ describe('reloading a running edge', () => {
 
   it('starts a worker restarted after a reload with the certificate the node serves, not one renewed on disk since', async () => {
     const { p, pki, ca } = await startTlsEdge(2);
-    const second = pki.issue('edge-a1').serial;
+    const { serial: second, certPem: secondPem } = pki.issue('edge-a1', { validDays: 90 });
     expect((await p.sighup()).msg).toBe('reload applied');
     await everyConnectionShows(p, second);
     // Renewed on disk, not reloaded yet: the node goes on serving the certificate it loaded.
@@ -389,6 +389,10 @@ describe('reloading a running edge', () => {
     });
     await everyConnectionShows(p, second);
     expect(await serialAt(p.adminUrl, ca)).toBe(second);
+    // The node reports the certificates it serves (its primary's gauge), not its workers' sum.
+    const m = parsePrometheusText((await admin(p, 'GET', '/metrics')).body);
+    const notAfter = Math.floor(new X509Certificate(secondPem).validToDate.getTime() / 1000);
+    for (const listener of ['public', 'admin']) expect(sumOf(m, 'reelcdn_tls_certificate_expiry_seconds', { listener })).toBe(notAfter);
     // Until a reload takes it, for every worker at once.
     expect((await p.sighup()).msg).toBe('reload applied');
     await everyConnectionShows(p, third);
