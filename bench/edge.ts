@@ -218,8 +218,16 @@ async function main(): Promise<void> {
   const want = (process.env.BENCH_TARGETS ?? 'ReelCDN,nginx,Varnish').split(',').map((s) => s.trim().toLowerCase());
   const nowSec = Math.floor(Date.now() / 1000);
   const all = workloads((path) => signed(path, nowSec, SIGN_TTL_SECONDS));
-  const { values: args } = parseArgs({ options: { only: { type: 'string' } } });
-  const wantWorkloads = selectWorkloads(args.only ?? process.env.BENCH_WORKLOADS, all.map((w) => w.key));
+  let wantWorkloads: string[] | undefined;
+  try {
+    const { values: args } = parseArgs({ options: { only: { type: 'string' } } });
+    wantWorkloads = selectWorkloads(args.only ?? process.env.BENCH_WORKLOADS, all.map((w) => w.key));
+  } catch (err) {
+    // A mistyped flag or workload: one line, before anything starts.
+    process.stderr.write(`bench:edge: ${(err as Error).message}\n`);
+    cleanupNow();
+    process.exit(2);
+  }
   // Each HTTPS workload right after its plain twin: the two CPU figures the TLS cost is the
   // difference of are measured as close in time as they can be.
   const ordered = [...all.filter((w) => !w.tls)].flatMap((w) => [w, ...all.filter((t) => t.tls?.plain === w.key)]);
