@@ -12,7 +12,7 @@ import {
   parseServeReport,
 } from '../../src/origin/file-weights.js';
 import { ingestTitle } from '../../src/origin/ingest.js';
-import { REPORT_PATH, REPORT_SIGNATURE_HEADER, signReport } from '../../src/origin/serve-report-route.js';
+import { REPORT_PATH, REPORT_SIGNATURE_HEADER, signReport } from '../../src/common/serve-report-wire.js';
 import { FIXTURES, ORIGIN_ADMIN_TOKEN, type RunningOrigin, authHeader, originTempDir, startTestOrigin } from '../helpers/origin-harness.js';
 import { join } from 'node:path';
 
