@@ -9,28 +9,33 @@ import type { FillManifest } from '../common/fill-manifest.js';
  * content, slice size) — the content is named by its sha256 — and remembered, bounded.
  */
 export class SliceDigests {
+  /** (content, slice size) → digests of its first slices, as far as any manifest asked. */
   private readonly done = new Map<string, Promise<string[]>>();
 
   /** `capacity`: files' digest lists remembered (oldest out). */
   constructor(private readonly capacity = 4096) {}
 
-  /** Digests of every slice of the file at `path` (whose content has sha256 `sha256`). */
-  of(path: string, sha256: string, sliceBytes: number): Promise<string[]> {
+  /**
+   * Digests of the first `count` slices of the file at `path` (whose content has sha256
+   * `sha256`): only the prefix is read — a manifest placing 40 MB of a 4 GB film reads 40 MB —
+   * and a longer prefix asked later reads on from where the last one stopped.
+   */
+  of(path: string, sha256: string, sliceBytes: number, count: number): Promise<string[]> {
     const key = JSON.stringify([sha256, sliceBytes]);
-    let p = this.done.get(key);
-    if (p) {
-      this.done.delete(key);
-      this.done.set(key, p);
-      return p;
-    }
-    p = sliceDigestsOf(path, sliceBytes);
+    const known = this.done.get(key);
+    const p = (async () => {
+      const have = known ? await known.catch(() => [] as string[]) : [];
+      if (have.length >= count) return have;
+      return [...have, ...(await sliceDigestsOf(path, sliceBytes, have.length, count - have.length))];
+    })();
     // A failed read is not remembered: the next manifest asks again.
     p.catch(() => {
       if (this.done.get(key) === p) this.done.delete(key);
     });
+    this.done.delete(key);
     if (this.done.size >= this.capacity) this.done.delete(this.done.keys().next().value!);
     this.done.set(key, p);
-    return p;
+    return p.then((all) => all.slice(0, count));
   }
 
   /**
@@ -44,25 +49,24 @@ export class SliceDigests {
         if (!f.range) return f;
         const path = pathOf(f.title, f.file);
         if (path === undefined) throw new Error(`${f.title}/${f.file}: not in the catalog`);
-        const all = await this.of(path, f.sha256, f.range.sliceBytes);
         const n = Math.ceil(f.range.end / f.range.sliceBytes);
-        return { ...f, range: { ...f.range, sliceSha256: all.slice(0, n) } };
+        return { ...f, range: { ...f.range, sliceSha256: await this.of(path, f.sha256, f.range.sliceBytes, n) } };
       }),
     );
     return { ...m, files };
   }
 }
 
-/** Reads the file once, hashing each `sliceBytes` piece. */
-export async function sliceDigestsOf(path: string, sliceBytes: number): Promise<string[]> {
+/** Reads `count` slices from slice `first` on (fewer at the file's end), hashing each `sliceBytes` piece. */
+export async function sliceDigestsOf(path: string, sliceBytes: number, first = 0, count = Infinity): Promise<string[]> {
   const fh = await open(path, 'r');
   try {
     const out: string[] = [];
     const buf = Buffer.allocUnsafe(Math.min(sliceBytes, 4 * 1024 * 1024));
     let h = createHash('sha256');
     let inSlice = 0;
-    let pos = 0;
-    for (;;) {
+    let pos = first * sliceBytes;
+    while (out.length < count) {
       const want = Math.min(buf.length, sliceBytes - inSlice);
       const { bytesRead } = await fh.read(buf, 0, want, pos);
       if (bytesRead === 0) break;
@@ -75,7 +79,7 @@ export async function sliceDigestsOf(path: string, sliceBytes: number): Promise<
         inSlice = 0;
       }
     }
-    if (inSlice > 0) out.push(h.digest('hex'));
+    if (inSlice > 0 && out.length < count) out.push(h.digest('hex'));
     return out;
   } finally {
     await fh.close();
