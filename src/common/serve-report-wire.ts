@@ -45,6 +45,12 @@ export interface ServeReport {
   titles: ServedTitle[];
 }
 
+/**
+ * Header an edge puts on its misses to a parent edge: the parent does not count those answers
+ * in its serve report — the child counts them where its clients asked.
+ */
+export const EDGE_HOP_HEADER = 'x-reelcdn-edge-hop';
+
 export const REPORT_PATH = '/v1/served';
 /** `k=<key id>,t=<base64url MAC>` */
 export const REPORT_SIGNATURE_HEADER = 'x-reelcdn-report-signature';

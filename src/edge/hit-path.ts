@@ -11,6 +11,7 @@ import { type CachedMeta, type PrimedFetch, RepresentationChanged, type Tier } f
 import { type SliceLease, releaseAll, releaseWhenClosed } from './disk-tier.js';
 import { HeaderBook } from './hit-path-headers.js';
 import type { ServedSink } from './serve-report.js';
+import { EDGE_HOP_HEADER } from '../common/serve-report-wire.js';
 import { type ObjectService, ONLY_IF_CACHED, firstOffset, upstreamFailure } from './routes/object-routes.js';
 
 export interface HitPathOptions {
@@ -180,7 +181,7 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
       const id = parsePlayId(a.playId);
       if (id) plays.record(id);
     }
-    if (served && !a.head && a.bodyStart >= 0 && (a.status === 200 || a.status === 206)) {
+    if (served && !a.head && a.bodyStart >= 0 && (a.status === 200 || a.status === 206) && a.req.headers[EDGE_HOP_HEADER] === undefined) {
       served.served(a.title, a.file, a.size, a.bodyStart, a.length, a.playId === undefined ? undefined : parsePlayId(a.playId));
     }
     if (logger.isLevelEnabled(level)) {

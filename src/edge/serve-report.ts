@@ -8,13 +8,14 @@ import { parseObjectPath } from '../common/paths.js';
 import { playIdOfUrl } from '../common/play-id.js';
 import { parseContentRange } from '../common/range.js';
 import { type ClientTls, connectFor } from '../common/tls.js';
-import { REPORT_PATH, REPORT_SIGNATURE_HEADER, type ServeReport, type ServedTitle, signReport } from '../common/serve-report-wire.js';
+import { EDGE_HOP_HEADER, REPORT_PATH, REPORT_SIGNATURE_HEADER, type ServeReport, type ServedTitle, signReport } from '../common/serve-report-wire.js';
 
 /**
  * What this edge served its clients, per title and file — request counts, body bytes and, for
  * files of several slices, bytes per slice — reported to the origin every minute
  * (`POST /v1/served`, file-weights.ts), where it becomes the fill planner's file weights.
- * Peer fills (only-if-cached) are not client demand and are not counted.
+ * Peer fills (only-if-cached) and a child edge's misses (EDGE_HOP_HEADER) are not this edge's
+ * clients' demand and are not counted.
  */
 
 /** Where answers are told (the hit path and the object routes). */
@@ -161,6 +162,7 @@ export function recordServed(publicApp: FastifyInstance, sink: ServedSink): void
     if (req.method !== 'GET' || (reply.statusCode !== 200 && reply.statusCode !== 206)) return;
     if (!req.url.startsWith('/c/')) return;
     if (/only-if-cached/i.test(String(req.headers['cache-control'] ?? ''))) return;
+    if (req.headers[EDGE_HOP_HEADER] !== undefined) return;
     const q = req.url.indexOf('?');
     const parsed = parseObjectPath((q < 0 ? req.url : req.url.slice(0, q)).slice(3));
     if (!parsed.ok) return;

@@ -4,6 +4,7 @@ import type { Logger } from '../common/logger.js';
 import { type ClientTls, connectFor } from '../common/tls.js';
 import { signedOriginPath } from '../common/origin-signing.js';
 import { signQuery } from '../common/signing.js';
+import { EDGE_HOP_HEADER } from '../common/serve-report-wire.js';
 import { type BreakerSettings, type BreakerState, type BreakerTransition, CircuitBreaker } from './circuit-breaker.js';
 
 /** The cluster's keys: every upstream request is signed with the active one. */
@@ -207,6 +208,8 @@ export class Upstream {
     if (req.ifNoneMatch) headers['if-none-match'] = req.ifNoneMatch;
     if (req.ifModifiedSince) headers['if-modified-since'] = req.ifModifiedSince;
     if (req.traceparent) headers.traceparent = req.traceparent;
+    // A parent's serve report leaves out its children's misses: their clients were counted below.
+    if (route.kind === 'parent') headers[EDGE_HOP_HEADER] = '1';
     try {
       const res = await route.pool.request({ method: 'GET', path: this.pathOn(route, req.title, req.file), headers });
       const flat: Record<string, string | undefined> = {};

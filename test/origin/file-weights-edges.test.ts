@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { type ClusterConfig, validateCluster } from '../../src/common/config.js';
 import { newPlayId } from '../../src/common/play-id.js';
+import { signQuery } from '../../src/common/signing.js';
+import { createEdgeServer } from '../../src/edge/server.js';
 import { ingestTitle } from '../../src/origin/ingest.js';
 import { type RunningEdge, startEdge } from '../helpers/edge-harness.js';
 import { FIXTURES, ORIGIN_ADMIN_TOKEN, type RunningOrigin, authHeader, originTempDir, startTestOrigin } from '../helpers/origin-harness.js';
@@ -119,6 +121,38 @@ describe("edges' serve reports become the origin's file weights", () => {
       expect(hit).toEqual([{ title: TITLE, plays: 3, files: [{ file: FILE, requests: 9, bytes: 3 * (100 + SLICE + 229_214 - 3 * SLICE), slices: [3 * SLICE, 300, 0, 3 * (229_214 - 3 * SLICE)] }] }]);
     } finally {
       await plain.close();
+    }
+  });
+
+  it("a parent edge leaves its child's misses out: the child counted its clients", async () => {
+    // A parent in front of the origin, a child in front of the parent (edges[].parent).
+    const parent = await startEdge(cluster(base, ['edge-p'], origin.adminUrl), origin.publicUrl, { adminToken: ORIGIN_ADMIN_TOKEN, serveReportMs: 0 });
+    const raw = {
+      signing: { keys: { k1: 'origin-test-secret-0123456789' }, activeKey: 'k1' },
+      origin: { url: 'http://127.0.0.1:1', adminUrl: origin.adminUrl, dataDir: 'origin' },
+      steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1' },
+      isps: [{ id: 'isp-a', prefixes: ['127.0.0.0/16'] }],
+      edges: [
+        { id: 'edge-c', isp: 'isp-a', url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1', dataDir: 'c', diskBytes: 1e7, memoryBytes: 1e6, sliceBytes: SLICE, parent: 'edge-p' },
+        { id: 'edge-p', isp: 'isp-a', url: parent.url, adminUrl: 'http://127.0.0.1:1', dataDir: 'p', diskBytes: 1e7, memoryBytes: 1e6, sliceBytes: SLICE },
+      ],
+      log: { level: 'silent' },
+    };
+    const childConfig = validateCluster(raw, base);
+    const child = createEdgeServer({ config: childConfig, edge: childConfig.edges[0]!, adminToken: ORIGIN_ADMIN_TOKEN, autoFill: false, serveReportMs: 0, listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } } });
+    try {
+      const { publicUrl } = await child.start();
+      const path = `/c/${TITLE}/${FILE}`;
+      const res = await request(`${publicUrl}${path}?${signQuery(raw.signing.keys, 'k1', path, Date.now() / 1000, 600)}&pl=${newPlayId()}`, { headers: { range: 'bytes=0-999' } });
+      await res.body.dump();
+      expect(res.statusCode).toBe(206);
+      expect(res.headers['x-cache']).toBe('MISS');
+      expect(child.serveReports.tally.take()).toEqual([{ title: TITLE, plays: 1, files: [{ file: FILE, requests: 1, bytes: 1000, slices: [1000] }] }]);
+      // The parent answered the child's miss (a whole slice) and counted nothing.
+      expect(parent.server.serveReports.tally.empty).toBe(true);
+    } finally {
+      await child.close();
+      await parent.close();
     }
   });
 
