@@ -1,0 +1,13 @@
+import type { Command } from './command.js';
+import { demo } from './demo.js';
+import { explain } from './explain.js';
+import { fill } from './fill.js';
+import { ingest } from './ingest.js';
+import { reload } from './reload.js';
+import { edge, origin, steering } from './roles.js';
+
+/**
+ * Every `reelcdn` command, in the order the usage lists them. A new command: a module in this
+ * folder exporting a `Command`, and one line here.
+ */
+export const COMMANDS: readonly Command[] = [demo, origin, steering, edge, ingest, fill, explain, reload];
