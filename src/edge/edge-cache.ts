@@ -9,6 +9,7 @@ import type { DiskTier, SliceLease, StoredMeta } from './disk-tier.js';
 import { computeFreshness } from './freshness.js';
 import { MemoryTier, holdsLittleMore } from './memory-tier.js';
 import { SliceFetch, SliceLock } from './slice-lock.js';
+import { type PurgeSelector, purgeMatchesKey } from './purge-selector.js';
 import { sliceBounds, slicesFor } from './slice-math.js';
 import { type Upstream, UpstreamError, toUpstreamError } from './upstream.js';
 
@@ -684,20 +685,20 @@ export class EdgeCache {
     return freed;
   }
 
-  /** Purges one file, or every file of a title. Returns objects and bytes removed. */
-  purge(title: string, file?: string): { objects: number; bytes: number } {
+  /** Purges what the selector names (purge-selector.ts). Returns objects and bytes removed. */
+  purge(sel: PurgeSelector): { objects: number; bytes: number } {
     const keys = new Set<string>();
-    const titlePrefix = JSON.stringify([title]).slice(0, -1) + ',';
-    if (file !== undefined) keys.add(objectKey(title, file));
+    if (sel.file !== undefined) keys.add(objectKey(sel.title, sel.file));
     else {
-      for (const k of this.metas.keys()) if (k.startsWith(titlePrefix)) keys.add(k);
-      for (const k of this.opts.disk.keys()) if (k.startsWith(titlePrefix)) keys.add(k);
-      for (const k of this.notFound.keys()) if (k.startsWith(titlePrefix)) keys.add(k);
+      const matches = (k: string) => purgeMatchesKey(sel, k);
+      for (const k of this.metas.keys()) if (matches(k)) keys.add(k);
+      for (const k of this.opts.disk.keys()) if (matches(k)) keys.add(k);
+      for (const k of this.notFound.keys()) if (matches(k)) keys.add(k);
     }
     let bytes = 0;
     for (const k of keys) bytes += this.purgeKey(k);
     // Memory slices of objects whose meta was already evicted.
-    bytes += this.memory.dropWhere((k) => keys.has(k) || (file === undefined && k.startsWith(titlePrefix)));
+    bytes += this.memory.dropWhere((k) => keys.has(k) || (sel.file === undefined && purgeMatchesKey(sel, k)));
     return { objects: keys.size, bytes };
   }
 }

@@ -123,6 +123,8 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   const loop = LoopMonitor.fromConfig(config.http, logger);
   let connections = 0;
   let draining = false;
+  // An operator's drain (POST /drain): steered away from, still serving. `draining` is the stop.
+  let drained = false;
 
   // Metrics sample the tiers lazily, so the cache may be created after them.
   let cache!: EdgeCache;
@@ -234,7 +236,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   registerPlaysRoute(adminApp, seen);
 
   function status(): EdgeStatus {
-    if (draining) return 'draining';
+    if (draining || drained) return 'draining';
     if (loop.overloaded || connections > last.config.steering.thresholds.maxConnections) return 'overloaded';
     return 'ok';
   }
@@ -263,7 +265,12 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     {
       health,
       metricsText: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
-      purge: (title, file) => cache.purge(title, file),
+      purge: (sel) => cache.purge(sel),
+      setDrained: (on) => {
+        const was = drained;
+        drained = on;
+        return was;
+      },
     },
     logger,
   );

@@ -2,6 +2,7 @@ import type { ClusterConfig, EdgeConfig } from '../../common/config.js';
 import type { ClientTls, ServiceTlsMaterial } from '../../common/tls.js';
 import type { DiskSnapshot } from '../disk-tier.js';
 import type { PreparedEdgeReload } from '../reload-plan.js';
+import type { PurgeSelector } from '../purge-selector.js';
 
 /**
  * What a node's primary and its workers say to each other (over `Rpc`). Calls have replies;
@@ -52,10 +53,7 @@ export const DISK_EVENT = 'disk.event';
 export const ADOPT = 'adopt';
 /** Call primary → worker: purge from memory and metadata; reply { objects, bytes }. */
 export const PURGE = 'purge';
-export interface PurgeBody {
-  title: string;
-  file?: string;
-}
+export type PurgeBody = PurgeSelector;
 /** Call primary → worker: this worker's health and metrics; reply WorkerStats. */
 export const STATS = 'stats';
 export interface StatsBody {

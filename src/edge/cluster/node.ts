@@ -16,6 +16,7 @@ import { DiskTier, type DiskEvent, type PreparedSlice, type Representation } fro
 import { EdgeMetrics } from '../edge-metrics.js';
 import { FillAgent } from '../fill-agent.js';
 import { newSeenPlays, registerPlaysRoute } from '../play-seen-routes.js';
+import { type PurgeSelector, purgeMatchesKey } from '../purge-selector.js';
 import { registerAdminRoutes } from '../routes/admin-routes.js';
 import { registerFillRoutes } from '../routes/fill-routes.js';
 import { applyNodeShare } from '../edge-reload.js';
@@ -94,6 +95,8 @@ export class EdgeNode {
   private readonly replicas = new Map<number, Rpc>();
   private readonly startedAt: number;
   private draining = false;
+  /** An operator's drain (POST /drain): steered away from, still serving. `draining` is the stop. */
+  private drained = false;
   private publicUrl?: string;
   private publicListen?: { host: string; port: number };
   private readyWaiters: (() => void)[] = [];
@@ -148,7 +151,7 @@ export class EdgeNode {
     });
     this.metrics.watchStatus(edge.isp, VERSION, () => {
       const p = this.fill.progress();
-      return { status: this.draining ? 'draining' : this.lastStatus, fillWindowOpen: p.windowOpen, nextFillWindowStart: p.nextWindowStart };
+      return { status: this.draining || this.drained ? 'draining' : this.lastStatus, fillWindowOpen: p.windowOpen, nextFillWindowStart: p.nextWindowStart };
     });
     this.metrics.watchFill(() => {
       const p = this.fill.progress();
@@ -181,7 +184,12 @@ export class EdgeNode {
       {
         health: () => this.health(),
         metricsText: async () => ({ contentType: this.registry.contentType, body: await this.metricsText() }),
-        purge: (title, file) => this.purge(title, file),
+        purge: (sel) => this.purge(sel),
+        setDrained: (on) => {
+          const was = this.drained;
+          this.drained = on;
+          return was;
+        },
       },
       this.logger,
     );
@@ -310,7 +318,7 @@ export class EdgeNode {
         disk: { usedBytes: d.usedBytes, capacityBytes: d.capacityBytes, pinnedBytes: d.pinnedBytes },
         fill: fillHealth(this.fill.progress()),
         upstream: { url: workers.find((w) => w.stats)?.stats?.health.upstream.url ?? this.opts.config.origin.url, inflightSlices: 0 },
-        draining: this.draining,
+        draining: this.draining || this.drained,
         maxConnections: this.last.config.steering.thresholds.maxConnections,
       },
       this.allSlots(workers).map((w) => ({ worker: w.index, pid: w.pid, restarts: w.restarts, health: w.stats?.health })),
@@ -340,16 +348,15 @@ export class EdgeNode {
   }
 
   /** Purges the disk (here) and every worker's memory tier and metadata. */
-  async purge(title: string, file?: string): Promise<{ objects: number; bytes: number }> {
+  async purge(sel: PurgeSelector): Promise<{ objects: number; bytes: number }> {
     const disk = { objects: 0, bytes: 0 };
     for (const key of [...this.disk.keys()]) {
-      const [t, f] = JSON.parse(key) as [string, string];
-      if (t !== title || (file !== undefined && f !== file)) continue;
+      if (!purgeMatchesKey(sel, key)) continue;
       disk.objects++;
       disk.bytes += this.disk.purge(key);
     }
     const answers = await Promise.all(
-      this.supervisor.live().map((w) => w.rpc.call<{ objects: number; bytes: number }>(M.PURGE, { title, file } satisfies M.PurgeBody).catch(() => ({ objects: 0, bytes: 0 }))),
+      this.supervisor.live().map((w) => w.rpc.call<{ objects: number; bytes: number }>(M.PURGE, sel satisfies M.PurgeBody).catch(() => ({ objects: 0, bytes: 0 }))),
     );
     return {
       objects: Math.max(disk.objects, ...answers.map((a) => a.objects)),

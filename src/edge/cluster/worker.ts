@@ -142,7 +142,7 @@ export async function runWorker(): Promise<void> {
   }
 
   rpc.on(M.ADOPT, (key: string) => s.cache.adoptFromDisk(key));
-  rpc.handle(M.PURGE, (b: M.PurgeBody) => s.cache.purge(b.title, b.file));
+  rpc.handle(M.PURGE, (b: M.PurgeBody) => s.cache.purge(b));
   rpc.handle(M.STATS, async ({ resetLoopDelay }: M.StatsBody): Promise<WorkerStats> => {
     const health = s.health({ resetLoopDelay });
     const cpu = process.cpuUsage();

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { sendError } from '../../common/http-app.js';
 import type { Logger } from '../../common/logger.js';
-import { parseObjectPath } from '../../common/paths.js';
 import type { EdgeHealth } from '../edge-health.js';
+import { type PurgeSelector, describePurge, parsePurgeSelector } from '../purge-selector.js';
 
 /**
  * What the admin routes need of a node, and nothing more: one edge process answers it from
@@ -12,11 +12,20 @@ export interface EdgeAdminOps {
   health(): EdgeHealth | Promise<EdgeHealth>;
   /** The Prometheus exposition of the node. */
   metricsText(): Promise<{ contentType: string; body: string }>;
-  /** Purges one file, or every file of a title; objects and bytes removed. */
-  purge(title: string, file?: string): { objects: number; bytes: number } | Promise<{ objects: number; bytes: number }>;
+  /** Purges what the selector names (purge-selector.ts); objects and bytes removed. */
+  purge(sel: PurgeSelector): { objects: number; bytes: number } | Promise<{ objects: number; bytes: number }>;
+  /**
+   * An operator's drain (on) or its end (off): /health says `draining` (503) so steering sends
+   * new sessions elsewhere, while the node keeps serving whoever still comes. Not a stop, and
+   * not kept across a restart. Returns whether it was drained before.
+   */
+  setDrained(on: boolean): boolean;
 }
 
-/** GET /health (503 while draining), GET /metrics, POST /purge — on an admin instance already guarded. */
+/**
+ * GET /health (503 while draining), GET /metrics, POST /purge, POST /drain and /undrain — on an
+ * admin instance already guarded.
+ */
 export function registerAdminRoutes(app: FastifyInstance, ops: EdgeAdminOps, logger: Logger): void {
   app.get('/health', async (_req, reply) => {
     const h = await ops.health();
@@ -27,13 +36,19 @@ export function registerAdminRoutes(app: FastifyInstance, ops: EdgeAdminOps, log
     return reply.type(m.contentType).send(m.body);
   });
   app.post('/purge', async (req, reply) => {
-    const body = (req.body ?? {}) as { title?: unknown; file?: unknown };
-    if (typeof body.title !== 'string' || body.title === '') return sendError(reply, 400, 'body must be JSON {"title": "...", "file"?: "..."}');
-    if (body.file !== undefined && typeof body.file !== 'string') return sendError(reply, 400, 'file must be a string');
-    const check = parseObjectPath(`${body.title}/${body.file ?? 'x'}`);
-    if (!check.ok) return sendError(reply, 400, check.reason);
-    const result = await ops.purge(body.title, body.file as string | undefined);
-    logger.info({ title: body.title, file: body.file, ...result }, 'purged');
+    const parsed = parsePurgeSelector(req.body);
+    if (!parsed.ok) return sendError(reply, 400, parsed.reason);
+    const result = await ops.purge(parsed.selector);
+    logger.info({ ...parsed.selector, what: describePurge(parsed.selector), ...result }, 'purged');
     return reply.send({ purged: result.objects, bytes: result.bytes });
   });
+  // Idempotent both ways: a retried drain (or undrain) changes nothing more.
+  for (const [path, on] of [['/drain', true], ['/undrain', false]] as const) {
+    app.post(path, async (_req, reply) => {
+      const was = ops.setDrained(on);
+      if (was !== on) logger.info(on ? 'drained by an operator: health says draining, serving goes on' : 'undrained by an operator: health reports the node as it is');
+      const h = await ops.health();
+      return reply.send({ drained: on, changed: was !== on, status: h.status });
+    });
+  }
 }
