@@ -9,7 +9,7 @@ import type { DiskTier, SliceLease, StoredMeta } from './disk-tier.js';
 import { computeFreshness } from './freshness.js';
 import { MemoryTier, holdsLittleMore } from './memory-tier.js';
 import { SliceFetch, SliceLock } from './slice-lock.js';
-import { type PurgeSelector, purgeMatchesKey } from './purge-selector.js';
+import { type PurgeSelector, purgeMatchesKey } from '../common/purge-selector.js';
 import { sliceBounds, slicesFor } from './slice-math.js';
 import { type Upstream, UpstreamError, toUpstreamError } from './upstream.js';
 

@@ -120,6 +120,16 @@ export class HealthPoller {
     return this.rounds.runNow();
   }
 
+  /**
+   * Polls one edge now, after any poll of it already out (that one may predate what the
+   * caller changed): an operator's drain shows within one round trip, not one interval.
+   */
+  async pollNow(edgeId: string): Promise<void> {
+    await this.polling.get(edgeId)?.done;
+    const edge = this.edges.get(edgeId);
+    if (edge) await this.pollEdge(edge);
+  }
+
   private pollEdge(edge: EdgeConfig): Promise<void> {
     const inFlight = this.polling.get(edge.id);
     if (inFlight && sameUrls(inFlight.edge, edge)) return inFlight.done;

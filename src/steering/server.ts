@@ -31,6 +31,7 @@ import { ManifestRewriteError } from './manifest-paths.js';
 import { createLocatePath } from './locate-path.js';
 import { EDGE_STATE_VALUE, createSteeringMetrics } from './metrics.js';
 import { MpdCache, tokenPeriodSec } from './mpd-cache.js';
+import { registerOpsRoutes } from './ops-routes.js';
 import { PlayGate } from './play-gate.js';
 import { PlayReporter, type PlayRecord } from './play-reporter.js';
 import { playerRoutes } from './player-routes.js';
@@ -559,6 +560,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   adminApp.addHook('onRequest', adminGuard(open, adminToken));
   watchCertificateExpiry(registry, { public: () => listenerServer(publicApp).tlsMaterial, admin: () => listenerServer(adminApp).tlsMaterial });
   registerDashboard({ app: adminApp, openPaths: open, config: () => topology.config, clock, logger, adminToken, dispatcher: originAdmin, health, registry, playStarts: metrics.playStarts });
+  registerOpsRoutes({ app: adminApp, edges: () => topology.edges, adminToken, dispatcher: originAdmin, clock, logger, health });
   const startedAt = clock.monotonic(); // uptime is an interval
   adminApp.get('/health', async () => {
     const snap = health.snapshot();

@@ -2,7 +2,7 @@ import type { ClusterConfig, EdgeConfig } from '../../common/config.js';
 import type { ClientTls, ServiceTlsMaterial } from '../../common/tls.js';
 import type { DiskSnapshot } from '../disk-tier.js';
 import type { PreparedEdgeReload } from '../reload-plan.js';
-import type { PurgeSelector } from '../purge-selector.js';
+import type { PurgeSelector } from '../../common/purge-selector.js';
 
 /**
  * What a node's primary and its workers say to each other (over `Rpc`). Calls have replies;

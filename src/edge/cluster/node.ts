@@ -16,7 +16,7 @@ import { DiskTier, type DiskEvent, type PreparedSlice, type Representation } fro
 import { EdgeMetrics } from '../edge-metrics.js';
 import { FillAgent } from '../fill-agent.js';
 import { newSeenPlays, registerPlaysRoute } from '../play-seen-routes.js';
-import { type PurgeSelector, purgeMatchesKey } from '../purge-selector.js';
+import { type PurgeSelector, purgeMatchesKey } from '../../common/purge-selector.js';
 import { registerAdminRoutes } from '../routes/admin-routes.js';
 import { registerFillRoutes } from '../routes/fill-routes.js';
 import { applyNodeShare } from '../edge-reload.js';

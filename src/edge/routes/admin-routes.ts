@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { sendError } from '../../common/http-app.js';
 import type { Logger } from '../../common/logger.js';
 import type { EdgeHealth } from '../edge-health.js';
-import { type PurgeSelector, describePurge, parsePurgeSelector } from '../purge-selector.js';
+import { type PurgeSelector, describePurge, parsePurgeSelector } from '../../common/purge-selector.js';
 
 /**
  * What the admin routes need of a node, and nothing more: one edge process answers it from

@@ -1,4 +1,4 @@
-import { isValidTitle, parseObjectPath } from '../common/paths.js';
+import { isValidTitle, parseObjectPath } from './paths.js';
 
 /**
  * What a purge removes, checked once where it enters (the admin route) and then matched against
