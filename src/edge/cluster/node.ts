@@ -43,6 +43,8 @@ export interface EdgeNodeOptions {
   adminToken?: string;
   /** Overrides the admin listen address from the cluster file. */
   adminListen?: { host: string; port: number };
+  /** Overrides the public listen address from the cluster file (every worker binds it). */
+  publicListen?: { host: string; port: number };
 }
 
 /**
@@ -254,7 +256,7 @@ export class EdgeNode {
     const opened = await this.disk.open();
     this.logger.info({ ...opened }, 'disk tier opened');
     await this.fill.open();
-    this.publicListen = await resolvePort(listenAddress(this.opts.edge.url));
+    this.publicListen = await resolvePort(this.opts.publicListen ?? listenAddress(this.opts.edge.url));
     this.supervisor.start();
     try {
       await new Promise<void>((resolve, reject) => {
