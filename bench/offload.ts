@@ -20,7 +20,9 @@ import { systemClock } from '../src/common/clock.js';
 import { Ring } from '../src/common/ring.js';
 import { signQuery } from '../src/common/signing.js';
 import { ingestTitle } from '../src/origin/ingest.js';
-import { type PlanNode, type PlanTitle, planFill } from '../src/origin/fill-planner.js';
+import { type Plan, type PlanNode, type PlanTitle, type StabilityOptions, planFill } from '../src/origin/fill-planner.js';
+import { type FileWeights, type ServedDay, fileWeights } from '../src/origin/file-weights.js';
+import { weighTitles } from '../src/origin/placement-weights.js';
 import type { DayCounts } from '../src/origin/plays.js';
 import type { FillManifest } from '../src/common/fill-manifest.js';
 import { rankEdges, spreadKeyOf } from '../src/steering/ranking.js';
@@ -44,6 +46,20 @@ function gauss(r: () => number): number {
 export const LADDER_KBPS = [235, 375, 560, 750, 1050, 1750, 2350, 3000, 4300, 5800];
 /** Share of plays per rung (assumed: most plays on broadband TVs/PCs get a top rung). */
 export const RUNG_SHARE = [0.01, 0.02, 0.02, 0.03, 0.05, 0.07, 0.08, 0.12, 0.2, 0.4];
+
+/**
+ * Plays started per local hour, relative to the busiest hour. The shape of consumer broadband
+ * traffic as Arbor Networks published it ("The Internet After Dark", C. Labovitz, 2009: 40 North
+ * American consumer providers — lowest in the early morning, climbing through the afternoon to
+ * a late-evening peak) and the "Internet rush hour" of 19:00-23:00 (UK figures); video is
+ * steeper than all traffic, so the early-morning trough here is deeper (14 % of the peak). The
+ * hourly values are our assumption in that shape, not measurements. 30.5 % of a day's plays
+ * start in 19:00-23:00, 5.9 % in the 02:00-06:00 fill window.
+ */
+export const DIURNAL = [0.62, 0.42, 0.27, 0.18, 0.14, 0.14, 0.18, 0.25, 0.31, 0.36, 0.4, 0.44, 0.48, 0.5, 0.52, 0.55, 0.6, 0.67, 0.77, 0.88, 0.97, 1, 0.93, 0.8];
+/** The peak hours the origin's transit is sized for: 19:00-23:00 local. */
+export const PEAK_HOURS: readonly number[] = [19, 20, 21, 22];
+const isPeak = (hour: number) => PEAK_HOURS.includes(hour);
 
 export interface WorldSpec {
   seed: number;
@@ -74,6 +90,12 @@ export interface WorldSpec {
   days: number;
   headroomRatio: number;
   halfLifeDays: number;
+  /** Every edge's fill window, local hours [start, end) (the cluster file's default 02:00-06:00). */
+  fillWindow: [number, number];
+  /** Every edge's fill rate cap, bytes/s (the cluster file's default). */
+  fillBytesPerSec: number;
+  /** Stable placement as origin.fill configures it (the defaults of config.ts). */
+  stability: StabilityOptions;
 }
 
 const envNum = (k: string, d: number) => (process.env[k] ? Number(process.env[k]) : d);
@@ -100,6 +122,9 @@ export const BIG: WorldSpec = {
   days: 7,
   headroomRatio: 0.1,
   halfLifeDays: 2,
+  fillWindow: [2, 6],
+  fillBytesPerSec: envNum('FILL_RATE', 50_000_000),
+  stability: { stayRatio: envNum('STAY', 0.8), enterRatio: envNum('ENTER', 1), maxChurnRatio: envNum('CHURN', 0.05) },
 };
 
 export const SMALL: WorldSpec = {
@@ -149,6 +174,8 @@ interface Play {
   rung: number;
   /** Share of the rung's bytes read from the start. */
   frac: number;
+  /** Local hour the play starts (0-23); its reads are counted in that hour. */
+  hour: number;
 }
 
 export interface World {
@@ -230,6 +257,10 @@ export function makeWorld(spec: WorldSpec): World {
   }
   const plays: Play[][] = [];
   const truth: World['truth'] = [];
+  const hourRng = rng(spec.seed + 1_000_003);
+  const hourCum: number[] = [];
+  DIURNAL.reduce((sum, x) => (hourCum.push(sum + x), sum + x), 0);
+  const hourTotal = hourCum.at(-1)!;
   for (let d = 0; d < totalDays; d++) {
     const day: Play[] = [];
     truth.push(new Map());
@@ -255,9 +286,15 @@ export function makeWorld(spec: WorldSpec): World {
         }
         const u = r();
         const rung = Math.max(0, rungCum.findIndex((c) => u < c));
-        day.push({ isp: isp.id, title: list[lo]![0], client: Math.floor(r() * spec.clientsPerIsp), rung, frac: watchFraction(r, spec.watch) });
+        day.push({ isp: isp.id, title: list[lo]![0], client: Math.floor(r() * spec.clientsPerIsp), rung, frac: watchFraction(r, spec.watch), hour: 0 });
       }
     }
+    // Start hours from their own stream (the plays themselves stay those of the seed), then the day in time order.
+    for (const p of day) {
+      const x = hourRng() * hourTotal;
+      p.hour = Math.min(23, hourCum.findIndex((c) => x < c));
+    }
+    day.sort((a, b) => a.hour - b.hour);
     plays.push(day);
   }
   return { spec, titles, files, diskBytes, plays, truth };
@@ -283,37 +320,14 @@ function* slicesOf(world: World, p: Play): Generator<[SimFile, number, number]> 
 export const sha = (t: SimTitle, i: number) => `${t.title}-${i}`;
 
 /**
- * The planner's view of the catalog. `weights` (file-weighted placement) gives each file its
- * rung's share of plays × the share of sessions still watching where the file starts, both
- * estimated from the plays seen so far (what session reports would tell an origin).
+ * The planner's view of the catalog. With `weights` (what the edges reported serving, through
+ * the origin's aggregator), files are weighted as the origin weighs them (placement-weights.ts).
  */
-export function planTitles(world: World, day: number, weights?: { rung: number[]; survival: (x: number) => number }): PlanTitle[] {
-  return world.titles
+export function planTitles(world: World, day: number, weights?: FileWeights): PlanTitle[] {
+  const titles = world.titles
     .filter((t) => t.releaseDay <= day)
-    .map((t) => ({
-      title: t.title,
-      bytes: t.bytes,
-      files: t.files.map((f) => ({ path: `seg${f.index}.m4s`, size: f.size, sha256: sha(t, f.index), ...(weights ? { weight: weights.rung[f.rung]! * weights.survival(f.start) } : {}) })),
-    }));
-}
-
-/** Rung shares and the survival curve (share of sessions reading past x) from past plays. */
-function estimateWeights(past: Play[][]): { rung: number[]; survival: (x: number) => number } {
-  const all = past.flat();
-  const rung = LADDER_KBPS.map((_k, i) => (all.filter((p) => p.rung === i).length + 1) / (all.length + LADDER_KBPS.length));
-  const fracs = all.map((p) => p.frac).sort((a, b) => a - b);
-  const survival = (x: number) => {
-    if (x <= 0 || fracs.length === 0) return 1;
-    let lo = 0;
-    let hi = fracs.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (fracs[mid]! <= x) lo = mid + 1;
-      else hi = mid;
-    }
-    return (fracs.length - lo) / fracs.length;
-  };
-  return { rung, survival };
+    .map((t) => ({ title: t.title, bytes: t.bytes, files: t.files.map((f) => ({ path: `seg${f.index}.m4s`, size: f.size, sha256: sha(t, f.index) })) }));
+  return weights ? weighTitles(titles, weights) : titles;
 }
 
 /** Titles pinned by config the night before `day`: that day's and yesterday's releases. */
@@ -384,8 +398,12 @@ class EdgeModel {
     this.cachedSlices.delete(f.id);
   }
 
-  /** Tonight's pass over a manifest; returns bytes fetched from peers and from the origin. */
-  fill(manifest: FillManifest): { peer: number; origin: number } {
+  /**
+   * Tonight's pass over a manifest, in rank order, fetching at most `budget` bytes (the rate cap
+   * × the window: the real agent stops when its window closes and goes on the next night).
+   * Returns bytes fetched from peers and from the origin, and bytes left for another night.
+   */
+  fill(manifest: FillManifest, budget = Infinity): { peer: number; origin: number; left: number } {
     const byTitle = new Map(this.world.titles.map((t) => [t.title, t]));
     const want = manifest.files.map((mf) => ({ mf, f: byTitle.get(mf.title)!.files[Number(mf.file.slice(3, -4))]! }));
     const wanted = new Set(want.map((w) => w.f.id));
@@ -396,7 +414,8 @@ class EdgeModel {
       this.sliceSizes(f).forEach((b, s) => this.lru.set(id * SLICE_KEY + s, { k: id * SLICE_KEY + s, b: this.onDisk(b) }));
       this.cachedSlices.set(id, f.slices);
     }
-    const out = { peer: 0, origin: 0 };
+    const out = { peer: 0, origin: 0, left: 0 };
+    let closed = false;
     for (const { mf, f } of want) {
       if (this.pinned.has(f.id)) continue;
       if (this.cachedSlices.get(f.id) === f.slices) {
@@ -404,6 +423,11 @@ class EdgeModel {
         for (let s = 0; s < f.slices; s++) this.lru.delete(f.id * SLICE_KEY + s);
         this.cachedSlices.delete(f.id);
         this.pinned.add(f.id);
+        continue;
+      }
+      if (closed || out.peer + out.origin + f.size > budget) {
+        closed = true;
+        out.left += f.size;
         continue;
       }
       const bytes = this.sliceSizes(f).reduce((s, b) => s + this.onDisk(b), 0);
@@ -443,68 +467,138 @@ export interface DayResult {
   fillBytes: number;
   fillFromOrigin: number;
   missBytes: number;
+  /** Client bytes and misses of plays that started in PEAK_HOURS. */
+  peakClientBytes: number;
+  peakMissBytes: number;
+  /** Misses per hour of the day. */
+  hourlyMiss: number[];
+  /** Fill bytes fetched inside the window (all of them: the fill runs only there) and the nodes' window budget. */
+  fillInWindow: number;
+  fillBudget: number;
+  /** Manifest bytes the window was too short for (fetched another night). */
+  fillLeft: number;
+}
+
+export function emptyDay(day: number): DayResult {
+  return { day, clientBytes: 0, edgeBytes: 0, fillBytes: 0, fillFromOrigin: 0, missBytes: 0, peakClientBytes: 0, peakMissBytes: 0, hourlyMiss: Array(24).fill(0), fillInWindow: 0, fillBudget: 0, fillLeft: 0 };
 }
 
 export const offload = (d: DayResult) => d.edgeBytes / d.clientBytes;
 export const originBytes = (d: DayResult) => d.missBytes + d.fillFromOrigin;
+/** Origin bytes in the peak hours: misses only — fill runs in the night window. */
+export const peakOriginBytes = (d: DayResult) => d.peakMissBytes;
 
-export type Strategy = 'lru' | 'fill' | 'prefix';
+/** One way to run the edges' disks. */
+export interface Strategy {
+  name: string;
+  /** Nightly fill from the planner; false: on-demand LRU alone. */
+  fill: boolean;
+  /** Per-file weights from what the edges reported serving (else whole titles). */
+  weights?: boolean;
+  /** Hysteresis band and churn cap; absent: every night planned from scratch (issue 12's planner). */
+  stability?: StabilityOptions;
+  /** Free room buys extra copies of the most demanded titles. */
+  spare?: boolean;
+  /** Edges down all of one day (steering skips them; the plan does not know): what spare replicas are for. */
+  down?: { day: number; edges: string[] };
+}
 
 export function simNodes(world: World): PlanNode[] {
   return world.spec.isps.flatMap((isp) => Array.from({ length: isp.edges }, (_, i) => ({ id: `${isp.id.slice(-1)}${i + 1}`, isp: isp.id, url: `http://${isp.id}-e${i + 1}`, diskBytes: world.diskBytes })));
 }
 
-/** Steering's choice for a play: the real rankEdges (holders first, spread by client hash). */
-export function steer(world: World, ring: Ring, edgesById: Map<string, PlanNode>, holders: (title: string) => Set<string>, p: Play): string {
+/** Steering's choice for a play: the real rankEdges (holders first, spread by client hash, down edges skipped). */
+export function steer(world: World, ring: Ring, edgesById: Map<string, PlanNode>, holders: (title: string) => Set<string>, p: Play, eligible?: Set<string>): string {
   const ispIndex = world.spec.isps.findIndex((i) => i.id === p.isp);
   const title = world.titles[p.title]!.title;
-  const ranked = rankEdges({ title, isp: p.isp, edgesById, ring, eligible: new Set(edgesById.keys()), holders: holders(title), spreadKey: spreadKeyOf(clientAddress(ispIndex, p.client)) });
+  const ranked = rankEdges({ title, isp: p.isp, edgesById, ring, eligible: eligible ?? new Set(edgesById.keys()), holders: holders(title), spreadKey: spreadKeyOf(clientAddress(ispIndex, p.client)) });
   return ranked[0]!.id;
 }
 
-/** Runs the world through the model. */
+/** Runs the world through the model: each day, plays before the window, the night's fill, the rest of the day. */
 export function simulate(world: World, strategy: Strategy): DayResult[] {
   const { spec } = world;
   const nodes = simNodes(world);
   const edgesById = new Map(nodes.map((n) => [n.id, n]));
   const edges = new Map(nodes.map((n) => [n.id, new EdgeModel(world, n.diskBytes)]));
   const ring = new Ring(nodes.map((n) => n.id));
+  const byName = new Map(world.titles.map((t) => [t.title, t]));
+  const fileSize = (title: string, path: string) => byName.get(title)?.files[Number(path.slice(3, -4))]?.size;
   const history: [string, DayCounts][] = [];
+  const served: [string, ServedDay][] = [];
+  const windowBudget = spec.fillBytesPerSec * (spec.fillWindow[1] - spec.fillWindow[0]) * 3600;
+  let previous: Plan | undefined;
   const out: DayResult[] = [];
   for (let d = 0; d < world.plays.length; d++) {
-    const r: DayResult = { day: d, clientBytes: 0, edgeBytes: 0, fillBytes: 0, fillFromOrigin: 0, missBytes: 0 };
-    if (strategy !== 'lru') {
-      const today = new Date(DAY0 + d * DAY).toISOString().slice(0, 10);
+    const r = emptyDay(d);
+    const today = new Date(DAY0 + d * DAY).toISOString().slice(0, 10);
+    const fill = () => {
+      if (!strategy.fill) return;
+      const weights = strategy.weights && served.length > 0 ? fileWeights(served, today, { halfLifeDays: spec.halfLifeDays, sliceBytes: spec.sliceBytes, fileSize }) : undefined;
       const plan = planFill({
         nodes,
-        titles: planTitles(world, d, strategy === 'prefix' && d > 0 ? estimateWeights(world.plays.slice(0, d)) : undefined),
+        titles: planTitles(world, d, weights),
         prediction: predictPopularity(history, today, { halfLifeDays: spec.halfLifeDays }),
         pinned: pinnedFor(world, d),
         headroomRatio: spec.headroomRatio,
         originUrl: 'http://origin',
         generatedAt: today,
+        ...(previous && strategy.stability ? { previous, stability: strategy.stability } : {}),
+        spareReplicas: strategy.spare ?? false,
       });
+      previous = plan;
       for (const n of nodes) {
-        const got = edges.get(n.id)!.fill(plan.manifests.get(n.id)!);
+        const got = edges.get(n.id)!.fill(plan.manifests.get(n.id)!, windowBudget);
         r.fillBytes += got.peer + got.origin;
+        r.fillInWindow += got.peer + got.origin;
         r.fillFromOrigin += got.origin;
+        r.fillLeft += got.left;
+        r.fillBudget += windowBudget;
       }
-    }
-    const holdersOf = new Map<string, Set<string>>();
-    for (const [id, e] of edges) for (const t of e.held) (holdersOf.get(t) ?? holdersOf.set(t, new Set()).get(t)!).add(id);
+    };
+    let holdersOf = new Map<string, Set<string>>();
+    const learnHolders = () => {
+      holdersOf = new Map();
+      for (const [id, e] of edges) for (const t of e.held) (holdersOf.get(t) ?? holdersOf.set(t, new Set()).get(t)!).add(id);
+    };
+    learnHolders();
     const none = new Set<string>();
+    const eligible = strategy.down?.day === d ? new Set(nodes.map((n) => n.id).filter((id) => !strategy.down!.edges.includes(id))) : undefined;
     const counts: DayCounts = {};
+    const sv: ServedDay = {};
+    let filled = false;
     for (const p of world.plays[d]!) {
-      const name = world.titles[p.title]!.title;
-      (counts[p.isp] ??= {})[name] = (counts[p.isp]![name] ?? 0) + 1;
-      const e = edges.get(steer(world, ring, edgesById, (t) => holdersOf.get(t) ?? none, p))!;
+      if (!filled && p.hour >= spec.fillWindow[0]) {
+        fill();
+        learnHolders();
+        filled = true;
+      }
+      const t = world.titles[p.title]!;
+      (counts[p.isp] ??= {})[t.title] = (counts[p.isp]![t.title] ?? 0) + 1;
+      const td = strategy.weights ? (sv[t.title] ??= { plays: 0, files: {} }) : undefined;
+      if (td) td.plays++;
+      const e = edges.get(steer(world, ring, edgesById, (x) => holdersOf.get(x) ?? none, p, eligible))!;
+      const peak = isPeak(p.hour);
       for (const [f, s, b] of slicesOf(world, p)) {
         r.clientBytes += b;
-        if (e.read(f, s, b)) r.edgeBytes += b;
-        else r.missBytes += b;
+        if (peak) r.peakClientBytes += b;
+        if (td) {
+          const fd = (td.files[`seg${f.index}.m4s`] ??= { requests: 0, bytes: 0 });
+          fd.requests++;
+          fd.bytes += b;
+        }
+        if (e.read(f, s, b)) {
+          r.edgeBytes += b;
+          continue;
+        }
+        r.missBytes += b;
+        r.hourlyMiss[p.hour]! += b;
+        if (peak) r.peakMissBytes += b;
       }
     }
-    history.push([new Date(DAY0 + d * DAY).toISOString().slice(0, 10), counts]);
+    if (!filled) fill();
+    history.push([today, counts]);
+    if (strategy.weights) served.push([today, sv]);
     out.push(r);
   }
   return out;
@@ -527,7 +621,7 @@ export function ceiling(world: World, kind: CeilingKind): DayResult[] {
   const sb = spec.sliceBytes;
   const slice = kind.endsWith('slices');
   return world.plays.map((plays, d) => {
-    const r: DayResult = { day: d, clientBytes: 0, edgeBytes: 0, fillBytes: 0, fillFromOrigin: 0, missBytes: 0 };
+    const r = emptyDay(d);
     for (const isp of spec.isps) {
       const keyOf = (f: SimFile, s: number) => (slice ? f.id * SLICE_KEY + s : f.title);
       const items: { key: number; value: number; size: number }[] = [];
@@ -573,9 +667,16 @@ export function ceiling(world: World, kind: CeilingKind): DayResult[] {
       }
       for (const p of plays) {
         if (p.isp !== isp.id) continue;
+        const peak = isPeak(p.hour);
         for (const [f, s, b] of slicesOf(world, p)) {
           r.clientBytes += b;
-          if (placed.has(keyOf(f, s))) r.edgeBytes += b;
+          if (peak) r.peakClientBytes += b;
+          if (placed.has(keyOf(f, s))) {
+            r.edgeBytes += b;
+            continue;
+          }
+          r.hourlyMiss[p.hour]! += b;
+          if (peak) r.peakMissBytes += b;
         }
       }
     }
@@ -622,7 +723,7 @@ export async function runReal(world: World, fill: boolean): Promise<DayResult[]>
     const out: DayResult[] = [];
     for (let d = 0; d < world.plays.length; d++) {
       simNow = DAY0 + d * DAY;
-      const r: DayResult = { day: d, clientBytes: 0, edgeBytes: 0, fillBytes: 0, fillFromOrigin: 0, missBytes: 0 };
+      const r = emptyDay(d);
       if (fill) {
         cluster.config.isps[0]!.pinnedTitles = pinnedFor(world, d).get(isp.id)!;
         origin.hits.length = 0;
@@ -689,11 +790,25 @@ export async function runReal(world: World, fill: boolean): Promise<DayResult[]>
 
 const gb = (n: number, unit: number) => (n / unit).toFixed(unit === 1e9 ? 0 : 1);
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const ratio = (x: number) => `${x.toFixed(2)}×`;
+
+/** The strategies compared: the full planner, the same with one part switched off at a time, LRU alone. */
+export function strategies(spec: WorldSpec): { full: Strategy; noStable: Strategy; noSpare: Strategy; noWeights: Strategy; before: Strategy; lru: Strategy } {
+  const full: Strategy = { name: 'fill+LRU', fill: true, weights: true, stability: spec.stability, spare: true };
+  return {
+    full,
+    noStable: { ...full, name: '− hysteresis & churn cap', stability: undefined },
+    noSpare: { ...full, name: '− spare replicas', spare: false },
+    noWeights: { ...full, name: '− file weights', weights: false },
+    before: { name: 'issue 12 planner (nightly re-rank, whole titles)', fill: true },
+    lru: { name: 'LRU alone', fill: false },
+  };
+}
 
 export interface Column {
   name: string;
   days: DayResult[];
-  /** Print fill and origin bytes too. */
+  /** Print fill, origin and peak-hour origin bytes too. */
   bytes?: boolean;
 }
 
@@ -701,19 +816,59 @@ export function printTable(title: string, world: World, cols: Column[]): void {
   const unitName = world.spec.unit === 1e9 ? 'GB' : 'MB';
   const u = world.spec.unit;
   console.log(`\n${title}`);
-  console.log(['day', ...cols.flatMap((c) => (c.bytes ? [`${c.name} offload`, `fill ${unitName}`, `origin ${unitName}`] : [`${c.name} offload`]))].join('\t'));
+  console.log(['day', ...cols.flatMap((c) => (c.bytes ? [`${c.name} offload`, `fill ${unitName}`, `origin ${unitName}`, `peak origin ${unitName}`] : [`${c.name} offload`]))].join('\t'));
   const days = cols[0]!.days;
   const row = (label: string, get: (c: Column) => DayResult) =>
-    console.log([label, ...cols.flatMap((c) => { const x = get(c); return c.bytes ? [pct(offload(x)), gb(x.fillBytes, u), gb(originBytes(x), u)] : [pct(offload(x))]; })].join('\t'));
+    console.log([label, ...cols.flatMap((c) => { const x = get(c); return c.bytes ? [pct(offload(x)), gb(x.fillBytes, u), gb(originBytes(x), u), gb(peakOriginBytes(x), u)] : [pct(offload(x))]; })].join('\t'));
   for (let d = 0; d < days.length; d++) row(d < world.spec.warmupDays ? `w${d + 1}` : `${d - world.spec.warmupDays + 1}`, (c) => c.days[d]!);
   row('week', (c) => week(world, c.days));
+}
+
+/** One row per strategy, the measured week: what the issue accounts for. */
+export function printSummary(title: string, world: World, rows: Column[], lru: DayResult[]): void {
+  const u = world.spec.unit;
+  const unitName = u === 1e9 ? 'GB' : 'MB';
+  const l = week(world, lru);
+  console.log(`\n${title}`);
+  console.log(['strategy', 'offload', `origin ${unitName} (fill + misses)`, '× LRU', `fill ${unitName} (from origin)`, `peak-hour origin ${unitName}`, '× LRU', 'fill inside window', `left for later nights ${unitName}`].join('\t'));
+  for (const c of rows) {
+    const w = week(world, c.days);
+    console.log(
+      [
+        c.name,
+        pct(offload(w)),
+        `${gb(originBytes(w), u)} (${gb(w.fillFromOrigin, u)} + ${gb(w.missBytes, u)})`,
+        ratio(originBytes(w) / originBytes(l)),
+        `${gb(w.fillBytes, u)} (${gb(w.fillFromOrigin, u)})`,
+        gb(peakOriginBytes(w), u),
+        ratio(peakOriginBytes(w) / peakOriginBytes(l)),
+        w.fillBytes === 0 ? '—' : pct(w.fillInWindow / w.fillBytes),
+        gb(w.fillLeft, u),
+      ].join('\t'),
+    );
+  }
+}
+
+/** Origin bytes per hour of the measured week, per strategy (misses; fill bytes in the window hours). */
+export function printHours(world: World, cols: Column[]): void {
+  const u = world.spec.unit;
+  console.log(`\norigin ${u === 1e9 ? 'GB' : 'MB'} per local hour, measured week (fill counted in the window's first hour)`);
+  console.log(['hour', ...cols.map((c) => c.name)].join('\t'));
+  const weeks = cols.map((c) => week(world, c.days));
+  for (let h = 0; h < 24; h++) {
+    console.log([`${String(h).padStart(2, '0')}:00${PEAK_HOURS.includes(h) ? ' peak' : ''}`, ...weeks.map((w) => gb(w.hourlyMiss[h]! + (h === world.spec.fillWindow[0] ? w.fillFromOrigin : 0), u))].join('\t'));
+  }
 }
 
 /** The measured days (after warm-up) summed. */
 export function week(world: World, days: DayResult[]): DayResult {
   const m = days.slice(world.spec.warmupDays);
-  const sum = (k: keyof DayResult) => m.reduce((s, x) => s + x[k], 0);
-  return { day: -1, clientBytes: sum('clientBytes'), edgeBytes: sum('edgeBytes'), fillBytes: sum('fillBytes'), fillFromOrigin: sum('fillFromOrigin'), missBytes: sum('missBytes') };
+  const out = emptyDay(-1);
+  for (const x of m) {
+    for (const k of ['clientBytes', 'edgeBytes', 'fillBytes', 'fillFromOrigin', 'missBytes', 'peakClientBytes', 'peakMissBytes', 'fillInWindow', 'fillBudget', 'fillLeft'] as const) out[k] += x[k];
+    x.hourlyMiss.forEach((b, h) => (out.hourlyMiss[h]! += b));
+  }
+  return out;
 }
 
 function describeWorld(w: World): string {
@@ -722,44 +877,98 @@ function describeWorld(w: World): string {
   const perIsp = w.spec.isps[0]!.edges;
   const reads = w.plays.flat();
   const u = w.spec.unit === 1e9 ? 'GB' : 'MB';
+  const st = w.spec.stability;
   return [
     `${w.spec.isps.map((i) => `${i.id}: ${i.edges} edges, Zipf ${i.zipf}`).join('; ')}`,
     `${base.length} titles, ${(cat / w.spec.unit).toFixed(0)} ${u} with every rung (median title ${(base.map((t) => t.bytes).sort((a, b) => a - b)[base.length >> 1]! / w.spec.unit).toFixed(1)} ${u}) + ${w.spec.releasesPerDay} releases/day, ${w.spec.fileSeconds} s files`,
     `disk ${(w.diskBytes / w.spec.unit).toFixed(1)} ${u} per edge: catalog = ${(cat / (w.diskBytes * perIsp)).toFixed(1)}× one ISP's disks (${(cat / (w.diskBytes * perIsp * w.spec.isps.length)).toFixed(1)}× all)`,
     `drift ${w.spec.drift}/day, ${w.spec.playsPerIspPerDay} plays/ISP/day, watch '${w.spec.watch}' (mean ${(reads.reduce((s, p) => s + p.frac, 0) / reads.length).toFixed(2)} of the rung read)`,
+    `plays by local hour after DIURNAL (${pct(reads.filter((p) => isPeak(p.hour)).length / reads.length)} in 19:00-23:00); fill window ${w.spec.fillWindow.map((h) => `${String(h).padStart(2, '0')}:00`).join('-')} at ${w.spec.fillBytesPerSec / 1e6} MB/s per edge (${((w.spec.fillBytesPerSec * (w.spec.fillWindow[1] - w.spec.fillWindow[0]) * 3600) / w.spec.unit).toFixed(0)} ${u} a night)`,
+    `stable placement: stays above ${st.stayRatio}× the cut, enters above ${st.enterRatio}×, churn ≤ ${st.maxChurnRatio * 100} % of a disk a night; spare replicas; weights from served reports`,
   ].join('\n  ');
 }
 
+const verdict = (ok: boolean) => (ok ? 'MET' : 'NOT MET');
+const secs = (t: number) => `${((performance.now() - t) / 1000).toFixed(0)} s`;
+
 async function main(): Promise<void> {
   const real = process.argv.includes('--real');
+  const tStart = performance.now();
   const big = makeWorld(BIG);
   console.log(`model:\n  ${describeWorld(big)}`);
+  const st = strategies(BIG);
   const t0 = performance.now();
-  const cols: Column[] = [
-    { name: 'fill+LRU', days: simulate(big, 'fill'), bytes: true },
-    { name: 'prefix fill+LRU', days: simulate(big, 'prefix'), bytes: true },
-    { name: 'LRU', days: simulate(big, 'lru'), bytes: true },
+  const run = (w: World, s: Strategy): Column => ({ name: s.name, days: simulate(w, s), bytes: true });
+  const full = run(big, st.full);
+  const lru = run(big, st.lru);
+  const ablations = process.env.ABLATIONS === '0' ? [] : [run(big, st.noStable), run(big, st.noSpare), run(big, st.noWeights), ...(process.env.BEFORE === '1' ? [run(big, st.before)] : [])];
+  const tSim = secs(t0);
+  const t1 = performance.now();
+  const ceilings = process.env.CEILINGS === '0' ? [] : [
     { name: 'ceiling: expected, byte ranges', days: ceiling(big, 'expected-slices') },
     { name: 'ceiling: expected, whole titles', days: ceiling(big, 'expected-titles') },
     { name: 'ceiling: clairvoyant, byte ranges', days: ceiling(big, 'seen-slices') },
     { name: 'ceiling: clairvoyant, whole titles', days: ceiling(big, 'seen-titles') },
   ];
-  printTable(`model, ${((performance.now() - t0) / 1000).toFixed(1)} s (w = warm-up days)`, big, cols);
+  printTable(`model by day (w = warm-up days; simulations ${tSim}, ceilings ${secs(t1)})`, big, [full, lru, ...ceilings]);
+  printSummary('measured week, per strategy (each ablation row switches one part off)', big, [full, ...ablations, lru, ...ceilings.slice(0, 2).map((c) => ({ ...c, bytes: true }))], lru.days);
+  printHours(big, [full, lru]);
+
+  // Losing an edge: one edge per ISP down all of the last day; spare replicas keep its hot titles off the origin.
+  const lastDay = big.plays.length - 1;
+  const down = { day: lastDay, edges: simNodes(big).filter((n) => n.id.endsWith('1')).map((n) => n.id) };
+  if (process.env.EDGE_LOSS !== '0') {
+    const withSpare = simulate(big, { ...st.full, down });
+    const noSpare = simulate(big, { ...st.noSpare, down });
+    const lruDown = simulate(big, { ...st.lru, down });
+    const u = big.spec.unit;
+    console.log(`\n${down.edges.join(', ')} down all of day ${lastDay - big.spec.warmupDays + 1}: origin GB that day (peak hours) — fill+LRU ${gb(originBytes(withSpare[lastDay]!), u)} (${gb(peakOriginBytes(withSpare[lastDay]!), u)}), without spare replicas ${gb(originBytes(noSpare[lastDay]!), u)} (${gb(peakOriginBytes(noSpare[lastDay]!), u)}), LRU alone ${gb(originBytes(lruDown[lastDay]!), u)} (${gb(peakOriginBytes(lruDown[lastDay]!), u)}); with every edge up: ${gb(originBytes(full.days[lastDay]!), u)}`);
+  }
+
+  // Targets.
+  const wFull = week(big, full.days);
+  const wLru = week(big, lru.days);
+  const volumes = (process.env.TARGET_PLAYS ?? '1000,8000,32000').split(',').filter(Boolean).map(Number);
+  console.log('\ntargets:');
+  for (const plays of volumes) {
+    const t = performance.now();
+    const [f, l, w] = plays === BIG.playsPerIspPerDay ? [wFull, wLru, big] : (() => {
+      const world = makeWorld({ ...BIG, playsPerIspPerDay: plays });
+      return [week(world, simulate(world, st.full)), week(world, simulate(world, st.lru)), world] as const;
+    })();
+    const u = w.spec.unit;
+    console.log(`  weekly origin bytes at ${plays} plays/ISP/day: fill+LRU ${gb(originBytes(f), u)} GB (fill ${gb(f.fillFromOrigin, u)} + misses ${gb(f.missBytes, u)}) vs LRU ${gb(originBytes(l), u)} GB = ${ratio(originBytes(f) / originBytes(l))} (≤ 1.0×: ${verdict(originBytes(f) <= originBytes(l))}); peak ${ratio(peakOriginBytes(f) / peakOriginBytes(l))}; offload ${pct(offload(f))} vs ${pct(offload(l))} (${secs(t)})`);
+  }
+  const peakRatio = peakOriginBytes(wFull) / peakOriginBytes(wLru);
+  console.log(`  peak-hour (19:00-23:00) origin bytes: ${gb(peakOriginBytes(wFull), big.spec.unit)} GB vs LRU ${gb(peakOriginBytes(wLru), big.spec.unit)} GB = ${ratio(peakRatio)} (≤ 0.5×: ${verdict(peakRatio <= 0.5)})`);
+  if (ceilings.length > 0) {
+    const exp = week(big, ceilings[0]!.days);
+    const gap = (offload(exp) - offload(wFull)) * 100;
+    console.log(`  offload ${pct(offload(wFull))} vs expected ceiling (byte ranges) ${pct(offload(exp))}: ${gap.toFixed(1)} points under (within 1: ${verdict(gap <= 1)}); its peak-hour misses ${ratio(peakOriginBytes(exp) / peakOriginBytes(wLru))} LRU's`);
+  }
+  const worstNight = Math.max(...full.days.slice(big.spec.warmupDays).map((d) => d.fillBytes / d.fillBudget));
+  console.log(`  fill inside the window: ${pct(wFull.fillInWindow / Math.max(1, wFull.fillBytes))} of fill bytes; busiest measured night used ${pct(worstNight)} of the window's rate-capped bytes (${verdict(wFull.fillInWindow === wFull.fillBytes && worstNight <= 1)})`);
+  console.log(`\nbench:offload model total ${secs(tStart)}`);
   if (!real) return;
   const small = makeWorld(SMALL);
+  const sst = strategies(SMALL);
   console.log(`\nsmall:\n  ${describeWorld(small)}`);
-  const mFill = simulate(small, 'fill');
-  const mLru = simulate(small, 'lru');
-  const t1 = performance.now();
+  // What the real origin runs: stable placement and spare replicas from the cluster file's defaults; no served reports here.
+  const asOrigin: Strategy = { ...sst.full, name: 'model fill', weights: false };
+  const mFill = simulate(small, asOrigin);
+  const mLru = simulate(small, sst.lru);
+  const t2 = performance.now();
   const rFill = await runReal(small, true);
   const rLru = await runReal(small, false);
-  printTable(`small, model vs real processes (${((performance.now() - t1) / 1000).toFixed(0)} s real)`, small, [
+  printTable(`small, model vs real processes (${secs(t2)} real)`, small, [
     { name: 'model fill', days: mFill, bytes: true },
     { name: 'real fill', days: rFill, bytes: true },
     { name: 'model LRU', days: mLru, bytes: true },
     { name: 'real LRU', days: rLru, bytes: true },
     { name: 'ceiling: expected, byte ranges', days: ceiling(small, 'expected-slices') },
   ]);
+  const worst = Math.max(...mFill.map((d, i) => Math.abs(offload(d) - offload(rFill[i]!))), ...mLru.map((d, i) => Math.abs(offload(d) - offload(rLru[i]!))));
+  console.log(`  model vs real, worst day: ${(worst * 100).toFixed(1)} points (within 3: ${verdict(worst <= 0.03)})`);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {

@@ -90,6 +90,20 @@ export interface OriginFillConfig {
   headroomRatio: number;
   /** Half-life, in days, of past plays in the popularity prediction. Default 2. */
   halfLifeDays: number;
+  /**
+   * Hysteresis, low side: a title placed yesterday keeps its place while its predicted plays are
+   * at least this share of the cut (the score of the last title that fits). (0-1], default 0.8.
+   */
+  stayRatio: number;
+  /** Hysteresis, high side: a title not placed yesterday enters only at this share of the cut or above. At least stayRatio, default 1. */
+  enterRatio: number;
+  /**
+   * Bytes an edge may be asked to fetch in one night beyond the room yesterday's plan left free,
+   * as a share of its disk (0-1); spent on the biggest gains first. Default 0.05.
+   */
+  maxChurnRatio: number;
+  /** Room left once every ranked title is placed once buys extra copies of the most demanded titles. Default true. */
+  spareReplicas: boolean;
 }
 
 export interface HealthThresholds {
@@ -542,12 +556,23 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
   if (typeof halfLife !== 'number' || !(halfLife > 0 && halfLife <= 365)) {
     throw new ConfigError('origin.fill.halfLifeDays', 'must be a number of days above 0 and at most 365');
   }
+  const stayRatio = of.stayRatio === undefined ? 0.8 : of.stayRatio;
+  if (typeof stayRatio !== 'number' || !(stayRatio > 0 && stayRatio <= 1)) throw new ConfigError('origin.fill.stayRatio', 'must be a number above 0 and at most 1 (0.8: a placed title stays while above 0.8× the cut)');
+  const enterRatio = of.enterRatio === undefined ? Math.max(1, stayRatio) : of.enterRatio;
+  if (typeof enterRatio !== 'number' || !(enterRatio >= stayRatio && enterRatio <= 4)) throw new ConfigError('origin.fill.enterRatio', `must be a number from stayRatio (${stayRatio}) to 4 (1: a new title enters above the cut)`);
   const originUrls = { url: httpUrl(o.url, 'origin.url'), adminUrl: httpUrl(o.adminUrl, 'origin.adminUrl') };
   const origin: OriginConfig = {
     ...originUrls,
     ...serviceTls(o, 'origin', originUrls, baseDir, true),
     dataDir: dir(o.dataDir, 'origin.dataDir', baseDir),
-    fill: { headroomRatio: ratio(of.headroomRatio, 'origin.fill.headroomRatio', 0.1), halfLifeDays: halfLife },
+    fill: {
+      headroomRatio: ratio(of.headroomRatio, 'origin.fill.headroomRatio', 0.1),
+      halfLifeDays: halfLife,
+      stayRatio,
+      enterRatio,
+      maxChurnRatio: ratio(of.maxChurnRatio, 'origin.fill.maxChurnRatio', 0.05),
+      spareReplicas: bool(of.spareReplicas, 'origin.fill.spareReplicas', true),
+    },
     maxSegmentsPerTitle: posInt(o.maxSegmentsPerTitle, 'origin.maxSegmentsPerTitle', 50_000),
   };
 

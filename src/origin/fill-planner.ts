@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type FillFile, type FillManifest, type FillSource, placedBytes } from '../common/fill-manifest.js';
-import { type HeldFile, type Standing, type StabilityOptions, fileKey, planIsp } from './placement-stable.js';
+import { type HeldFile, type Standing, type StabilityOptions, planIsp } from './placement-stable.js';
 import { type PlanFile, type Unit, readBytes, titleUnits } from './placement-units.js';
 import type { Prediction } from './popularity.js';
 
@@ -121,26 +121,35 @@ export function planFill(input: PlanInput): Plan {
     });
 
     // Manifests: files in the order they were placed; a prefix that grew is one entry.
-    const entries = new Map<string, FillFile>();
+    const entries = new Map<string, { sources: FillSource[]; files: Map<string, FillFile> }>();
+    const placedFiles = new Map<string, Set<string>>();
     for (const { title, unit, nodes: on } of plan.order) {
       const all = plan.nodes.get(title)!;
+      let paths = placedFiles.get(title);
+      if (!paths) placedFiles.set(title, (paths = new Set()));
+      for (const f of unit.files) paths.add(f.file.path);
       for (const id of on) {
-        const replica = all.indexOf(id);
-        // Replicas after the first fetch from the ones before them: the file leaves the origin once per ISP.
-        const sources: FillSource[] = [
-          ...all.slice(0, replica).map((peer) => ({ kind: 'peer' as const, id: peer, url: byId.get(peer)!.url })),
-          { kind: 'origin', id: 'origin', url: input.originUrl },
-        ];
         const out = files.get(id)!;
+        const sb = byId.get(id)!.sliceBytes ?? sliceUnit;
+        const key = JSON.stringify([id, title]);
+        let mine = entries.get(key);
+        if (!mine) {
+          const replica = all.indexOf(id);
+          // Replicas after the first fetch from the ones before them: the file leaves the origin once per ISP.
+          const sources: FillSource[] = [
+            ...all.slice(0, replica).map((peer) => ({ kind: 'peer' as const, id: peer, url: byId.get(peer)!.url })),
+            { kind: 'origin', id: 'origin', url: input.originUrl },
+          ];
+          entries.set(key, (mine = { sources, files: new Map() }));
+        }
+        const { sources } = mine;
         for (const { file, end } of unit.files) {
-          const key = JSON.stringify([id, title, file.path]);
-          let e = entries.get(key);
+          let e = mine.files.get(file.path);
           if (!e) {
             e = { title, file: file.path, size: file.size, sha256: file.sha256, rank: out.length, sources };
-            entries.set(key, e);
+            mine.files.set(file.path, e);
             out.push(e);
           }
-          const sb = byId.get(id)!.sliceBytes ?? sliceUnit;
           const to = end === undefined ? file.size : Math.min(file.size, Math.ceil(end / sb) * sb);
           if (to >= file.size) delete e.range;
           else e.range = { end: Math.max(e.range?.end ?? 0, to), sliceBytes: sb, sliceSha256: [] };
@@ -149,11 +158,6 @@ export function planFill(input: PlanInput): Plan {
     }
 
     const score = (t: string) => (pinned.has(t) ? Infinity : (predicted.get(t) ?? 0));
-    const placedFiles = new Map<string, string[]>();
-    for (const { title, unit } of plan.order) {
-      const list = placedFiles.get(title) ?? placedFiles.set(title, []).get(title)!;
-      for (const f of unit.files) if (!list.includes(f.file.path)) list.push(f.file.path);
-    }
     const list = [...plan.nodes].sort(([a], [b]) => score(b) - score(a) || (a < b ? -1 : 1));
     for (const [title, on] of list) {
       const spare = plan.spare.get(title);
@@ -162,7 +166,7 @@ export function planFill(input: PlanInput): Plan {
         title,
         score: score(title),
         nodes: on,
-        ...(weighted ? { files: placedFiles.get(title)! } : {}),
+        ...(weighted ? { files: [...placedFiles.get(title)!] } : {}),
         ...(spare ? { spare } : {}),
       });
     }
@@ -195,10 +199,16 @@ function standingOf(previous: Pick<Plan, 'placements' | 'manifests'>, isp: strin
     primary.set(p.title, p.nodes.filter((n) => !extra.has(n)));
     if (extra.size > 0) spare.set(p.title, [...extra]);
   }
-  const held = new Map<string, Map<string, HeldFile>>();
+  const held = new Map<string, Map<string, Map<string, HeldFile>>>();
   for (const [id, m] of previous.manifests) {
     if (m.isp !== isp) continue;
-    held.set(id, new Map(m.files.map((f) => [fileKey(f.title, f.file), { sha256: f.sha256, end: placedBytes(f) }])));
+    const byTitle = new Map<string, Map<string, HeldFile>>();
+    for (const f of m.files) {
+      let files = byTitle.get(f.title);
+      if (!files) byTitle.set(f.title, (files = new Map()));
+      files.set(f.file, { sha256: f.sha256, end: placedBytes(f) });
+    }
+    held.set(id, byTitle);
   }
   return { primary, spare, held };
 }

@@ -10,7 +10,9 @@
  * 3. Units above the cut are placed, those placed last time first (on the nodes that hold
  *    them: no bytes move), then new ones, best first, while each node's churn budget lasts
  *    (its free space + maxChurnRatio × its disk): the budget goes to the biggest gains.
- * 4. Gaps left by whole units that did not fit are filled from just below the cut.
+ * 4. Room still free (gaps, or new units the budget did not allow) keeps what was placed, in
+ *    rank order, and takes new units from just below the cut: a title leaves when something
+ *    better takes its room, not before.
  * 5. Spare replicas: room still free goes to extra copies of the most demanded titles, one more
  *    copy per title per round, from the nodes already holding them — only free room, so no
  *    ranked title's first copy is ever pushed out.
@@ -40,8 +42,8 @@ export interface Standing {
   primary: ReadonlyMap<string, readonly string[]>;
   /** title → nodes holding a spare replica. */
   spare: ReadonlyMap<string, readonly string[]>;
-  /** node → key(title, path) → what it holds. */
-  held: ReadonlyMap<string, ReadonlyMap<string, HeldFile>>;
+  /** node → title → path → what it holds. */
+  held: ReadonlyMap<string, ReadonlyMap<string, ReadonlyMap<string, HeldFile>>>;
 }
 
 export interface IspPlanInput {
@@ -88,8 +90,12 @@ export function planIsp(input: IspPlanInput): IspPlan {
   const inIsp = (list: readonly string[] | undefined) => (list ?? []).filter((id) => room.has(id));
 
   // Budget: a node may refill what the standing plan leaves free, plus maxChurnRatio of its disk.
-  const catalogSha = new Map<string, string>();
-  for (const u of input.units) for (const f of u.files) catalogSha.set(fileKey(u.title, f.file.path), f.file.sha256);
+  const catalogSha = new Map<string, Map<string, string>>();
+  for (const u of input.units) {
+    let m = catalogSha.get(u.title);
+    if (!m) catalogSha.set(u.title, (m = new Map()));
+    for (const f of u.files) m.set(f.file.path, f.file.sha256);
+  }
   const budget = new Map<string, number>();
   for (const n of input.nodes) {
     if (!stability || !standing) {
@@ -97,7 +103,10 @@ export function planIsp(input: IspPlanInput): IspPlan {
       continue;
     }
     let kept = 0;
-    for (const [k, h] of held(n.id) ?? []) if (catalogSha.get(k) === h.sha256) kept += h.end;
+    for (const [title, files] of held(n.id) ?? []) {
+      const now = catalogSha.get(title);
+      if (now) for (const [path, h] of files) if (now.get(path) === h.sha256) kept += h.end;
+    }
     budget.set(n.id, Math.max(0, n.capacity - kept) + stability.maxChurnRatio * n.diskBytes);
   }
   const churn = new Map(ids.map((id) => [id, 0]));
@@ -108,7 +117,7 @@ export function planIsp(input: IspPlanInput): IspPlan {
     for (const f of u.files) {
       const end = endOf(f);
       const start = f.start ?? 0;
-      const h = held(id)?.get(fileKey(u.title, f.file.path));
+      const h = held(id)?.get(u.title)?.get(f.file.path);
       const have = h && h.sha256 === f.file.sha256 ? h.end : 0;
       sum += Math.max(0, end - Math.max(start, have));
     }
@@ -121,11 +130,18 @@ export function planIsp(input: IspPlanInput): IspPlan {
   const incumbent = (u: Unit): boolean => {
     const first = prevPrimary(u.title)[0];
     if (first === undefined) return false;
-    return u.files.every((f) => (held(first)?.get(fileKey(u.title, f.file.path))?.end ?? -1) >= endOf(f));
+    const files = held(first)?.get(u.title);
+    return files !== undefined && u.files.every((f) => (files.get(f.file.path)?.end ?? -1) >= endOf(f));
+  };
+  const placedBefore = new Map<Unit, boolean>();
+  const wasPlaced = (u: Unit): boolean => {
+    let x = placedBefore.get(u);
+    if (x === undefined) placedBefore.set(u, (x = incumbent(u)));
+    return x;
   };
   const effective = (u: Unit): number => {
     if (!stability) return u.score;
-    return incumbent(u) ? u.score / stability.stayRatio : u.score / stability.enterRatio;
+    return wasPlaced(u) ? u.score / stability.stayRatio : u.score / stability.enterRatio;
   };
 
   const order: PlacedUnit[] = [];
@@ -141,7 +157,12 @@ export function planIsp(input: IspPlanInput): IspPlan {
     budget.set(id, budget.get(id)! - c);
     churn.set(id, churn.get(id)! + c);
   };
-  const fits = (u: Unit, id: string) => room.get(id)! >= u.bytes && budget.get(id)! >= cost(u, id);
+  const fits = (u: Unit, id: string) => {
+    if (room.get(id)! < u.bytes) return false;
+    const c = cost(u, id);
+    // What a node holds costs nothing, even once pinned titles took the budget below zero.
+    return c === 0 || budget.get(id)! >= c;
+  };
   const contiguous = (u: Unit) => u.files.every((f) => f.start === undefined || (placedEnd.get(fileKey(u.title, f.file.path)) ?? 0) === f.start);
 
   /** Places a unit on its title's nodes (choosing them at its first unit); false if it did not go anywhere. */
@@ -165,7 +186,7 @@ export function planIsp(input: IspPlanInput): IspPlan {
       return false;
     }
     for (const id of nodes) take(u, id);
-    for (const f of u.files) placedEnd.set(fileKey(u.title, f.file.path), endOf(f));
+    for (const f of u.files) if (f.start !== undefined) placedEnd.set(fileKey(u.title, f.file.path), endOf(f));
     order.push({ title: u.title, unit: u, nodes: [...nodes] });
     return true;
   };
@@ -192,17 +213,19 @@ export function planIsp(input: IspPlanInput): IspPlan {
   const above = ranked.filter((u) => eff.get(u)! > cut);
 
   // 3. Above the cut: what stays, then what enters (best first, within the budget).
-  const stays = above.filter(incumbent);
+  const stays = above.filter(wasPlaced);
   for (const u of stays) place(u);
   const staying = new Set(stays);
   for (const u of above) if (!staying.has(u)) place(u);
 
-  // 4. Gaps: just below the cut (all the way down without stability: pack the disks).
+  // 4. Room still free, in rank order: what was placed stays until something better is let in
+  //    (leaving would only free room the churn budget cannot refill: it would come back the next
+  //    night); new units only from just below the cut. Without stability: pack the disks.
   const floor = stability ? cut * stability.stayRatio : -Infinity;
   for (const u of ranked) {
     const e = eff.get(u)!;
     if (e > cut) continue;
-    if (e < floor) break;
+    if (e < floor && !wasPlaced(u)) continue;
     place(u);
   }
 
@@ -222,7 +245,11 @@ export function planIsp(input: IspPlanInput): IspPlan {
         const list = unitsOf.get(t)!;
         const bytes = list.reduce((s, u) => s + u.bytes, 0);
         const prefs = [...new Set([...prevSpare(t), ...prevPrimary(t), ...ring.rank(t)])].filter((id) => !nodes.includes(id));
-        const id = prefs.find((n) => room.get(n)! >= bytes && budget.get(n)! >= list.reduce((s, u) => s + cost(u, n), 0));
+        const id = prefs.find((n) => {
+          if (room.get(n)! < bytes) return false;
+          const c = list.reduce((s, u) => s + cost(u, n), 0);
+          return c === 0 || budget.get(n)! >= c;
+        });
         if (id === undefined) continue;
         for (const u of list) {
           take(u, id);

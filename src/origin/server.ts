@@ -255,6 +255,9 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
       return playStore;
     },
     replanMs: opts.replanMs,
+    fileWeights,
+    standingFile: join(dataDir, 'fill-standing.json'),
+    logger,
   });
   adminApp.get('/v1/manifests/:edgeId', async (req, reply) => {
     const { edgeId } = req.params as { edgeId: string };
@@ -369,6 +372,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
       await Promise.all([publicApp.close(), adminApp.close()]);
       await playStore?.close();
       await servedStore?.close();
+      await plans.flush();
     },
     reloadCatalog,
     auth,
