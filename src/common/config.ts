@@ -76,6 +76,12 @@ export interface OriginConfig extends ServiceTls {
   url: string;
   adminUrl: string;
   dataDir: string;
+  /**
+   * Where the catalog, the titles' files and the play counts live. Absent: `{ kind: "dir" }`,
+   * the folder `dataDir`. With `kind: "s3"` they live in a bucket several origin replicas share,
+   * and `dataDir` keeps only this replica's local state. Restart-only.
+   */
+  storage?: OriginStorageConfig;
   fill: OriginFillConfig;
   /**
    * Media segments one title may list across its manifests; ingest refuses more. Steering
@@ -83,6 +89,21 @@ export interface OriginConfig extends ServiceTls {
    * what one play can cost. Default 50000 (6 renditions of 4.6 h in 2 s segments).
    */
   maxSegmentsPerTitle: number;
+}
+
+export type OriginStorageConfig = { kind: 'dir' } | S3StorageConfig;
+
+/** An S3-compatible bucket; credentials come from the AWS SDK's default chain (AWS_* variables, ~/.aws, roles). */
+export interface S3StorageConfig {
+  kind: 's3';
+  /** The store's URL (MinIO, Ceph, R2…); absent: AWS S3's own endpoint for `region`. */
+  endpoint?: string;
+  bucket: string;
+  region: string;
+  /** Key prefix of everything the origin stores: '' (the bucket's root) or ending in '/'. */
+  prefix: string;
+  /** Bucket in the path (`endpoint/bucket/key`) rather than the host name; most non-AWS stores need it. Default false. */
+  forcePathStyle: boolean;
 }
 
 export interface OriginFillConfig {
@@ -401,6 +422,37 @@ function dir(v: Json, field: string, baseDir: string): string {
   return isAbsolute(s) ? s : resolve(baseDir, s);
 }
 
+const S3_KEYS = new Set(['kind', 'endpoint', 'bucket', 'region', 'prefix', 'forcePathStyle']);
+const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const REGION_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+function originStorage(v: Json, field: string): OriginStorageConfig {
+  const s = obj(v, field);
+  const kind = s.kind === undefined ? 'dir' : s.kind;
+  if (kind === 'dir') {
+    for (const k of Object.keys(s)) if (k !== 'kind') throw new ConfigError(`${field}.${k}`, 'not a setting of kind "dir" (the folder is origin.dataDir)');
+    return { kind: 'dir' };
+  }
+  if (kind !== 's3') throw new ConfigError(`${field}.kind`, 'must be "dir" or "s3"');
+  for (const k of Object.keys(s)) if (!S3_KEYS.has(k)) throw new ConfigError(`${field}.${k}`, `unknown setting (kind "s3" has ${[...S3_KEYS].join(', ')})`);
+  const bucket = str(s.bucket, `${field}.bucket`);
+  if (!BUCKET_RE.test(bucket) || bucket.includes('..')) throw new ConfigError(`${field}.bucket`, `"${bucket}" is not a bucket name (3-63 lowercase letters, digits, '.' and '-')`);
+  const region = str(s.region, `${field}.region`);
+  if (!REGION_RE.test(region)) throw new ConfigError(`${field}.region`, `"${region}" is not a region name (e.g. us-east-1)`);
+  const endpoint = s.endpoint === undefined ? undefined : httpUrl(s.endpoint, `${field}.endpoint`);
+  if (s.prefix !== undefined && typeof s.prefix !== 'string') throw new ConfigError(`${field}.prefix`, 'must be a string');
+  let prefix = s.prefix ?? '';
+  if (prefix !== '') {
+    prefix = prefix.replace(/\/+$/, '');
+    const segs = prefix.split('/');
+    if (prefix.startsWith('/') || segs.some((p) => p === '' || p === '.' || p === '..') || /[\0\\]/.test(prefix)) {
+      throw new ConfigError(`${field}.prefix`, `"${String(s.prefix)}" must be a relative key prefix like "reelcdn/prod" (no leading '/', no empty, '.' or '..' parts)`);
+    }
+    prefix += '/';
+  }
+  return { kind: 's3', ...(endpoint === undefined ? {} : { endpoint }), bucket, region, prefix, forcePathStyle: bool(s.forcePathStyle, `${field}.forcePathStyle`, false) };
+}
+
 /** keyId → secret, each checked; `field` names where a bad key came from. */
 function signingKeys(raw: Record<string, Json>, field: (keyId: string) => string): Record<string, string> {
   const keys: Record<string, string> = {};
@@ -575,6 +627,7 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
     },
     maxSegmentsPerTitle: posInt(o.maxSegmentsPerTitle, 'origin.maxSegmentsPerTitle', 50_000),
   };
+  if (o.storage !== undefined) origin.storage = originStorage(o.storage, 'origin.storage');
 
   const st = obj(root.steering, 'steering');
   const th = st.thresholds === undefined ? {} : obj(st.thresholds, 'steering.thresholds');

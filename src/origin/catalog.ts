@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isValidFilePath, isValidTitle } from '../common/paths.js';
-import { writeFileAtomic } from '../common/atomic-file.js';
 import { OriginInputError } from './errors.js';
+import { asStorage } from './storage/open-storage.js';
+import type { OriginStorage } from './storage/storage.js';
 import { isVersionId } from './title-versions.js';
 
 /** One file of a title, as ingested. */
@@ -191,29 +191,47 @@ export class Catalog {
   }
 }
 
-/**
- * Loads and verifies dataDir/catalog.json. No file yet is an empty catalog; a file that does
- * not parse or verify is a CatalogError (never half a catalog).
- */
-export async function loadCatalog(dataDir: string): Promise<Catalog> {
-  const path = catalogPath(dataDir);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Catalog.empty();
-    throw new CatalogError(path, '(file)', `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new CatalogError(path, '(file)', `not valid JSON: ${(err as Error).message}`);
-  }
-  return new Catalog(verifyCatalog(raw, path));
+/** The catalog as stored, with the tag of the bytes it was read from (for a conditional save). */
+export interface StoredCatalog {
+  catalog: Catalog;
+  /** null: there is no catalog.json yet. */
+  tag: string | null;
 }
 
-/** Writes the catalog atomically (temp file + fsync + rename). */
-export async function saveCatalog(dataDir: string, catalog: Catalog): Promise<void> {
-  await writeFileAtomic(catalogPath(dataDir), JSON.stringify(catalog.toDocument(), null, 2) + '\n');
+/**
+ * Loads and verifies catalog.json from a storage (or a data folder, by its path). None yet is an
+ * empty catalog; one that does not parse or verify is a CatalogError (never half a catalog).
+ */
+export async function loadCatalog(where: string | OriginStorage): Promise<Catalog> {
+  return (await readCatalog(asStorage(where))).catalog;
+}
+
+/** loadCatalog, with the tag a conditional saveCatalog needs. */
+export async function readCatalog(storage: OriginStorage): Promise<StoredCatalog> {
+  const source = storage.describe(CATALOG_FILE);
+  let doc;
+  try {
+    doc = await storage.readDocument(CATALOG_FILE);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new CatalogError(source, '(file)', `cannot read: ${e.code ?? e.message ?? String(err)}`);
+  }
+  if (doc === undefined) return { catalog: Catalog.empty(), tag: null };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(doc.text);
+  } catch (err) {
+    throw new CatalogError(source, '(file)', `not valid JSON: ${(err as Error).message}`);
+  }
+  return { catalog: new Catalog(verifyCatalog(raw, source)), tag: doc.tag };
+}
+
+/**
+ * Writes the catalog whole (a reader sees the old one or the new one). With `ifTag`, only over
+ * the catalog of that tag (null: only if there is none yet): resolves false when another writer
+ * got there first, and the caller reads again.
+ */
+export async function saveCatalog(where: string | OriginStorage, catalog: Catalog, ifTag?: string | null): Promise<boolean> {
+  const r = await asStorage(where).writeDocument(CATALOG_FILE, JSON.stringify(catalog.toDocument(), null, 2) + '\n', ifTag);
+  return r.ok;
 }

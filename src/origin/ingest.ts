@@ -1,29 +1,35 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { join, relative, resolve, sep } from 'node:path';
+import { Transform } from 'node:stream';
 import type { ClusterConfig } from '../common/config.js';
 import { type Clock, systemClock } from '../common/clock.js';
 import { contentTypeFor } from '../common/mime.js';
 import { isValidFilePath, isValidTitle } from '../common/paths.js';
-import { type CatalogFile, type TitleEntry, type TitleKind, entryDir, loadCatalog, saveCatalog, titleDir } from './catalog.js';
+import { type CatalogFile, type TitleEntry, type TitleKind, readCatalog, saveCatalog } from './catalog.js';
 import { extractDashReferences } from './dash-mpd.js';
-import { fsyncDir } from '../common/atomic-file.js';
 import { OriginInputError } from './errors.js';
 import { extractHlsReferences, segmentBudget } from './hls-playlist.js';
-import { acquireLock } from './lock-file.js';
+import { originStorage } from './storage/open-storage.js';
+import { type OriginStorage, type VersionWriter, titleKey } from './storage/storage.js';
 import { newVersionId } from './title-versions.js';
 import { DEFAULT_VERSION_GRACE_MS, sweepVersions } from './version-sweep.js';
 
 /** A manifest bigger than this is not a manifest. */
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 
+/** Times another writer's catalog save is merged with ours before giving up. */
+const CATALOG_SAVE_TRIES = 5;
+
 export interface IngestDeps {
   clock?: Clock;
   /** 8 hex digits that make the version id unique (tests pin it). Default: random. */
   versionTag?: () => string;
-  /** How long a replaced version stays on disk after it was replaced. Default 10 minutes. */
+  /** How long a replaced version stays stored after it was replaced. Default 10 minutes. */
   versionGraceMs?: number;
+  /** Where to write; default: the storage the config's origin.storage names. */
+  storage?: OriginStorage;
 }
 
 /** A file of the source folder that the title needs. */
@@ -45,12 +51,16 @@ const isManifestName = (p: string) => /\.(m3u8|mpd)$/i.test(p);
 /**
  * Adds (or replaces) a title from an HLS or DASH output folder: reads every manifest, checks
  * that every file they reference exists inside the folder, copies the files into a new version
- * folder dataDir/titles/{title}/{version}/ (through a staging folder and a rename: never half a
- * title), hashes them on the way, then names that version in the catalog, saved atomically.
- * Nothing already published is written again: an origin still serving the previous catalog keeps
- * reading the previous version's bytes, so an ETag always names the body sent with it. Replaced
- * versions are deleted by a later ingest, once no origin can still be reading them
+ * titles/{title}/{version}/ of the origin's storage (on disk through a staging folder and a
+ * rename: never half a title), hashes them on the way, then names that version in the catalog,
+ * saved whole. Nothing already published is written again: an origin still serving the previous
+ * catalog keeps reading the previous version's bytes, so an ETag always names the body sent with
+ * it. Replaced versions are deleted by a later ingest, once no origin can still be reading them
  * (version-sweep.ts). Errors about the folder are user-facing and name the file at fault.
+ *
+ * One ingest at a time per storage (a lock; on S3 a lease). The catalog is saved only over the
+ * catalog this ingest read (a conditional write): a writer that slipped past the lock is merged
+ * with, never overwritten.
  */
 export async function ingestTitle(config: ClusterConfig, title: string, dir: string, deps: IngestDeps = {}): Promise<TitleEntry> {
   const clock = deps.clock ?? systemClock;
@@ -60,23 +70,23 @@ export async function ingestTitle(config: ClusterConfig, title: string, dir: str
   }
   const plan = await planTitle(dir, { maxSegments: config.origin.maxSegmentsPerTitle });
 
-  const dataDir = config.origin.dataDir;
-  const titlesRoot = join(dataDir, 'titles');
-  await mkdir(titlesRoot, { recursive: true });
-  const release = await acquireLock(join(dataDir, '.ingest.lock'), 'another ingest into this origin');
-  // Staging sits beside the title folders under a name no title can have, so a title folder only
-  // ever holds published versions (and the files of an unversioned entry).
-  const staging = join(titlesRoot, `.staging-${title}-${process.pid}-${randomBytes(4).toString('hex')}`);
-  let published: string | undefined;
+  const storage = deps.storage ?? originStorage(config.origin);
+  const release = await storage.lock('.ingest.lock', 'another ingest into this origin');
+  let writer: VersionWriter | undefined;
+  let version: string | undefined;
+  let named = false;
   try {
-    const files = await copyAndHash(plan.files, staging);
-    // Read the catalog only now, under the lock, so a concurrent ingest's title is kept.
-    const catalog = await loadCatalog(dataDir);
-    const now = clock.now();
-    let version = newVersionId(now, versionTag());
-    while (version === catalog.get(title)?.version || (await exists(join(titleDir(dataDir, title), version)))) {
-      version = newVersionId(now, randomBytes(4).toString('hex'));
+    // The version is named before the copy: on S3 the files are uploaded straight to its keys.
+    let { catalog } = await readCatalog(storage);
+    version = newVersionId(clock.now(), versionTag());
+    const existing = new Set(await storage.list(titleKey(title)));
+    while (version === catalog.get(title)?.version || existing.has(version)) {
+      version = newVersionId(clock.now(), randomBytes(4).toString('hex'));
     }
+    writer = await storage.stageVersion(title, version);
+    const files = await copyAndHash(plan.files, writer);
+    await writer.publish();
+    const now = clock.now();
     const entry: TitleEntry = {
       title,
       kind: plan.kind,
@@ -86,26 +96,24 @@ export async function ingestTitle(config: ClusterConfig, title: string, dir: str
       ingestedAt: new Date(now).toISOString(),
       version,
     };
-    const target = entryDir(dataDir, entry);
-    await mkdir(titleDir(dataDir, title), { recursive: true });
-    await rename(staging, target);
-    published = target;
-    await fsyncDir(titleDir(dataDir, title));
-    await fsyncDir(titlesRoot);
-    const next = catalog.withTitle(entry);
-    await saveCatalog(dataDir, next);
-    published = undefined; // the catalog names it now: it is no longer ours to remove
+    // Read again only now, so a title another writer added meanwhile is kept.
+    let next = catalog;
+    for (let attempt = 0; ; attempt++) {
+      const stored = await readCatalog(storage);
+      catalog = stored.catalog;
+      next = catalog.withTitle(entry);
+      if (await saveCatalog(storage, next, stored.tag)) break;
+      if (attempt + 1 >= CATALOG_SAVE_TRIES) throw new OriginInputError(`${storage.describe('catalog.json')} keeps changing under this ingest; try again`);
+    }
+    named = true; // the catalog names it now: it is no longer ours to remove
     // Housekeeping: a failure here leaves old versions for the next ingest to delete, it does not
     // undo this one.
-    await sweepVersions(dataDir, next, now, deps.versionGraceMs ?? DEFAULT_VERSION_GRACE_MS).catch(() => {});
+    await sweepVersions(storage, next, now, deps.versionGraceMs ?? DEFAULT_VERSION_GRACE_MS).catch(() => {});
     return entry;
   } finally {
     // A version the catalog never named was never served: nothing can be reading it. (A save can
     // fail after its rename, e.g. in the folder fsync, so ask the catalog rather than assume.)
-    if (published && !(await catalogNames(dataDir, title, basename(published)))) {
-      await rm(published, { recursive: true, force: true }).catch(() => {});
-    }
-    await rm(staging, { recursive: true, force: true }).catch(() => {});
+    if (writer && !named && !(await catalogNames(storage, title, version!))) await writer.discard();
     await release();
   }
 }
@@ -217,52 +225,32 @@ async function walkFiles(root: string): Promise<string[]> {
   return out;
 }
 
-/** Copies each file into `staging`, hashing the bytes as they are written, fsyncing each. */
-async function copyAndHash(files: SourceFile[], staging: string): Promise<CatalogFile[]> {
-  await mkdir(staging, { recursive: true });
+/** Writes each file into the new version, hashing and counting the bytes as they go. */
+async function copyAndHash(files: SourceFile[], writer: VersionWriter): Promise<CatalogFile[]> {
   const out: CatalogFile[] = [];
-  const dirs = new Set<string>([staging]);
   for (const f of files) {
-    const dest = join(staging, ...f.path.split('/'));
-    const destDir = dirname(dest);
-    if (!dirs.has(destDir)) {
-      await mkdir(destDir, { recursive: true });
-      dirs.add(destDir);
-    }
     const hash = createHash('sha256');
     let size = 0;
-    const fh = await open(dest, 'wx', 0o644);
-    try {
-      for await (const chunk of createReadStream(f.abs)) {
-        const buf = chunk as Buffer;
-        hash.update(buf);
-        size += buf.length;
-        await fh.write(buf);
-      }
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        hash.update(chunk);
+        size += chunk.length;
+        done(null, chunk);
+      },
+    });
+    const src = createReadStream(f.abs);
+    src.once('error', (err) => counted.destroy(err));
+    await writer.put(f.path, src.pipe(counted), f.size);
     if (size !== f.size) throw new OriginInputError(`${f.path} changed while it was being copied; try again`);
     out.push({ path: f.path, size, sha256: hash.digest('hex'), contentType: contentTypeFor(f.path) });
   }
-  for (const d of dirs) await fsyncDir(d);
   return out;
 }
 
-async function catalogNames(dataDir: string, title: string, version: string): Promise<boolean> {
+async function catalogNames(storage: OriginStorage, title: string, version: string): Promise<boolean> {
   try {
-    return (await loadCatalog(dataDir)).get(title)?.version === version;
+    return (await readCatalog(storage)).catalog.get(title)?.version === version;
   } catch {
     return true; // cannot tell: keep it, the sweep removes it later if it is an orphan
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p);
-    return true;
-  } catch {
-    return false;
   }
 }

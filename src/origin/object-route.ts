@@ -1,12 +1,12 @@
-import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { sendError } from '../common/http-app.js';
 import { parseObjectPath } from '../common/paths.js';
 import { type BodyPart, type ObjectMeta, planResponse, requestView } from '../common/response-plan.js';
-import { type Catalog, type CatalogFile, type TitleEntry, entryFilePath } from './catalog.js';
+import type { Catalog, CatalogFile, TitleEntry } from './catalog.js';
 import type { OriginRefusal, OriginRequestFacts, OriginVerdict } from './origin-auth.js';
+import { type ObjectReader, type OriginStorage, entryFileKey } from './storage/storage.js';
 
 /** Catalog files never change under their URL: a re-ingest gives new ETags, caches may keep them a year. */
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -29,7 +29,8 @@ export function objectMeta(entry: TitleEntry, file: CatalogFile): ObjectMeta {
 }
 
 export interface ObjectRouteDeps {
-  dataDir: string;
+  /** Where the titles' files are (a folder, a bucket). */
+  storage: OriginStorage;
   catalog: () => Catalog;
   /** Called for every chunk of file bytes sent (metrics). */
   onBytes: (contentType: string, n: number) => void;
@@ -53,7 +54,7 @@ export interface ObjectRouteDeps {
  * lists is ever opened, in the folder of the version the catalog entry names (versions are
  * never rewritten, so the ETag from the entry's sha256 always names the bytes sent). The answer
  * is planned by planResponse (conditionals, ranges, multipart) and the bytes are streamed from
- * disk range by range, never read whole.
+ * storage range by range (a file handle, ranged GETs), never read whole.
  */
 export function objectHandler(deps: ObjectRouteDeps) {
   return async (req: FastifyRequest, reply: FastifyReply) => {
@@ -82,9 +83,11 @@ export function objectHandler(deps: ObjectRouteDeps) {
       if (!parts.some((p) => p.kind === 'bytes')) return reply.code(plan.status).headers(plan.headers).send();
 
       // Open before answering, so a file gone or damaged is an error status, not a cut body. Once
-      // open, the handle reads these bytes even if a sweep deletes the version meanwhile.
-      const fh = await openAsListed(entryFilePath(deps.dataDir, entry, file.path), file.size);
-      if (fh) return reply.code(plan.status).headers(plan.headers).send(streamParts(fh, parts, (n) => deps.onBytes(file.contentType, n)));
+      // open, a file handle reads these bytes even if a sweep deletes the version meanwhile (on
+      // S3 the first range is already on its way; the sweep's grace period covers the rest).
+      const first = parts.find((p): p is Extract<BodyPart, { kind: 'bytes' }> => p.kind === 'bytes')?.range;
+      const reader = await deps.storage.openObject(entryFileKey(entry, file.path), file.size, first).catch(() => undefined);
+      if (reader) return reply.code(plan.status).headers(plan.headers).send(streamParts(reader, parts, (n) => deps.onBytes(file.contentType, n)));
       if (attempt === 0) await deps.refreshCatalog();
     }
     return sendError(reply, 503, 'title is being replaced, try again', { 'retry-after': '1' });
@@ -100,46 +103,21 @@ function verifiedClientCert(req: FastifyRequest): boolean {
   return (req.raw.socket as Partial<TLSSocket> | null)?.authorized === true;
 }
 
-/** The file, open, if it exists with the size the catalog lists; undefined otherwise. */
-async function openAsListed(abs: string, size: number): Promise<FileHandle | undefined> {
-  let fh: FileHandle;
-  try {
-    fh = await open(abs, 'r');
-  } catch {
-    return undefined;
-  }
-  try {
-    if ((await fh.stat()).size === size) return fh;
-  } catch {
-    // fall through: unusable
-  }
-  await fh.close().catch(() => {});
-  return undefined;
-}
-
-/** The planned body as one stream; the file handle is closed however the stream ends. */
-function streamParts(fh: FileHandle, parts: BodyPart[], onBytes: (n: number) => void): Readable {
-  let closed = false;
-  const closeOnce = () => {
-    if (closed) return;
-    closed = true;
-    fh.close().catch(() => {});
-  };
+/** The planned body as one stream; the object is closed however the stream ends. */
+function streamParts(reader: ObjectReader, parts: BodyPart[], onBytes: (n: number) => void): Readable {
   async function* chunks() {
     for (const p of parts) {
       if (p.kind === 'literal') {
         yield p.data;
         continue;
       }
-      // `end` is inclusive for createReadStream; our ranges are half-open.
-      const s = fh.createReadStream({ start: p.range.start, end: p.range.end - 1, autoClose: false, highWaterMark: 64 * 1024 });
-      for await (const c of s) {
+      for await (const c of reader.read(p.range)) {
         onBytes((c as Buffer).length);
         yield c as Buffer;
       }
     }
   }
   const body = Readable.from(chunks(), { objectMode: false });
-  body.once('close', closeOnce);
+  body.once('close', () => void reader.close());
   return body;
 }

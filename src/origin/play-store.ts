@@ -1,13 +1,17 @@
-import { readFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import type { Clock, TimerHandle } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
-import { writeFileAtomic } from '../common/atomic-file.js';
 import { OriginInputError } from './errors.js';
 import { type DayCounts, type Play, DAY_RE, addPlays, copyCounts, pruneDays, utcDay } from './plays.js';
+import { DirStorage } from './storage/dir-storage.js';
+import type { OriginStorage } from './storage/storage.js';
 
 export interface PlayStoreOptions {
-  /** The JSON file, normally dataDir/plays.json. */
-  file: string;
+  /** The JSON file, normally dataDir/plays.json. Or `storage` and `key`. */
+  file?: string;
+  /** The storage holding the counts (origin.storage), with `key` (default `plays.json`). */
+  storage?: OriginStorage;
+  key?: string;
   clock: Clock;
   /** Writes are batched: at most one per this many ms while plays arrive. Default 1000. */
   debounceMs?: number;
@@ -21,41 +25,65 @@ interface PlaysDocument {
   days: Record<string, DayCounts>;
 }
 
+/** Saves that lost to another writer, merged and tried again, before a flush gives up (and keeps its counts). */
+const SAVE_TRIES = 8;
+
 /**
- * Play counts per UTC day per ISP per title, kept in memory and persisted to one JSON file
- * (atomically, debounced) so they survive restarts. The read side is plain values
- * (`countsFor(day)`, `days()`), which is what a popularity model wants.
+ * Play counts per UTC day per ISP per title, kept in memory and persisted to one JSON document
+ * (whole, debounced) so they survive restarts. The read side is plain values (`countsFor(day)`,
+ * `days()`), which is what a popularity model wants.
+ *
+ * Several origin replicas may share the document (origin.storage on S3), each taking some of
+ * steering's plays. So a replica never writes what it believes the totals are: it keeps the
+ * document as last read (`stored`) apart from the plays it took since (`pending`), and saves
+ * stored + pending only over the document it read (a conditional write). When another replica
+ * saved first, it reads theirs, adds its pending plays to it and tries again: no play is lost or
+ * counted twice. `refresh()` picks up the others' plays between saves.
  */
 export class PlayStore {
-  private readonly days = new Map<string, DayCounts>();
+  private readonly storage: OriginStorage;
+  private readonly key: string;
+  /** The document as last read or written; `storedTag` names those bytes (null: no document). */
+  private stored = new Map<string, DayCounts>();
+  private storedTag: string | null = null;
+  /** Plays taken since the last save: not in `stored` yet. */
+  private pending = new Map<string, DayCounts>();
   private readonly debounceMs: number;
   private readonly retainDays: number;
   private timer: TimerHandle | undefined;
-  private dirty = false;
-  private writing: Promise<void> | undefined;
+  /** Saves and refreshes, one at a time: each starts from the tag the previous one left. */
+  private chain: Promise<void> = Promise.resolve();
   private closed = false;
 
   private constructor(private readonly opts: PlayStoreOptions) {
+    if (opts.storage) {
+      this.storage = opts.storage;
+      this.key = opts.key ?? 'plays.json';
+    } else {
+      if (opts.file === undefined) throw new Error('PlayStore: give `file` or `storage`');
+      this.storage = new DirStorage(dirname(opts.file));
+      this.key = basename(opts.file);
+    }
     this.debounceMs = opts.debounceMs ?? 1000;
     this.retainDays = opts.retainDays ?? 120;
   }
 
-  /** Opens the store, loading the file if it exists; a file that does not verify is an error. */
+  /** Opens the store, loading the document if it exists; one that does not verify is an error. */
   static async open(opts: PlayStoreOptions): Promise<PlayStore> {
     const store = new PlayStore(opts);
-    let text: string | undefined;
-    try {
-      text = await readFile(opts.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    if (text !== undefined) store.load(text);
+    await store.reload();
     return store;
   }
 
-  private load(text: string): void {
+  private async reload(): Promise<void> {
+    const doc = await this.storage.readDocument(this.key);
+    this.stored = doc === undefined ? new Map() : this.parse(doc.text);
+    this.storedTag = doc === undefined ? null : doc.tag;
+  }
+
+  private parse(text: string): Map<string, DayCounts> {
     const fail = (problem: string): never => {
-      throw new OriginInputError(`${this.opts.file}: ${problem}`);
+      throw new OriginInputError(`${this.storage.describe(this.key)}: ${problem}`);
     };
     let raw: unknown;
     try {
@@ -67,6 +95,7 @@ export class PlayStore {
     if (typeof doc !== 'object' || doc === null || doc.version !== 1 || typeof doc.days !== 'object' || doc.days === null) {
       fail('must be { "version": 1, "days": {...} }');
     }
+    const days = new Map<string, DayCounts>();
     for (const [day, counts] of Object.entries(doc.days!)) {
       if (!DAY_RE.test(day)) fail(`days.${day}: not a YYYY-MM-DD day`);
       if (typeof counts !== 'object' || counts === null) fail(`days.${day}: must be an object`);
@@ -76,16 +105,21 @@ export class PlayStore {
           if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) fail(`days.${day}.${isp}.${title}: must be a count`);
         }
       }
-      this.days.set(day, copyCounts(counts));
+      days.set(day, copyCounts(counts));
     }
+    return days;
   }
 
-  /** Counts plays; the file is written within `debounceMs`. */
+  private oldestKept(): string {
+    return utcDay(this.opts.clock.now() - this.retainDays * 86_400_000);
+  }
+
+  /** Counts plays; the document is written within `debounceMs`. */
   record(plays: readonly Play[]): void {
     if (plays.length === 0) return;
-    addPlays(this.days, plays);
-    pruneDays(this.days, utcDay(this.opts.clock.now() - this.retainDays * 86_400_000));
-    this.dirty = true;
+    addPlays(this.pending, plays);
+    pruneDays(this.pending, this.oldestKept());
+    pruneDays(this.stored, this.oldestKept()); // the next save drops them from the document too
     if (this.timer === undefined && !this.closed) {
       this.timer = this.opts.clock.setTimeout(() => {
         this.timer = undefined;
@@ -96,12 +130,14 @@ export class PlayStore {
 
   /** isp → title → plays on a UTC day (`YYYY-MM-DD`); empty if none. A copy. */
   countsFor(day: string): DayCounts {
-    return copyCounts(this.days.get(day));
+    const out = copyCounts(this.stored.get(day));
+    mergeInto(out, this.pending.get(day));
+    return out;
   }
 
   /** Days that have counts, oldest first. */
   daysWithPlays(): string[] {
-    return [...this.days.keys()].sort();
+    return [...new Set([...this.stored.keys(), ...this.pending.keys()])].sort();
   }
 
   /** Writes pending counts now (and waits for a write already under way). */
@@ -110,24 +146,65 @@ export class PlayStore {
       this.opts.clock.clearTimeout(this.timer);
       this.timer = undefined;
     }
-    for (;;) {
-      if (this.writing) {
-        await this.writing.catch(() => {});
+    await this.serial(() => this.save());
+  }
+
+  /**
+   * Takes in what other replicas saved since this one last read or wrote the document (a stat,
+   * or a HEAD, when nothing changed). A document that no longer verifies keeps the counts held.
+   */
+  async refresh(): Promise<void> {
+    await this.serial(async () => {
+      const st = await this.storage.stat(this.key);
+      if ((st?.tag ?? null) === this.storedTag) return;
+      await this.reload();
+    });
+  }
+
+  private serial(job: () => Promise<void>): Promise<void> {
+    const run = this.chain.then(job, job);
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  private async save(): Promise<void> {
+    for (let attempt = 0; this.pending.size > 0; attempt++) {
+      if (attempt >= SAVE_TRIES) throw new Error(`${this.storage.describe(this.key)}: other writers kept saving first; the counts stay for the next save`);
+      // Plays that arrive during the write go to a fresh `pending`, not into this document.
+      const sending = this.pending;
+      this.pending = new Map();
+      const next = new Map<string, DayCounts>();
+      for (const [day, counts] of this.stored) next.set(day, copyCounts(counts));
+      for (const [day, counts] of sending) {
+        const into = next.get(day) ?? {};
+        mergeInto(into, counts);
+        next.set(day, into);
+      }
+      pruneDays(next, this.oldestKept());
+      const doc: PlaysDocument = { version: 1, days: Object.fromEntries([...next].sort(([a], [b]) => (a < b ? -1 : 1))) };
+      let r;
+      try {
+        r = await this.storage.writeDocument(this.key, JSON.stringify(doc) + '\n', this.storedTag);
+      } catch (err) {
+        this.unsend(sending); // keep the counts for the next attempt
+        throw err;
+      }
+      if (r.ok) {
+        this.stored = next;
+        this.storedTag = r.tag;
         continue;
       }
-      if (!this.dirty) return;
-      this.dirty = false;
-      const doc: PlaysDocument = { version: 1, days: Object.fromEntries([...this.days].sort(([a], [b]) => (a < b ? -1 : 1))) };
-      const w = writeFileAtomic(this.opts.file, JSON.stringify(doc) + '\n');
-      this.writing = w;
-      try {
-        await w;
-      } catch (err) {
-        this.dirty = true; // keep the counts for the next attempt
-        throw err;
-      } finally {
-        this.writing = undefined;
-      }
+      // Another writer saved first: start from theirs.
+      this.unsend(sending);
+      await this.reload();
+    }
+  }
+
+  private unsend(sending: Map<string, DayCounts>): void {
+    for (const [day, counts] of sending) {
+      const into = this.pending.get(day) ?? {};
+      mergeInto(into, counts);
+      this.pending.set(day, into);
     }
   }
 
@@ -135,5 +212,14 @@ export class PlayStore {
   async close(): Promise<void> {
     this.closed = true;
     await this.flush();
+  }
+}
+
+/** Adds `add`'s counts into `into`, in place. */
+function mergeInto(into: DayCounts, add: DayCounts | undefined): void {
+  if (!add) return;
+  for (const [isp, titles] of Object.entries(add)) {
+    const t = (into[isp] ??= {});
+    for (const [title, n] of Object.entries(titles)) t[title] = (t[title] ?? 0) + n;
   }
 }

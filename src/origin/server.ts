@@ -1,4 +1,4 @@
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -14,7 +14,7 @@ import { watchCertificateExpiry } from '../common/tls-metrics.js';
 import { LoopMonitor } from '../common/loop-monitor.js';
 import type { Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
-import { Catalog, type CatalogResponse, catalogPath, entryFilePath, loadCatalog } from './catalog.js';
+import { CATALOG_FILE, Catalog, type CatalogResponse, loadCatalog } from './catalog.js';
 import { FillPlans } from './fill-plans.js';
 import { createOriginMetrics } from './metrics.js';
 import { OBJECT_PREFIX, objectHandler } from './object-route.js';
@@ -25,6 +25,9 @@ import type { FileWeights } from './file-weights.js';
 import { ServedStore } from './served-store.js';
 import { registerServeReportRoute } from './serve-report-route.js';
 import { SliceDigests } from './slice-digests.js';
+import { DirStorage } from './storage/dir-storage.js';
+import { originStorage } from './storage/open-storage.js';
+import { entryFileKey, rangeSource } from './storage/storage.js';
 import { packageVersion } from './version.js';
 
 export interface ListenOverride {
@@ -86,6 +89,8 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   const { config, logger } = opts;
   const clock = opts.clock ?? systemClock;
   const dataDir = config.origin.dataDir;
+  // The catalog, the titles and the play counts (a folder, or a bucket replicas share); dataDir keeps the rest.
+  const storage = originStorage(config.origin);
   const registry = opts.registry ?? createRegistry('origin');
   const pollMs = opts.catalogPollMs ?? 2000;
   const startedAt = clock.monotonic(); // uptime is an interval
@@ -102,11 +107,10 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   /** Totals since start for /health (the steering dashboard's origin egress); metrics have them by label. */
   const served = { requests: 0, bytes: 0 };
 
-  /** Identity of catalog.json on disk; an atomic rename always changes the inode. */
+  /** Identity of catalog.json as stored: inode, size and time on disk (a rename changes the inode), the ETag on S3. */
   const stampOf = async (): Promise<string> => {
     try {
-      const st = await stat(catalogPath(dataDir));
-      return `${st.ino}:${st.size}:${st.mtimeMs}`;
+      return (await storage.stat(CATALOG_FILE))?.tag ?? 'absent';
     } catch {
       return 'absent';
     }
@@ -117,7 +121,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     reloading ??= (async () => {
       try {
         const stamp = await stampOf();
-        const next = await loadCatalog(dataDir);
+        const next = await loadCatalog(storage);
         catalog = next;
         catalogStamp = stamp;
         logger.info({ titles: next.size, bytes: next.bytes }, 'catalog loaded');
@@ -135,6 +139,8 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     pollTimer = clock.setTimeout(() => {
       void (async () => {
         if ((await stampOf()) !== catalogStamp) await reloadCatalog();
+        // Replicas sharing the play counts (S3) take in each other's saves.
+        await playStore?.refresh().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'play counts not refreshed'));
         schedulePoll();
       })();
     }, pollMs);
@@ -160,7 +166,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     url: `${OBJECT_PREFIX}*`,
     exposeHeadRoute: false,
     handler: objectHandler({
-      dataDir,
+      storage,
       catalog: () => catalog,
       onBytes: (type, n) => {
         metrics.bytes.inc({ class: MANIFEST_TYPES.has(type) ? 'manifest' : 'media' }, n);
@@ -271,7 +277,10 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     try {
       return reply.send(await digests.complete(manifest, (t, f) => {
         const entry = c.get(t);
-        return entry && c.file(t, f) ? entryFilePath(dataDir, entry, f) : undefined;
+        const file = c.file(t, f);
+        if (!entry || !file) return undefined;
+        const key = entryFileKey(entry, f);
+        return storage instanceof DirStorage ? storage.pathOf(key) : rangeSource(storage, key, file.size);
       }));
     } catch (err) {
       logger.error({ edgeId, err: (err as Error).message }, 'fill manifest: slice digests unreadable');
@@ -287,6 +296,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
       'origin.url': (c) => c.origin.url,
       'origin.adminUrl': (c) => c.origin.adminUrl,
       'origin.dataDir': (c) => c.origin.dataDir,
+      'origin.storage': (c) => c.origin.storage ?? { kind: 'dir' },
       // A listener option (requestCert), not a secure context's.
       'origin.tls.requireClientCert': (c) => c.origin.tls?.requireClientCert ?? false,
       http: (c) => c.http,
@@ -344,9 +354,10 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
       await mkdir(dataDir, { recursive: true });
       // A broken catalog at start is fatal (and clear); later ones only keep the old catalog.
       catalogStamp = await stampOf();
-      catalog = await loadCatalog(dataDir);
+      catalog = await loadCatalog(storage);
       playStore = await PlayStore.open({
-        file: join(dataDir, 'plays.json'),
+        storage,
+        key: 'plays.json',
         clock,
         debounceMs: opts.playFlushMs,
         logger,

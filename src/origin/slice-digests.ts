@@ -2,6 +2,9 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { FillManifest } from '../common/fill-manifest.js';
 
+/** Where a file's bytes are: a local path, or something that streams a byte range [start, end) of it (an S3 origin's storage). */
+export type SliceSource = string | { read(start: number, end: number): AsyncIterable<Buffer> };
+
 /**
  * SHA-256 of each slice of a file, for the fill manifest's prefix ranges (FillFile.range): an
  * edge that pins only the start of a file cannot check it against the whole file's digest, so
@@ -20,7 +23,7 @@ export class SliceDigests {
    * `sha256`): only the prefix is read — a manifest placing 40 MB of a 4 GB film reads 40 MB —
    * and a longer prefix asked later reads on from where the last one stopped.
    */
-  of(path: string, sha256: string, sliceBytes: number, count: number): Promise<string[]> {
+  of(path: SliceSource, sha256: string, sliceBytes: number, count: number): Promise<string[]> {
     const key = JSON.stringify([sha256, sliceBytes]);
     const known = this.done.get(key);
     const p = (async () => {
@@ -42,7 +45,7 @@ export class SliceDigests {
    * The manifest with the digests of every ranged file filled in (a copy; the manifest's
    * version is unchanged: the digests follow from the file's sha256 and the slice size).
    */
-  async complete(m: FillManifest, pathOf: (title: string, file: string) => string | undefined): Promise<FillManifest> {
+  async complete(m: FillManifest, pathOf: (title: string, file: string) => SliceSource | undefined): Promise<FillManifest> {
     if (!m.files.some((f) => f.range)) return m;
     const files = await Promise.all(
       m.files.map(async (f) => {
@@ -58,7 +61,8 @@ export class SliceDigests {
 }
 
 /** Reads `count` slices from slice `first` on (fewer at the file's end), hashing each `sliceBytes` piece. */
-export async function sliceDigestsOf(path: string, sliceBytes: number, first = 0, count = Infinity): Promise<string[]> {
+export async function sliceDigestsOf(path: SliceSource, sliceBytes: number, first = 0, count = Infinity): Promise<string[]> {
+  if (typeof path !== 'string') return streamedSliceDigests(path, sliceBytes, first, count);
   const fh = await open(path, 'r');
   try {
     const out: string[] = [];
@@ -84,4 +88,29 @@ export async function sliceDigestsOf(path: string, sliceBytes: number, first = 0
   } finally {
     await fh.close();
   }
+}
+
+/** sliceDigestsOf over a ranged reader: one read of the slices asked (the source clamps the end to the file). */
+async function streamedSliceDigests(src: Exclude<SliceSource, string>, sliceBytes: number, first: number, count: number): Promise<string[]> {
+  const out: string[] = [];
+  const start = first * sliceBytes;
+  const end = count === Infinity ? Number.MAX_SAFE_INTEGER : start + count * sliceBytes;
+  let h = createHash('sha256');
+  let inSlice = 0;
+  for await (const chunk of src.read(start, end)) {
+    let c = chunk;
+    while (c.length > 0) {
+      const take = Math.min(c.length, sliceBytes - inSlice);
+      h.update(c.subarray(0, take));
+      inSlice += take;
+      c = c.subarray(take);
+      if (inSlice === sliceBytes) {
+        out.push(h.digest('hex'));
+        h = createHash('sha256');
+        inSlice = 0;
+      }
+    }
+  }
+  if (inSlice > 0 && out.length < count) out.push(h.digest('hex'));
+  return out;
 }

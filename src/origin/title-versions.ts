@@ -37,9 +37,11 @@ export interface SweepInput {
   /**
    * What the catalog says the title is: `undefined` if the catalog does not know the title (its
    * folder is left alone), `{ version: undefined }` for an entry of the unversioned layout (files
-   * loose in the title folder), `{ version }` for a versioned one.
+   * loose in the title folder), `{ version }` for a versioned one. `publishedAt` (the entry's
+   * ingestedAt) is when the catalog started naming it, which is later than its id's time when
+   * the id was chosen before the upload (S3): the version it replaced counts from then.
    */
-  current: { version?: string } | undefined;
+  current: { version?: string; publishedAt?: number } | undefined;
   now: number;
   /** How long a replaced version stays readable after the catalog stopped naming it. */
   graceMs: number;
@@ -62,11 +64,15 @@ export function planSweep(input: SweepInput): string[] {
   versions.forEach((v, i) => {
     if (v === current.version) return;
     const successor = versions[i + 1];
-    const retiredAt = successor !== undefined ? versionTime(successor)! : versionTime(v)!;
+    let retiredAt = successor !== undefined ? versionTime(successor)! : versionTime(v)!;
+    if (successor !== undefined && successor === current.version && current.publishedAt !== undefined) {
+      retiredAt = Math.max(retiredAt, current.publishedAt);
+    }
     if (expired(retiredAt)) remove.push(v);
   });
   const loose = input.names.filter((n) => !isVersionId(n));
-  if (current.version !== undefined && loose.length > 0 && versions.length > 0 && expired(versionTime(versions[0]!)!)) {
+  const firstRetiredAt = versions[0] === undefined ? 0 : Math.max(versionTime(versions[0])!, versions[0] === current.version ? (current.publishedAt ?? 0) : 0);
+  if (current.version !== undefined && loose.length > 0 && versions.length > 0 && expired(firstRetiredAt)) {
     remove.push(...loose);
   }
   return remove;
