@@ -3,13 +3,22 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, 
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../src/common/clock.js';
-import { CatalogError, catalogPath, entryDir, loadCatalog, titleDir, verifyCatalog } from '../src/origin/catalog.js';
+import type { ClusterConfig } from '../src/common/config.js';
+import { CatalogError, catalogPath, loadCatalog, verifyCatalog } from '../src/origin/catalog.js';
 import { ingestTitle } from '../src/origin/ingest.js';
-import { FIXTURES, copyFixture, editedFixture, originTempDir, originTestConfig, refusal } from './helpers/origin-harness.js';
+import { originStorage } from '../src/origin/storage/open-storage.js';
+import { entryFileKey } from '../src/origin/storage/storage.js';
+import { FIXTURES, copyFixture, editedFixture, originTempDir, originTestConfig as baseConfig, refusal } from './helpers/origin-harness.js';
+import { STORAGE_KINDS, useStorage } from './helpers/origin-storages.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-describe('ingestTitle', () => {
+const catalogOf = (config: ClusterConfig) => loadCatalog(originStorage(config.origin));
+
+// The same tests on the origin's two storages: a local folder and an S3 API server.
+describe.each(STORAGE_KINDS)('ingestTitle on %s storage', (kind) => {
+  const st = useStorage(kind);
+  const originTestConfig = () => st.on(baseConfig());
   it.each([
     ['hls-bytes', 'hls', ['master.m3u8'], ['master.m3u8', 'stream_180p.m3u8', 'stream_180p.mp4', 'stream_360p.m3u8', 'stream_360p.mp4']],
     ['hls-segments', 'hls', ['master.m3u8'], ['index_180p.m3u8', 'init_180p.mp4', 'master.m3u8', 'seg_180p_000.m4s', 'seg_180p_005.m4s']],
@@ -29,7 +38,7 @@ describe('ingestTitle', () => {
 
     for (const f of entry.files) {
       const src = readFileSync(join(FIXTURES, fixture, f.path));
-      const copy = readFileSync(join(entryDir(config.origin.dataDir, entry), f.path));
+      const copy = (await st.view(config).read(entryFileKey(entry, f.path)))!;
       expect(f.size).toBe(src.length);
       expect(f.sha256).toBe(sha256(src));
       expect(copy.equals(src)).toBe(true);
@@ -37,7 +46,7 @@ describe('ingestTitle', () => {
     expect(entry.bytes).toBe(entry.files.reduce((n, f) => n + f.size, 0));
     expect(entry.files.find((f) => f.path.endsWith('.m3u8') || f.path.endsWith('.mpd'))!.contentType).toMatch(/mpegurl|dash\+xml/);
 
-    const catalog = await loadCatalog(config.origin.dataDir);
+    const catalog = await catalogOf(config);
     expect(catalog.get(entry.title)).toEqual(entry);
   });
 
@@ -45,7 +54,7 @@ describe('ingestTitle', () => {
     const config = originTestConfig();
     await ingestTitle(config, 'a', join(FIXTURES, 'hls-segments'));
     await ingestTitle(config, 'b', join(FIXTURES, 'dash'));
-    const catalog = await loadCatalog(config.origin.dataDir);
+    const catalog = await catalogOf(config);
     expect(catalog.titles().map((t) => t.title)).toEqual(['a', 'b']);
   });
 
@@ -53,17 +62,19 @@ describe('ingestTitle', () => {
     const config = originTestConfig();
     await ingestTitle(config, 'movie', join(FIXTURES, 'hls-bytes'));
     const second = await ingestTitle(config, 'movie', join(FIXTURES, 'dash'));
-    expect(readdirSync(entryDir(config.origin.dataDir, second)).sort()).toEqual(second.files.map((f) => f.path).sort());
-    expect((await loadCatalog(config.origin.dataDir)).get('movie')!.kind).toBe('dash');
+    const view = st.view(config);
+    expect(await view.list(`titles/movie/${second.version}/`)).toEqual(second.files.map((f) => f.path).sort());
+    expect((await catalogOf(config)).get('movie')!.kind).toBe('dash');
     // No staging copies are left behind; the replaced version stays for its grace period.
-    expect(readdirSync(join(config.origin.dataDir, 'titles'))).toEqual(['movie']);
-    expect(readdirSync(titleDir(config.origin.dataDir, 'movie'))).toHaveLength(2);
+    expect(await view.list('titles/')).toEqual(['movie']);
+    expect(await view.list('titles/movie/')).toHaveLength(2);
   });
 
   it('itRefusesAFolderWithAMissingSegmentNamingItAndIngestsNothing', async () => {
     const config = originTestConfig();
     await ingestTitle(config, 'keep', join(FIXTURES, 'hls-segments'));
-    const before = readFileSync(catalogPath(config.origin.dataDir), 'utf8');
+    const view = st.view(config);
+    const before = (await view.read('catalog.json'))!.toString();
 
     const src = copyFixture('hls-segments');
     rmSync(join(src, 'seg_180p_003.m4s'));
@@ -72,9 +83,9 @@ describe('ingestTitle', () => {
     expect(err.message).toContain('seg_180p_003.m4s');
     expect(err.message).toContain('index_180p.m3u8');
 
-    expect(readFileSync(catalogPath(config.origin.dataDir), 'utf8')).toBe(before);
-    expect(readdirSync(join(config.origin.dataDir, 'titles'))).toEqual(['keep']);
-    expect(existsSync(join(config.origin.dataDir, '.ingest.lock'))).toBe(false);
+    expect((await view.read('catalog.json'))!.toString()).toBe(before);
+    expect(await view.list('titles/')).toEqual(['keep']);
+    expect(await view.exists('.ingest.lock')).toBe(false);
   });
 
   it('itKeepsThePreviousVersionWhenAReingestIsRefused', async () => {
@@ -84,9 +95,10 @@ describe('ingestTitle', () => {
     rmSync(join(src, 'init-1.m4s'));
     const err = await refusal(ingestTitle(config, 'movie', src));
     expect(err.message).toMatch(/init-1\.m4s.*missing/);
-    expect((await loadCatalog(config.origin.dataDir)).get('movie')).toEqual(first);
-    expect(readdirSync(titleDir(config.origin.dataDir, 'movie'))).toEqual([first.version]);
-    expect(readdirSync(entryDir(config.origin.dataDir, first)).length).toBe(first.files.length);
+    expect((await catalogOf(config)).get('movie')).toEqual(first);
+    const view = st.view(config);
+    expect(await view.list('titles/movie/')).toEqual([first.version]);
+    expect((await view.list(`titles/movie/${first.version}/`)).length).toBe(first.files.length);
   });
 
   it('itRefusesAMissingVariantPlaylist', async () => {
@@ -145,25 +157,6 @@ describe('ingestTitle', () => {
     expect(err.message).toMatch(msg);
   });
 
-  it('itTakesOverALockLeftByACrashedIngest', async () => {
-    const config = originTestConfig();
-    mkdirSync(config.origin.dataDir, { recursive: true });
-    writeFileSync(join(config.origin.dataDir, '.ingest.lock'), '2147483646');
-    await ingestTitle(config, 'a', join(FIXTURES, 'hls-segments'));
-    expect(existsSync(join(config.origin.dataDir, '.ingest.lock'))).toBe(false);
-  });
-
-  it('itRefusesToIngestWhileAnotherLiveProcessHoldsTheLock', async () => {
-    const config = originTestConfig();
-    mkdirSync(config.origin.dataDir, { recursive: true });
-    // Our parent process is alive: its lock must be respected, and left in place.
-    writeFileSync(join(config.origin.dataDir, '.ingest.lock'), String(process.ppid));
-    const err = await refusal(ingestTitle(config, 'a', join(FIXTURES, 'dash')));
-    expect(err.message).toMatch(new RegExp(`already running \\(pid ${process.ppid}\\)`));
-    expect(existsSync(join(config.origin.dataDir, '.ingest.lock'))).toBe(true);
-    expect(existsSync(titleDir(config.origin.dataDir, 'a'))).toBe(false);
-  });
-
   it('itRefusesAFolderWithoutManifests', async () => {
     const dir = originTempDir();
     writeFileSync(join(dir, 'seg.m4s'), 'x');
@@ -178,6 +171,29 @@ describe('ingestTitle', () => {
     expect(entry.kind).toBe('both');
     expect(entry.manifests).toEqual(['manifest.mpd', 'master.m3u8']);
   });
+});
+
+// The lock on a local folder names its owner's pid (S3 has a lease: test/origin/s3-storage.test.ts).
+describe('ingest lock on a local folder', () => {
+  it('itTakesOverALockLeftByACrashedIngest', async () => {
+    const config = baseConfig();
+    mkdirSync(config.origin.dataDir, { recursive: true });
+    writeFileSync(join(config.origin.dataDir, '.ingest.lock'), '2147483646');
+    await ingestTitle(config, 'a', join(FIXTURES, 'hls-segments'));
+    expect(existsSync(join(config.origin.dataDir, '.ingest.lock'))).toBe(false);
+  });
+
+  it('itRefusesToIngestWhileAnotherLiveProcessHoldsTheLock', async () => {
+    const config = baseConfig();
+    mkdirSync(config.origin.dataDir, { recursive: true });
+    // Our parent process is alive: its lock must be respected, and left in place.
+    writeFileSync(join(config.origin.dataDir, '.ingest.lock'), String(process.ppid));
+    const err = await refusal(ingestTitle(config, 'a', join(FIXTURES, 'dash')));
+    expect(err.message).toMatch(new RegExp(`already running \\(pid ${process.ppid}\\)`));
+    expect(existsSync(join(config.origin.dataDir, '.ingest.lock'))).toBe(true);
+    expect(existsSync(join(config.origin.dataDir, 'titles', 'a'))).toBe(false);
+  });
+
 });
 
 describe('catalog verification', () => {
@@ -219,7 +235,7 @@ describe('catalog verification', () => {
   });
 
   it('itRefusesAnUnparsableCatalogFileClearly', async () => {
-    const config = originTestConfig();
+    const config = baseConfig();
     await ingestTitle(config, 'a', join(FIXTURES, 'hls-segments'));
     writeFileSync(catalogPath(config.origin.dataDir), '{"version":1,"titles":[');
     await expect(loadCatalog(config.origin.dataDir)).rejects.toThrow(/catalog\.json: \(file\): not valid JSON/);

@@ -1,9 +1,6 @@
-import { mkdtempSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import S3rver from 's3rver';
+import { startFauxqs } from 'fauxqs';
 
 /** One request the S3 server saw (method, path with the query, Range header). */
 export interface S3Request {
@@ -22,15 +19,17 @@ export interface TestS3 {
 }
 
 // The S3 SDK reads credentials from the standard environment variables, as an operator's origin
-// does; s3rver accepts these.
-process.env.AWS_ACCESS_KEY_ID ??= 'S3RVER';
-process.env.AWS_SECRET_ACCESS_KEY ??= 'S3RVER';
+// does; the test server takes any.
+process.env.AWS_ACCESS_KEY_ID ??= 'reelcdn-test';
+process.env.AWS_SECRET_ACCESS_KEY ??= 'reelcdn-test';
 process.env.AWS_EC2_METADATA_DISABLED = 'true';
 
 /**
- * A real S3 API server on 127.0.0.1 (s3rver, from npm, storing in a temp folder) with one bucket.
+ * A real S3 API server on 127.0.0.1 (fauxqs's S3, from npm, in memory) with one bucket. (s3rver
+ * was tried first: it runs on Node 24, but lists no common prefix for a folder that holds only
+ * folders, which is every title folder.)
  *
- * s3rver predates S3's conditional writes (If-Match / If-None-Match on PUT and DELETE, 2024),
+ * fauxqs does not implement S3's conditional writes (If-Match / If-None-Match on PUT and DELETE, 2024),
  * which the origin relies on between replicas; so the endpoint is a small front that gives PUT
  * and DELETE those semantics the way S3 does — one conditional write per key at a time, the
  * precondition checked against the object's current ETag, 412 PreconditionFailed otherwise — and
@@ -38,9 +37,9 @@ process.env.AWS_EC2_METADATA_DISABLED = 'true';
  * reached the store (ranged GETs only, for instance).
  */
 export async function startTestS3(bucket = 'reelcdn-test'): Promise<TestS3> {
-  const dir = mkdtempSync(join(tmpdir(), 'reelcdn-s3-'));
-  const s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: bucket, configs: [] }] });
-  const { port: upstreamPort } = await s3rver.run();
+  const upstream = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false });
+  upstream.createBucket(bucket);
+  const upstreamPort = upstream.port;
   const requests: S3Request[] = [];
   const locks = new Map<string, Promise<void>>();
 
@@ -87,7 +86,7 @@ export async function startTestS3(bucket = 'reelcdn-test'): Promise<TestS3> {
         preconditionFailed(res);
         return;
       }
-      // The headers stay (they are signed); s3rver ignores them on writes.
+      // The headers stay (they are signed); the server ignores them on writes.
       await forward(req, res);
     });
     const settled = mine.catch(() => {});
@@ -105,7 +104,7 @@ export async function startTestS3(bucket = 'reelcdn-test'): Promise<TestS3> {
     async close() {
       front.closeAllConnections();
       await new Promise<void>((resolve) => front.close(() => resolve()));
-      await s3rver.close();
+      await upstream.stop();
     },
   };
 }
