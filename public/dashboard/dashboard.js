@@ -80,6 +80,27 @@
     timer = undefined;
   }
 
+  // One refresh at a time: a click (drain) asks for one now; if one is out, another follows it.
+  let refreshing = false;
+  let again = false;
+  async function refreshNow() {
+    if (refreshing) {
+      again = true;
+      return;
+    }
+    stop();
+    refreshing = true;
+    try {
+      await refresh();
+    } finally {
+      refreshing = false;
+    }
+    if (again) {
+      again = false;
+      refreshNow();
+    }
+  }
+
   async function refresh() {
     const t = token();
     if (!t) return showLogin();
@@ -89,7 +110,7 @@
       res = await fetch(`/v1/dashboard${since}`, { headers: { authorization: `Bearer ${t}` }, cache: 'no-store' });
     } catch (err) {
       setLive(false, `steering unreachable (${err.message})`);
-      timer = setTimeout(refresh, REFRESH_MS);
+      timer = setTimeout(refreshNow, REFRESH_MS);
       return;
     }
     if (res.status === 401) {
@@ -98,7 +119,7 @@
     }
     if (!res.ok) {
       setLive(false, `steering answered HTTP ${res.status}`);
-      timer = setTimeout(refresh, REFRESH_MS);
+      timer = setTimeout(refreshNow, REFRESH_MS);
       return;
     }
     const data = await res.json();
@@ -107,7 +128,7 @@
     mergeHistory(data.history);
     render(data);
     setLive(true, `updated ${new Date(data.now).toLocaleTimeString()}`);
-    timer = setTimeout(refresh, REFRESH_MS);
+    timer = setTimeout(refreshNow, REFRESH_MS);
   }
 
   function setLive(ok, text) {
@@ -226,7 +247,8 @@
           el('span', { class: 'reason', text: r ? `${(r.requestsPerSec ?? 0).toFixed(1)} req/s, ${pct(r.errorRatio)} errors` : '' })),
         el('td', {}, usage(r && r.memory)),
         el('td', {}, usage(r && r.disk)),
-        el('td', {}, fillCell(r && r.fill, d.now)));
+        el('td', {}, fillCell(r && r.fill, d.now)),
+        el('td', {}, drainButton(e)));
     }));
 
     const titles = $('titles').tBodies[0];
@@ -281,6 +303,45 @@
     const col = (id, k) => (hist.edges[id] ? hist.edges[id][k] : hist.t.map(() => null));
     charts.hits.setData([hist.t, hist.cluster.hitRequests, ...charts.ids.map((id) => col(id, 'hitRequests'))]);
     charts.thr.setData([hist.t, hist.originBytesPerSec, ...charts.ids.map((id) => col(id, 'bytesPerSec'))]);
+  }
+
+  // ---------- drain / undrain ----------
+  // Draining: the edge says so in its /health (steering's reason), or its last report did.
+  const isDrained = (e) => e.reason === 'draining' || (e.report && e.report.status === 'draining');
+
+  function drainButton(e) {
+    const drained = isDrained(e);
+    const b = el('button', {
+      type: 'button',
+      class: drained ? 'op undrain' : 'op drain',
+      'data-action': drained ? 'undrain' : 'drain',
+      title: drained ? 'Let steering send new sessions to this edge again' : 'Send no new sessions to this edge; it keeps serving the ones it has',
+      text: drained ? 'Undrain' : 'Drain',
+    });
+    b.addEventListener('click', () => void drainEdge(e.id, !drained, b));
+    return b;
+  }
+
+  async function drainEdge(id, on, button) {
+    button.disabled = true;
+    $('ops-error').hidden = true;
+    let res;
+    try {
+      res = await fetch(on ? '/v1/drain' : '/v1/undrain', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token()}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ id }),
+        cache: 'no-store',
+      });
+    } catch (err) {
+      res = undefined;
+      $('ops-error').textContent = `steering cannot be reached: ${err.message}`;
+    }
+    if (res && res.status === 401) return showLogin('That token was refused.');
+    if (res && !res.ok) $('ops-error').textContent = (await res.text()).trim();
+    $('ops-error').hidden = !!(res && res.ok);
+    // Show steering's new view at once rather than at the next refresh.
+    refreshNow();
   }
 
   // ---------- explain ----------
@@ -339,7 +400,7 @@
       sessionStorage.setItem(TOKEN_KEY, v);
       $('token').value = '';
       hist = undefined;
-      refresh();
+      refreshNow();
     });
     $('logout').addEventListener('click', () => {
       sessionStorage.removeItem(TOKEN_KEY);
@@ -348,11 +409,10 @@
     window.addEventListener('hashchange', () => {
       if (/token=/.test(location.hash)) {
         takeTokenFromFragment();
-        stop();
-        refresh();
+        refreshNow();
       }
     });
-    if (token()) refresh();
+    if (token()) refreshNow();
     else showLogin();
   });
   // For tests and the curious: the last answer.
