@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll } from 'vitest';
 import type { ClusterConfig } from '../../src/common/config.js';
 import { type TestS3, startTestS3 } from './s3-server.js';
@@ -19,6 +19,8 @@ export interface StoredView {
   exists(key: string): Promise<boolean>;
   /** Removes one object (a file the catalog lists, to see the origin cope). */
   remove(key: string): Promise<void>;
+  /** Puts an object there behind the origin's back (a stray file, a broken catalog). */
+  write(key: string, data: string | Buffer): Promise<void>;
 }
 
 export interface StorageFixture {
@@ -88,6 +90,10 @@ function dirView(dir: string): StoredView {
     async remove(key) {
       rmSync(path(key), { force: true });
     },
+    async write(key, data) {
+      mkdirSync(dirname(path(key)), { recursive: true });
+      writeFileSync(path(key), data);
+    },
   };
 }
 
@@ -121,6 +127,9 @@ function s3View(endpoint: string, bucket: string, prefix: string): StoredView {
     },
     async remove(key) {
       await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: prefix + key }));
+    },
+    async write(key, data) {
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: prefix + key, Body: data }));
     },
   };
 }
