@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isIP } from 'node:net';
+import { problemsBeyondValidation, refusal } from './config-check.js';
 
 /**
  * The one cluster file every role reads (see DESIGN.md "One cluster file").
@@ -361,7 +362,7 @@ function arr(v: Json, field: string, dflt?: Json[]): Json[] {
   return v;
 }
 
-function httpUrl(v: Json, field: string): string {
+export function httpUrl(v: Json, field: string): string {
   const s = str(v, field);
   let u: URL;
   try {
@@ -374,7 +375,7 @@ function httpUrl(v: Json, field: string): string {
   return s.replace(/\/+$/, '');
 }
 
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 function id(v: Json, field: string): string {
   const s = str(v, field);
@@ -398,15 +399,15 @@ export function checkPrefix(v: Json, field: string): string {
 }
 
 // The end may be 24:00 (midnight as the end of the day), never 24:xx.
-const WINDOW_RE = /^([01]\d|2[0-3]):([0-5]\d)-(([01]\d|2[0-3]):([0-5]\d)|24:00)$/;
+export const WINDOW_RE = /^([01]\d|2[0-3]):([0-5]\d)-(([01]\d|2[0-3]):([0-5]\d)|24:00)$/;
 
-function fillWindow(v: Json, field: string): string {
+export function fillWindow(v: Json, field: string): string {
   const s = str(v, field);
   if (!WINDOW_RE.test(s)) throw new ConfigError(field, `"${s}" must look like "02:00-06:00"`);
   return s;
 }
 
-function timezone(v: Json, field: string): string {
+export function timezone(v: Json, field: string): string {
   const s = v === undefined ? 'UTC' : str(v, field);
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: s });
@@ -416,7 +417,7 @@ function timezone(v: Json, field: string): string {
   return s;
 }
 
-function dir(v: Json, field: string, baseDir: string): string {
+export function dir(v: Json, field: string, baseDir: string): string {
   const s = str(v, field);
   if (s.includes('\0')) throw new ConfigError(field, 'must not contain NUL');
   return isAbsolute(s) ? s : resolve(baseDir, s);
@@ -479,7 +480,7 @@ function readableByOthers(mode: number): boolean {
  * Reads `signing.keysFile`. Mode and content come from the same open file, so a file swapped
  * between the check and the read cannot slip through. Problems never quote a secret.
  */
-function readKeysFile(path: string): Record<string, string> {
+export function readKeysFile(path: string): Record<string, string> {
   const field = 'signing.keysFile';
   let text: string;
   let fd: number | undefined;
@@ -779,6 +780,10 @@ export function loadClusterFile(path: string): ClusterConfig {
     throw new ConfigError('(cluster file)', `${path} is not valid JSON${where ? ` (${where})` : ''}`);
   }
   const config = validateCluster(raw, dirname(resolve(path)));
+  // Then what validateCluster does not check (unknown keys, a prefix two ISPs claim, two services
+  // on one port…: config-check.ts); `reelcdn check` lists them all, a role says the first.
+  const problems = problemsBeyondValidation(raw, config.baseDir);
+  if (problems.length > 0) throw refusal(problems, path);
   const warnings: string[] = [];
   // Existing clusters keep working with inline keys; the operator hears why that is a risk.
   if (config.signing.keysFile === undefined && readableByOthers(mode)) {
