@@ -1,11 +1,11 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../src/common/clock.js';
 import { PlayStore } from '../src/origin/play-store.js';
+import { originStorage } from '../src/origin/storage/open-storage.js';
 import { type DayCounts, addPlays, parsePlaysBody, pruneDays, utcDay } from '../src/origin/plays.js';
-import { authHeader, originTempDir, originTestConfig, startTestOrigin } from './helpers/origin-harness.js';
+import { authHeader, originTestConfig, startTestOrigin } from './helpers/origin-harness.js';
 import { rawRequest } from './helpers/origin-http.js';
+import { STORAGE_KINDS, useStorage } from './helpers/origin-storages.js';
 
 const DAY1 = Date.parse('2025-03-01T23:59:59Z');
 const DAY2 = Date.parse('2025-03-02T00:00:00Z');
@@ -54,19 +54,26 @@ describe('plays, pure', () => {
   });
 });
 
-describe('PlayStore', () => {
+// The play store on the origin's two storages: a local folder and an S3 API server.
+describe.each(STORAGE_KINDS)('PlayStore on %s storage', (kind) => {
+  const st = useStorage(kind);
+  const place = () => {
+    const config = st.on(originTestConfig());
+    return { storage: originStorage(config.origin), view: st.view(config) };
+  };
+
   it('itWritesDebouncedAndReloadsTheSameCounts', async () => {
-    const file = join(originTempDir(), 'plays.json');
+    const { storage, view } = place();
     const clock = new FakeClock(DAY2);
-    const store = await PlayStore.open({ file, clock, debounceMs: 1000 });
+    const store = await PlayStore.open({ storage, clock, debounceMs: 1000 });
     store.record([{ title: 'a', isp: 'isp-a', at: DAY1 }]);
     store.record([{ title: 'a', isp: 'isp-a', at: DAY2 }]);
-    expect(existsSync(file)).toBe(false);
+    expect(await view.exists('plays.json')).toBe(false);
     clock.advance(1000);
     await store.flush(); // waits for the write the timer started
-    expect(existsSync(file)).toBe(true);
+    expect(await view.exists('plays.json')).toBe(true);
 
-    const again = await PlayStore.open({ file, clock });
+    const again = await PlayStore.open({ storage, clock });
     expect(again.countsFor('2025-03-01')).toEqual({ 'isp-a': { a: 1 } });
     expect(again.countsFor('2025-03-02')).toEqual({ 'isp-a': { a: 1 } });
     expect(again.countsFor('2025-01-01')).toEqual({});
@@ -74,7 +81,7 @@ describe('PlayStore', () => {
   });
 
   it('itHandsOutCopiesNotItsOwnCounts', async () => {
-    const store = await PlayStore.open({ file: join(originTempDir(), 'p.json'), clock: new FakeClock(DAY1) });
+    const store = await PlayStore.open({ storage: place().storage, clock: new FakeClock(DAY1) });
     store.record([{ title: 'a', isp: 'i', at: DAY1 }]);
     store.countsFor('2025-03-01').i!.a = 99;
     expect(store.countsFor('2025-03-01')).toEqual({ i: { a: 1 } });
@@ -82,19 +89,41 @@ describe('PlayStore', () => {
 
   it('itForgetsDaysPastRetention', async () => {
     const clock = new FakeClock(DAY2 + 10 * 86_400_000);
-    const store = await PlayStore.open({ file: join(originTempDir(), 'p.json'), clock, retainDays: 5 });
+    const store = await PlayStore.open({ storage: place().storage, clock, retainDays: 5 });
     store.record([{ title: 'a', isp: 'i', at: DAY1 }, { title: 'a', isp: 'i', at: clock.now() }]);
     expect(store.daysWithPlays()).toEqual(['2025-03-12']);
   });
 
   it('itRefusesACorruptFileClearly', async () => {
-    const file = join(originTempDir(), 'plays.json');
-    writeFileSync(file, '{"version":1,"days":{"yesterday":{}}}');
-    await expect(PlayStore.open({ file, clock: new FakeClock() })).rejects.toThrow(/plays\.json: days\.yesterday/);
+    const { storage, view } = place();
+    await view.write('plays.json', '{"version":1,"days":{"yesterday":{}}}');
+    await expect(PlayStore.open({ storage, clock: new FakeClock() })).rejects.toThrow(/plays\.json: days\.yesterday/);
+  });
+
+  it('itCountsEveryPlayOfTwoStoresSavingTheSameDocument', async () => {
+    // Two origin replicas behind one admin Service: each takes some of steering's plays and saves
+    // them over the document it read; the one that saved second merges, never overwrites.
+    const { storage } = place();
+    const clock = new FakeClock(DAY2);
+    const a = await PlayStore.open({ storage, clock, debounceMs: 1000 });
+    const b = await PlayStore.open({ storage, clock, debounceMs: 1000 });
+    for (let round = 0; round < 5; round++) {
+      a.record([{ title: 'movie', isp: 'isp-a', at: DAY2 }]);
+      b.record([{ title: 'movie', isp: 'isp-a', at: DAY2 }, { title: 'other', isp: 'isp-b', at: DAY2 }]);
+      await Promise.all([a.flush(), b.flush()]);
+    }
+    const reread = await PlayStore.open({ storage, clock });
+    expect(reread.countsFor('2025-03-02')).toEqual({ 'isp-a': { movie: 10 }, 'isp-b': { other: 5 } });
+    // Each store has seen the other's saves it merged with; a refresh brings in the rest.
+    await a.refresh();
+    await b.refresh();
+    expect(a.countsFor('2025-03-02')).toEqual(reread.countsFor('2025-03-02'));
+    expect(b.countsFor('2025-03-02')).toEqual(reread.countsFor('2025-03-02'));
   });
 });
 
-describe('POST /v1/plays', () => {
+describe.each(STORAGE_KINDS)('POST /v1/plays on %s storage', (kind) => {
+  const st = useStorage(kind);
   const post = (url: string, body: unknown, headers: Record<string, string> = authHeader) =>
     rawRequest(url, '/v1/plays', {
       method: 'POST',
@@ -103,7 +132,7 @@ describe('POST /v1/plays', () => {
     });
 
   it('itCountsPlaysAndKeepsThemAcrossARestart', async () => {
-    const config = originTestConfig();
+    const config = st.on(originTestConfig());
     const clock = new FakeClock(DAY2);
     const first = await startTestOrigin(config, { clock });
     const ok = await post(first.adminUrl, {
@@ -119,8 +148,7 @@ describe('POST /v1/plays', () => {
     expect(metrics.body.toString()).toMatch(/reelcdn_origin_plays_total\{isp="isp-a"\} 2/);
     await first.close();
 
-    const file = join(config.origin.dataDir, 'plays.json');
-    expect(JSON.parse(readFileSync(file, 'utf8')).days['2025-03-02']).toEqual({ 'isp-b': { other: 1 } });
+    expect(JSON.parse((await st.view(config).read('plays.json'))!.toString()).days['2025-03-02']).toEqual({ 'isp-b': { other: 1 } });
 
     const second = await startTestOrigin(config, { clock });
     try {
@@ -132,7 +160,7 @@ describe('POST /v1/plays', () => {
   });
 
   it('itRefusesABadBodyNamingTheField', async () => {
-    const o = await startTestOrigin(originTestConfig());
+    const o = await startTestOrigin(st.on(originTestConfig()));
     try {
       const bad = await post(o.adminUrl, { plays: [{ title: 'a', isp: 'isp-a', at: 1 }, { title: 'a', at: 1 }] });
       expect(bad.status).toBe(400);
@@ -146,7 +174,7 @@ describe('POST /v1/plays', () => {
   });
 
   it('itRefusesPlaysWithoutTheAdminToken', async () => {
-    const o = await startTestOrigin(originTestConfig());
+    const o = await startTestOrigin(st.on(originTestConfig()));
     try {
       const r = await post(o.adminUrl, { plays: [] }, {});
       expect(r.status).toBe(401);

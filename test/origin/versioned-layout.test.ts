@@ -7,10 +7,12 @@ import { seededBytes } from '../../bench/seeded-random.js';
 import { FakeClock } from '../../src/common/clock.js';
 import { contentTypeFor } from '../../src/common/mime.js';
 import { catalogPath, entryDir, loadCatalog, titleDir } from '../../src/origin/catalog.js';
+import { originStorage } from '../../src/origin/storage/open-storage.js';
 import { ingestTitle } from '../../src/origin/ingest.js';
 import { DEFAULT_VERSION_GRACE_MS } from '../../src/origin/version-sweep.js';
 import { FIXTURES, type RunningOrigin, copyFixture, originTempDir, originTestConfig, startTestOrigin } from '../helpers/origin-harness.js';
 import { rawRequest } from '../helpers/origin-http.js';
+import { STORAGE_KINDS, useStorage } from '../helpers/origin-storages.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const etagOf = (b: Buffer) => `"${sha256(b).slice(0, 32)}"`;
@@ -100,10 +102,13 @@ describe('origin data written before versioned folders', () => {
   });
 });
 
-describe('replaced versions', () => {
+// The sweep on the origin's two storages: a local folder and an S3 API server.
+describe.each(STORAGE_KINDS)('replaced versions on %s storage', (kind) => {
+  const st = useStorage(kind);
+
   it('itDeletesAReplacedVersionOnlyAfterTheGraceAndAlwaysKeepsTheCurrentOne', async () => {
-    const config = originTestConfig();
-    const dataDir = config.origin.dataDir;
+    const config = st.on(originTestConfig());
+    const view = st.view(config);
     const clock = new FakeClock(T0);
     const graceMs = 60_000;
     const v1 = await ingestTitle(config, 'movie', join(FIXTURES, 'hls-bytes'), { clock, versionGraceMs: graceMs });
@@ -112,31 +117,31 @@ describe('replaced versions', () => {
     // Same bytes, new version: the ETags stay (they come from the bytes), the folder is new.
     expect(v2.version).not.toBe(v1.version);
     expect(v2.files).toEqual(v1.files);
-    expect(readdirSync(titleDir(dataDir, 'movie')).sort()).toEqual([v1.version, v2.version]);
+    expect((await view.list('titles/movie/'))).toEqual([v1.version, v2.version]);
 
     clock.advance(graceMs - 1);
     const v3 = await ingestTitle(config, 'movie', join(FIXTURES, 'dash'), { clock, versionGraceMs: graceMs });
-    expect(readdirSync(titleDir(dataDir, 'movie')).sort()).toEqual([v1.version, v2.version, v3.version]);
+    expect((await view.list('titles/movie/'))).toEqual([v1.version, v2.version, v3.version]);
     clock.advance(1);
     await ingestTitle(config, 'other', join(FIXTURES, 'dash'), { clock, versionGraceMs: graceMs });
-    expect(readdirSync(titleDir(dataDir, 'movie')).sort()).toEqual([v2.version, v3.version]);
+    expect((await view.list('titles/movie/'))).toEqual([v2.version, v3.version]);
     clock.advance(10 * graceMs);
     await ingestTitle(config, 'other', join(FIXTURES, 'dash'), { clock, versionGraceMs: graceMs });
-    expect(readdirSync(titleDir(dataDir, 'movie'))).toEqual([v3.version]);
-    expect((await loadCatalog(dataDir)).get('movie')).toEqual(v3);
+    expect(await view.list('titles/movie/')).toEqual([v3.version]);
+    expect((await loadCatalog(originStorage(config.origin))).get('movie')).toEqual(v3);
   });
 
   it('itRemovesWhatCrashedIngestsLeftBehind', async () => {
-    const config = originTestConfig();
-    const root = join(config.origin.dataDir, 'titles');
-    mkdirSync(join(root, '.staging-movie-999-abcdef01'), { recursive: true });
-    mkdirSync(join(root, '.old-movie-999-abcdef01'), { recursive: true });
+    const config = st.on(originTestConfig());
+    const view = st.view(config);
+    await view.write('titles/.staging-movie-999-abcdef01/manifest.mpd', 'left behind');
+    await view.write('titles/.old-movie-999-abcdef01/manifest.mpd', 'left behind');
     await ingestTitle(config, 'movie', join(FIXTURES, 'dash'));
-    expect(readdirSync(root)).toEqual(['movie']);
+    expect(await view.list('titles/')).toEqual(['movie']);
   });
 
   it('itFinishesAnAnswerWhoseVersionIsDeletedMidStream', async () => {
-    const config = originTestConfig();
+    const config = st.on(originTestConfig());
     const first = bigTitle(8 * 1024 * 1024, 1);
     const second = bigTitle(8 * 1024 * 1024, 2);
     const v1 = await ingestTitle(config, 'movie', first.dir);
@@ -165,7 +170,7 @@ describe('replaced versions', () => {
 
     await ingestTitle(config, 'movie', second.dir, { versionGraceMs: 0 });
     await ingestTitle(config, 'movie', second.dir, { versionGraceMs: 0 });
-    expect(existsSync(entryDir(config.origin.dataDir, v1))).toBe(false);
+    expect(await st.view(config).list('titles/movie/')).not.toContain(v1.version);
 
     answer.resume();
     await answer.done;

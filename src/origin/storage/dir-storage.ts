@@ -13,8 +13,9 @@ import type { ByteRange, ObjectReader, ObjectStat, OriginStorage, StoredDocument
  * reading the same bytes even if a sweep deletes the file meanwhile.
  *
  * One origin process writes one folder (the play counts) and one ingest at a time (the lock
- * file): the tags compared by `writeDocument(…, ifTag)` guard against a file changed by hand or
- * by a process that ignored that rule, not against a race inside this process.
+ * file). `writeDocument(…, ifTag)` compares and writes as one step inside this process; between
+ * processes it only catches a file changed before the comparison (by hand, or by a process that
+ * ignored that rule).
  */
 export class DirStorage implements OriginStorage {
   constructor(readonly dir: string) {}
@@ -61,14 +62,17 @@ export class DirStorage implements OriginStorage {
 
   async writeDocument(key: string, data: string, ifTag?: string | null): Promise<WriteResult> {
     const path = this.pathOf(key);
-    if (ifTag !== undefined) {
-      const now = await this.stat(key);
-      if ((now?.tag ?? null) !== ifTag) return { ok: false };
-    }
-    await mkdir(dirname(path), { recursive: true });
-    await writeFileAtomic(path, data);
-    const st = await this.stat(key);
-    return { ok: true, tag: st?.tag ?? '' };
+    // Compare and write as one step for every writer in this process (two stores on one folder).
+    return oneAtATime(path, async () => {
+      if (ifTag !== undefined) {
+        const now = await this.stat(key);
+        if ((now?.tag ?? null) !== ifTag) return { ok: false };
+      }
+      await mkdir(dirname(path), { recursive: true });
+      await writeFileAtomic(path, data);
+      const st = await this.stat(key);
+      return { ok: true, tag: st?.tag ?? '' };
+    });
   }
 
   async removeDocument(key: string, ifTag?: string): Promise<void> {
@@ -148,6 +152,20 @@ export class DirStorage implements OriginStorage {
     await mkdir(this.dir, { recursive: true });
     return acquireLock(this.pathOf(key), what);
   }
+}
+
+/** Conditional writes in progress in this process, by file. */
+const writing = new Map<string, Promise<unknown>>();
+
+function oneAtATime<T>(path: string, job: () => Promise<T>): Promise<T> {
+  const prev = writing.get(path) ?? Promise.resolve();
+  const run = prev.then(job, job);
+  const settled = run.catch(() => {});
+  writing.set(path, settled);
+  void settled.then(() => {
+    if (writing.get(path) === settled) writing.delete(path);
+  });
+  return run;
 }
 
 /** An atomic rename always changes the inode; a rewrite in place changes size or time. */
