@@ -147,8 +147,10 @@ interface SimFile {
   /** Global file id (index into World.files). */
   id: number;
   title: number;
-  /** Index in the title's file list (its path is `seg{index}.m4s`). */
+  /** Index in the title's file list. */
   index: number;
+  /** Its path in the title: `r{rung}/seg{n}.m4s`, n counting within the rung (how packagers lay renditions out). */
+  path: string;
   rung: number;
   size: number;
   /** Offset of the file in its rung, as a fraction of the rung's bytes. */
@@ -187,6 +189,8 @@ export interface World {
   plays: Play[][];
   /** The demand model's own per-ISP title probabilities of each day (what plays are drawn from). */
   truth: Map<string, Map<number, number>>[];
+  /** title → path → file. */
+  byPath: Map<string, Map<string, SimFile>>;
 }
 
 /**
@@ -230,7 +234,7 @@ export function makeWorld(spec: WorldSpec): World {
       for (let off = 0; off < rungBytes; off += per) {
         const size = Math.min(per, rungBytes - off);
         if (Math.ceil(per / spec.sliceBytes) > SLICE_KEY) throw new Error('files of more than SLICE_KEY slices');
-        const f: SimFile = { id: files.length, title: t.id, index: t.files.length, rung, size, start: off / rungBytes, slices: Math.ceil(size / spec.sliceBytes) };
+        const f: SimFile = { id: files.length, title: t.id, index: t.files.length, path: `r${rung}/seg${ids.length}.m4s`, rung, size, start: off / rungBytes, slices: Math.ceil(size / spec.sliceBytes) };
         files.push(f);
         t.files.push(f);
         ids.push(f.id);
@@ -297,7 +301,8 @@ export function makeWorld(spec: WorldSpec): World {
     day.sort((a, b) => a.hour - b.hour);
     plays.push(day);
   }
-  return { spec, titles, files, diskBytes, plays, truth };
+  const byPath = new Map(titles.map((t) => [t.title, new Map(t.files.map((f) => [f.path, f]))]));
+  return { spec, titles, files, diskBytes, plays, truth, byPath };
 }
 
 /** The slices a play reads, in order: [file, slice index, bytes]. */
@@ -326,7 +331,7 @@ export const sha = (t: SimTitle, i: number) => `${t.title}-${i}`;
 export function planTitles(world: World, day: number, weights?: FileWeights): PlanTitle[] {
   const titles = world.titles
     .filter((t) => t.releaseDay <= day)
-    .map((t) => ({ title: t.title, bytes: t.bytes, files: t.files.map((f) => ({ path: `seg${f.index}.m4s`, size: f.size, sha256: sha(t, f.index) })) }));
+    .map((t) => ({ title: t.title, bytes: t.bytes, files: t.files.map((f) => ({ path: f.path, size: f.size, sha256: sha(t, f.index) })) }));
   return weights ? weighTitles(titles, weights) : titles;
 }
 
@@ -404,8 +409,7 @@ class EdgeModel {
    * Returns bytes fetched from peers and from the origin, and bytes left for another night.
    */
   fill(manifest: FillManifest, budget = Infinity): { peer: number; origin: number; left: number } {
-    const byTitle = new Map(this.world.titles.map((t) => [t.title, t]));
-    const want = manifest.files.map((mf) => ({ mf, f: byTitle.get(mf.title)!.files[Number(mf.file.slice(3, -4))]! }));
+    const want = manifest.files.map((mf) => ({ mf, f: this.world.byPath.get(mf.title)!.get(mf.file)! }));
     const wanted = new Set(want.map((w) => w.f.id));
     for (const id of [...this.pinned]) {
       if (wanted.has(id)) continue;
@@ -522,8 +526,7 @@ export function simulate(world: World, strategy: Strategy): DayResult[] {
   const edgesById = new Map(nodes.map((n) => [n.id, n]));
   const edges = new Map(nodes.map((n) => [n.id, new EdgeModel(world, n.diskBytes)]));
   const ring = new Ring(nodes.map((n) => n.id));
-  const byName = new Map(world.titles.map((t) => [t.title, t]));
-  const fileSize = (title: string, path: string) => byName.get(title)?.files[Number(path.slice(3, -4))]?.size;
+  const fileSize = (title: string, path: string) => world.byPath.get(title)?.get(path)?.size;
   const history: [string, DayCounts][] = [];
   const served: [string, ServedDay][] = [];
   const windowBudget = spec.fillBytesPerSec * (spec.fillWindow[1] - spec.fillWindow[0]) * 3600;
@@ -583,7 +586,7 @@ export function simulate(world: World, strategy: Strategy): DayResult[] {
         r.clientBytes += b;
         if (peak) r.peakClientBytes += b;
         if (td) {
-          const fd = (td.files[`seg${f.index}.m4s`] ??= { requests: 0, bytes: 0 });
+          const fd = (td.files[f.path] ??= { requests: 0, bytes: 0 });
           fd.requests++;
           fd.bytes += b;
         }

@@ -37,6 +37,8 @@ export interface FileWeights {
    * (segments) or the title has no data.
    */
   sliceWeights(title: string, file: string): number[] | undefined;
+  /** The (decayed) plays behind a title's weights — how far to trust them; undefined when the title has no data. */
+  playsOf?(title: string): number | undefined;
 }
 
 /** No data at all: every title placed whole. */
@@ -308,7 +310,7 @@ export function fileWeights(days: Iterable<[string, ServedDay]>, today: string, 
       }
     }
   }
-  const weights = new Map<string, { files: Map<string, number>; slices: Map<string, number[]> }>();
+  const weights = new Map<string, { plays: number; files: Map<string, number>; slices: Map<string, number[]> }>();
   for (const [title, s] of sums) {
     let most = 0;
     for (const x of s.files.values()) {
@@ -323,7 +325,7 @@ export function fileWeights(days: Iterable<[string, ServedDay]>, today: string, 
       files.set(file, Math.min(1, x.reads / plays));
       if (x.slices) slices.set(file, Array.from(x.slices, (r) => Math.min(1, (r ?? 0) / plays)));
     }
-    weights.set(title, { files, slices });
+    weights.set(title, { plays, files, slices });
   }
   return {
     sliceBytes: opts.sliceBytes,
@@ -333,5 +335,6 @@ export function fileWeights(days: Iterable<[string, ServedDay]>, today: string, 
       return t ? (t.files.get(file) ?? 0) : undefined;
     },
     sliceWeights: (title, file) => weights.get(title)?.slices.get(file)?.slice(),
+    playsOf: (title) => weights.get(title)?.plays,
   };
 }
