@@ -167,6 +167,24 @@ describe('reelcdn drain and undrain (real processes)', () => {
       const res = await request(direct.url.replace(new URL(direct.url).origin, new URL(b1.url).origin), { dispatcher: c.dispatcher });
       await res.body.dump();
       expect(res.statusCode).toBe(200);
+      // A purge by prefix reaches the primary's disk and every worker's memory.
+      const onB1 = direct.url.replace(new URL(direct.url).origin, new URL(b1.url).origin);
+      const cacheOf = async () => {
+        // A new connection each time: any worker may answer.
+        const r = await request(onB1, { dispatcher: c.dispatcher, reset: true });
+        await r.body.dump();
+        return String(r.headers['x-cache']);
+      };
+      expect(await cacheOf()).toMatch(/^HIT/);
+      const purged = await request(`${b1.adminUrl}/purge`, {
+        method: 'POST',
+        dispatcher: c.dispatcher,
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ prefix: 'bbb-' }),
+      });
+      expect(purged.statusCode).toBe(200);
+      expect(((await purged.body.json()) as { purged: number }).purged).toBe(1);
+      expect(await cacheOf()).toBe('MISS');
       const u = await cli(['undrain', '--config', file, '--id', 'edge-b1']);
       expect(u.code, u.stderr).toBe(0);
       expect((await health()).code).toBe(200);
