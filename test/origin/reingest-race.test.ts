@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { seededRandom } from '../../bench/seeded-random.js';
 import { ingestTitle } from '../../src/origin/ingest.js';
 import { type RunningOrigin, copyFixture, originTestConfig, startTestOrigin } from '../helpers/origin-harness.js';
+import { STORAGE_KINDS, useStorage } from '../helpers/origin-storages.js';
 
 const MEDIA = ['stream_180p.mp4', 'stream_360p.mp4'];
 const etagOf = (b: Buffer) => `"${createHash('sha256').update(b).digest('hex').slice(0, 32)}"`;
@@ -28,7 +29,8 @@ afterEach(async () => {
   origin = undefined;
 });
 
-describe('origin /o/ while a title is re-ingested', () => {
+describe.each(STORAGE_KINDS)('origin /o/ on %s storage while a title is re-ingested', (kind) => {
+  const st = useStorage(kind);
   it.each([
     // The default grace: every version an origin may still hold stays on disk, so every answer is served.
     ['kept for the grace period', undefined, [206]],
@@ -36,7 +38,7 @@ describe('origin /o/ while a title is re-ingested', () => {
     // and may have to say 503, but never sends another version's bytes.
     ['deleted at once', 0, [206, 503]],
   ])('itSendsOnlyBytesThatMatchTheETagOfTheirAnswerDuringSameSizeReingests (replaced versions %s)', async (_name, versionGraceMs, allowed) => {
-    const config = originTestConfig();
+    const config = st.on(originTestConfig());
     const a = copyFixture('hls-bytes');
     const b = sameSizeOtherBytes();
     // Every body the origin may legitimately send, by the ETag it must be sent with.
