@@ -1,15 +1,15 @@
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import type { CatalogSource } from './catalog.js';
+import { resolvePlayerBundles } from './player-bundles.js';
 
 /**
  * The demo player on steering's public port:
  *   GET /player/                    public/player/ (static page, script, style)
- *   GET /player/vendor/hls.min.js   hls.js from node_modules (no CDN: the demo works offline)
+ *   GET /player/vendor/hls.min.js   hls.js, served by us (no CDN: the demo works offline)
  *   GET /player/vendor/dash.all.min.js   dash.js likewise
  *   GET /v1/titles                  the catalog's titles and their playable manifests (JSON)
  */
@@ -27,19 +27,13 @@ export const PACKAGE_ROOT = (() => {
 export const PLAYER_DIR = join(PACKAGE_ROOT, 'public', 'player');
 
 /**
- * The player scripts shipped by npm packages, by the name the page asks for. A Map, not an
+ * The player scripts (hls.js, dash.js), by the name the page asks for: from node_modules in a
+ * checkout, from the build's copies in an installed package (player-bundles.ts). A Map, not an
  * object literal: a name from the URL such as `__proto__` or `constructor` must not find
  * Object.prototype's members.
  */
 function vendorFiles(): Map<string, { dir: string; file: string }> {
-  const require = createRequire(import.meta.url);
-  const hls = require.resolve('hls.js/dist/hls.min.js');
-  // dashjs exports only ".": its "require" condition is the UMD bundle the page needs.
-  const dash = require.resolve('dashjs');
-  return new Map([
-    ['hls.min.js', { dir: dirname(hls), file: 'hls.min.js' }],
-    ['dash.all.min.js', { dir: dirname(dash), file: 'dash.all.min.js' }],
-  ]);
+  return resolvePlayerBundles(PACKAGE_ROOT);
 }
 
 /** One title as the player lists it. */
