@@ -27,6 +27,7 @@ import { registerServeReportRoute } from './serve-report-route.js';
 import { SliceDigests } from './slice-digests.js';
 import { DirStorage } from './storage/dir-storage.js';
 import { originStorage } from './storage/open-storage.js';
+import { S3Storage } from './storage/s3-storage.js';
 import { entryFileKey, rangeSource } from './storage/storage.js';
 import { packageVersion } from './version.js';
 
@@ -355,6 +356,9 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
       // A broken catalog at start is fatal (and clear); later ones only keep the old catalog.
       catalogStamp = await stampOf();
       catalog = await loadCatalog(storage);
+      if (storage instanceof S3Storage && !(await storage.honoursConditionalWrites().catch(() => true))) {
+        logger.warn({ storage: storage.location }, 'the store ignores conditional writes: run one ingest and one origin replica at a time (docs/operations.md, "Origin on S3")');
+      }
       playStore = await PlayStore.open({
         storage,
         key: 'plays.json',

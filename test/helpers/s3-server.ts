@@ -15,6 +15,8 @@ export interface TestS3 {
   bucket: string;
   /** Every request, in order of arrival. */
   requests: S3Request[];
+  /** The S3 server itself, without conditional writes (a store that ignores them). */
+  plainEndpoint: string;
   close(): Promise<void>;
 }
 
@@ -99,6 +101,7 @@ export async function startTestS3(bucket = 'reelcdn-test'): Promise<TestS3> {
   const { port } = front.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${port}`,
+    plainEndpoint: `http://127.0.0.1:${upstreamPort}`,
     bucket,
     requests,
     async close() {

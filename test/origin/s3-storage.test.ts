@@ -130,6 +130,26 @@ describe('an origin on S3', () => {
   });
 });
 
+describe('conditional writes', () => {
+  it('itTellsAStoreThatHonoursThemFromOneThatIgnoresThem', async () => {
+    const config = st.on(originTestConfig());
+    const s3cfg = config.origin.storage as Extract<ClusterConfig['origin']['storage'], { kind: 's3' }>;
+    expect(await new S3Storage(s3cfg).honoursConditionalWrites()).toBe(true);
+    expect(await new S3Storage({ ...s3cfg, endpoint: st.s3().plainEndpoint }).honoursConditionalWrites()).toBe(false);
+    // The probe leaves nothing behind.
+    expect(await st.view(config).list('')).toEqual([]);
+  });
+
+  it('itNamesTheStorageFieldAsNeedingARestartOnReload', async () => {
+    const config = st.on(originTestConfig());
+    const o = await start(config);
+    const s3cfg = config.origin.storage as Extract<ClusterConfig['origin']['storage'], { kind: 's3' }>;
+    const moved = { ...config, origin: { ...config.origin, storage: { ...s3cfg, prefix: 'elsewhere/' } } };
+    expect((await o.server.reload(moved)).needsRestart).toContain('origin.storage');
+    expect((await o.server.reload(config)).needsRestart).not.toContain('origin.storage');
+  });
+});
+
 describe('the ingest lock on S3', () => {
   it('itRefusesASecondIngestWhileTheLeaseIsHeldAndLeavesTheLockAlone', async () => {
     const config = st.on(originTestConfig());

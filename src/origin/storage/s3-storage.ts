@@ -232,6 +232,24 @@ export class S3Storage implements OriginStorage {
     };
   }
 
+  /**
+   * Whether the store refuses a conditional write whose condition fails: a probe document
+   * created twice with If-None-Match. A store that accepts the second (older MinIO, some
+   * S3-compatible services) gives no exclusion — the ingest lock and the shared play counts
+   * then rest on running one ingest and one origin replica at a time (docs/operations.md).
+   */
+  async honoursConditionalWrites(): Promise<boolean> {
+    const key = `.probe-conditional-${randomBytes(6).toString('hex')}`;
+    try {
+      const first = await this.writeDocument(key, '{}\n', null);
+      if (!first.ok) return false;
+      const second = await this.writeDocument(key, '{}\n', null);
+      return !second.ok;
+    } finally {
+      await this.removeDocument(key).catch(() => {});
+    }
+  }
+
   async lock(key: string, what: string): Promise<() => Promise<void>> {
     const owner = `${hostname()} pid ${process.pid} ${randomBytes(4).toString('hex')}`;
     const body = () => JSON.stringify({ owner, expiresAt: new Date(this.clock.now() + this.leaseMs).toISOString() }) + '\n';
