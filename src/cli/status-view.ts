@@ -18,7 +18,7 @@ export interface EdgeStatusRow {
   since: string | null;
   /** Its numbers are not from a poll that succeeded just now. */
   stale: boolean;
-  /** Share of answers (requests, bytes) served from memory or disk, since it started. */
+  /** Share of answers (requests, bytes) served from memory or disk since it started; null before its first answer. */
   hitRatio: { requests: number; bytes: number } | null;
   bytesPerSec: number | null;
   requestsPerSec: number | null;
@@ -49,7 +49,10 @@ export function statusRows(answer: unknown): EdgeStatusRow[] {
   return (edges as EdgesAnswerEdge[]).map((e) => {
     const stale = num(e.failures) !== 0 || !obj(e.health);
     const h = stale ? undefined : obj(e.health);
-    const hit = obj(h?.hitRatio);
+    // No answer yet is no ratio, not 0%.
+    const tiers = obj(h?.byTier);
+    const answered = tiers ? Object.values(tiers).reduce((n: number, t) => n + (num(obj(t)?.requests) ?? 0), 0) : undefined;
+    const hit = answered === 0 ? undefined : obj(h?.hitRatio);
     const disk = obj(h?.disk);
     const fill = obj(h?.fill);
     return {

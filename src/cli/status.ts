@@ -29,7 +29,12 @@ Options:
       }
     });
     if (answer.status !== 200) throw refusal('steering', answer);
-    const rows = statusRows(answer.json);
+    let rows;
+    try {
+      rows = statusRows(answer.json);
+    } catch (err) {
+      throw new CliError(`steering at ${config.steering.adminUrl}: ${(err as Error).message} (another version?)`);
+    }
     if (args.values.json) {
       process.stdout.write(`${JSON.stringify({ steering: config.steering.adminUrl, edges: rows }, null, 2)}\n`);
       return;
