@@ -327,7 +327,8 @@ function signingChecks(s: Raw, baseDir: string, p: Problems): void {
     keys = s.keys;
     if (Object.keys(keys).length === 0) p.add('signing.keys', 'must hold at least one key');
   }
-  if (keys !== undefined && nonEmptyString(s.activeKey) && !Object.hasOwn(keys, s.activeKey)) {
+  // No keys at all is the problem then, not the active one.
+  if (keys !== undefined && Object.keys(keys).length > 0 && nonEmptyString(s.activeKey) && !Object.hasOwn(keys, s.activeKey)) {
     p.add('signing.activeKey', `"${s.activeKey}" is not in ${from}`);
   }
 }
