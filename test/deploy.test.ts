@@ -138,4 +138,32 @@ describe('deploy/systemd and deploy/Dockerfile', () => {
     for (const s of sources) expect(existsSync(join(ROOT, s)), s).toBe(true);
     expect(text).toMatch(/ENTRYPOINT \["node", "\/app\/dist\/src\/cli\.js"\]/);
   });
+
+  it('the Dockerfile\'s context (its .dockerignore) keeps every path the Dockerfile copies', () => {
+    const text = readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8');
+    const sources = [...text.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));
+    // .dockerignore: later lines win, `!` keeps; patterns as used there (a path, `dir/*`, `*.ext`).
+    const rules = readFileSync(join(DEPLOY, 'Dockerfile.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('#'))
+      .map((l) => ({ keep: l.startsWith('!'), re: new RegExp(`^${l.replace(/^!/, '').replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}(/.*)?$`) }));
+    const excluded = (path: string) => rules.reduce((ex, r) => (r.re.test(path) ? !r.keep : ex), false);
+    for (const s of sources) expect(excluded(s), s).toBe(false);
+    expect(excluded('node_modules')).toBe(true);
+    expect(excluded('test/edge-smoke.test.ts')).toBe(true);
+  });
+
+  it('the image carries the two player bundles, not the hls.js and dashjs packages: devDependencies pruned after the build copied the bundles', () => {
+    const text = readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8');
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    for (const dev of ['hls.js', 'dashjs', 'autocannon']) {
+      expect(Object.keys(pkg.dependencies), dev).not.toContain(dev);
+      expect(Object.keys(pkg.devDependencies), dev).toContain(dev);
+    }
+    expect(pkg.scripts.build).toMatch(/copy-player-bundles\.mjs/);
+    expect(text).toMatch(/^RUN npm run build && npm prune --omit=dev/m);
+    const fromBuild = [...text.matchAll(/^COPY --from=build (\S+) \S+$/gm)].map((m) => m[1]);
+    expect(fromBuild).toEqual(['/app/package.json', '/app/node_modules', '/app/dist/src', '/app/dist/vendor']);
+  });
 });
