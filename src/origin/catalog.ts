@@ -214,7 +214,9 @@ export async function readCatalog(storage: OriginStorage): Promise<StoredCatalog
     doc = await storage.readDocument(CATALOG_FILE);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new CatalogError(source, '(file)', `cannot read: ${e.code ?? e.message ?? String(err)}`);
+    // A storage error already names the object: say it once.
+    const why = e.code ?? (e.message?.startsWith(`${source}: `) ? e.message.slice(source.length + 2) : (e.message ?? String(err)));
+    throw new CatalogError(source, '(file)', `cannot read: ${why}`);
   }
   if (doc === undefined) return { catalog: Catalog.empty(), tag: null };
   let raw: unknown;

@@ -240,7 +240,7 @@ async function copyAndHash(files: SourceFile[], writer: VersionWriter): Promise<
     });
     const src = createReadStream(f.abs);
     src.once('error', (err) => counted.destroy(err));
-    await writer.put(f.path, src.pipe(counted), f.size);
+    await writer.put(f.path, src.pipe(counted));
     if (size !== f.size) throw new OriginInputError(`${f.path} changed while it was being copied; try again`);
     out.push({ path: f.path, size, sha256: hash.digest('hex'), contentType: contentTypeFor(f.path) });
   }

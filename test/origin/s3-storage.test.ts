@@ -11,6 +11,7 @@ import { originStorage } from '../../src/origin/storage/open-storage.js';
 import { S3Storage } from '../../src/origin/storage/s3-storage.js';
 import { type OriginStorage, entryFileKey, rangeSource } from '../../src/origin/storage/storage.js';
 import { FIXTURES, type RunningOrigin, authHeader, originTestConfig, refusal, startTestOrigin } from '../helpers/origin-harness.js';
+import { deadPort } from '../helpers/http-tools.js';
 import { rawRequest } from '../helpers/origin-http.js';
 import { useStorage } from '../helpers/origin-storages.js';
 
@@ -147,6 +148,21 @@ describe('conditional writes', () => {
     const moved = { ...config, origin: { ...config.origin, storage: { ...s3cfg, prefix: 'elsewhere/' } } };
     expect((await o.server.reload(moved)).needsRestart).toContain('origin.storage');
     expect((await o.server.reload(config)).needsRestart).not.toContain('origin.storage');
+  });
+});
+
+describe('a store that cannot be reached', () => {
+  it('itIsOneLineNamingTheCatalogsPlace', async () => {
+    const config = st.on(originTestConfig());
+    const s3cfg = config.origin.storage as Extract<ClusterConfig['origin']['storage'], { kind: 's3' }>;
+    const storage = new S3Storage({ ...s3cfg, endpoint: `http://127.0.0.1:${await deadPort()}` }, { client: { maxAttempts: 1 } });
+    const err = await loadCatalog(storage).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(new RegExp(`^s3://${s3cfg.bucket}/${s3cfg.prefix}catalog\\.json: \\(file\\): cannot read: \\w+.*ECONNREFUSED`));
+    expect(err?.message.split('\n')).toHaveLength(1);
+    expect(err?.message.match(/s3:\/\//g)).toHaveLength(1);
   });
 });
 

@@ -84,8 +84,8 @@ export interface ObjectReader {
 }
 
 export interface VersionWriter {
-  /** Writes one file of the version (title-relative path) from `source`, `size` bytes long. */
-  put(path: string, source: Readable, size: number): Promise<void>;
+  /** Writes one file of the version (title-relative path) from `source`; the caller counts and hashes the bytes. */
+  put(path: string, source: Readable): Promise<void>;
   /** Makes the version visible at its final place (a folder rename; nothing on S3). */
   publish(): Promise<void>;
   /** Removes what was written, published or not: the catalog never named it. Best effort. */
