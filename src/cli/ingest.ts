@@ -4,11 +4,11 @@ export const ingest: Command = {
   name: 'ingest',
   synopsis: 'ingest   --config FILE --title ID DIR',
   summary: 'add an HLS/DASH folder to the origin catalog',
-  help: `Copies DIR's manifests and media into the origin's data folder as title ID (a new version
+  help: `Copies DIR's manifests and media into the origin's storage as title ID (a new version
 when ID exists) and updates the catalog; a running origin serves it at once.
 
 Options:
-  --config FILE   the cluster file (origin.dataDir is written)
+  --config FILE   the cluster file (origin.dataDir is written, or the bucket origin.storage names)
   --title ID      the title's id`,
   options: { ...CONFIG_OPTION, title: { type: 'string' } },
   positionals: true,
