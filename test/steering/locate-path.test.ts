@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
+import { type ClientHttp2Session, connect as h2connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { request } from 'undici';
@@ -7,6 +9,8 @@ import { systemClock } from '../../src/common/clock.js';
 import { randomBase64url, randomHex } from '../../src/common/random-ids.js';
 import { type LocatePathOptions, createLocatePath } from '../../src/steering/locate-path.js';
 import { type SteeringServer, createSteeringServer } from '../../src/steering/server.js';
+import { makeTestPki } from '../helpers/certs.js';
+import { tempDir } from '../helpers/cluster.js';
 import { type SteeringWorld, TOKEN, silent, steeringWorld } from '../steering-harness.js';
 
 /**
@@ -161,6 +165,84 @@ describe('steering locate path: answers equal to the route', () => {
       return m.values.map((v) => `${JSON.stringify(v.labels)}=${v.value}`).sort();
     };
     expect(await series(front.registry)).toEqual(await series(ref.registry));
+  });
+});
+
+describe('steering locate path over HTTP/2: answers equal to the route', () => {
+  let world: SteeringWorld;
+  const servers: SteeringServer[] = [];
+  const sessions: ClientHttp2Session[] = [];
+  const frozen = { ...systemClock, now: (() => { const t = Date.now(); return () => t; })() };
+  const pki = makeTestPki(tempDir(), ['steering']);
+  let ref: ClientHttp2Session;
+  let front: ClientHttp2Session;
+  let frontRouted = 0;
+
+  beforeAll(async () => {
+    world = await steeringWorld();
+    const config = { ...world.config, steering: { ...world.config.steering, url: 'https://127.0.0.1:1', tls: { ...pki.tls('steering'), requireClientCert: false } } };
+    const start = async (locatePath: boolean) => {
+      const server = createSteeringServer({
+        config,
+        logger: silent,
+        registry: new Registry(),
+        clock: frozen,
+        adminToken: TOKEN,
+        locatePath,
+        healthTimeoutMs: 2000,
+        listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
+      });
+      servers.push(server);
+      if (locatePath) {
+        server.publicApp.addHook('onRequest', async () => {
+          frontRouted++;
+        });
+      }
+      const { publicUrl } = await server.start();
+      await server.health.pollOnce();
+      await server.health.pollOnce();
+      const session = h2connect(publicUrl, { ca: readFileSync(pki.caFile) });
+      sessions.push(session);
+      return session;
+    };
+    ref = await start(false);
+    front = await start(true);
+  }, 30_000);
+  afterAll(async () => {
+    for (const s of sessions) s.close();
+    for (const server of servers) await server.close();
+    await world?.close();
+  });
+
+  function get(session: ClientHttp2Session, path: string, headers: Record<string, string> = {}): Promise<Answer> {
+    return new Promise((ok, fail) => {
+      const stream = session.request({ ':path': path, ...headers });
+      let status = 0;
+      const flat: Record<string, string> = {};
+      stream.on('response', (h) => {
+        status = Number(h[':status']);
+        for (const [k, v] of Object.entries(h)) if (!k.startsWith(':') && !VOLATILE.has(k) && v !== undefined) flat[k] = Array.isArray(v) ? v.join(', ') : String(v);
+      });
+      let body = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (d: string) => (body += d));
+      stream.on('end', () => ok({ status, headers: flat, body }));
+      stream.on('error', fail);
+    });
+  }
+
+  it('itAnswersOverH2AsTheRouteDoes: 200s claimed without the framework, a 404 left to it', async () => {
+    for (const [path, status, claimed] of [
+      ['/v1/locate/bbb-seg/init_180p.mp4', 200, true],
+      ['/v1/locate/bbb-hls/master.m3u8', 200, true],
+      ['/v1/locate/bbb-seg/nope.mp4', 404, false],
+    ] as const) {
+      const want = await get(ref, path, { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' });
+      const before = frontRouted;
+      const got = await get(front, path, { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' });
+      expect(normalised(got)).toEqual(normalised(want));
+      expect([path, got.status, frontRouted === before]).toEqual([path, status, claimed]);
+    }
   });
 });
 
