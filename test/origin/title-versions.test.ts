@@ -32,6 +32,17 @@ describe('planSweep', () => {
   const b = v(T0 + 1 * MIN, 'bbbbbbbb');
   const c = v(T0 + 20 * MIN, 'cccccccc');
 
+  it('itCountsTheGraceFromWhenTheCatalogNamedTheCurrentVersionNotFromItsId', () => {
+    // On S3 an ingest names its version before a 5-minute upload: b's id says T0+1min, but the
+    // catalog stopped naming a only at T0+6min, when b was published (its ingestedAt).
+    const current = { version: b, publishedAt: T0 + 6 * MIN };
+    expect(planSweep({ names: [a, b], current, now: T0 + 11 * MIN, graceMs: grace })).toEqual([]);
+    expect(planSweep({ names: [a, b], current, now: T0 + 16 * MIN, graceMs: grace })).toEqual([a]);
+    // Loose files of the unversioned layout, replaced by the first version folder, likewise.
+    expect(planSweep({ names: ['master.m3u8', b], current, now: T0 + 11 * MIN, graceMs: grace })).toEqual([]);
+    expect(planSweep({ names: ['master.m3u8', b], current, now: T0 + 16 * MIN, graceMs: grace })).toEqual(['master.m3u8']);
+  });
+
   it('itKeepsTheCurrentVersionAlways', () => {
     expect(planSweep({ names: [a], current: { version: a }, now: T0 + 1000 * MIN, graceMs: 0 })).toEqual([]);
   });
