@@ -139,6 +139,7 @@ describe('conditional writes', () => {
     expect(await new S3Storage({ ...s3cfg, endpoint: st.s3().plainEndpoint }).honoursConditionalWrites()).toBe(false);
     // The probe leaves nothing behind.
     expect(await st.view(config).list('')).toEqual([]);
+    expect(await originStorage(config.origin).list('')).toEqual([]);
   });
 
   it('itNamesTheStorageFieldAsNeedingARestartOnReload', async () => {

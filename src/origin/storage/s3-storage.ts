@@ -184,7 +184,7 @@ export class S3Storage implements OriginStorage {
   }
 
   async list(prefix: string): Promise<string[]> {
-    const Prefix = this.full(prefix.endsWith('/') ? prefix : `${prefix}/`);
+    const Prefix = this.full(prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`);
     const out: string[] = [];
     let ContinuationToken: string | undefined;
     do {
