@@ -140,6 +140,9 @@ describe('conditional writes', () => {
     // The probe leaves nothing behind.
     expect(await st.view(config).list('')).toEqual([]);
     expect(await originStorage(config.origin).list('')).toEqual([]);
+    await st.view(config).write('titles/movie/v1/a.m4s', 'x');
+    await st.view(config).write('plays.json', '{}');
+    expect(await originStorage(config.origin).list('')).toEqual(['plays.json', 'titles']);
   });
 
   it('itNamesTheStorageFieldAsNeedingARestartOnReload', async () => {
