@@ -58,6 +58,17 @@ describe('schema/cluster.schema.json', () => {
     expect(validate.errors).toMatchObject([{ keyword: 'additionalProperties', instancePath: '/edges/0', params: { additionalProperty: 'sliceByte' } }]);
   });
 
+  it('takesTheExampleClusterFileOfTheReadme', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const example = /## The cluster file[\s\S]*?```json\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(example).toBeDefined();
+    const ajv = new Ajv({ allErrors: true, strict: true });
+    ajv.addKeyword('errorMessage');
+    ajv.addKeyword('patternErrorMessage');
+    const validate = ajv.compile(clusterSchema());
+    expect(validate(JSON.parse(example!)), JSON.stringify(validate.errors)).toBe(true);
+  });
+
   it('refusesUnknownKeysInEveryObjectAndDescribesEveryField', () => {
     const schema = clusterSchema() as Node;
     for (const [at, node] of objects(schema)) {
