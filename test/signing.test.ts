@@ -12,7 +12,7 @@ function params(q: string) {
 }
 
 describe('signToken', () => {
-  it('is base64url(HMAC-SHA256(secret, "path|e")) as DESIGN.md says', () => {
+  it('is base64url(HMAC-SHA256(secret, "path|e")) as docs/contract.md says', () => {
     const expected = createHmac('sha256', keys.k1).update(`${path}|123`).digest('base64url');
     expect(signToken(keys.k1, path, 123)).toBe(expected);
     expect(signToken(keys.k1, path, 123)).not.toMatch(/[+/=]/);

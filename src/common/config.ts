@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { problemsBeyondValidation, refusal } from './config-check.js';
 
 /**
- * The one cluster file every role reads (see DESIGN.md "One cluster file").
+ * The one cluster file every role reads (docs/contract.md "The cluster file").
  * Validated completely at start; a bad file is a ConfigError naming the field.
  */
 export interface ClusterConfig {

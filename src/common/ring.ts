@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 
 /**
- * A consistent-hash ring of node ids keyed by title (DESIGN.md "Client → ISP → node").
+ * A consistent-hash ring of node ids keyed by title (docs/contract.md "Client → ISP → node").
  *
  * Every process must compute the same ring from node ids alone, so control points are
  * never random: point i of node N is sha256(`${N}#${i}`) mod `range`; the rare collision is

@@ -1,7 +1,7 @@
 import { type KeyObject, createHmac, createSecretKey, timingSafeEqual } from 'node:crypto';
 
 /**
- * Signed URLs (DESIGN.md "Signed URLs"):
+ * Signed URLs (docs/contract.md "Signed URLs"):
  *   t = base64url(HMAC-SHA256(secret[k], "{path}|{e}")), e = unix seconds of expiry.
  * `path` is the URL path exactly as it appears on the wire (percent-encoded, no query).
  */

@@ -2,7 +2,7 @@ import type { PrefixTable } from './prefix-table.js';
 import { parseAddress } from './prefix-table.js';
 
 /**
- * The client address steering decides on (DESIGN.md "Client → ISP → node").
+ * The client address steering decides on (docs/contract.md "Client → ISP → node").
  *
  * The socket's peer, unless that peer is a trusted proxy: then X-Forwarded-For is walked
  * right to left, skipping trusted hops, and the first untrusted address is the client

@@ -2,8 +2,8 @@ import { type ManifestSafetyOptions, UnsafeManifestError, checkHlsPlaylist } fro
 import { ManifestRewriteError, dirOf, resolveInTitle } from './manifest-paths.js';
 
 /**
- * HLS playlist rewriting (pure). Steering serves every playlist itself (DESIGN.md
- * "Signed URLs"): a query string does not survive a relative URI, so media playlists
+ * HLS playlist rewriting (pure). Steering serves every playlist itself (docs/contract.md
+ * "Playback"): a query string does not survive a relative URI, so media playlists
  * carry absolute signed edge URLs, and the multivariant playlist lists one copy of every
  * variant per pathway (= edge), each pointing back at steering's media playlist for it.
  */

@@ -1,5 +1,5 @@
 /**
- * Longest-prefix match over IPv4 and IPv6 prefixes (DESIGN.md "Client → ISP → node").
+ * Longest-prefix match over IPv4 and IPv6 prefixes (docs/contract.md "Client → ISP → node").
  *
  * Prefixes are either nested or disjoint, so a set of them cuts the address space into
  * disjoint intervals, each owned by its innermost (longest) prefix. The table stores the
