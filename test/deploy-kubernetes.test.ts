@@ -14,6 +14,7 @@ import * as coreV1 from 'kubernetes-models/v1';
 import { parseCommandLine } from '../src/cli/command.js';
 import { COMMANDS } from '../src/cli/commands.js';
 import { type ClusterConfig, validateCluster } from '../src/common/config.js';
+import { checkCluster } from '../src/common/config-check.js';
 import { TEST_ADMIN_TOKEN, tempDir } from './helpers/cluster.js';
 import { type K8sObject, kustomize } from './helpers/kustomize.js';
 import { type RoleProc, killAll, spawnRole, until } from './helpers/role-proc.js';
@@ -255,7 +256,10 @@ describe('deploy/kubernetes: the objects', () => {
 
 describe('deploy/kubernetes: against the code', () => {
   it('the cluster file in the ConfigMap is valid for every role, and opens /health to the probes', () => {
-    const cfg = loadCluster(clusterRaw, (p) => join(tempDir('reelcdn-k8s-keys-'), p));
+    const keysRoot = tempDir('reelcdn-k8s-keys-');
+    const cfg = loadCluster(clusterRaw, (p) => join(keysRoot, p));
+    // What `reelcdn check` says of it: every schema and cross check, none only a role skips.
+    expect(checkCluster({ ...clusterRaw, signing: { ...clusterRaw.signing, keysFile: join(keysRoot, clusterRaw.signing.keysFile) } }, '/').map((p) => p.message)).toEqual([]);
     // Probes carry no token.
     expect(cfg.admin.openHealth).toBe(true);
     // Mounted from the ConfigMap where the containers' --config points.
