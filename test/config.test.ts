@@ -40,7 +40,7 @@ function errorOf(mutate: (c: Record<string, any>) => void): ConfigError {
 }
 
 describe('validateCluster', () => {
-  it('accepts the first design's example cluster file and fills defaults', () => {
+  it('accepts the first design example cluster file and fills defaults', () => {
     const c = validateCluster(good(), '/base');
     expect(c.signing.required).toBe(true);
     expect(c.edges[0]!.dataDir).toBe('/base/data/edge-a1');
