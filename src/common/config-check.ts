@@ -1,4 +1,3 @@
-import { isIP } from 'node:net';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parseWindow } from '../edge/fill-window.js';
 import { parseIPv4, parseIPv6 } from '../steering/prefix-table.js';
@@ -82,7 +81,7 @@ export function checkCluster(raw: unknown, baseDir: string): ConfigError[] {
 export function problemsBeyondValidation(raw: unknown, baseDir: string): ConfigError[] {
   const problems = new Problems();
   schemaProblems(raw, problems);
-  if (isObject(raw)) crossChecks(raw, baseDir, problems);
+  if (isObject(raw)) crossChecks(raw, baseDir, problems, true);
   return inFileOrder(problems.list.filter((p) => !problems.checkOnly.has(p)));
 }
 
@@ -90,16 +89,19 @@ const CHECK_ONLY = true;
 
 const SECTIONS = ['(cluster file)', '$schema', 'signing', 'origin', 'steering', 'isps', 'defaultIsp', 'edges', 'admin', 'log', 'http'];
 
-/** Problems by section as the file is laid out, then by entry (`edges[2]` before `edges[10]`); otherwise as found. */
+/** Problems by section as the file is laid out, then by entry (`edges[2]` before `edges[10]`, `prefixes[3]` before `prefixes[12]`); otherwise as found. */
 function inFileOrder(list: ConfigError[]): ConfigError[] {
   const rank = (field: string) => {
     const section = SECTIONS.indexOf(/^[^.[]*/.exec(field)![0]);
-    const index = /^[^.[]*\[(\d+)\]/.exec(field);
-    return [section < 0 ? SECTIONS.length : section, index ? Number(index[1]) : -1] as const;
+    return [section < 0 ? SECTIONS.length : section, ...[...field.matchAll(/\[(\d+)\]/g)].map((m) => Number(m[1]))];
+  };
+  const compare = (a: number[], b: number[]) => {
+    for (let k = 0; k < Math.min(a.length, b.length); k++) if (a[k] !== b[k]) return a[k]! - b[k]!;
+    return 0;
   };
   return list
     .map((p, i) => ({ p, i, r: rank(p.field) }))
-    .sort((a, b) => a.r[0] - b.r[0] || a.r[1] - b.r[1] || a.i - b.i)
+    .sort((a, b) => compare(a.r, b.r) || a.i - b.i)
     .map((x) => x.p);
 }
 
@@ -243,7 +245,7 @@ function editDistance(a: string, b: string): number {
 
 // ---------------------------------------------------------------- what a schema cannot say
 
-function crossChecks(root: Raw, baseDir: string, p: Problems): void {
+function crossChecks(root: Raw, baseDir: string, p: Problems, validated = false): void {
   signingChecks(asObject(root.signing), baseDir, p);
 
   const origin = asObject(root.origin);
@@ -265,7 +267,7 @@ function crossChecks(root: Raw, baseDir: string, p: Problems): void {
 
   const isps = asArray(root.isps).map(asObject);
   const ispIds = ids(isps, 'isps', p);
-  ispPrefixChecks(isps, p);
+  ispPrefixChecks(isps, p, validated);
   if (nonEmptyString(root.defaultIsp) && !ispIds.has(root.defaultIsp)) p.add('defaultIsp', `"${root.defaultIsp}" is not an ISP in isps`);
 
   if (Array.isArray(root.edges) && root.edges.length === 0) p.add('edges', 'must list at least one edge');
@@ -369,41 +371,86 @@ function ids(entries: Raw[], field: string, p: Problems): Set<string> {
 /**
  * A prefix two ISPs list (after normalising: 10.0.0.1/8 is 10.0.0.0/8): steering could not say
  * whose clients those are. Nested prefixes are fine (the longest match wins), and so is one ISP
- * listing a prefix twice.
+ * listing a prefix twice. `validated`: validateCluster has checked every prefix already.
+ *
+ * ISPs may list a million prefixes and a start waits for this: IPv4 networks are numbers, found
+ * twice by sorting them (a Map of a million number keys costs ten times as much); only the
+ * networks found twice are walked again, in file order, to name where each comes again.
  */
-function ispPrefixChecks(isps: Raw[], p: Problems): void {
-  const owner = new Map<string, { isp: number; id: unknown }>();
-  isps.forEach((isp, i) => {
-    asArray(isp.prefixes).forEach((v, j) => {
-      const field = `isps[${i}].prefixes[${j}]`;
-      const prefix = p.attempt(() => checkPrefix(v, field));
-      const key = prefix === undefined ? undefined : networkKey(prefix);
-      if (key === undefined) return;
-      const first = owner.get(key);
-      if (first === undefined) owner.set(key, { isp: i, id: isp.id });
-      else if (first.isp !== i) p.add(field, `"${String(v)}" is also listed by isps[${first.isp}] ("${String(first.id)}"): a prefix belongs to one ISP`);
-    });
-  });
+function ispPrefixChecks(isps: Raw[], p: Problems, validated: boolean): void {
+  const v4 = { key: [] as number[], isp: [] as number[], index: [] as number[] };
+  const v6Owner = new Map<string, number>();
+  const again = (i: number, j: number, first: number) =>
+    p.add(`isps[${i}].prefixes[${j}]`, `"${String(asArray(isps[i]!.prefixes)[j])}" is also listed by isps[${first}] ("${String(isps[first]!.id)}"): a prefix belongs to one ISP`);
+  for (let i = 0; i < isps.length; i++) {
+    const prefixes = asArray(isps[i]!.prefixes);
+    for (let j = 0; j < prefixes.length; j++) {
+      let prefix = prefixes[j];
+      if (!validated) {
+        try {
+          prefix = checkPrefix(prefix, `isps[${i}].prefixes[${j}]`);
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err;
+          p.add(err.field, err.problem);
+          continue;
+        }
+      }
+      const key = networkKey(prefix as string);
+      if (typeof key === 'number') {
+        v4.key.push(key);
+        v4.isp.push(i);
+        v4.index.push(j);
+      } else if (key !== undefined) {
+        const first = v6Owner.get(key);
+        if (first === undefined) v6Owner.set(key, i);
+        else if (first !== i) again(i, j, first);
+      }
+    }
+  }
+  // key × slots + isp stays exact below 2^53 (keys are under 2^38) for up to 2^15 ISPs; past that, every key is walked.
+  const slots = 2 ** Math.ceil(Math.log2(isps.length + 1));
+  let twice: Set<number> | undefined;
+  if (slots <= 2 ** 15) {
+    twice = new Set();
+    const sorted = Float64Array.from(v4.key, (k, n) => k * slots + v4.isp[n]!).sort();
+    for (let n = 1; n < sorted.length; n++) {
+      const key = Math.floor(sorted[n]! / slots);
+      if (key === Math.floor(sorted[n - 1]! / slots) && sorted[n] !== sorted[n - 1]) twice.add(key);
+    }
+    if (twice.size === 0) return;
+  }
+  const owner = new Map<number, number>();
+  for (let n = 0; n < v4.key.length; n++) {
+    const key = v4.key[n]!;
+    if (twice !== undefined && !twice.has(key)) continue;
+    const first = owner.get(key);
+    if (first === undefined) owner.set(key, v4.isp[n]!);
+    else if (first !== v4.isp[n]) again(v4.isp[n]!, v4.index[n]!, first);
+  }
 }
 
-/** The network of a normalised prefix with its host bits cleared, as text; v4-mapped v6 kept apart as steering's table does. */
-function networkKey(prefix: string): string | undefined {
+/**
+ * The network of a prefix ("a.b.c.d/n", "v6::/n", or a bare address) with its host bits
+ * cleared: a number for IPv4 (network × 64 + length, under 2^38), text for IPv6; v4-mapped IPv6
+ * kept apart, as steering's table does. Undefined for what is no prefix.
+ */
+function networkKey(prefix: string): number | string | undefined {
   const slash = prefix.indexOf('/');
-  const addr = prefix.slice(0, slash);
-  const len = Number(prefix.slice(slash + 1));
-  if (isIP(addr) === 4) {
+  const addr = slash < 0 ? prefix : prefix.slice(0, slash);
+  const v6 = addr.includes(':');
+  const len = slash < 0 ? (v6 ? 128 : 32) : Number(prefix.slice(slash + 1));
+  if (!v6) {
     const n = parseIPv4(addr);
-    if (n < 0) return undefined;
-    const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-    return `4:${(n & mask) >>> 0}/${len}`;
+    if (n < 0 || !(len >= 0 && len <= 32)) return undefined;
+    return (len === 0 ? 0 : (n & ((0xffffffff << (32 - len)) >>> 0)) >>> 0) * 64 + len;
   }
   const w = [0, 0, 0, 0];
-  if (!parseIPv6(addr, w)) return undefined;
+  if (!parseIPv6(addr, w) || !(len >= 0 && len <= 128)) return undefined;
   const masked = w.map((word, k) => {
     const bits = Math.min(32, Math.max(0, len - 32 * k));
     return bits === 0 ? 0 : (word & ((0xffffffff << (32 - bits)) >>> 0)) >>> 0;
   });
-  return `6:${masked.join('.')}/${len}`;
+  return `${masked.join('.')}/${len}`;
 }
 
 /** Parents: an edge of the same ISP, not the edge itself, no cycle (each cycle named once). */

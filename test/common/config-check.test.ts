@@ -1,9 +1,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { checkCluster } from '../../src/common/config-check.js';
 import { ConfigError, loadClusterFile, validateCluster } from '../../src/common/config.js';
+import { Reloader } from '../../src/common/reload.js';
 import { demoClusterFile } from '../../src/demo.js';
 import { tempDir } from '../helpers/cluster.js';
 
@@ -89,6 +91,18 @@ describe('checkCluster', () => {
     expect(problemsOf((c) => c.isps[1].prefixes.push('10.1.2.0/24', '127.2.0.0/16'))).toEqual([]);
     expect(problemsOf((c) => ((c.edges[0].url = 'http://127.0.0.1:0'), (c.edges[0].adminUrl = 'http://127.0.0.1:0')))).toEqual([]);
     expect(problemsOf((c) => (c.edges[1].parent = 'edge-a1'))).toEqual([]);
+  });
+
+  it('findsTheOneNetworkTwoISPsShareAmongAQuarterMillionPrefixes', () => {
+    const many = (from: number) => Array.from({ length: 125_000 }, (_, n) => `${from + (n >>> 16)}.${(n >>> 8) & 255}.${n & 255}.0/24`);
+    const problems = problemsOf((c) => {
+      c.isps[0].prefixes = [...many(20), '10.1.0.0/16', '20.0.0.0/24', '2001:db8:a::/48'];
+      c.isps[1].prefixes = [...many(40), '20.0.0.9/24', '2001:db8:a::1/48'];
+    });
+    expect(lines(problems)).toEqual([
+      'isps[1].prefixes[125000]: "20.0.0.9/24" is also listed by isps[0] ("isp-a"): a prefix belongs to one ISP',
+      'isps[1].prefixes[125001]: "2001:db8:a::1/48" is also listed by isps[0] ("isp-a"): a prefix belongs to one ISP',
+    ]);
   });
 
   it('reportsEveryProblemAtOnceInTheOrderOfTheFile', () => {
@@ -228,5 +242,31 @@ describe('loadClusterFile with several problems', () => {
   it('saysWhatValidateClusterSaysFirstAsBefore', () => {
     // A problem validateCluster knows comes first, in its words, even beside new ones.
     expect(startWith((c) => ((c.edges[0].sliceByte = 1), (c.edges[1].diskBytes = -1)))).toBe('edges[1].diskBytes: must be a positive integer');
+  });
+});
+
+describe('a reload runs the same check', () => {
+  it('refusesATypoNamingTheFieldAndAppliesNothing', async () => {
+    const file = join(tempDir(), 'cluster.json');
+    const c = good();
+    writeFileSync(file, JSON.stringify(c), { mode: 0o600 });
+    const logged: Record<string, unknown>[] = [];
+    let applied = 0;
+    const reloader = new Reloader({
+      configPath: file,
+      logger: pino({ level: 'info' }, { write: (l: string) => void logged.push(JSON.parse(l)) }),
+      apply: async () => {
+        applied++;
+        return { applied: [], needsRestart: [] };
+      },
+    });
+    c.steering.healthIntervalMS = 250;
+    writeFileSync(file, JSON.stringify(c), { mode: 0o600 });
+    const result = await reloader.reload();
+    expect(result).toMatchObject({ ok: false, field: 'steering.healthIntervalMS', problem: 'unknown key (did you mean "healthIntervalMs"?)' });
+    expect(applied).toBe(0);
+    expect(logged.filter((l) => l.level === 50).map((l) => l.msg)).toEqual([
+      'reload refused: steering.healthIntervalMS: unknown key (did you mean "healthIntervalMs"?); still serving the previous configuration',
+    ]);
   });
 });
