@@ -22,7 +22,7 @@ import { signQuery } from '../src/common/signing.js';
 import { ingestTitle } from '../src/origin/ingest.js';
 import { type Plan, type PlanNode, type PlanTitle, type StabilityOptions, planFill } from '../src/origin/fill-planner.js';
 import { type FileWeights, type ServedDay, fileWeights } from '../src/origin/file-weights.js';
-import { weighTitles } from '../src/origin/placement-weights.js';
+import { type ShapeCache, weighTitles } from '../src/origin/placement-weights.js';
 import type { DayCounts } from '../src/origin/plays.js';
 import type { FillManifest } from '../src/common/fill-manifest.js';
 import { rankEdges, spreadKeyOf } from '../src/steering/ranking.js';
@@ -88,6 +88,8 @@ export interface WorldSpec {
   watch: 'curve' | 'full';
   warmupDays: number;
   days: number;
+  /** One more day after the measured week with the first edge of each ISP down all day (what spare replicas are for). */
+  lossDay: boolean;
   headroomRatio: number;
   halfLifeDays: number;
   /** Every edge's fill window, local hours [start, end) (the cluster file's default 02:00-06:00). */
@@ -120,6 +122,7 @@ export const BIG: WorldSpec = {
   watch: process.env.WATCH === 'full' ? 'full' : 'curve',
   warmupDays: 3,
   days: 7,
+  lossDay: process.env.EDGE_LOSS !== '0',
   headroomRatio: 0.1,
   halfLifeDays: 2,
   fillWindow: [2, 6],
@@ -141,6 +144,7 @@ export const SMALL: WorldSpec = {
   clientsPerIsp: 200,
   warmupDays: 2,
   days: 5,
+  lossDay: false,
 };
 
 interface SimFile {
@@ -218,7 +222,7 @@ export function trueSurvival(x: number, mode: WorldSpec['watch']): number {
 
 export function makeWorld(spec: WorldSpec): World {
   const r = rng(spec.seed);
-  const totalDays = spec.warmupDays + spec.days;
+  const totalDays = spec.warmupDays + spec.days + (spec.lossDay ? 1 : 0);
   const titles: SimTitle[] = [];
   const files: SimFile[] = [];
   const mk = (name: string, releaseDay: number): SimTitle => {
@@ -246,7 +250,8 @@ export function makeWorld(spec: WorldSpec): World {
     return t;
   };
   for (let i = 0; i < spec.titles; i++) mk(`t${i}`, -1_000);
-  for (let d = 0; d < totalDays; d++) for (let k = 0; k < spec.releasesPerDay; k++) mk(`new-d${d}-${k}`, d);
+  // No releases on the edge-lost day: the world is the same with or without it.
+  for (let d = 0; d < spec.warmupDays + spec.days; d++) for (let k = 0; k < spec.releasesPerDay; k++) mk(`new-d${d}-${k}`, d);
   const base = titles.filter((t) => t.releaseDay < 0);
   const catalogBytes = base.reduce((s, t) => s + t.bytes, 0);
   const diskBytes = Math.floor(catalogBytes / spec.catalogOverIspDisk / spec.isps[0]!.edges);
@@ -328,11 +333,11 @@ export const sha = (t: SimTitle, i: number) => `${t.title}-${i}`;
  * The planner's view of the catalog. With `weights` (what the edges reported serving, through
  * the origin's aggregator), files are weighted as the origin weighs them (placement-weights.ts).
  */
-export function planTitles(world: World, day: number, weights?: FileWeights): PlanTitle[] {
+export function planTitles(world: World, day: number, weights?: FileWeights, cache?: ShapeCache): PlanTitle[] {
   const titles = world.titles
     .filter((t) => t.releaseDay <= day)
     .map((t) => ({ title: t.title, bytes: t.bytes, files: t.files.map((f) => ({ path: f.path, size: f.size, sha256: sha(t, f.index) })) }));
-  return weights ? weighTitles(titles, weights) : titles;
+  return weights ? weighTitles(titles, weights, cache) : titles;
 }
 
 /** Titles pinned by config the night before `day`: that day's and yesterday's releases. */
@@ -531,6 +536,7 @@ export function simulate(world: World, strategy: Strategy): DayResult[] {
   const served: [string, ServedDay][] = [];
   const windowBudget = spec.fillBytesPerSec * (spec.fillWindow[1] - spec.fillWindow[0]) * 3600;
   let previous: Plan | undefined;
+  const shapes: ShapeCache = new Map();
   const out: DayResult[] = [];
   for (let d = 0; d < world.plays.length; d++) {
     const r = emptyDay(d);
@@ -540,7 +546,7 @@ export function simulate(world: World, strategy: Strategy): DayResult[] {
       const weights = strategy.weights && served.length > 0 ? fileWeights(served, today, { halfLifeDays: spec.halfLifeDays, sliceBytes: spec.sliceBytes, fileSize }) : undefined;
       const plan = planFill({
         nodes,
-        titles: planTitles(world, d, weights),
+        titles: planTitles(world, d, weights, shapes),
         prediction: predictPopularity(history, today, { halfLifeDays: spec.halfLifeDays }),
         pinned: pinnedFor(world, d),
         headroomRatio: spec.headroomRatio,
@@ -616,8 +622,10 @@ export function simulate(world: World, strategy: Strategy): DayResult[] {
  *   'expected-slices' / 'expected-titles': knows the day's true per-ISP popularity, rung shares
  *     and watch curve (the demand model itself) but not which plays will happen — the best a
  *     predictive placement can do; scored on the day's actual plays.
+ *   'yesterday-slices': the same knowing only YESTERDAY's true popularity (today's drift and
+ *     releases unknown): what a placement made at night from perfect knowledge of the past gets.
  */
-export type CeilingKind = 'seen-slices' | 'seen-titles' | 'expected-slices' | 'expected-titles';
+export type CeilingKind = 'seen-slices' | 'seen-titles' | 'expected-slices' | 'expected-titles' | 'yesterday-slices';
 
 export function ceiling(world: World, kind: CeilingKind): DayResult[] {
   const { spec } = world;
@@ -641,7 +649,8 @@ export function ceiling(world: World, kind: CeilingKind): DayResult[] {
         }
         for (const e of demand.values()) items.push(e);
       } else {
-        for (const [tid, prob] of world.truth[d]!.get(isp.id)!) {
+        const truth = kind === 'yesterday-slices' ? world.truth[Math.max(0, d - 1)]! : world.truth[d]!;
+        for (const [tid, prob] of truth.get(isp.id)!) {
           const t = world.titles[tid]!;
           if (t.releaseDay > d) continue;
           if (!slice) {
@@ -797,14 +806,15 @@ const ratio = (x: number) => `${x.toFixed(2)}×`;
 
 /** The strategies compared: the full planner, the same with one part switched off at a time, LRU alone. */
 export function strategies(spec: WorldSpec): { full: Strategy; noStable: Strategy; noSpare: Strategy; noWeights: Strategy; before: Strategy; lru: Strategy } {
-  const full: Strategy = { name: 'fill+LRU', fill: true, weights: true, stability: spec.stability, spare: true };
+  const down = spec.lossDay ? { down: { day: spec.warmupDays + spec.days, edges: spec.isps.map((i) => `${i.id.slice(-1)}1`) } } : {};
+  const full: Strategy = { name: 'fill+LRU', fill: true, weights: true, stability: spec.stability, spare: true, ...down };
   return {
     full,
     noStable: { ...full, name: '− hysteresis & churn cap', stability: undefined },
     noSpare: { ...full, name: '− spare replicas', spare: false },
     noWeights: { ...full, name: '− file weights', weights: false },
-    before: { name: 'issue 12 planner (nightly re-rank, whole titles)', fill: true },
-    lru: { name: 'LRU alone', fill: false },
+    before: { name: 'issue 12 planner (nightly re-rank, whole titles)', fill: true, ...down },
+    lru: { name: 'LRU alone', fill: false, ...down },
   };
 }
 
@@ -823,7 +833,8 @@ export function printTable(title: string, world: World, cols: Column[]): void {
   const days = cols[0]!.days;
   const row = (label: string, get: (c: Column) => DayResult) =>
     console.log([label, ...cols.flatMap((c) => { const x = get(c); return c.bytes ? [pct(offload(x)), gb(x.fillBytes, u), gb(originBytes(x), u), gb(peakOriginBytes(x), u)] : [pct(offload(x))]; })].join('\t'));
-  for (let d = 0; d < days.length; d++) row(d < world.spec.warmupDays ? `w${d + 1}` : `${d - world.spec.warmupDays + 1}`, (c) => c.days[d]!);
+  const label = (d: number) => (d < world.spec.warmupDays ? `w${d + 1}` : d < world.spec.warmupDays + world.spec.days ? `${d - world.spec.warmupDays + 1}` : 'edge lost');
+  for (let d = 0; d < days.length; d++) row(label(d), (c) => c.days[d]!);
   row('week', (c) => week(world, c.days));
 }
 
@@ -865,7 +876,7 @@ export function printHours(world: World, cols: Column[]): void {
 
 /** The measured days (after warm-up) summed. */
 export function week(world: World, days: DayResult[]): DayResult {
-  const m = days.slice(world.spec.warmupDays);
+  const m = days.slice(world.spec.warmupDays, world.spec.warmupDays + world.spec.days);
   const out = emptyDay(-1);
   for (const x of m) {
     for (const k of ['clientBytes', 'edgeBytes', 'fillBytes', 'fillFromOrigin', 'missBytes', 'peakClientBytes', 'peakMissBytes', 'fillInWindow', 'fillBudget', 'fillLeft'] as const) out[k] += x[k];
@@ -912,20 +923,19 @@ async function main(): Promise<void> {
     { name: 'ceiling: expected, whole titles', days: ceiling(big, 'expected-titles') },
     { name: 'ceiling: clairvoyant, byte ranges', days: ceiling(big, 'seen-slices') },
     { name: 'ceiling: clairvoyant, whole titles', days: ceiling(big, 'seen-titles') },
+    { name: "bound: yesterday's truth, byte ranges", days: ceiling(big, 'yesterday-slices') },
   ];
   printTable(`model by day (w = warm-up days; simulations ${tSim}, ceilings ${secs(t1)})`, big, [full, lru, ...ceilings]);
-  printSummary('measured week, per strategy (each ablation row switches one part off)', big, [full, ...ablations, lru, ...ceilings.slice(0, 2).map((c) => ({ ...c, bytes: true }))], lru.days);
+  printSummary('measured week, per strategy (each ablation row switches one part off)', big, [full, ...ablations, lru, ...[ceilings[0], ceilings[1], ceilings[4]].filter((c) => c !== undefined).map((c) => ({ ...c, bytes: true }))], lru.days);
   printHours(big, [full, lru]);
 
-  // Losing an edge: one edge per ISP down all of the last day; spare replicas keep its hot titles off the origin.
-  const lastDay = big.plays.length - 1;
-  const down = { day: lastDay, edges: simNodes(big).filter((n) => n.id.endsWith('1')).map((n) => n.id) };
-  if (process.env.EDGE_LOSS !== '0') {
-    const withSpare = simulate(big, { ...st.full, down });
-    const noSpare = simulate(big, { ...st.noSpare, down });
-    const lruDown = simulate(big, { ...st.lru, down });
+  // The day after the week: the first edge of each ISP down all day; spare replicas keep its hot titles off the origin.
+  if (big.spec.lossDay) {
+    const d = big.spec.warmupDays + big.spec.days;
     const u = big.spec.unit;
-    console.log(`\n${down.edges.join(', ')} down all of day ${lastDay - big.spec.warmupDays + 1}: origin GB that day (peak hours) — fill+LRU ${gb(originBytes(withSpare[lastDay]!), u)} (${gb(peakOriginBytes(withSpare[lastDay]!), u)}), without spare replicas ${gb(originBytes(noSpare[lastDay]!), u)} (${gb(peakOriginBytes(noSpare[lastDay]!), u)}), LRU alone ${gb(originBytes(lruDown[lastDay]!), u)} (${gb(peakOriginBytes(lruDown[lastDay]!), u)}); with every edge up: ${gb(originBytes(full.days[lastDay]!), u)}`);
+    const day = (c: Column) => `${gb(originBytes(c.days[d]!), u)} GB (peak ${gb(peakOriginBytes(c.days[d]!), u)}, offload ${pct(offload(c.days[d]!))})`;
+    const mean = (c: Column) => gb(originBytes(week(big, c.days)) / big.spec.days, u);
+    console.log(`\n${st.full.down!.edges.join(' and ')} down all day after the week — origin bytes that day: ${[full, ...ablations, lru].map((c) => `${c.name} ${day(c)} [week's daily mean ${mean(c)} GB]`).join('; ')}`);
   }
 
   // Targets.
@@ -947,7 +957,9 @@ async function main(): Promise<void> {
   if (ceilings.length > 0) {
     const exp = week(big, ceilings[0]!.days);
     const gap = (offload(exp) - offload(wFull)) * 100;
-    console.log(`  offload ${pct(offload(wFull))} vs expected ceiling (byte ranges) ${pct(offload(exp))}: ${gap.toFixed(1)} points under (within 1: ${verdict(gap <= 1)}); its peak-hour misses ${ratio(peakOriginBytes(exp) / peakOriginBytes(wLru))} LRU's`);
+    const lag = week(big, ceilings[4]!.days);
+    console.log(`  offload ${pct(offload(wFull))} vs expected ceiling (byte ranges) ${pct(offload(exp))}: ${gap.toFixed(1)} points under (within 1: ${verdict(gap <= 1)}); knowing yesterday's true popularity perfectly gives ${pct(offload(lag))}`);
+    console.log(`  peak-hour misses of those placements (no LRU): expected ceiling ${ratio(peakOriginBytes(exp) / peakOriginBytes(wLru))} LRU's, yesterday's truth ${ratio(peakOriginBytes(lag) / peakOriginBytes(wLru))}`);
   }
   const worstNight = Math.max(...full.days.slice(big.spec.warmupDays).map((d) => d.fillBytes / d.fillBudget));
   console.log(`  fill inside the window: ${pct(wFull.fillInWindow / Math.max(1, wFull.fillBytes))} of fill bytes; busiest measured night used ${pct(worstNight)} of the window's rate-capped bytes (${verdict(wFull.fillInWindow === wFull.fillBytes && worstNight <= 1)})`);

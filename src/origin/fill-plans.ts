@@ -7,7 +7,7 @@ import type { Logger } from '../common/logger.js';
 import type { Catalog } from './catalog.js';
 import type { FileWeights } from './file-weights.js';
 import { type Plan, planFill } from './fill-planner.js';
-import { weighTitles } from './placement-weights.js';
+import { type ShapeCache, weighTitles } from './placement-weights.js';
 import type { PlayStore } from './play-store.js';
 import { utcDay } from './plays.js';
 import { predictPopularity } from './popularity.js';
@@ -59,6 +59,7 @@ export class FillPlans {
   private last?: { day: string; plan: Plan };
   private standing?: { day: string; plan: Plan };
   private saving: Promise<void> = Promise.resolve();
+  private readonly shapes: ShapeCache = new Map();
   private savedVersions = '';
 
   constructor(private readonly opts: FillPlansOptions) {
@@ -80,7 +81,7 @@ export class FillPlans {
       const weights = this.opts.fileWeights?.();
       this.plan = planFill({
         nodes: config.edges.map((e) => ({ id: e.id, isp: e.isp, url: e.url, diskBytes: e.diskBytes, sliceBytes: e.sliceBytes })),
-        titles: weights ? weighTitles(listed, weights) : listed,
+        titles: weights ? weighTitles(listed, weights, this.shapes) : listed,
         ...(weights ? { weightSliceBytes: weights.sliceBytes } : {}),
         prediction: predictPopularity(days, today, { halfLifeDays: fill.halfLifeDays }),
         pinned: new Map(config.isps.map((i) => [i.id, i.pinnedTitles])),

@@ -192,41 +192,40 @@ export function planIsp(input: IspPlanInput): IspPlan {
   };
 
   // 1. Pinned titles: every node, whatever the budget says (the cluster file asks for them).
-  const byRank = (list: { u: Unit; eff: number }[]) => list.sort((a, b) => b.eff - a.eff || (a.u.title < b.u.title ? -1 : a.u.title > b.u.title ? 1 : 0) || a.u.index - b.u.index).map((x) => x.u);
   const pinned = input.units.filter((u) => u.score === Infinity).sort((a, b) => (a.title < b.title ? -1 : a.title > b.title ? 1 : a.index - b.index));
   for (const u of pinned) place(u, true);
-  const scored = input.units.filter((u) => u.score !== Infinity && u.score > 0).map((u) => ({ u, eff: effective(u) }));
-  const eff = new Map(scored.map((x) => [x.u, x.eff]));
-  const ranked = byRank(scored);
+  // Titles by name as numbers: the sort below compares a million units.
+  const names = [...new Set(input.units.map((u) => u.title))].sort();
+  const titleNo = new Map(names.map((t, i) => [t, i]));
+  const ranked = input.units
+    .filter((u) => u.score !== Infinity && u.score > 0)
+    .map((u) => ({ u, eff: effective(u), inc: stability ? wasPlaced(u) : false, t: titleNo.get(u.title)! }))
+    .sort((a, b) => b.eff - a.eff || a.t - b.t || a.u.index - b.u.index);
 
   // 2. The cut: the last unit that fits, in rank order, in the ISP's room left.
   let left = [...room.values()].reduce((s, x) => s + Math.max(0, x), 0);
   let cut = -Infinity;
-  for (const u of ranked) {
+  for (const { u, eff } of ranked) {
     const need = (input.replicas.get(u.title) ?? 1) * u.bytes;
     if (need > left) {
-      cut = eff.get(u)!;
+      cut = eff;
       break;
     }
     left -= need;
   }
-  const above = ranked.filter((u) => eff.get(u)! > cut);
 
   // 3. Above the cut: what stays, then what enters (best first, within the budget).
-  const stays = above.filter(wasPlaced);
-  for (const u of stays) place(u);
-  const staying = new Set(stays);
-  for (const u of above) if (!staying.has(u)) place(u);
+  for (const r of ranked) if (r.eff > cut && r.inc) place(r.u);
+  for (const r of ranked) if (r.eff > cut && !r.inc) place(r.u);
 
   // 4. Room still free, in rank order: what was placed stays until something better is let in
   //    (leaving would only free room the churn budget cannot refill: it would come back the next
   //    night); new units only from just below the cut. Without stability: pack the disks.
   const floor = stability ? cut * stability.stayRatio : -Infinity;
-  for (const u of ranked) {
-    const e = eff.get(u)!;
-    if (e > cut) continue;
-    if (e < floor && !wasPlaced(u)) continue;
-    place(u);
+  for (const r of ranked) {
+    if (r.eff > cut) continue;
+    if (r.eff < floor && !r.inc) continue;
+    place(r.u);
   }
 
   // 5. Spare replicas of the most demanded titles, in rounds of one more copy each.

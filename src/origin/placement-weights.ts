@@ -73,13 +73,22 @@ export function fileShapes(files: readonly { path: string; size: number }[]): Ma
 
 const cell = (s: FileShape) => s.rank * BINS + Math.min(BINS - 1, Math.floor(s.pos * BINS));
 
-export function weighTitles(titles: readonly CatalogTitleFiles[], weights: FileWeights): WeightedTitle[] {
+/** Shapes kept between plans (a title's files rarely change): title → its files' signature and shapes. */
+export type ShapeCache = Map<string, { sig: string; shapes: Map<string, FileShape> }>;
+
+export function weighTitles(titles: readonly CatalogTitleFiles[], weights: FileWeights, cache: ShapeCache = new Map()): WeightedTitle[] {
   const known = new Set(weights.titles());
   if (known.size === 0) return titles.map((t) => ({ title: t.title, bytes: t.bytes, files: t.files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 })) }));
 
   // The pool: read share per byte by (rendition rank, position bin), over the titles with data.
-  const shapes = new Map<string, Map<string, FileShape>>();
-  const shapeOf = (t: CatalogTitleFiles) => shapes.get(t.title) ?? shapes.set(t.title, fileShapes(t.files)).get(t.title)!;
+  const shapeOf = (t: CatalogTitleFiles) => {
+    const sig = JSON.stringify([t.files.length, t.bytes, t.files[0]?.path, t.files.at(-1)?.path]);
+    const hit = cache.get(t.title);
+    if (hit?.sig === sig) return hit.shapes;
+    const shapes = fileShapes(t.files);
+    cache.set(t.title, { sig, shapes });
+    return shapes;
+  };
   const poolRead = new Float64Array((MAX_RANK + 1) * BINS);
   const poolBytes = new Float64Array((MAX_RANK + 1) * BINS);
   let read = 0;
