@@ -28,12 +28,17 @@ class Problems {
   readonly list: ConfigError[] = [];
   /** Those only `reelcdn check` refuses (see CHECK_ONLY). */
   readonly checkOnly = new Set<ConfigError>();
+  private readonly fields = new Set<string>();
+  /** Fields whose problem hides what is under them: all but CHECK_ONLY's, which a start drops. */
+  private readonly refused = new Set<string>();
 
   add(field: string, problem: string, checkOnly = false): void {
     if (this.covers(field)) return;
     const error = new ConfigError(field, problem);
     this.list.push(error);
+    this.fields.add(field);
     if (checkOnly) this.checkOnly.add(error);
+    else this.refused.add(field);
   }
 
   /** Runs one of config.ts's field checks and keeps what it throws. */
@@ -47,9 +52,13 @@ class Problems {
     }
   }
 
-  /** Whether the field, or one holding it, already has a problem. */
-  covers(field: string): boolean {
-    return this.list.some((p) => p.field === field || field.startsWith(`${p.field}.`) || field.startsWith(`${p.field}[`) || p.field === '(cluster file)');
+  /** Whether the field, or one holding it (`edges[1]` holds `edges[1].fill.window`), already has a problem. */
+  private covers(field: string): boolean {
+    if (this.fields.has(field) || this.refused.has('(cluster file)')) return true;
+    for (let k = 0; k < field.length; k++) {
+      if ((field[k] === '.' || field[k] === '[') && this.refused.has(field.slice(0, k))) return true;
+    }
+    return false;
   }
 }
 

@@ -105,6 +105,23 @@ describe('checkCluster', () => {
     ]);
   });
 
+  it('refusesAtStartWhatLiesUnderAFindingOnlyCheckRefuses', () => {
+    // isp-c has no edges (check only) and lists isp-a's prefix (refused everywhere).
+    const mutate = (c: Raw) => c.isps.push({ id: 'isp-c', prefixes: ['10.1.0.0/16'] });
+    expect(lines(problemsOf(mutate))).toEqual([
+      'isps[2].prefixes[0]: "10.1.0.0/16" is also listed by isps[0] ("isp-a"): a prefix belongs to one ISP',
+      `isps[2]: "isp-c" has no edges (no edges[].isp names it): its clients would be sent to other ISPs' edges`,
+    ]);
+    expect(startWith(mutate)).toBe('isps[2].prefixes[0]: "10.1.0.0/16" is also listed by isps[0] ("isp-a"): a prefix belongs to one ISP');
+  });
+
+  it('staysLinearInTheProblemsItFinds', () => {
+    // 100,000 bad prefixes: each is one line, found in well under the test's time.
+    const problems = problemsOf((c) => (c.isps[1].prefixes = Array.from({ length: 100_000 }, (_, n) => `300.0.${n}.0/24`)));
+    expect(problems).toHaveLength(100_000);
+    expect(problems[99_999]!.message).toBe('isps[1].prefixes[99999]: "300.0.99999.0/24" is not an IPv4 or IPv6 prefix');
+  });
+
   it('reportsEveryProblemAtOnceInTheOrderOfTheFile', () => {
     const problems = problemsOf((c) => {
       c.edges[2].diskBytes = -1;
