@@ -197,7 +197,7 @@ function typeProblem(node: SchemaNode): string {
   if (node.errorMessage !== undefined) return node.errorMessage;
   switch (node.type) {
     case 'string':
-      return 'must be a non-empty string';
+      return node.minLength === undefined ? 'must be a string' : 'must be a non-empty string';
     case 'integer':
       return node.minimum === 0 ? 'must be a non-negative integer' : 'must be a positive integer';
     case 'number':

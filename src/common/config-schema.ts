@@ -141,7 +141,7 @@ function build() {
   const notForDir = { not: {}, errorMessage: 'not a setting of kind "dir" (the folder is origin.dataDir)' };
   const storage = Type.Object(
     {
-      kind: optional(Type.String({ enum: ['dir', 's3'], description: '"dir": origin.dataDir holds everything; "s3": the catalog, titles and plays live in an S3-compatible bucket several origin replicas share.', default: 'dir' })),
+      kind: optional(Type.String({ enum: ['dir', 's3'], errorMessage: 'must be "dir" or "s3"', description: '"dir": origin.dataDir holds everything; "s3": the catalog, titles and plays live in an S3-compatible bucket several origin replicas share.', default: 'dir' })),
       endpoint: optional(url("The store's URL (MinIO, Ceph, R2…); absent: AWS S3's own endpoint for region.")),
       bucket: optional(
         text({ description: 'Bucket name.', pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$', patternErrorMessage: "is not a bucket name (3-63 lowercase letters, digits, '.' and '-')" }),
@@ -154,7 +154,7 @@ function build() {
       additionalProperties: false,
       description: 'Where the catalog, the titles and the play counts live. Credentials come from the AWS SDK\'s default chain (AWS_* variables, ~/.aws, roles). Restart-only.',
       if: { type: 'object', properties: { kind: { const: 's3' } }, required: ['kind'] },
-      then: { type: 'object', properties: { bucket: { type: 'string' }, region: { type: 'string' } }, required: ['bucket', 'region'] },
+      then: { type: 'object', properties: { bucket: { type: 'string', minLength: 1 }, region: { type: 'string', minLength: 1 } }, required: ['bucket', 'region'] },
       else: { type: 'object', properties: { endpoint: notForDir, bucket: notForDir, region: notForDir, prefix: notForDir, forcePathStyle: notForDir } },
     },
   );

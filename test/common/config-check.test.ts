@@ -190,6 +190,8 @@ describe('checkCluster', () => {
     ['halfLifeDays zero', (c) => (c.origin.fill = { halfLifeDays: 0 })],
     ['enterRatio under stayRatio', (c) => (c.origin.fill = { stayRatio: 0.9, enterRatio: 0.5 })],
     ['s3 storage without a region', (c) => (c.origin.storage = { kind: 's3', bucket: 'media' })],
+    ['an unknown storage kind', (c) => (c.origin.storage = { kind: 'gcs' })],
+    ['a storage prefix that is no string', (c) => (c.origin.storage = { kind: 's3', bucket: 'media', region: 'eu-west-1', prefix: 7 })],
     ['a bad bucket name', (c) => (c.origin.storage = { kind: 's3', bucket: 'Media', region: 'eu-west-1' })],
     ['headers timeout over the request timeout', (c) => (c.http = { headersTimeoutMs: 40_000 })],
     ['bad log level', (c) => (c.log = { level: 'loud' })],
