@@ -211,7 +211,7 @@ describe('origin.fill settings', () => {
   const fill = (f: Record<string, unknown>) => () => testCluster({}, { origin: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1', dataDir: 'origin', fill: f } });
 
   it('defaultsToAStableBandACapAndSpareReplicas', () => {
-    expect(fill({})().origin.fill).toMatchObject({ stayRatio: 0.8, enterRatio: 1, maxChurnRatio: 0.05, spareReplicas: true });
+    expect(fill({})().origin.fill).toMatchObject({ stayRatio: 0.8, enterRatio: 1, maxChurnRatio: 0.02, spareReplicas: true });
     expect(fill({ stayRatio: 0.7, enterRatio: 1.1, maxChurnRatio: 0.02, spareReplicas: false })().origin.fill).toMatchObject({ stayRatio: 0.7, enterRatio: 1.1, maxChurnRatio: 0.02, spareReplicas: false });
   });
 
