@@ -177,6 +177,29 @@ function jsonString(s: string): string {
   return PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
 }
 
+/** A path as the access line writes it, for a caller that logs the same path many times (a hot URL). */
+export interface LoggedPath {
+  readonly path: string;
+  /** `path` as a JSON string. */
+  readonly json: string;
+}
+
+export function loggedPath(path: string): LoggedPath {
+  return { path, json: jsonString(path) };
+}
+
+// The remote address of the last line: the requests of one connection come one after another.
+let lastRemote = '';
+let lastRemoteJson = '""';
+
+function remoteJson(remote: string): string {
+  if (remote !== lastRemote) {
+    lastRemoteJson = jsonString(remote);
+    lastRemote = remote;
+  }
+  return lastRemoteJson;
+}
+
 /**
  * The access-log line of one request (`msg: "request"`): exactly the line pino writes for
  * `log[level]({reqId, method, path, range, status, tier, bytes, ms, remote, traceparent}, 'request')`
@@ -189,7 +212,7 @@ export function logRequestLine(
   level: 'info' | 'debug',
   reqId: string,
   method: string,
-  path: string,
+  path: string | LoggedPath,
   range: string | undefined,
   status: number,
   tier: string | undefined,
@@ -201,15 +224,15 @@ export function logRequestLine(
   const time = plainLoggers.get(log);
   if (!log.isLevelEnabled(level)) return;
   if (time === undefined) {
-    log[level]({ reqId, method, path, range, status, tier, bytes, ms, remote, traceparent }, 'request');
+    log[level]({ reqId, method, path: typeof path === 'string' ? path : path.path, range, status, tier, bytes, ms, remote, traceparent }, 'request');
     return;
   }
-  let line = `{"level":${log.levels.values[level]}${time()}${(log as unknown as Record<symbol, string>)[pino.symbols.chindingsSym]},"reqId":${jsonString(reqId)},"method":${jsonString(method)},"path":${jsonString(path)}`;
+  let line = `{"level":${log.levels.values[level]}${time()}${(log as unknown as Record<symbol, string>)[pino.symbols.chindingsSym]},"reqId":${jsonString(reqId)},"method":${jsonString(method)},"path":${typeof path === 'string' ? jsonString(path) : path.json}`;
   if (range !== undefined) line += `,"range":${jsonString(range)}`;
   line += `,"status":${status}`;
   if (tier !== undefined) line += `,"tier":${jsonString(tier)}`;
   line += `,"bytes":${bytes},"ms":${ms}`;
-  if (remote !== undefined) line += `,"remote":${jsonString(remote)}`;
+  if (remote !== undefined) line += `,"remote":${remoteJson(remote)}`;
   if (traceparent !== undefined) line += `,"traceparent":${jsonString(traceparent)}`;
   (log as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym]!.write(`${line},"msg":"request"}\n`);
 }

@@ -7,7 +7,7 @@ import { type ByteRange, parseContentRange } from '../common/range.js';
 import type { ObjectMeta } from '../common/response-plan.js';
 import type { DiskTier, SliceLease, StoredMeta } from './disk-tier.js';
 import { computeFreshness } from './freshness.js';
-import { MemoryTier, holdsLittleMore } from './memory-tier.js';
+import { type MemorySlice, MemoryTier, holdsLittleMore, sliceKey } from './memory-tier.js';
 import { SliceFetch, SliceLock } from './slice-lock.js';
 import { type PurgeSelector, purgeMatchesKey } from '../common/purge-selector.js';
 import { sliceBounds, slicesFor } from './slice-math.js';
@@ -76,6 +76,29 @@ export interface PrimedFetch {
   joined: boolean;
 }
 
+/** How long a HeldObject goes without renewing its LRU recency, ms (see HeldObject). */
+export const HELD_TOUCH_MS = 1000;
+
+/**
+ * One representation of an object as a caller keeps it between requests — the hit path, per
+ * remembered URL — so that a hot object is checked, not looked up: the cache marks it `retired`
+ * when it replaces or drops that meta (the metas LRU's dispose), and the memory tier marks a slice
+ * it lets go (MemorySlice.gone). Lookups renew an entry's LRU recency; through a held object it is
+ * renewed at most every HELD_TOUCH_MS, far more often than either LRU turns over.
+ */
+export class HeldObject {
+  retired = false;
+  /** Slice 0 as the memory tier holds it, once a request found it there. */
+  slice0: MemorySlice | undefined = undefined;
+
+  constructor(
+    readonly meta: CachedMeta,
+    readonly slice0Key: string,
+    /** When the LRUs' recency was last renewed for it (clock ms). */
+    public touchedAt: number,
+  ) {}
+}
+
 export type Resolution =
   | { kind: 'found'; meta: CachedMeta; stale: boolean; primed?: PrimedFetch }
   | { kind: 'not-found' };
@@ -123,7 +146,16 @@ export interface EdgeCacheOptions {
  */
 export class EdgeCache {
   private readonly memory: MemoryTier;
-  private readonly metas = new LRUCache<string, CachedMeta>({ max: 500_000 });
+  private readonly metas = new LRUCache<string, CachedMeta>({
+    max: 500_000,
+    // Replaced, purged or evicted: whoever holds it looks the object up again.
+    dispose: (meta) => {
+      const h = this.held.get(meta);
+      if (h) h.retired = true;
+    },
+  });
+  /** HeldObjects by the meta they hold: one per representation, shared by every URL of the object. */
+  private readonly held = new WeakMap<CachedMeta, HeldObject>();
   private readonly notFound = new LRUCache<string, number>({ max: 10_000 });
   private readonly lock = new SliceLock<SliceHead>();
   private readonly revalidations = new Map<string, Promise<'fresh' | 'changed' | 'gone'>>();
@@ -270,7 +302,44 @@ export class EdgeCache {
     const b = sliceBounds(index, this.sliceBytes, meta.size);
     if (range.end > b.end) return undefined;
     const buf = this.memory.get(meta.key, index, meta.rep);
-    return buf?.subarray(range.start - b.start, range.end - b.start);
+    return buf && part(buf, range.start - b.start, range.end - b.start);
+  }
+
+  /** What `peek` finds, as a HeldObject to keep (the same one for every caller while the meta lasts). */
+  hold(key: string): HeldObject | undefined {
+    const meta = this.metas.get(key);
+    const now = this.opts.clock.now();
+    if (!meta || now >= meta.freshUntil) return undefined;
+    let h = this.held.get(meta);
+    if (!h) {
+      h = new HeldObject(meta, sliceKey(key, 0), now);
+      this.held.set(meta, h);
+    }
+    return h;
+  }
+
+  /** Whether `hold` would still give `h` at `now` (clock ms): neither replaced nor dropped, and fresh. */
+  stillHeld(h: HeldObject, now: number): boolean {
+    if (h.retired || now >= h.meta.freshUntil) return false;
+    if (now - h.touchedAt >= HELD_TOUCH_MS) {
+      h.touchedAt = now;
+      // The lookups a request would have made, for their recency.
+      this.metas.get(h.meta.key);
+      if (h.slice0 !== undefined && !h.slice0.gone) this.memory.entry(h.slice0Key, h.meta.rep);
+    }
+    return true;
+  }
+
+  /** `memorySlice` of a held object: a range in slice 0 without a lookup once memory had it. */
+  heldSlice(h: HeldObject, range: ByteRange): Buffer | undefined {
+    if (range.start >= this.sliceBytes) return this.memorySlice(h.meta, range);
+    if (range.end > Math.min(this.sliceBytes, h.meta.size)) return undefined;
+    let s = h.slice0;
+    if (s === undefined || s.gone) {
+      s = h.slice0 = this.memory.entry(h.slice0Key, h.meta.rep);
+      if (s === undefined) return undefined;
+    }
+    return part(s.data, range.start, range.end);
   }
 
   /**
@@ -402,7 +471,7 @@ export class EdgeCache {
   }
 
   private sliceKey(key: string, index: number): string {
-    return `${key}#${index}`;
+    return sliceKey(key, index);
   }
 
   private acquire(title: string, file: string, index: number, known: CachedMeta | undefined, traceparent?: string) {
@@ -701,4 +770,9 @@ export class EdgeCache {
     bytes += this.memory.dropWhere((k) => keys.has(k) || (sel.file === undefined && purgeMatchesKey(sel, k)));
     return { objects: keys.size, bytes };
   }
+}
+
+/** Bytes [from, to) of a slice: the slice itself when that is all of it (no view to allocate). */
+function part(buf: Buffer, from: number, to: number): Buffer {
+  return from === 0 && to === buf.length ? buf : buf.subarray(from, to);
 }

@@ -1,16 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { CORS_HEADERS } from '../common/cors.js';
-import { logAccess, requestId } from '../common/http-app.js';
-import { parseObjectPath } from '../common/paths.js';
+import { requestId } from '../common/http-app.js';
+import { type LoggedPath, logRequestLine, loggedPath } from '../common/logger.js';
+import { objectKey, parseObjectPath } from '../common/paths.js';
 import { parsePlayId } from '../common/play-id.js';
 import { type ByteRange, contentRange, parseRange } from '../common/range.js';
 import { planResponse, requestView } from '../common/response-plan.js';
 import { parseTraceparent } from '../common/trace.js';
-import { type CachedMeta, type PrimedFetch, RepresentationChanged, type Tier } from './edge-cache.js';
+import { type CachedMeta, type HeldObject, type PrimedFetch, RepresentationChanged, type Tier } from './edge-cache.js';
 import { type SliceLease, releaseAll, releaseWhenClosed } from './disk-tier.js';
-import { HeaderBook } from './hit-path-headers.js';
-import type { ServedSink } from './serve-report.js';
+import { HeaderBook, type RepresentationHeaders } from './hit-path-headers.js';
+import { ServedFile, type ServedSink } from './serve-report.js';
 import { EDGE_HOP_HEADER } from '../common/serve-report-wire.js';
 import { type ObjectService, ONLY_IF_CACHED, firstOffset, upstreamFailure } from './routes/object-routes.js';
 
@@ -96,16 +97,12 @@ class Answer {
   tier: Tier | undefined = undefined;
   /** Content-Length of the answer (the GET's for HEAD): the log's `bytes`. */
   length = 0;
-  title = '';
-  file = '';
   /** The object's size and the first byte of the body, once an answer from it is planned (-1: none). */
   size = 0;
   bodyStart = -1;
   closed = false;
   counted = false;
   reqId: string | undefined = undefined;
-  /** Set as the response's 'close' listener: the answer is counted when it ends, however it ends. */
-  readonly onClose: () => void;
 
   constructor(
     readonly req: IncomingMessage,
@@ -114,15 +111,20 @@ class Answer {
     readonly head: boolean,
     readonly range: string | undefined,
     readonly traceparent: string | undefined,
-    readonly playId: string | undefined,
+    /** The URL asked, as remembered (its object, play id, logged path). */
+    readonly u: KnownUrl,
     readonly remote: string | undefined,
-    done: (a: Answer) => void,
-  ) {
-    this.onClose = () => {
-      this.closed = true;
-      if (this.status !== 0) done(this);
-    };
-  }
+  ) {}
+}
+
+/**
+ * The whole answer went to the kernel as end() wrote it: HTTP/1 over plain TCP, whose writes
+ * complete in place. It is then counted at once, with no 'close' listener; over TLS and HTTP/2
+ * the write completes on a later tick, and the answer is counted at its response's 'close'.
+ */
+function sentAll(req: IncomingMessage, res: ServerResponse): boolean {
+  const socket = res.socket;
+  return req.httpVersionMajor === 1 && res.writableEnded && socket !== null && !socket.destroyed && socket.writableLength === 0;
 }
 
 /**
@@ -163,10 +165,16 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     const known: KnownUrl = {
       title: parsed.title,
       file: parsed.file,
+      key: objectKey(parsed.title, parsed.file),
       expiry,
       keys: tokens.generation,
       traceparent: query.tp !== undefined ? parseTraceparent(query.tp) : undefined,
-      playId: query.pl,
+      play: query.pl !== undefined ? parsePlayId(query.pl) : undefined,
+      path: loggedPath(path),
+      served: new ServedFile(parsed.title, parsed.file),
+      held: undefined,
+      headers: undefined,
+      headersOf: undefined,
     };
     urls.add(url, known);
     return known;
@@ -177,16 +185,28 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     a.counted = true;
     const ms = performance.now() - a.start;
     answers.answered(a.status, a.tier, a.head ? 0 : a.length, ms / 1000, false);
-    if (plays && a.playId !== undefined && !a.head && (a.status === 200 || a.status === 206)) {
-      const id = parsePlayId(a.playId);
-      if (id) plays.record(id);
-    }
-    if (served && !a.head && a.bodyStart >= 0 && (a.status === 200 || a.status === 206) && a.req.headers[EDGE_HOP_HEADER] === undefined) {
-      served.served(a.title, a.file, a.size, a.bodyStart, a.length, a.playId === undefined ? undefined : parsePlayId(a.playId));
+    const u = a.u;
+    if (!a.head && (a.status === 200 || a.status === 206)) {
+      if (plays && u.play !== undefined) plays.record(u.play);
+      if (served && a.bodyStart >= 0 && a.req.headers[EDGE_HOP_HEADER] === undefined) {
+        if (served.servedTo) served.servedTo(u.served, a.size, a.bodyStart, a.length, u.play);
+        else served.served(u.title, u.file, a.size, a.bodyStart, a.length, u.play);
+      }
     }
     if (logger.isLevelEnabled(level)) {
-      logAccess(logger, level, idOf(a), a.req.method!, a.req.url!, a.range, a.status, a.tier, a.length, ms, a.remote, a.traceparent);
+      logRequestLine(logger, level, idOf(a), a.req.method!, u.path, a.range, a.status, a.tier, a.length, Math.round(ms * 10) / 10, a.remote, a.traceparent);
     }
+  }
+
+  /** Counts and logs `a` at once if it was answered in full and its bytes are with the kernel, else once its response closes. */
+  function finish(a: Answer, rest: Promise<void> | undefined): void {
+    if (rest === undefined && a.status !== 0 && sentAll(a.req, a.res)) return done(a);
+    // However it ends ('close' is emitted once, never before this tick ends).
+    a.res.on('close', () => {
+      a.closed = true;
+      if (a.status !== 0) done(a);
+    });
+    rest?.catch((err: Error) => failed(a, err));
   }
 
   function idOf(a: Answer): string {
@@ -246,27 +266,27 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
    * its checksum makes the answer a MISS), a miss waits for upstream's answer head — so a dead
    * upstream is a clean 502/504 and a changed object is resolved again, not promised in its old version.
    */
-  async function answer(a: Answer, title: string, file: string, mayRetry: boolean): Promise<void> {
+  async function answer(a: Answer, mayRetry: boolean): Promise<void> {
     let resolved;
     try {
-      resolved = await cache.resolve(title, file, firstOffset(a.range), a.traceparent);
+      resolved = await cache.resolve(a.u.title, a.u.file, firstOffset(a.range), a.traceparent);
     } catch (err) {
       const f = upstreamFailure(err);
       return sendText(a, f.status, f.reason);
     }
     if (resolved.kind === 'not-found') return sendText(a, 404, 'not found');
-    return answerFrom(a, title, file, resolved.meta, resolved.stale, resolved.primed, mayRetry);
+    return answerFrom(a, resolved.meta, undefined, resolved.stale, resolved.primed, mayRetry);
   }
 
   /**
-   * Answers from a representation. Synchronous (undefined) when memory holds the bytes or none
-   * are needed — a hot hit allocates no promise — else the promise of the rest.
+   * Answers from a representation (`held`: as the URL keeps it). Synchronous (undefined) when
+   * memory holds the bytes or none are needed — a hot hit allocates no promise — else the
+   * promise of the rest.
    */
   function answerFrom(
     a: Answer,
-    title: string,
-    file: string,
     meta: CachedMeta,
+    held: HeldObject | undefined,
     stale: boolean,
     primed: PrimedFetch | undefined,
     mayRetry: boolean,
@@ -274,17 +294,15 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     const p = plan(a, meta);
     const range = p.range;
     if (range === undefined) return send(a, meta, stale, p, 'HIT-MEM', undefined); // nothing to read
-    if (primed && !primed.joined) return answerSlow(a, title, file, meta, stale, primed, mayRetry, p, 'MISS');
+    if (primed && !primed.joined) return answerSlow(a, meta, stale, primed, mayRetry, p, 'MISS');
     // One range inside one memory slice: HIT-MEM without asking each tier; the slice goes out as it is.
-    const slice = cache.memorySlice(meta, range);
+    const slice = held !== undefined ? cache.heldSlice(held, range) : cache.memorySlice(meta, range);
     if (slice) return send(a, meta, stale, p, 'HIT-MEM', slice);
-    return answerSlow(a, title, file, meta, stale, primed, mayRetry, p, cache.tierFor(meta, [range]));
+    return answerSlow(a, meta, stale, primed, mayRetry, p, cache.tierFor(meta, [range]));
   }
 
   async function answerSlow(
     a: Answer,
-    title: string,
-    file: string,
     meta: CachedMeta,
     stale: boolean,
     primed: PrimedFetch | undefined,
@@ -308,7 +326,7 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
       try {
         primed = await cache.prime(meta, range, a.traceparent);
       } catch (err) {
-        if (err instanceof RepresentationChanged && mayRetry) return answer(a, title, file, false);
+        if (err instanceof RepresentationChanged && mayRetry) return answer(a, false);
         const f = upstreamFailure(err);
         return sendText(a, f.status, f.reason);
       }
@@ -349,19 +367,24 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
   function head(a: Answer, meta: CachedMeta, stale: boolean, p: Plan, tier: Tier): { out: readonly string[]; length: number } {
     a.size = meta.size;
     a.bodyStart = p.range ? p.range.start : -1;
-    const rh = headers.of(meta);
-    if (p.planned === undefined && p.status === 200 && !a.traceparent && !stale) return { out: rh.whole200(tier), length: meta.size };
+    const u = a.u;
+    let rh = u.headers;
+    if (u.headersOf !== meta) {
+      rh = u.headers = headers.of(meta);
+      u.headersOf = meta;
+    }
+    if (p.planned === undefined && p.status === 200 && !a.traceparent && !stale) return { out: rh!.whole200(tier), length: meta.size };
     let list: string[];
     let length: number;
     if (p.planned === undefined) {
-      list = [...rh.common];
+      list = [...rh!.common];
       if (a.traceparent) list.push('traceparent', a.traceparent);
       if (p.status === 206) {
         length = p.partial!.end - p.partial!.start;
         list.push('content-range', contentRange(p.partial!, meta.size), 'content-length', String(length));
       } else {
         length = meta.size;
-        list.push('content-length', rh.sizeText);
+        list.push('content-length', rh!.sizeText);
       }
     } else {
       list = [...CORS_FLAT];
@@ -443,7 +466,8 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     if (cc !== undefined && ONLY_IF_CACHED.test(cc)) return false;
     const range = h.range;
     if (range !== undefined && range.includes(',')) return false;
-    const nowSec = clock.now() / 1000;
+    const now = clock.now();
+    const nowSec = now / 1000;
     let u = urls.get(url);
     // Admitted under keys a reload has since replaced: checked again (a dropped key stops here).
     if (u === undefined || u.expiry < nowSec || u.keys !== tokens.generation) {
@@ -452,18 +476,18 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     }
     // The header, or the `tp` query parameter steering puts in the URLs it signs (players drop headers).
     const traceparent = (h.traceparent !== undefined ? parseTraceparent(h.traceparent) : undefined) ?? u.traceparent;
-    const a = new Answer(req, res, start, method === 'HEAD', range, traceparent, u.playId, req.socket.remoteAddress, done);
-    res.on('close', a.onClose); // emitted once
-    a.title = u.title;
-    a.file = u.file;
-    // A fresh representation is known without waiting (what cache.resolve would answer at once).
-    const known = cache.peek(u.title, u.file);
+    const a = new Answer(req, res, start, method === 'HEAD', range, traceparent, u, req.socket.remoteAddress);
+    // A fresh representation is known without waiting (what cache.resolve would answer at once):
+    // the one this URL holds while the cache has not let it go, else looked up.
+    let held = u.held;
+    if (held === undefined || !cache.stillHeld(held, now)) held = u.held = cache.hold(u.key);
+    let rest: Promise<void> | undefined;
     try {
-      const rest = known ? answerFrom(a, u.title, u.file, known, false, undefined, true) : answer(a, u.title, u.file, true);
-      rest?.catch((err: Error) => failed(a, err));
+      rest = held !== undefined ? answerFrom(a, held.meta, held, false, undefined, true) : answer(a, true);
     } catch (err) {
       failed(a, err as Error);
     }
+    finish(a, rest);
     return true;
   };
 }
@@ -471,18 +495,32 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
 /** URLs remembered by default: the hot URLs of a busy edge, many times over. */
 const URLS_KEPT = 16_384;
 
-/** What a URL says, once its path parsed and its token verified. */
+/**
+ * What a URL says, once its path parsed and its token verified, and what answering it again
+ * needs without a lookup: its object as the cache holds it, that representation's headers, its
+ * file's counters in the serve report, its path as the access log writes it.
+ */
 interface KnownUrl {
-  title: string;
-  file: string;
+  readonly title: string;
+  readonly file: string;
+  /** objectKey(title, file): one string, hashed once. */
+  readonly key: string;
   /** Unix seconds its token is valid until (Infinity when signing is not required). */
-  expiry: number;
+  readonly expiry: number;
   /** The verifier's generation it was admitted under (TokenVerifier.generation). */
-  keys: number;
+  readonly keys: number;
   /** From its `tp` parameter, if valid. */
-  traceparent: string | undefined;
-  /** Its `pl` parameter, as given (checked when a body is served). */
-  playId: string | undefined;
+  readonly traceparent: string | undefined;
+  /** Its `pl` parameter if it is a well-formed play id. */
+  readonly play: string | undefined;
+  /** The path without the query, for the access log. */
+  readonly path: LoggedPath;
+  readonly served: ServedFile;
+  /** The representation it was last answered from (the cache's, shared by the object's URLs). */
+  held: HeldObject | undefined;
+  /** The headers of the representation `headersOf`. */
+  headers: RepresentationHeaders | undefined;
+  headersOf: CachedMeta | undefined;
 }
 
 /**

@@ -9,10 +9,18 @@ export function holdsLittleMore(data: Buffer): boolean {
 }
 
 /** A slice in memory, tagged with the representation its bytes belong to. */
-interface MemorySlice {
-  rep: string;
+export interface MemorySlice {
+  readonly rep: string;
+  /** Its bytes; emptied once the tier lets the slice go, so a holder keeps none the tier no longer counts. */
   data: Buffer;
+  /**
+   * Set once the tier lets the slice go (evicted, dropped, replaced). A caller that keeps an entry
+   * between requests (EdgeCache's HeldObject) checks this instead of looking the slice up again.
+   */
+  gone: boolean;
 }
+
+const NO_BYTES = Buffer.alloc(0);
 
 export interface MemoryTierOptions {
   capacityBytes: number;
@@ -39,6 +47,8 @@ export class MemoryTier {
       sizeCalculation: (s) => Math.max(1, s.data.length),
       dispose: (s, _k, reason) => {
         if (reason === 'evict') opts.onEvict?.(s.data.length);
+        s.gone = true;
+        s.data = NO_BYTES;
       },
     });
     // Counted in bytes, so small objects (one small slice each) are remembered in proportion.
@@ -51,10 +61,14 @@ export class MemoryTier {
 
   /** Slice `index` of `key` if memory holds it for representation `rep`; a stale version is dropped. */
   get(key: string, index: number, rep: string): Buffer | undefined {
-    const sk = sliceKey(key, index);
+    return this.entry(sliceKey(key, index), rep)?.data;
+  }
+
+  /** `get` by the slice's key (`sliceKey`), as the entry itself: for a caller that keeps it (see MemorySlice.gone). */
+  entry(sk: string, rep: string): MemorySlice | undefined {
     const s = this.slices.get(sk);
     if (!s) return undefined;
-    if (s.rep === rep) return s.data;
+    if (s.rep === rep) return s;
     this.slices.delete(sk);
     return undefined;
   }
@@ -68,7 +82,7 @@ export class MemoryTier {
    * copied first: the tier counts `data.length`, and must not hold more memory than it counts.
    */
   set(key: string, index: number, rep: string, data: Buffer): void {
-    this.slices.set(sliceKey(key, index), { rep, data: holdsLittleMore(data) ? data : Buffer.from(data) });
+    this.slices.set(sliceKey(key, index), { rep, data: holdsLittleMore(data) ? data : Buffer.from(data), gone: false });
   }
 
   /** Remembers a slice just fetched: a second request soon after earns it a place. */
@@ -111,6 +125,7 @@ export class MemoryTier {
   }
 }
 
-function sliceKey(key: string, index: number): string {
+/** The memory tier's key of slice `index` of the object `key`. */
+export function sliceKey(key: string, index: number): string {
   return `${key}#${index}`;
 }

@@ -25,6 +25,21 @@ export interface ServedSink {
    * whole size). `playId`: the play id of its URL, if any.
    */
   served(title: string, file: string, size: number, start: number, length: number, playId: string | undefined): void;
+  /** `served` through a file's counters the caller keeps between answers (a hot URL): no lookups. */
+  servedTo?(held: ServedFile, size: number, start: number, length: number, playId: string | undefined): void;
+}
+
+/** One file's counters as a caller keeps them (ServeTally.servedTo); valid until the tally is taken. */
+export class ServedFile {
+  /** The tally's round they belong to (-1: none yet). */
+  round = -1;
+  t: TitleTally | undefined = undefined;
+  f: FileTally | undefined = undefined;
+
+  constructor(
+    readonly title: string,
+    readonly file: string,
+  ) {}
 }
 
 /** Files tallied between two reports, at most (the rest of a minute is not counted). */
@@ -37,6 +52,11 @@ export const MAX_TALLY_SLICES = 250_000;
 /** Play ids remembered to count each play once (oldest out). */
 const PLAY_IDS_KEPT = 65_536;
 
+interface TitleTally {
+  plays: number;
+  files: Map<string, FileTally>;
+}
+
 interface FileTally {
   requests: number;
   bytes: number;
@@ -47,7 +67,9 @@ interface FileTally {
 
 /** The numbers since the last report. Pure: no I/O, no clock. */
 export class ServeTally implements ServedSink {
-  private titles = new Map<string, { plays: number; files: Map<string, FileTally> }>();
+  private titles = new Map<string, TitleTally>();
+  /** Counts take()s: counters a caller holds from an earlier round are no longer the tally's. */
+  private round = 0;
   private files = 0;
   private sliceEntries = 0;
   private readonly playIds = new Map<string, true>();
@@ -69,6 +91,19 @@ export class ServeTally implements ServedSink {
       t.files.set(file, (f = { requests: 0, bytes: 0 }));
       this.files++;
     }
+    this.count(t!, f, size, start, length, playId);
+  }
+
+  servedTo(held: ServedFile, size: number, start: number, length: number, playId: string | undefined): void {
+    if (length <= 0 || start < 0 || start + length > size) return;
+    if (held.round === this.round && held.f !== undefined) return this.count(held.t!, held.f, size, start, length, playId);
+    this.served(held.title, held.file, size, start, length, playId);
+    held.t = this.titles.get(held.title);
+    held.f = held.t?.files.get(held.file);
+    held.round = this.round;
+  }
+
+  private count(t: TitleTally, f: FileTally, size: number, start: number, length: number, playId: string | undefined): void {
     f.requests++;
     f.bytes += length;
     if (size > this.sliceBytes && !f.whole) {
@@ -79,7 +114,7 @@ export class ServeTally implements ServedSink {
         this.sliceEntries -= f.slices?.length ?? 0;
         delete f.slices;
         f.whole = true;
-        return this.countPlay(t!, playId);
+        return this.countPlay(t, playId);
       }
       this.sliceEntries += grow;
       const slices = (f.slices ??= []);
@@ -90,7 +125,7 @@ export class ServeTally implements ServedSink {
         slices[i]! += to - from;
       }
     }
-    this.countPlay(t!, playId);
+    this.countPlay(t, playId);
   }
 
   /** A play counts once, on the first body served for its id. */
@@ -116,6 +151,7 @@ export class ServeTally implements ServedSink {
       });
     }
     this.titles = new Map();
+    this.round++;
     this.files = 0;
     this.sliceEntries = 0;
     return out;

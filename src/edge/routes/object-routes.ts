@@ -14,7 +14,7 @@ import { type SliceLease, releaseAll, releaseWhenClosed } from '../disk-tier.js'
 import { UpstreamError } from '../upstream.js';
 
 /** The cache as the public routes use it: lookups and reads, no administration. */
-export type ObjectSource = Pick<EdgeCache, 'resolve' | 'peek' | 'tierFor' | 'memorySlice' | 'cachedPieces' | 'prime' | 'read'>;
+export type ObjectSource = Pick<EdgeCache, 'resolve' | 'peek' | 'hold' | 'stillHeld' | 'heldSlice' | 'tierFor' | 'memorySlice' | 'cachedPieces' | 'prime' | 'read'>;
 
 /** Where each answer to a /c/ request is counted (traffic stats for /health, metrics). */
 export interface AnswerSink {
