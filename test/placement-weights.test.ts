@@ -38,15 +38,15 @@ function fakeWeights(data: Record<string, { plays: number; weight: (path: string
 describe('file weights for the planner', () => {
   it('readsEachFilesRenditionAndPositionFromItsPath', () => {
     const s = fileShapes(ladderTitle('x').files);
-    expect(s.get('1080p/seg_00001.m4s')).toEqual({ rank: 0, pos: 0 });
-    expect(s.get('1080p/seg_00011.m4s')).toEqual({ rank: 0, pos: 0.5 });
-    expect(s.get('480p/seg_00001.m4s')).toEqual({ rank: 1, pos: 0 });
+    expect(s.get('1080p/seg_00001.m4s')).toEqual({ group: '1080p/seg_#.m4s', rank: 0, pos: 0 });
+    expect(s.get('1080p/seg_00011.m4s')).toEqual({ group: '1080p/seg_#.m4s', rank: 0, pos: 0.5 });
+    expect(s.get('480p/seg_00001.m4s')).toEqual({ group: '480p/seg_#.m4s', rank: 1, pos: 0 });
     expect(s.get('240p/seg_00020.m4s')!.rank).toBe(2);
     expect(s.get('240p/seg_00020.m4s')!.pos).toBeCloseTo(0.95);
     // A segment's number, not the digits of .m4s or .mp4; numbers compared as numbers.
     const flat = fileShapes([{ path: 'v_2.m4s', size: 1 }, { path: 'v_10.m4s', size: 1 }, { path: 'v_1.m4s', size: 1 }, { path: 'init.mp4', size: 5 }]);
     expect([flat.get('v_1.m4s')!.pos, flat.get('v_2.m4s')!.pos, flat.get('v_10.m4s')!.pos]).toEqual([0, 1 / 3, 2 / 3]);
-    expect(flat.get('init.mp4')).toEqual({ rank: 0, pos: 0 });
+    expect(flat.get('init.mp4')).toEqual({ group: 'init.mp4', rank: 0, pos: 0 });
   });
 
   it('weighsNothingWithoutData', () => {
@@ -119,5 +119,25 @@ describe('file weights for the planner', () => {
     // With room for all of it, the whole file (no range).
     const big = planFill({ nodes: [{ ...nodes[0]!, diskBytes: 200 * MB }], titles, weightSliceBytes: weights.sliceBytes, prediction: new Map([['isp-a', new Map([['film', 10]])]]), pinned: new Map(), headroomRatio: 0.1, originUrl: 'http://o.test', generatedAt: 'x' });
     expect(big.manifests.get('e1')!.files[0]!.range).toBeUndefined();
+  });
+
+  it('placesLongRenditionsInBoundedRunsOfSegmentsStartFirst', () => {
+    // Ten renditions of 1,800 4-second segments (two hours): 18,000 files.
+    const files = [];
+    for (let r = 0; r < 10; r++) for (let i = 0; i < 1800; i++) files.push({ path: `r${r}/seg${i}.m4s`, size: (r + 1) * 100_000, sha256: `${r}-${i}` });
+    const long: CatalogTitleFiles = { title: 'long', bytes: files.reduce((s, f) => s + f.size, 0), files };
+    const data = { long: { plays: 1000, weight: (p: string) => (p.startsWith('r9/') ? 0.5 : 0.05) * (Number(/seg(\d+)/.exec(p)![1]) < 300 ? 1 : 0.4) } };
+    const titles = weighTitles([long], fakeWeights(data));
+    const nodes: PlanNode[] = [{ id: 'e1', isp: 'isp-a', url: 'http://e1.test', diskBytes: 500 * MB }];
+    const t0 = performance.now();
+    const plan = planFill({ nodes, titles, prediction: new Map([['isp-a', new Map([['long', 10]])]]), pinned: new Map(), headroomRatio: 0.1, originUrl: 'http://o.test', generatedAt: 'x' });
+    const ms = performance.now() - t0;
+    expect(ms).toBeLessThan(2000);
+    const placed = plan.manifests.get('e1')!.files.map((f) => f.file);
+    // The top rendition's start first, as runs: seg0 onwards without a hole.
+    const top = placed.filter((f) => f.startsWith('r9/')).map((f) => Number(/seg(\d+)/.exec(f)![1])).sort((a, b) => a - b);
+    expect(top.length).toBeGreaterThan(300);
+    expect(top).toEqual(top.map((_x, i) => i));
+    expect(plan.manifests.get('e1')!.bytes).toBeLessThanOrEqual(450 * MB);
   });
 });

@@ -163,7 +163,11 @@ export function planIsp(input: IspPlanInput): IspPlan {
     // What a node holds costs nothing, even once pinned titles took the budget below zero.
     return c === 0 || budget.get(id)! >= c;
   };
-  const contiguous = (u: Unit) => u.files.every((f) => f.start === undefined || (placedEnd.get(fileKey(u.title, f.file.path)) ?? 0) === f.start);
+  /** title → indexes of its units placed. */
+  const placedUnits = new Map<string, Set<number>>();
+  const contiguous = (u: Unit) =>
+    (u.after === undefined || placedUnits.get(u.title)?.has(u.after) === true) &&
+    u.files.every((f) => f.start === undefined || (placedEnd.get(fileKey(u.title, f.file.path)) ?? 0) === f.start);
 
   /** Places a unit on its title's nodes (choosing them at its first unit); false if it did not go anywhere. */
   const place = (u: Unit, force = false): boolean => {
@@ -187,6 +191,7 @@ export function planIsp(input: IspPlanInput): IspPlan {
     }
     for (const id of nodes) take(u, id);
     for (const f of u.files) if (f.start !== undefined) placedEnd.set(fileKey(u.title, f.file.path), endOf(f));
+    (placedUnits.get(u.title) ?? placedUnits.set(u.title, new Set()).get(u.title)!).add(u.index);
     order.push({ title: u.title, unit: u, nodes: [...nodes] });
     return true;
   };

@@ -21,6 +21,14 @@ export interface PlanFile {
    * of the file (the slices beyond the array's end weigh 0).
    */
   sliceWeights?: number[];
+  /**
+   * The file's rendition (any name; files of one rendition share it) and its place in it
+   * (0-1). Given, a rendition's segments are placed in runs — at most MAX_RUNS_PER_RENDITION
+   * of them — so that a title of ten renditions of 4-second segments is a few hundred units,
+   * not tens of thousands.
+   */
+  rendition?: string;
+  position?: number;
 }
 
 /** A unit's part of one file: the whole file, or its prefix up to `end` (exclusive). */
@@ -42,23 +50,33 @@ export interface Unit {
   bytes: number;
   /** Predicted plays × the share of plays that read the unit; Infinity for pinned titles. */
   score: number;
+  /** The unit (its `index`) that must be placed before this one: the run or range it continues. */
+  after?: number;
 }
 
 /** Slice ranges finer than this share of a file are merged: ~64 units per file at most. */
 const MAX_RANGES_PER_FILE = 64;
+/** A rendition's segments are placed in at most this many runs of consecutive segments. */
+export const MAX_RUNS_PER_RENDITION = 48;
 
 /**
  * Units of one title. Unweighted titles are one unit (placed whole or not at all). Weighted
- * titles give one unit per file, and a file with slice weights one unit per slice range, its
- * score made non-increasing along the file (a range is worth at most the one before it) so
- * that ranking by score places prefixes, never a hole.
+ * titles give one unit per file — per run of consecutive segments where a rendition has more
+ * than MAX_RUNS_PER_RENDITION — and a file with slice weights one unit per slice range. Along
+ * a rendition (or a file's slices) the score is made non-increasing (a part is worth at most
+ * the one before it) so that ranking by score places prefixes, never a hole.
  */
 export function titleUnits(title: string, files: readonly PlanFile[], plays: number, weighted: boolean, sliceBytes: number): Unit[] {
   if (!weighted) {
     return [{ title, index: 0, files: files.map((file) => ({ file })), bytes: files.reduce((s, f) => s + f.size, 0), score: plays }];
   }
   const out: Unit[] = [];
+  const renditions = new Map<string, PlanFile[]>();
   for (const file of files) {
+    if (file.rendition !== undefined && !file.sliceWeights && Number.isFinite(plays)) {
+      (renditions.get(file.rendition) ?? renditions.set(file.rendition, []).get(file.rendition)!).push(file);
+      continue;
+    }
     const sw = file.sliceWeights;
     if (!sw || !Number.isFinite(plays) || file.size <= sliceBytes) {
       out.push({ title, index: out.length, files: [{ file }], bytes: file.size, score: Number.isFinite(plays) ? plays * (file.weight ?? 1) : plays });
@@ -75,6 +93,19 @@ export function titleUnits(title: string, files: readonly PlanFile[], plays: num
       const start = s * sliceBytes;
       const end = Math.min(file.size, last * sliceBytes);
       out.push({ title, index: out.length, files: [{ file, start, ...(end < file.size ? { end } : {}) }], bytes: end - start, score: plays * envelope });
+    }
+  }
+  for (const list of renditions.values()) {
+    list.sort((a, b) => (a.position ?? 0) - (b.position ?? 0));
+    const per = Math.ceil(list.length / MAX_RUNS_PER_RENDITION);
+    let envelope = Infinity;
+    for (let i = 0; i < list.length; i += per) {
+      const run = list.slice(i, i + per);
+      const bytes = run.reduce((x, f) => x + f.size, 0);
+      const read = run.reduce((x, f) => x + (f.weight ?? 1) * f.size, 0);
+      envelope = Math.min(envelope, bytes > 0 ? read / bytes : 0);
+      const prev = i === 0 ? undefined : out.length - 1;
+      out.push({ title, index: out.length, files: run.map((file) => ({ file })), bytes, score: plays * envelope, ...(prev === undefined ? {} : { after: prev }) });
     }
   }
   return out;

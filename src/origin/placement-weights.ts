@@ -42,6 +42,8 @@ const MAX_RANK = 15;
 
 /** Where a file sits in its title: its rendition's rank by mean file size (0 = largest) and its position in it (0-1). */
 export interface FileShape {
+  /** The rendition: the path with its last number hidden. */
+  group: string;
   rank: number;
   pos: number;
 }
@@ -60,13 +62,13 @@ export function fileShapes(files: readonly { path: string; size: number }[]): Ma
     const list = groups.get(key) ?? groups.set(key, []).get(key)!;
     list.push({ path: f.path, n: m ? Number(m[1]) : 0, size: f.size });
   }
-  const ranked = [...groups.values()]
-    .map((list) => ({ list, mean: list.reduce((s, f) => s + f.size, 0) / list.length }))
+  const ranked = [...groups]
+    .map(([key, list]) => ({ key, list, mean: list.reduce((s, f) => s + f.size, 0) / list.length }))
     .sort((a, b) => b.mean - a.mean || (a.list[0]!.path < b.list[0]!.path ? -1 : 1));
   const out = new Map<string, FileShape>();
-  ranked.forEach(({ list }, rank) => {
+  ranked.forEach(({ key, list }, rank) => {
     list.sort((a, b) => a.n - b.n || (a.path < b.path ? -1 : 1));
-    list.forEach((f, i) => out.set(f.path, { rank: Math.min(rank, MAX_RANK), pos: i / list.length }));
+    list.forEach((f, i) => out.set(f.path, { group: key, rank: Math.min(rank, MAX_RANK), pos: i / list.length }));
   });
   return out;
 }
@@ -116,17 +118,19 @@ export function weighTitles(titles: readonly CatalogTitleFiles[], weights: FileW
   return titles.map((t) => {
     const shape = shapeOf(t);
     if (!known.has(t.title)) {
-      return { title: t.title, bytes: t.bytes, files: t.files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256, weight: prior(shape.get(f.path)!) })) };
+      return { title: t.title, bytes: t.bytes, files: t.files.map((f) => ({ ...placeOf(shape.get(f.path)!), path: f.path, size: f.size, sha256: f.sha256, weight: prior(shape.get(f.path)!) })) };
     }
     const plays = weights.playsOf?.(t.title);
     const files = t.files.map((f): PlanFile => {
       const own = clamp(weights.weightOf(t.title, f.path) ?? 0);
       const weight = plays === undefined ? own : (plays * own + PRIOR_PLAYS * prior(shape.get(f.path)!)) / (plays + PRIOR_PLAYS);
       const slices = f.size > weights.sliceBytes ? weights.sliceWeights(t.title, f.path) : undefined;
-      return { path: f.path, size: f.size, sha256: f.sha256, weight, ...(slices ? { sliceWeights: slices.map(clamp) } : {}) };
+      return { ...placeOf(shape.get(f.path)!), path: f.path, size: f.size, sha256: f.sha256, weight, ...(slices ? { sliceWeights: slices.map(clamp) } : {}) };
     });
     return { title: t.title, bytes: t.bytes, files };
   });
 }
 
 const clamp = (w: number) => Math.min(1, Math.max(0, w));
+/** A file's rendition and place in it, for the planner's runs of segments. */
+const placeOf = (s: FileShape) => ({ rendition: s.group, position: s.pos });
