@@ -241,9 +241,13 @@ async function main(): Promise<void> {
   if (nginx) say(`nginx: ${nginx.describe}`);
   for (const d of describes) say(d);
   // The ceiling rows: keep the better of before and after, as the table's reference.
-  const best = results.filter(
-    (m) => m.server !== 'node:http' || m === results.filter((c) => c.server === 'node:http' && c.workload === m.workload).sort((a, b) => b.load.reqPerSec - a.load.reqPerSec)[0],
-  );
+  const order: SteeringServer[] = ['ReelCDN', 'nginx', 'node:http'];
+  const workloadOrder = (m: SteeringMeasured) => results.findIndex((r) => r.workload === m.workload);
+  const best = results
+    .filter(
+      (m) => m.server !== 'node:http' || m === results.filter((c) => c.server === 'node:http' && c.workload === m.workload).sort((a, b) => b.load.reqPerSec - a.load.reqPerSec)[0],
+    )
+    .sort((a, b) => workloadOrder(a) - workloadOrder(b) || order.indexOf(a.server) - order.indexOf(b.server));
   say('');
   say(steeringTable(best));
   say('\nTarget (ratio of req/s in this run):\n');
