@@ -41,6 +41,8 @@ interface Conn {
 
 const CONN = Symbol('reelcdn.connection');
 type Tagged = Socket & { [CONN]?: Conn; alpnProtocol?: string | false; _parent?: Socket };
+/** The connection a response is counted on, until it closes. */
+type TaggedResponse = ServerResponse & { [CONN]?: Conn };
 
 /**
  * Caps a server's open connections. Tracks which are idle between requests (in the order they
@@ -63,12 +65,22 @@ export class ConnectionGuard {
   private readonly refusal: string;
   refused = 0;
   shed = 0;
+  /** Every response's 'close' listener: one function, no closure per request. */
+  private readonly responseClosed: (this: TaggedResponse) => void;
 
   constructor(
     server: EventEmitter,
     private readonly limits: ConnectionLimits,
     private readonly opts: GuardOptions = {},
   ) {
+    const guard = this;
+    this.responseClosed = function (this: TaggedResponse) {
+      const conn = this[CONN];
+      if (conn === undefined) return;
+      this[CONN] = undefined;
+      conn.inflight--;
+      if (conn.inflight === 0 && guard.open.has(conn.socket) && !conn.socket.destroyed) guard.idle.add(conn.socket);
+    };
     const body = 'too many connections\n';
     const extra = Object.entries(opts.headers ?? {})
       .map(([k, v]) => `${k}: ${v}\r\n`)
@@ -174,10 +186,8 @@ export class ConnectionGuard {
     }
     this.idle.delete(conn.socket);
     conn.inflight++;
-    res.once('close', () => {
-      conn.inflight--;
-      if (conn.inflight === 0 && this.open.has(conn.socket) && !conn.socket.destroyed) this.idle.add(conn.socket);
-    });
+    (res as TaggedResponse)[CONN] = conn;
+    res.on('close', this.responseClosed); // emitted once
   }
 
   private forget(socket: Tagged): void {

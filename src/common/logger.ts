@@ -188,6 +188,9 @@ export function loggedPath(path: string): LoggedPath {
   return { path, json: jsonString(path) };
 }
 
+/** The X-Cache values, as JSON strings. */
+const TIER_JSON = new Map(['HIT-MEM', 'HIT-DISK', 'HIT-FILL', 'MISS'].map((t) => [t, `"${t}"`]));
+
 // The remote address of the last line: the requests of one connection come one after another.
 let lastRemote = '';
 let lastRemoteJson = '""';
@@ -220,17 +223,19 @@ export function logRequestLine(
   ms: number,
   remote: string | undefined,
   traceparent: string | undefined,
+  /** The caller has just checked `log.isLevelEnabled(level)`. */
+  levelChecked = false,
 ): void {
+  if (!levelChecked && !log.isLevelEnabled(level)) return;
   const time = plainLoggers.get(log);
-  if (!log.isLevelEnabled(level)) return;
   if (time === undefined) {
     log[level]({ reqId, method, path: typeof path === 'string' ? path : path.path, range, status, tier, bytes, ms, remote, traceparent }, 'request');
     return;
   }
-  let line = `{"level":${log.levels.values[level]}${time()}${(log as unknown as Record<symbol, string>)[pino.symbols.chindingsSym]},"reqId":${jsonString(reqId)},"method":${jsonString(method)},"path":${typeof path === 'string' ? jsonString(path) : path.json}`;
+  let line = `{"level":${log.levels.values[level]}${time()}${(log as unknown as Record<symbol, string>)[pino.symbols.chindingsSym]},"reqId":${jsonString(reqId)},"method":${method === 'GET' ? '"GET"' : jsonString(method)},"path":${typeof path === 'string' ? jsonString(path) : path.json}`;
   if (range !== undefined) line += `,"range":${jsonString(range)}`;
   line += `,"status":${status}`;
-  if (tier !== undefined) line += `,"tier":${jsonString(tier)}`;
+  if (tier !== undefined) line += `,"tier":${TIER_JSON.get(tier) ?? jsonString(tier)}`;
   line += `,"bytes":${bytes},"ms":${ms}`;
   if (remote !== undefined) line += `,"remote":${remoteJson(remote)}`;
   if (traceparent !== undefined) line += `,"traceparent":${jsonString(traceparent)}`;

@@ -1,6 +1,17 @@
 import { CORS_HEADERS } from '../common/cors.js';
+import type { ByteRange } from '../common/range.js';
 import type { ObjectMeta } from '../common/response-plan.js';
 import type { Tier } from './edge-cache.js';
+
+/** How to answer: the status, the body's bytes and, off the common case, planResponse's headers. */
+export interface Plan {
+  readonly status: number;
+  /** The bytes the body carries: none for HEAD, 304, 412, 416. */
+  readonly range: ByteRange | undefined;
+  /** The one range of a 206 answered without planResponse (its Content-Range, also on HEAD). */
+  readonly partial: ByteRange | undefined;
+  readonly planned: Record<string, string> | undefined;
+}
 
 const TIER_SLOTS: readonly Tier[] = ['HIT-MEM', 'HIT-DISK', 'HIT-FILL', 'MISS'];
 const CORS_FLAT: readonly string[] = Object.entries(CORS_HEADERS).flat();
@@ -10,11 +21,15 @@ const CORS_FLAT: readonly string[] = Object.entries(CORS_HEADERS).flat();
  * what a 200 or 206 always carries (CORS, validators, Accept-Ranges, Content-Type) as the flat
  * array `res.writeHead` takes without building a header object; and, per X-Cache value, the
  * whole 200 itself. Only Content-Length, Content-Range, X-Cache, traceparent and Warning vary.
+ * With them, the plans of a whole GET and HEAD.
  */
 export class RepresentationHeaders {
   /** Name, value, name, value…: CORS, accept-ranges, validators, content-type. */
   readonly common: readonly string[];
   readonly sizeText: string;
+  /** The plan of a whole 200 to GET and to HEAD (the commonest answers, shared rather than made per request). */
+  readonly get200: Plan;
+  readonly head200: Plan;
   private readonly whole: (string[] | undefined)[] = [undefined, undefined, undefined, undefined];
 
   constructor(meta: ObjectMeta) {
@@ -26,6 +41,8 @@ export class RepresentationHeaders {
     h.push('content-type', meta.contentType);
     this.common = h;
     this.sizeText = String(meta.size);
+    this.get200 = { status: 200, range: meta.size === 0 ? undefined : { start: 0, end: meta.size }, partial: undefined, planned: undefined };
+    this.head200 = { status: 200, range: undefined, partial: undefined, planned: undefined };
   }
 
   /** The headers of a whole 200 answered from `tier`, nothing else added: built once per tier. */

@@ -10,7 +10,7 @@ import { planResponse, requestView } from '../common/response-plan.js';
 import { parseTraceparent } from '../common/trace.js';
 import { type CachedMeta, type HeldObject, type PrimedFetch, RepresentationChanged, type Tier } from './edge-cache.js';
 import { type SliceLease, releaseAll, releaseWhenClosed } from './disk-tier.js';
-import { HeaderBook, type RepresentationHeaders } from './hit-path-headers.js';
+import { HeaderBook, type Plan, type RepresentationHeaders } from './hit-path-headers.js';
 import { ServedFile, type ServedSink } from './serve-report.js';
 import { EDGE_HOP_HEADER } from '../common/serve-report-wire.js';
 import { type ObjectService, ONLY_IF_CACHED, firstOffset, upstreamFailure } from './routes/object-routes.js';
@@ -81,16 +81,6 @@ const CORS_FLAT: readonly string[] = Object.entries(CORS_HEADERS).flat();
 const TEXT = 'text/plain; charset=utf-8';
 const STALE_WARNING = '110 - "Response is Stale"';
 
-/** How to answer: the status, the body's bytes and, off the common case, planResponse's headers. */
-interface Plan {
-  status: number;
-  /** The bytes the body carries: none for HEAD, 304, 412, 416. */
-  range: ByteRange | undefined;
-  /** The one range of a 206 answered without planResponse (its Content-Range, also on HEAD). */
-  partial: ByteRange | undefined;
-  planned: Record<string, string> | undefined;
-}
-
 /** One request the hit path answers: what its access-log line and counters need. */
 class Answer {
   status = 0;
@@ -116,6 +106,10 @@ class Answer {
     readonly remote: string | undefined,
   ) {}
 }
+
+/** The answer a response carries until it closes (see `finish`). */
+const ANSWER = Symbol('reelcdn.answer');
+type AnsweringResponse = ServerResponse & { [ANSWER]?: Answer };
 
 /**
  * The whole answer went to the kernel as end() wrote it: HTTP/1 over plain TCP, whose writes
@@ -194,18 +188,24 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
       }
     }
     if (logger.isLevelEnabled(level)) {
-      logRequestLine(logger, level, idOf(a), a.req.method!, u.path, a.range, a.status, a.tier, a.length, Math.round(ms * 10) / 10, a.remote, a.traceparent);
+      logRequestLine(logger, level, idOf(a), a.req.method!, u.path, a.range, a.status, a.tier, a.length, Math.round(ms * 10) / 10, a.remote, a.traceparent, true);
     }
+  }
+
+  /** Every response's 'close' listener while it answers: one function, no closure per request. */
+  function answerClosed(this: AnsweringResponse): void {
+    const a = this[ANSWER];
+    if (a === undefined) return;
+    a.closed = true;
+    if (a.status !== 0) done(a);
   }
 
   /** Counts and logs `a` at once if it was answered in full and its bytes are with the kernel, else once its response closes. */
   function finish(a: Answer, rest: Promise<void> | undefined): void {
     if (rest === undefined && a.status !== 0 && sentAll(a.req, a.res)) return done(a);
     // However it ends ('close' is emitted once, never before this tick ends).
-    a.res.on('close', () => {
-      a.closed = true;
-      if (a.status !== 0) done(a);
-    });
+    (a.res as AnsweringResponse)[ANSWER] = a;
+    a.res.on('close', answerClosed);
     rest?.catch((err: Error) => failed(a, err));
   }
 
@@ -332,8 +332,8 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
       }
     }
     if (body) return send(a, meta, stale, p, tier, body);
-    const { out, length } = head(a, meta, stale, p, tier);
-    return stream(a, meta, range, primed, p.status, tier, length, out);
+    const out = head(a, meta, stale, p, tier);
+    return stream(a, meta, range, primed, p.status, tier, a.length, out);
   }
 
   /** Status, bytes and (off the common case) planResponse's headers of an answer from `meta`. */
@@ -346,10 +346,9 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
       h['if-unmodified-since'] !== undefined ||
       (a.range !== undefined && h['if-range'] !== undefined);
     if (!conditional) {
+      if (a.range === undefined) return a.head ? headersOf(a.u, meta).head200 : headersOf(a.u, meta).get200;
       const wanted = parseRange(a.range, meta.size);
-      if (wanted.kind === 'none') {
-        return { status: 200, range: a.head || meta.size === 0 ? undefined : { start: 0, end: meta.size }, partial: undefined, planned: undefined };
-      }
+      if (wanted.kind === 'none') return a.head ? headersOf(a.u, meta).head200 : headersOf(a.u, meta).get200;
       if (wanted.kind === 'ranges' && wanted.ranges.length === 1) {
         const partial = wanted.ranges[0]!;
         return { status: 206, range: a.head ? undefined : partial, partial, planned: undefined };
@@ -363,28 +362,35 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     return { status: full.status, range, partial: undefined, planned: full.headers };
   }
 
-  /** The head of an answer: the representation's prebuilt headers and what varies. */
-  function head(a: Answer, meta: CachedMeta, stale: boolean, p: Plan, tier: Tier): { out: readonly string[]; length: number } {
-    a.size = meta.size;
-    a.bodyStart = p.range ? p.range.start : -1;
-    const u = a.u;
-    let rh = u.headers;
+  /** The headers of `meta`, as the URL keeps them. */
+  function headersOf(u: KnownUrl, meta: CachedMeta): RepresentationHeaders {
     if (u.headersOf !== meta) {
-      rh = u.headers = headers.of(meta);
+      u.headers = headers.of(meta);
       u.headersOf = meta;
     }
-    if (p.planned === undefined && p.status === 200 && !a.traceparent && !stale) return { out: rh!.whole200(tier), length: meta.size };
+    return u.headers!;
+  }
+
+  /** The head of an answer: the representation's prebuilt headers and what varies; its Content-Length in `a.length`. */
+  function head(a: Answer, meta: CachedMeta, stale: boolean, p: Plan, tier: Tier): readonly string[] {
+    a.size = meta.size;
+    a.bodyStart = p.range ? p.range.start : -1;
+    const rh = headersOf(a.u, meta);
+    if (p.planned === undefined && p.status === 200 && !a.traceparent && !stale) {
+      a.length = meta.size;
+      return rh.whole200(tier);
+    }
     let list: string[];
     let length: number;
     if (p.planned === undefined) {
-      list = [...rh!.common];
+      list = [...rh.common];
       if (a.traceparent) list.push('traceparent', a.traceparent);
       if (p.status === 206) {
         length = p.partial!.end - p.partial!.start;
         list.push('content-range', contentRange(p.partial!, meta.size), 'content-length', String(length));
       } else {
         length = meta.size;
-        list.push('content-length', rh!.sizeText);
+        list.push('content-length', rh.sizeText);
       }
     } else {
       list = [...CORS_FLAT];
@@ -394,13 +400,14 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     }
     list.push('x-cache', tier);
     if (stale) list.push('warning', STALE_WARNING);
-    return { out: list, length };
+    a.length = length;
+    return list;
   }
 
   /** Sends an answer whose body (if any) is in hand. */
   function send(a: Answer, meta: CachedMeta, stale: boolean, p: Plan, tier: Tier, body: Buffer | Buffer[] | undefined): undefined {
-    const { out, length } = head(a, meta, stale, p, tier);
-    writeHead(a, p.status, tier, length, out);
+    const out = head(a, meta, stale, p, tier);
+    writeHead(a, p.status, tier, a.length, out);
     if (body === undefined) a.res.end();
     else if (Buffer.isBuffer(body)) a.res.end(body);
     else {
