@@ -37,6 +37,25 @@ export interface AppOptions {
 /** Admin ports answer a few pollers and operators: a small cap of their own, apart from the public one. */
 export const ADMIN_MAX_CONNECTIONS = 1024;
 
+/**
+ * Whether `front` answered the request. A listener outside the framework has no error handler
+ * above it: a bug there must not take the process down. Before any header went out the route
+ * answers instead (it knows the same request); after, the connection is closed.
+ */
+function claimedByFront(front: (req: IncomingMessage, res: ServerResponse) => boolean, req: IncomingMessage, res: ServerResponse, log: Logger): boolean {
+  try {
+    return front(req, res);
+  } catch (err) {
+    frontErrors++;
+    // One line for the first and every thousandth: a bug hit by every request must not flood the log.
+    if (frontErrors === 1 || frontErrors % 1000 === 0) log.error({ err, url: (req.url ?? '').split('?')[0], failures: frontErrors }, 'front path failed; the route answers');
+    if (!res.headersSent) return false;
+    res.destroy();
+    return true;
+  }
+}
+let frontErrors = 0;
+
 /** An admin port's limits: the cluster file's timeouts, the admin cap. */
 export function adminLimits(limits: ConnectionLimits): ConnectionLimits {
   return { ...limits, maxConnections: ADMIN_MAX_CONNECTIONS };
@@ -67,7 +86,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
     serverFactory: (handler) =>
       createListenerServer({ limits, tls: opts.tls, http2: opts.http2 }, front
         ? (req, res) => {
-            if (closing || guard!.isRefused(req.socket) || overloaded?.() || !front(req, res)) handler(req, res);
+            if (closing || guard!.isRefused(req.socket) || overloaded?.() || !claimedByFront(front, req, res, opts.logger)) handler(req, res);
           }
         : handler) as unknown as import('node:http').Server,
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 2048 },
