@@ -76,6 +76,9 @@ export interface PrimedFetch {
   joined: boolean;
 }
 
+/** Keys whose last purge EdgeCache remembers by name (see EdgeCache.purgedSince). */
+const REMEMBERED_PURGES = 100_000;
+
 /** How long a HeldObject goes without renewing its LRU recency, ms (see HeldObject). */
 export const HELD_TOUCH_MS = 1000;
 
@@ -159,6 +162,17 @@ export class EdgeCache {
   private readonly notFound = new LRUCache<string, number>({ max: 10_000 });
   private readonly lock = new SliceLock<SliceHead>();
   private readonly revalidations = new Map<string, Promise<'fresh' | 'changed' | 'gone'>>();
+  /**
+   * Purges in order (operator purges: `purge`): a fetch or revalidation notes the number when it
+   * starts, and what it learns is kept only if its key was not purged since — an answer to a
+   * request sent before a purge may be the version the purge was for. Bounded: a key whose
+   * purge was forgotten counts as purged at `forgottenPurge` (the newest number forgotten).
+   */
+  private purgeSeq = 0;
+  private readonly purgedAt = new Map<string, number>();
+  private forgottenPurge = 0;
+  /** Slice fetches running, also those a purge took out of the lock. */
+  private running = 0;
   readonly sliceBytes: number;
 
   constructor(private readonly opts: EdgeCacheOptions) {
@@ -202,7 +216,7 @@ export class EdgeCache {
   }
 
   get inflight(): number {
-    return this.lock.size;
+    return this.running;
   }
 
   private toCachedMeta(key: string, title: string, file: string, s: StoredMeta, at: number): CachedMeta {
@@ -494,12 +508,14 @@ export class EdgeCache {
     traceparent?: string,
   ): Promise<void> {
     const lockKey = this.sliceKey(key, index);
+    const started = this.purgeSeq;
+    this.running++;
     const start = index * this.sliceBytes;
     const wantEnd = known ? Math.min(start + this.sliceBytes, known.size) : start + this.sliceBytes;
     let upstreamBytes = 0;
     const claims = this.opts.claims;
     try {
-      if (claims && (await claims.claim(key, index)) === 'stored' && (await this.fromSharedDisk(fetch, key, title, file, index, known))) return;
+      if (claims && (await claims.claim(key, index)) === 'stored' && (await this.fromSharedDisk(fetch, key, title, file, index, known, started))) return;
       const res = await this.opts.upstream.request({ title, file, start, end: wantEnd, traceparent });
       const now = this.opts.clock.now();
       if (res.status !== 206 && res.status !== 200) {
@@ -513,14 +529,14 @@ export class EdgeCache {
           // An empty object: no slice holds it, yet it exists; the 416 carries its validators.
           // Its Content-Type is the 416's own, not the object's: the extension says it.
           const meta = { ...this.metaFrom(key, title, file, 0, res.headers, now), contentType: contentTypeFor(file) };
-          if (meta.storable) this.metas.set(key, meta);
+          if (meta.storable && !this.purgedSince(key, started)) this.metas.set(key, meta);
           this.opts.events?.upstreamFetch?.('ok', 0);
           fetch.setHead({ status: res.status, meta, unsatisfiedSize });
           fetch.finish();
           return;
         }
         if (res.status === 404 || res.status === 410) {
-          this.notFound.set(key, now + (this.opts.negativeTtlMs ?? 10_000));
+          if (!this.purgedSince(key, started)) this.notFound.set(key, now + (this.opts.negativeTtlMs ?? 10_000));
           this.opts.events?.upstreamFetch?.('not-found', 0);
         } else {
           this.opts.events?.upstreamFetch?.('error', 0);
@@ -571,7 +587,7 @@ export class EdgeCache {
         cacheControl: meta.cacheControl,
         storedAt: now,
       };
-      if (meta.storable) this.metas.set(key, meta);
+      if (meta.storable && !this.purgedSince(key, started)) this.metas.set(key, meta);
       fetch.setHead({ status: res.status, meta });
 
       let received = 0;
@@ -604,7 +620,7 @@ export class EdgeCache {
       if (!data) throw new UpstreamError(`upstream body ended after ${received} of ${expected} bytes`, 502);
       if (res.status === 200) await res.dump();
       this.opts.events?.upstreamFetch?.('ok', upstreamBytes);
-      if (meta.storable) await this.store(key, index, meta.rep, stored, data);
+      if (meta.storable) await this.store(key, index, meta.rep, stored, data, started);
     } catch (err) {
       if (err instanceof RepresentationChanged) {
         this.opts.events?.upstreamFetch?.('ok', upstreamBytes);
@@ -616,6 +632,7 @@ export class EdgeCache {
       this.opts.logger.warn({ key, index, err: e.message }, 'upstream slice fetch failed');
       fetch.fail(e);
     } finally {
+      this.running--;
       this.lock.release(lockKey, fetch);
       claims?.release(key, index);
     }
@@ -632,6 +649,7 @@ export class EdgeCache {
     file: string,
     index: number,
     known: CachedMeta | undefined,
+    started: number,
   ): Promise<boolean> {
     const stored = this.opts.disk.meta(key);
     if (!stored) return false;
@@ -639,7 +657,8 @@ export class EdgeCache {
     const current = this.metas.get(key);
     if ((known && known.rep !== rep) || (current && current.rep !== rep)) return false;
     const data = await this.opts.disk.read(key, index, stored);
-    if (!data) return false;
+    // Purged while we read: what the disk held then is what the purge was for.
+    if (!data || this.purgedSince(key, started)) return false;
     const meta = current ?? this.toCachedMeta(key, title, file, stored, stored.storedAt);
     if (!current && meta.storable) this.metas.set(key, meta);
     fetch.setHead({ status: 206, meta, shared: true });
@@ -683,10 +702,10 @@ export class EdgeCache {
    * Keeps a fetched slice: on disk, or in memory when the disk has no room or fails — but only
    * while its representation is still the object's current one. A slice of a version purged or
    * replaced while it was fetched or written is dropped, never kept where a reader of the new
-   * version could find it.
+   * version could find it (the disk tier refuses a write its key was purged during).
    */
-  private async store(key: string, index: number, rep: string, meta: StoredMeta, data: Buffer): Promise<void> {
-    if (!this.isCurrent(key, rep)) return;
+  private async store(key: string, index: number, rep: string, meta: StoredMeta, data: Buffer, started: number): Promise<void> {
+    if (!this.isCurrent(key, rep) || this.purgedSince(key, started)) return;
     try {
       const outcome = await this.opts.disk.write(key, index, meta, data);
       if (outcome !== 'no-room') return;
@@ -694,11 +713,28 @@ export class EdgeCache {
       this.opts.events?.diskWriteError?.();
       this.opts.logger.error({ key, index, err: (err as Error).message }, 'disk write failed, keeping the slice in memory only');
     }
-    if (this.isCurrent(key, rep)) this.memory.set(key, index, rep, data);
+    if (this.isCurrent(key, rep) && !this.purgedSince(key, started)) this.memory.set(key, index, rep, data);
   }
 
   private isCurrent(key: string, rep: string): boolean {
     return this.metas.get(key)?.rep === rep;
+  }
+
+  /** Whether `key` was purged after `seq` (a `purgeSeq` noted when some work started). */
+  private purgedSince(key: string, seq: number): boolean {
+    return (this.purgedAt.get(key) ?? this.forgottenPurge) > seq;
+  }
+
+  private notePurge(key: string): void {
+    const seq = ++this.purgeSeq;
+    // Oldest first: the one forgotten is always the oldest remembered.
+    this.purgedAt.delete(key);
+    this.purgedAt.set(key, seq);
+    if (this.purgedAt.size > REMEMBERED_PURGES) {
+      const [oldest, at] = this.purgedAt.entries().next().value!;
+      this.purgedAt.delete(oldest);
+      this.forgottenPurge = at;
+    }
   }
 
   /** Asks upstream whether a stale representation is still current. */
@@ -706,6 +742,7 @@ export class EdgeCache {
     let p = this.revalidations.get(meta.key);
     if (p) return p;
     p = (async () => {
+      const started = this.purgeSeq;
       const res = await this.opts.upstream.request({
         title: meta.title,
         file: meta.file,
@@ -724,6 +761,8 @@ export class EdgeCache {
           res.headers.etag !== undefined &&
           res.headers.etag === meta.etag &&
           (cr === undefined || ('size' in cr && cr.size === meta.size)));
+      // Purged while we asked: this answer may be of the version the purge was for; resolve fetches anew.
+      if (this.purgedSince(meta.key, started)) return 'changed' as const;
       if (sameRep) {
         const cacheControl = res.headers['cache-control'] ?? meta.cacheControl;
         const f = computeFreshness({ cacheControl, age: res.headers.age, date: res.headers.date, lastModified: meta.lastModified, now });
@@ -763,13 +802,25 @@ export class EdgeCache {
       for (const k of this.metas.keys()) if (matches(k)) keys.add(k);
       for (const k of this.opts.disk.keys()) if (matches(k)) keys.add(k);
       for (const k of this.notFound.keys()) if (matches(k)) keys.add(k);
+      for (const sk of this.lock.keys()) if (matches(objectKeyOfSlice(sk))) keys.add(objectKeyOfSlice(sk));
     }
     let bytes = 0;
-    for (const k of keys) bytes += this.purgeKey(k);
+    for (const k of keys) {
+      this.notePurge(k);
+      bytes += this.purgeKey(k);
+    }
+    // Fetches started before the purge (finished ones too, until stored): no later request
+    // joins them or reads them as disk hits; they keep nothing (purgedSince).
+    this.lock.forgetWhere((sk) => keys.has(objectKeyOfSlice(sk)));
     // Memory slices of objects whose meta was already evicted.
     bytes += this.memory.dropWhere((k) => keys.has(k) || (sel.file === undefined && purgeMatchesKey(sel, k)));
     return { objects: keys.size, bytes };
   }
+}
+
+/** The object key of a `sliceKey`. */
+function objectKeyOfSlice(sk: string): string {
+  return sk.slice(0, sk.lastIndexOf('#'));
 }
 
 /** Bytes [from, to) of a slice: the slice itself when that is all of it (no view to allocate). */

@@ -129,6 +129,18 @@ export class SliceLock<Head> {
     return { fetch, joined: false };
   }
 
+  keys(): IterableIterator<string> {
+    return this.inflight.keys();
+  }
+
+  /**
+   * Forgets the fetches whose key matches (a purge): later callers start fetches of their own;
+   * those already joined keep reading theirs, and its writer's release is then a no-op.
+   */
+  forgetWhere(matches: (key: string) => boolean): void {
+    for (const key of [...this.inflight.keys()]) if (matches(key)) this.inflight.delete(key);
+  }
+
   /** The writer releases the slot once the slice is stored (or failed). */
   release(key: string, fetch: SliceFetch<Head>): void {
     if (this.inflight.get(key) === fetch) this.inflight.delete(key);

@@ -16,7 +16,7 @@ import { DiskTier, type DiskEvent, type PreparedSlice, type Representation } fro
 import { EdgeMetrics } from '../edge-metrics.js';
 import { FillAgent } from '../fill-agent.js';
 import { newSeenPlays, registerPlaysRoute } from '../play-seen-routes.js';
-import { type PurgeSelector, purgeMatchesKey } from '../../common/purge-selector.js';
+import type { PurgeSelector } from '../../common/purge-selector.js';
 import { registerAdminRoutes } from '../routes/admin-routes.js';
 import { registerFillRoutes } from '../routes/fill-routes.js';
 import { applyNodeShare } from '../edge-reload.js';
@@ -24,6 +24,7 @@ import { type EdgeView, prepareEdgeReload, withEdge } from '../reload-plan.js';
 import { type EdgeHealth, type EdgeStatus, fillHealth } from '../edge-health.js';
 import { ClaimTable, type ClaimVerdict } from './claim-table.js';
 import * as M from './messages.js';
+import { type PurgeCounts, purgeNode } from './node-purge.js';
 import { type NodeHealth, mergeHealth } from './node-health.js';
 import { type MetricData, type WorkerScrape, monotonicOnly, nodeMetricsText } from './node-metrics.js';
 import { type Rpc, RpcClosed } from './rpc.js';
@@ -349,21 +350,11 @@ export class EdgeNode {
     if (last) this.retired.push(monotonicOnly(last.metrics));
   }
 
-  /** Purges the disk (here) and every worker's memory tier and metadata. */
-  async purge(sel: PurgeSelector): Promise<{ objects: number; bytes: number }> {
-    const disk = { objects: 0, bytes: 0 };
-    for (const key of [...this.disk.keys()]) {
-      if (!purgeMatchesKey(sel, key)) continue;
-      disk.objects++;
-      disk.bytes += this.disk.purge(key);
-    }
-    const answers = await Promise.all(
-      this.supervisor.live().map((w) => w.rpc.call<{ objects: number; bytes: number }>(M.PURGE, sel satisfies M.PurgeBody).catch(() => ({ objects: 0, bytes: 0 }))),
+  /** Purges the disk (here) and every worker's memory tier, metadata and fetches (node-purge.ts). */
+  purge(sel: PurgeSelector): Promise<PurgeCounts> {
+    return purgeNode(sel, this.disk, () =>
+      Promise.all(this.supervisor.live().map((w) => w.rpc.call<PurgeCounts>(M.PURGE, sel satisfies M.PurgeBody).catch(() => ({ objects: 0, bytes: 0 })))),
     );
-    return {
-      objects: Math.max(disk.objects, ...answers.map((a) => a.objects)),
-      bytes: disk.bytes + answers.reduce((n, a) => n + a.bytes, 0),
-    };
   }
 
   /**
