@@ -154,7 +154,7 @@ export function explain<E extends RankableEdge>(input: ExplainInput<E>): Explana
 
 function ruleText(rule: PlacementRule, overflow: boolean, load: ExplainedEdge['load']): string {
   const where = overflow ? "another ISP's edge (overflow): " : '';
-  const vs = load && load.metric !== 'none' ? ` (${load.ratio.toFixed(2)}× the ISP mean ${load.metric}, bound ${load.factor}×)` : '';
+  const vs = load && load.metric !== 'none' ? ` (${load.ratio.toFixed(2)}× the ISP mean in ${METRIC_WORDS[load.metric]}, bound ${load.factor}×${load.waived ? '; every edge of the ISP is at it, so none counts as over' : ''})` : '';
   switch (rule) {
     case 'holder':
       return `${where}holds the title (fill) and is under the bound${vs}; holders are spread by client`;
@@ -170,6 +170,9 @@ function ruleText(rule: PlacementRule, overflow: boolean, load: ExplainedEdge['l
       return `${where}the player measured far below the title's lowest rendition here`;
   }
 }
+
+const METRIC_WORDS: Record<EdgeBound['metric'], string> = { connections: 'connections', bytesPerSec: 'bytes/s', both: 'connections and bytes/s (their mean)', none: 'nothing' };
+const METRIC_SHORT: Record<EdgeBound['metric'], string> = { connections: 'conn', bytesPerSec: 'B/s', both: 'conn+B/s', none: '' };
 
 function clip(s: string): string {
   return s.length > 64 ? `${s.slice(0, 64)}…` : s;
@@ -223,11 +226,11 @@ export function formatExplanation(e: Explanation): string {
   lines.push(`title   ${e.title}`);
   lines.push(`client  ${e.client.address} — ${e.client.note}`);
   lines.push(`isp     ${e.isp.id ?? '(none)'} — ${e.isp.note}`);
-  lines.push(`bound   ${e.balanceFactor}× the ISP mean (connections or bytes/s)`);
+  lines.push(`bound   ${e.balanceFactor}× the ISP mean (of connections and bytes/s, each as a multiple of its mean)`);
   lines.push('');
   lines.push('edge                 isp          ring  state     holder  load (×mean)      rank  rule');
   for (const x of e.edges) {
-    const load = x.load ? (x.load.metric === 'none' ? 'idle' : `${x.load.ratio.toFixed(2)} ${x.load.metric === 'connections' ? 'conn' : 'B/s'}${x.load.over ? ' OVER' : ''}`) : '-';
+    const load = x.load ? (x.load.metric === 'none' ? 'idle' : `${x.load.ratio.toFixed(2)} ${METRIC_SHORT[x.load.metric]}${x.load.over ? ' OVER' : ''}`) : '-';
     lines.push(
       `${x.id.padEnd(20)} ${x.isp.padEnd(12)} ${String(x.ringPosition).padStart(4)}  ${x.health.state.padEnd(8)}  ${(x.holder ? 'yes' : 'no').padEnd(6)}  ${load.padEnd(16)}  ${x.rank === null ? '   -' : String(x.rank).padStart(4)}  ${x.rule ?? '-'}`,
     );

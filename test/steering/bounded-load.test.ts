@@ -36,9 +36,14 @@ describe('bounded loads: the bound', () => {
 
   it('anEdgeOverTheBoundInBytesAloneIsOver', () => {
     const mb = MIN_MEAN_BYTES_PER_SEC;
-    const b = computeBounds(edges, loads({ a1: conn(100, 4 * mb), a2: conn(100, 2 * mb), a3: conn(100, mb), a4: conn(100, mb) }), all, 1.25);
+    // Too few connections to judge them: bytes/s alone decides.
+    const b = computeBounds(edges, loads({ a1: conn(2, 4 * mb), a2: conn(2, 2 * mb), a3: conn(2, mb), a4: conn(2, mb) }), all, 1.25);
     expect(b.byEdge.get('a1')).toMatchObject({ over: true, metric: 'bytesPerSec', ratio: 2 });
     expect(b.byEdge.get('a2')!.over).toBe(false);
+    // Both judged: the ratio is the mean of the two (1 in connections, 2 in bytes/s).
+    const both = computeBounds(edges, loads({ a1: conn(100, 4 * mb), a2: conn(100, 2 * mb), a3: conn(100, mb), a4: conn(100, mb) }), all, 1.25);
+    expect(both.byEdge.get('a1')).toMatchObject({ over: true, metric: 'both', ratio: 1.5 });
+    expect(both.byEdge.get('a2')).toMatchObject({ over: false, ratio: 1 });
   });
 
   it('anIdleIspJudgesNoMetric', () => {
@@ -56,6 +61,39 @@ describe('bounded loads: the bound', () => {
     expect(b.byEdge.get('a1')!.over).toBe(true);
     // Each ISP has its own mean: b1 alone is its ISP's mean.
     expect(b.byEdge.get('b1')!.mean.connections).toBe(5);
+  });
+
+  it('twoMetricsCannotPutEveryEdgeOverTheBound', () => {
+    // a1 is 1.5× the mean in connections, a2 1.5× in bytes/s: judged by one combined ratio
+    // (the mean of the two), each is at the mean, and neither is over.
+    const mb = MIN_MEAN_BYTES_PER_SEC;
+    const two = [
+      { id: 'a1', isp: 'isp-a' },
+      { id: 'a2', isp: 'isp-a' },
+    ];
+    const b = computeBounds(two, loads({ a1: conn(150, mb), a2: conn(50, 3 * mb) }), new Set(['a1', 'a2']), 1.25);
+    expect(b.byEdge.get('a1')).toMatchObject({ over: false, metric: 'both', ratio: 1 });
+    expect(b.byEdge.get('a2')).toMatchObject({ over: false, metric: 'both', ratio: 1 });
+    // Holders stay preferred, and a player on either stays.
+    const byId = new Map(two.map((e) => [e.id, e]));
+    const r = rankWithRules({ title: 't', isp: 'isp-a', edgesById: byId, ring: new Ring(['a1', 'a2']), eligible: new Set(['a1', 'a2']), holders: new Set(['a2']), bounds: b });
+    expect(r.map((x) => [x.edge.id, x.rule])).toEqual([
+      ['a2', 'holder'],
+      ['a1', 'ring'],
+    ]);
+  });
+
+  it('withAFactorAboveOneSomeEdgeOfEveryIspIsUnderTheBound', () => {
+    // Random loads on two metrics, 2 to 6 eligible edges: never every edge over.
+    let seed = 12345;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    for (let k = 0; k < 2000; k++) {
+      const n = 2 + Math.floor(rnd() * 5);
+      const es = Array.from({ length: n }, (_, i) => ({ id: `e${i}`, isp: 'x' }));
+      const l = new Map(es.map((e) => [e.id, conn(rnd() < 0.2 ? 0 : Math.floor(rnd() * 400), rnd() * 8 * MIN_MEAN_BYTES_PER_SEC)]));
+      const b = computeBounds(es, l, new Set(es.map((e) => e.id)), 1 + rnd() * 0.5 + 1e-9);
+      expect(es.some((e) => !b.byEdge.get(e.id)!.over), JSON.stringify([...l])).toBe(true);
+    }
   });
 
   it('smoothingIsExactForASteadyReportWhateverTheNumberOfPolls', () => {
@@ -108,14 +146,15 @@ describe('bounded loads: ranking', () => {
     ]);
   });
 
-  it('everyEdgeOverTheBoundFallsBackToRingOrder', () => {
-    // With factor 1 and equal loads every edge is at the bound: the ring decides.
+  it('anIspWhoseEveryEdgeIsAtTheBoundRanksAsIfUnbounded', () => {
+    // With factor 1 and equal loads every edge is at the bound: none is judged over, so the
+    // holders stay first and the ring decides the rest.
     const l: Record<string, EdgeLoad> = {};
     for (const id of order) l[id] = conn(100);
     const bounds = computeBounds(edges, loads(l), all, 1);
-    const r = rankWithRules({ ...base, bounds });
-    expect(r.map((x) => x.edge.id)).toEqual([...order, 'b1']);
-    expect(r.slice(0, 4).every((x) => x.rule === 'over-bound')).toBe(true);
+    expect(bounds.byEdge.get(order[0]!)).toMatchObject({ over: false, waived: true, ratio: 1 });
+    const r = rankWithRules({ ...base, bounds, holders: new Set([order[2]!]) });
+    expect(r.map((x) => [x.edge.id, x.rule])).toEqual([[order[2], 'holder'], [order[0], 'ring'], [order[1], 'ring'], [order[3], 'ring'], ['b1', 'ring']]);
   });
 
   it('removingAnEdgeMovesOnlyItsSessions', () => {
