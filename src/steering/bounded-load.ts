@@ -2,8 +2,8 @@
  * Consistent hashing with bounded loads (Mirrokni, Thorup & Zadimoghaddam 2018; HAProxy's
  * `hash-balance-factor`): a title keeps its ring order, but an edge whose load is at or above
  * `balanceFactor` × its ISP's mean takes no new sessions while another edge of the ISP is
- * under that bound. Pure: loads come from the edges' own /health reports, smoothed over polls,
- * so every steering replica that read the same reports holds the same loads and ranks alike.
+ * under that bound. Pure: loads are the edges' latest /health reports, so every steering replica
+ * that read the same reports holds the same loads and ranks alike.
  */
 
 /** What an edge's /health says of its load (src/edge/edge-health.ts). */
@@ -14,18 +14,11 @@ export interface LoadReport {
   bytesPerSec?: number;
 }
 
-/** An edge's smoothed load. */
+/** An edge's load as its latest report gave it. */
 export interface EdgeLoad {
   connections: number;
   bytesPerSec: number;
 }
-
-/**
- * Weight of a new report in the smoothed load: half. One odd poll (a burst of connections that
- * closes a moment later) moves the load halfway; a real change is there within three polls
- * (87.5%), about 1.5 s at the default 500 ms interval.
- */
-export const LOAD_SMOOTHING = 0.5;
 
 /**
  * Below these ISP means a metric says nothing about balance and is not judged: with a handful of
@@ -35,34 +28,31 @@ export const LOAD_SMOOTHING = 0.5;
 export const MIN_MEAN_CONNECTIONS = 10;
 export const MIN_MEAN_BYTES_PER_SEC = 1_000_000;
 
-/**
- * The next smoothed load after a report, written as prev + α·(report − prev): a report equal to
- * the load leaves it bit-for-bit unchanged, so replicas fed the same steady reports hold equal
- * loads however many polls each has made. The first report is taken as it is.
- */
-export function smoothLoad(prev: EdgeLoad | undefined, report: LoadReport, alpha = LOAD_SMOOTHING): EdgeLoad {
-  const c = finite(report.connections);
-  const b = finite(report.bytesPerSec ?? 0);
-  if (!prev) return { connections: c, bytesPerSec: b };
-  return { connections: prev.connections + alpha * (c - prev.connections), bytesPerSec: prev.bytesPerSec + alpha * (b - prev.bytesPerSec) };
+/** A report's load; what is not a non-negative finite number counts as 0. */
+export function loadOf(report: LoadReport): EdgeLoad {
+  return { connections: finite(report.connections), bytesPerSec: finite(report.bytesPerSec ?? 0) };
 }
 
 function finite(n: number): number {
   return typeof n === 'number' && Number.isFinite(n) && n > 0 ? n : 0;
 }
 
-/** Smoothed loads of every edge, fed one poll at a time. */
+/**
+ * Every edge's latest load, fed one poll at a time. The latest report only, no history: two
+ * replicas then hold the same loads as soon as they have read the same last reports, however
+ * many polls each made before (one that started late, or missed a poll, agrees at once). The
+ * smoothing is the edge's: bytesPerSec is its 10 s average, and open connections of players
+ * change slowly. A one-poll spike of connections sways new sessions for one health interval.
+ */
 export class LoadTracker {
   private readonly loads = new Map<string, EdgeLoad>();
 
-  constructor(private readonly alpha = LOAD_SMOOTHING) {}
-
   /** An edge answered its poll with this report. */
   observe(edgeId: string, report: LoadReport): void {
-    this.loads.set(edgeId, smoothLoad(this.loads.get(edgeId), report, this.alpha));
+    this.loads.set(edgeId, loadOf(report));
   }
 
-  /** An edge left the cluster (reload): its load goes with it. */
+  /** An edge went down or left the cluster (reload): its load goes with it. */
   forget(edgeId: string): void {
     this.loads.delete(edgeId);
   }

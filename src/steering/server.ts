@@ -233,12 +233,14 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       if (result.ok) holdings.update(edgeId, Array.isArray(result.report.fill?.heldTitles) ? result.report.fill.heldTitles : undefined);
       eligible = withMember(eligible, edgeId, isEligible(h));
       lastResort = withMember(lastResort, edgeId, isLastResort(h));
-      if (result.ok) loads.observe(edgeId, result.report);
+      // The latest report is the load; a down edge's is forgotten (it comes back judged by new ones).
+      if (h.state === 'down') loads.forget(edgeId);
+      else if (result.ok) loads.observe(edgeId, result.report);
       rebalance();
     },
   });
 
-  // Bounded loads: every edge's smoothed load against its ISP's mean, recomputed per poll (not
+  // Bounded loads: every edge's latest load against its ISP's mean, recomputed per poll (not
   // per request); and the ISPs with an edge down, whose players get the incident TTL.
   const loads = new LoadTracker();
   let bounds: LoadBounds = computeBounds([], loads.all(), eligible, st.balanceFactor);

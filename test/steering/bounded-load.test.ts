@@ -7,7 +7,7 @@ import {
   MIN_MEAN_BYTES_PER_SEC,
   MIN_MEAN_CONNECTIONS,
   computeBounds,
-  smoothLoad,
+  loadOf,
 } from '../../src/steering/bounded-load.js';
 import { rankWithRules, spreadKeyOf } from '../../src/steering/ranking.js';
 
@@ -96,17 +96,13 @@ describe('bounded loads: the bound', () => {
     }
   });
 
-  it('smoothingIsExactForASteadyReportWhateverTheNumberOfPolls', () => {
-    const r = { connections: 137, bytesPerSec: 1_234_567.891 };
-    const t1 = new LoadTracker();
-    const t2 = new LoadTracker();
-    for (let i = 0; i < 3; i++) t1.observe('a1', r);
-    for (let i = 0; i < 17; i++) t2.observe('a1', r);
-    expect(t1.get('a1')).toEqual(t2.get('a1'));
-    expect(t1.get('a1')).toEqual({ connections: 137, bytesPerSec: 1_234_567.891 });
-    // A spike moves the load halfway; it settles back.
-    expect(smoothLoad({ connections: 100, bytesPerSec: 0 }, { connections: 300 })).toEqual({ connections: 200, bytesPerSec: 0 });
-    expect(smoothLoad(undefined, { connections: Number.NaN, bytesPerSec: -5 })).toEqual({ connections: 0, bytesPerSec: 0 });
+  it('theLoadIsTheLatestReportAndWhatIsNotANumberCountsAsZero', () => {
+    const t = new LoadTracker();
+    t.observe('a1', { connections: 300, bytesPerSec: 9e6 });
+    t.observe('a1', { connections: 137, bytesPerSec: 1_234_567.891 });
+    expect(t.get('a1')).toEqual({ connections: 137, bytesPerSec: 1_234_567.891 });
+    expect(loadOf({ connections: Number.NaN, bytesPerSec: -5 })).toEqual({ connections: 0, bytesPerSec: 0 });
+    expect(loadOf({ connections: 7 })).toEqual({ connections: 7, bytesPerSec: 0 });
   });
 });
 
@@ -184,23 +180,44 @@ describe('bounded loads: ranking', () => {
     expect(kept).toBeGreaterThan(0.5 * (moved + kept));
   });
 
-  it('twoReplicasFedTheSameReportsRankAlike', () => {
-    const reports = [
-      ['a1', { connections: 310, bytesPerSec: 9e6 }],
-      ['a2', { connections: 120, bytesPerSec: 3e6 }],
-      ['a3', { connections: 90, bytesPerSec: 2e6 }],
-      ['a4', { connections: 80, bytesPerSec: 2e6 }],
-    ] as const;
-    const one = new LoadTracker();
-    const two = new LoadTracker();
-    for (let i = 0; i < 5; i++) for (const [id, r] of reports) one.observe(id, r);
-    for (let i = 0; i < 9; i++) for (const [id, r] of reports) two.observe(id, r);
-    for (let k = 0; k < 500; k++) {
-      const input = { ...base, title: `title-${k}`, spreadKey: k * 7919 };
-      expect(rankWithRules({ ...input, bounds: computeBounds(edges, one.all(), all, 1.25) })).toEqual(
-        rankWithRules({ ...input, bounds: computeBounds(edges, two.all(), all, 1.25) }),
-      );
+  it('aReplicaStartedLateRanksAsOneThatReadEveryChangingReport', () => {
+    // Loads move between polls (a1 drains, a3 fills up); a second replica starts after four of
+    // the five rounds. After the same last round both must rank alike: the decision reads the
+    // latest reports only, not the history each replica happened to poll.
+    const rounds = [
+      { a1: [400, 30e6], a2: [120, 9e6], a3: [60, 2e6], a4: [80, 4e6] },
+      { a1: [330, 24e6], a2: [130, 9e6], a3: [90, 5e6], a4: [85, 4e6] },
+      { a1: [250, 18e6], a2: [120, 8e6], a3: [150, 9e6], a4: [90, 5e6] },
+      { a1: [160, 11e6], a2: [110, 8e6], a3: [230, 16e6], a4: [95, 5e6] },
+      { a1: [100, 7e6], a2: [105, 8e6], a3: [310, 24e6], a4: [100, 6e6] },
+    ].map((r) => Object.entries(r).map(([id, [c, b]]) => [id, { connections: c!, bytesPerSec: b! }] as const));
+    const early = new LoadTracker();
+    const late = new LoadTracker();
+    rounds.forEach((round, i) => {
+      for (const [id, r] of round) early.observe(id, r);
+      if (i === rounds.length - 1) for (const [id, r] of round) late.observe(id, r);
+    });
+    const boundsEarly = computeBounds(edges, early.all(), all, 1.25);
+    const boundsLate = computeBounds(edges, late.all(), all, 1.25);
+    expect(boundsEarly).toEqual(boundsLate);
+    // The last round is what counts: a3 is over now, a1 (the busiest before) is not.
+    expect(boundsLate.byEdge.get('a3')!.over).toBe(true);
+    expect(boundsLate.byEdge.get('a1')!.over).toBe(false);
+    let differ = 0;
+    for (let k = 0; k < 1000; k++) {
+      const input = { ...base, title: `title-${k}`, spreadKey: k * 7919, holders: k % 3 === 0 ? new Set(['a1', 'a3']) : undefined };
+      if (JSON.stringify(rankWithRules({ ...input, bounds: boundsEarly })) !== JSON.stringify(rankWithRules({ ...input, bounds: boundsLate }))) differ++;
     }
+    expect(differ).toBe(0);
+  });
+
+  it('anEdgeThatWentDownIsForgottenAndJudgedByItsNewReports', () => {
+    const t = new LoadTracker();
+    t.observe('a1', { connections: 900, bytesPerSec: 50e6 });
+    t.forget('a1'); // down
+    expect(t.get('a1')).toBeUndefined();
+    t.observe('a1', { connections: 100, bytesPerSec: 5e6 });
+    expect(t.get('a1')).toEqual({ connections: 100, bytesPerSec: 5e6 });
   });
 });
 

@@ -114,6 +114,21 @@ describe('steering: bounded loads, player hints, 410/429, incident TTL and expla
     expect(back.body!.TTL).toBe(5);
   });
 
+  it('judgesAnEdgeBackFromDownByItsNewReportsNotItsLoadBeforeIt', async () => {
+    setAll(100);
+    const plain = await until('every edge up', () => priority(), (p) => p.length === 4);
+    const [first] = plain as [string];
+    script.get(first)!.connections = 1000;
+    await until('first edge over the bound', () => priority(), (p) => p[0] !== first);
+    script.get(first)!.up = false;
+    await until('first edge down', () => priority(), (p) => !p.includes(first));
+    // It comes back with an ordinary load: offered again, it is first again at once (a load kept
+    // from before it went down would hold it over the bound for several polls).
+    Object.assign(script.get(first)!, { up: true, connections: 100 });
+    const back = await until('first edge back', () => priority(), (p) => p.includes(first));
+    expect(back[0]).toBe(first);
+  });
+
   it('neverPutsFirstAPathwayThePlayerMeasuredFarBelowTheLadder', async () => {
     setAll(100);
     const plain = await until('every edge up', () => priority(), (p) => p.length === 4);
