@@ -18,7 +18,8 @@ export const purge: Command = {
   help: `Asks the running steering (POST /v1/purge on steering.adminUrl) to purge on every edge of the
 cluster file, memory and disk; the next request for what was purged is a MISS. Steering asks an
 edge that cannot be reached (or answers 5xx) again after 0.5, 1 and 2 s — four attempts — and
-reports every edge's outcome. Exit 1 if any edge could not be purged (it still holds the
+reports every edge's outcome. Parents are purged before their children (a child whose parent
+could not be purged is not asked: it would refill from the parent's copy). Exit 1 if any edge could not be purged (it still holds the
 objects: purge again once it is back, or before it is).
 
   --title T                every file of title T

@@ -17,8 +17,10 @@ import { type EdgeHealth, isEligible } from './health.js';
  *
  * An edge that cannot be reached, or answers 5xx, is asked again after each of `retryDelaysMs`
  * (default 0.5, 1 and 2 s: four attempts within about 4 s plus the requests' own timeouts);
- * a 4xx is its answer and is not retried. The purge answers 200 when every edge purged and
- * 502 when one could not, with every edge's outcome either way.
+ * a 4xx is its answer and is not retried. A purge goes down the parent chains (`purgeTiers`):
+ * an edge is asked once its parent purged, never before, and not at all if its parent could not
+ * be. It answers 200 when every edge purged and 502 when one could not, with every edge's
+ * outcome either way.
  */
 export interface OpsRoutesOptions {
   app: FastifyInstance;
@@ -64,7 +66,16 @@ export function registerOpsRoutes(o: OpsRoutesOptions): void {
     if (!parsed.ok) return sendError(reply, 400, parsed.reason);
     const sel: PurgeSelector = parsed.selector;
     const edges = o.edges();
-    const outcomes = await Promise.all(edges.map((e) => call(e, '/purge', sel)));
+    const done = new Map<string, EdgeOutcome>();
+    for (const tier of purgeTiers(edges)) {
+      await Promise.all(
+        tier.map(async (e) => {
+          const parent = e.parent === undefined ? undefined : done.get(e.parent);
+          done.set(e.id, parent && !parent.ok ? notAsked(e, parent.id) : await call(e, '/purge', sel));
+        }),
+      );
+    }
+    const outcomes = edges.map((e) => done.get(e.id)!);
     const complete = outcomes.every((x) => x.ok);
     const what = describePurge(sel);
     const failed = outcomes.filter((x) => !x.ok).map((x) => x.id);
@@ -106,6 +117,30 @@ export function registerOpsRoutes(o: OpsRoutesOptions): void {
       });
     });
   }
+}
+
+/**
+ * The edges in the order a purge reaches them: tiers by depth in the parent chains, roots first.
+ * A child purged before its parent could refill, under traffic, from the parent's copy that is
+ * about to go, and keep it after the purge answered. Edges of one tier are purged at once. A
+ * parent that is not an edge of the list (or a chain that loops, which the cluster check
+ * refuses) counts as none.
+ */
+export function purgeTiers(edges: readonly EdgeConfig[]): EdgeConfig[][] {
+  const byId = new Map(edges.map((e) => [e.id, e]));
+  const depth = (e: EdgeConfig): number => {
+    let d = 0;
+    for (let p = e.parent; p !== undefined && byId.has(p) && d < edges.length; p = byId.get(p)!.parent) d++;
+    return d;
+  };
+  const tiers: EdgeConfig[][] = [];
+  for (const e of edges) (tiers[depth(e)] ??= []).push(e);
+  return tiers.filter((t) => t !== undefined);
+}
+
+/** An edge left alone because its parent could not be purged: purged now, it would refill from the parent's copy. */
+function notAsked(edge: EdgeConfig, parent: string): EdgeOutcome {
+  return { id: edge.id, isp: edge.isp, ok: false, attempts: 0, error: `not asked: its parent ${parent} was not purged (it would refill from its parent's copy)` };
 }
 
 /** POSTs `body` to one edge's admin `path`, again after each delay while it cannot be reached or answers 5xx. */

@@ -83,6 +83,8 @@ export interface ProcClusterOptions {
    * from a throwaway test CA, each service trusting that CA only.
    */
   tls?: boolean;
+  /** Parent edges: child id → parent id (edges[].parent). */
+  parents?: Record<string, string>;
 }
 
 /** Services whose certificates the test PKI issues (origin, steering, then the edges). */
@@ -148,6 +150,7 @@ export async function startProcCluster(opts: ProcClusterOptions = {}): Promise<P
       url: `${scheme}://127.0.0.1:${edgePorts[i]!.pub}`,
       adminUrl: `${scheme}://127.0.0.1:${edgePorts[i]!.adm}`,
       ...tlsOf(e.id),
+      ...(opts.parents?.[e.id] ? { parent: opts.parents[e.id] } : {}),
       dataDir: `edges/${e.id}`,
       diskBytes: 256 * 1024 * 1024,
       memoryBytes: 32 * 1024 * 1024,
