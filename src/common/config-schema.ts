@@ -202,7 +202,7 @@ function build() {
       balanceFactor: optional(
         Type.Number({
           minimum: 1,
-          description: "Bounded loads: an edge whose smoothed load is at or above this × its ISP's mean takes no new sessions while an edge under it can. At least 1.",
+          description: "Bounded loads: an edge whose load (its latest connections and bytes/s, each against its ISP's mean, averaged) is at or above this × its ISP's mean takes no new sessions while an edge under it can. At least 1.",
           default: 1.25,
           errorMessage: 'must be a number of at least 1 (1.25: an edge takes new sessions up to 125% of its ISP mean)',
         }),
@@ -211,7 +211,7 @@ function build() {
       decisionBudget: optional(
         strict(
           {
-            perSecond: optional(nonNegative({ description: 'Steering manifest reloads answered per second; past it a reload gets 429 with Retry-After. 0: no budget.', default: 0 })),
+            perSecond: optional(nonNegative({ description: 'Steering manifest reloads answered per second (one client: 1/16 of it); past it a reload whose pathway is fine gets a longer TTL (HLS) or 429 with Retry-After (DASH). 0: no budget.', default: 0 })),
             burst: optional(positive({ description: 'Token bucket size. Default: perSecond.' })),
           },
           'Steering manifest reloads answered per second by one steering process.',

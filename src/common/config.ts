@@ -171,16 +171,18 @@ export interface SteeringConfig extends ServiceTls {
   /** Plays waiting for a segment, and client/title pairs remembered as counted, each at most this many. Default 100000. */
   maxTrackedPlays: number;
   /**
-   * Consistent hashing with bounded loads: an edge whose smoothed load (connections or bytes/s
-   * from its /health) is at or above this × its ISP's mean takes no new sessions while an edge
-   * under it can (docs/operations.md "Load balance"). At least 1. Default 1.25.
+   * Consistent hashing with bounded loads: an edge whose load (its latest /health's connections
+   * and bytes/s, each against its ISP's mean, averaged) is at or above this × its ISP's mean takes
+   * no new sessions while an edge under it can (docs/operations.md "Load balance"). At least 1.
+   * Default 1.25.
    */
   balanceFactor: number;
   /** The steering manifest's TTL while any edge of the player's ISP is down, seconds (players re-poll sooner). Default 2. */
   incidentTtlSeconds: number;
   /**
-   * Steering manifest reloads answered per second by this process (a token bucket of `burst`);
-   * past it a reload gets 429 with Retry-After (players keep their pathway). 0: no budget. Default 0.
+   * Steering manifest reloads answered per second by this process (a token bucket of `burst`, one
+   * client 1/16 of it); past it a reload whose pathway is fine is deferred: a longer TTL (HLS) or
+   * 429 with Retry-After (DASH). 0: no budget. Default 0.
    */
   decisionBudget: { perSecond: number; burst: number };
 }

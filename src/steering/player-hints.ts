@@ -167,6 +167,30 @@ export function applyPlayerHints<E extends RankableEdge>(
 }
 
 /**
+ * Whether a reload may give way when steering is over its decision budget: only when its player
+ * may keep what it has — its pathway is fine (stay), merely another ISP's edge while its own has
+ * room (moved-home), or it said nothing steering can act on (none, unknown-pathway: it keeps the
+ * order its play gave it). A player whose pathway is down or draining, over the bound, or far
+ * below the ladder is always answered at once.
+ */
+export function isDeferrable(outcome: HintOutcome): boolean {
+  return outcome === 'stay' || outcome === 'moved-home' || outcome === 'none' || outcome === 'unknown-pathway';
+}
+
+/**
+ * How a deferred reload is answered, by what the player does with it:
+ *   longer-ttl  200 with the order and TTL + Retry-After's seconds. hls.js (1.x content steering
+ *               controller) returns on a 429 without scheduling another reload: the player would
+ *               never be steered again. A 200 keeps it polling, later. Also for a request without
+ *               hints (no telling which player sent it).
+ *   429         429 with Retry-After: dash.js takes Retry-After as its next TTL and polls again
+ *               (it reads the header, which CORS exposes).
+ */
+export function overBudgetAnswer(protocol: PlayerHints['protocol'] | undefined): 'longer-ttl' | '429' {
+  return protocol === 'dash' ? '429' : 'longer-ttl';
+}
+
+/**
  * The steering manifest's TTL: short while any edge of the player's ISP is down, so players
  * come back for a new order in seconds rather than at the next regular reload.
  */

@@ -39,8 +39,8 @@ import { type LoadBounds, LoadTracker, computeBounds } from './bounded-load.js';
 import { DecisionBudget } from './decision-budget.js';
 import { ExplainInputError, explain } from './explain.js';
 import { TitleLadders } from './ladder.js';
-import { type HintOutcome, applyPlayerHints, isLowThroughput, parsePlayerHints, steeringTtlFor } from './player-hints.js';
-import { type DecisionContext, type RankedEdge, decideForClient, spreadKeyOf } from './ranking.js';
+import { type HintOutcome, applyPlayerHints, isDeferrable, isLowThroughput, overBudgetAnswer, parsePlayerHints, steeringTtlFor } from './player-hints.js';
+import { type DecisionContext, type RankedEdge, decideForClient } from './ranking.js';
 import { type SeenPlaysFetcher, SeenPlaysPoller, undiciSeenPlaysFetcher } from './seen-plays-poller.js';
 import { buildSteeringManifest, steeringManifestUrl } from './steer-manifest.js';
 import { applySteeringReload, prepareSteeringReload } from './steering-reload.js';
@@ -119,6 +119,8 @@ interface Decision {
   edges: EdgeConfig[];
   /** The same edges with the rule that placed each (hints and explain read it). */
   ranked: RankedEdge<EdgeConfig>[];
+  /** A stable number for the client address (ranking's spread, the decision budget's client key). */
+  spreadKey: number;
 }
 
 export function createSteeringServer(opts: SteeringServerOptions): SteeringServer {
@@ -284,7 +286,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   });
   const decide = (req: FastifyRequest, topo: Topology, title: string): Decision => {
     const d = decideForClient(decisionContext(topo), req.socket.remoteAddress, req.headers['x-forwarded-for'], title);
-    return { client: d.client, isp: d.isp, edges: d.ranked.map((r) => r.edge), ranked: d.ranked };
+    return { client: d.client, isp: d.isp, edges: d.ranked.map((r) => r.edge), ranked: d.ranked, spreadKey: d.spreadKey };
   };
 
   const signedPath = (title: string, file: string) => `/c/${title}/${file}`;
@@ -483,12 +485,6 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       count('steer', undefined, 'bad_request');
       return sendError(reply, 400, 'expected /v1/steer/{title}.json');
     }
-    // Reloads are what gives way when steering is over its budget: the player keeps its pathway.
-    const verdict = budget.take(clock.monotonic(), spreadKeyOf(req.socket.remoteAddress ?? ''));
-    if (!verdict.ok) {
-      count('steer', undefined, 'over_budget');
-      return sendError(reply, 429, 'steering is over its decision budget: keep the current pathway', { 'retry-after': String(verdict.retryAfterSec) });
-    }
     const d = await prepare(req, reply, topo, 'steer', title);
     if (!d) return reply;
     const hints = parsePlayerHints(req.query as Record<string, unknown>);
@@ -498,16 +494,22 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     hintOutcomes.inc({ outcome: steered.outcome });
     const priority = steered.ranked.map((r) => r.edge.id);
     if (hints) logHint(req, title, d, hints, steered.outcome, priority[0]!, floor);
-    count('steer', d.isp, 'ok');
-    return reply
-      .header('cache-control', 'no-store')
-      .send(
-        buildSteeringManifest({
-          ttlSeconds: steeringTtlFor(d.isp, ispsWithDownEdge, anyEdgeDown, topo.steeringTtlSeconds, topo.config.steering.incidentTtlSeconds),
-          reloadUri: steeringManifestUrl(publicUrl, title),
-          priority,
-        }),
-      );
+    let ttlSeconds = steeringTtlFor(d.isp, ispsWithDownEdge, anyEdgeDown, topo.steeringTtlSeconds, topo.config.steering.incidentTtlSeconds);
+    // Over the budget, reloads give way — after the hints are read: a player that must move
+    // (pathway down, over the bound, far below the ladder) is answered at once, and what it
+    // spends is what the others give way to. Keyed by the trusted client address.
+    const verdict = budget.take(clock.monotonic(), d.spreadKey, !isDeferrable(steered.outcome));
+    if (!verdict.ok) {
+      if (overBudgetAnswer(hints?.protocol) === '429') {
+        count('steer', d.isp, 'over_budget');
+        return sendError(reply, 429, 'steering is over its decision budget: keep the current pathway', { 'retry-after': String(verdict.retryAfterSec) });
+      }
+      count('steer', d.isp, 'deferred');
+      ttlSeconds += verdict.retryAfterSec;
+    } else {
+      count('steer', d.isp, 'ok');
+    }
+    return reply.header('cache-control', 'no-store').send(buildSteeringManifest({ ttlSeconds, reloadUri: steeringManifestUrl(publicUrl, title), priority }));
   });
 
   /** What a player told us and what came of it: info when it moves the player, else debug (one per reload). */

@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Ring } from '../../src/common/ring.js';
 import { type EdgeLoad, computeBounds } from '../../src/steering/bounded-load.js';
-import { DecisionBudget } from '../../src/steering/decision-budget.js';
 import { dashLadder, hlsLadder, ladderFloor, TitleLadders } from '../../src/steering/ladder.js';
-import { applyPlayerHints, isLowThroughput, parsePlayerHints, steeringTtlFor } from '../../src/steering/player-hints.js';
+import { type HintOutcome, applyPlayerHints, isDeferrable, isLowThroughput, overBudgetAnswer, parsePlayerHints, steeringTtlFor } from '../../src/steering/player-hints.js';
 import { rankWithRules } from '../../src/steering/ranking.js';
 
 const edges = [
@@ -142,19 +141,13 @@ describe('steering manifest policy', () => {
     expect(steeringTtlFor('isp-a', down, true, 1, 2)).toBe(1);
   });
 
-  it('refusesReloadsOverTheBudgetWithARetryAfterAndRefills', () => {
-    const b = new DecisionBudget(10, 20);
-    let ok = 0;
-    for (let i = 0; i < 25; i++) if (b.take(1000).ok) ok++;
-    expect(ok).toBe(20);
-    const refused = b.take(1000, 3);
-    expect(refused.ok).toBe(false);
-    // Back once the bucket refilled (2 s), spread over the next 2 s by the client's key.
-    expect(refused.retryAfterSec).toBe(3);
-    expect(b.take(1000, 4).retryAfterSec).toBe(2);
-    expect(b.take(1100).ok).toBe(true); // 100 ms later: one token
-    expect(b.take(1100).ok).toBe(false);
-    expect(new DecisionBudget(0, 0).take(0).ok).toBe(true);
+  it('defersOnlyAReloadWhosePlayerMayKeepWhatItHas', () => {
+    expect(['stay', 'moved-home', 'none', 'unknown-pathway'].every((o) => isDeferrable(o as HintOutcome))).toBe(true);
+    expect(['moved-down', 'moved-over-bound', 'moved-low-throughput'].some((o) => isDeferrable(o as HintOutcome))).toBe(false);
+    // hls.js stops polling after a 429: a longer TTL instead; dash.js honours Retry-After.
+    expect(overBudgetAnswer('hls')).toBe('longer-ttl');
+    expect(overBudgetAnswer(undefined)).toBe('longer-ttl');
+    expect(overBudgetAnswer('dash')).toBe('429');
   });
 });
 

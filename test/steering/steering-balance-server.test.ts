@@ -171,32 +171,129 @@ describe('steering: bounded loads, player hints, 410/429, incident TTL and expla
 describe('steering: over its decision budget', () => {
   let world: SteeringWorld;
   let publicUrl: string;
+  let adminUrl: string;
+  const script = new Map<string, Scripted>();
+  const fetcher = async (edge: EdgeConfig): Promise<PollResult> => {
+    const s = script.get(edge.id) ?? { connections: 100, up: true };
+    if (!s.up) return { ok: false, error: 'ECONNREFUSED', latencyMs: 1 };
+    return { ok: true, latencyMs: 1, report: { status: 'ok', id: edge.id, connections: s.connections, bytesPerSec: 0, errorRatio: 0 } };
+  };
+  const agents = new Map<string, Agent>();
+  /** A reload from a client address (127.0.0.0/16 is isp-a; 127.0.0.1 is a trusted proxy). */
+  const steer = async (from: string, query: string, xff?: string) => {
+    let agent = agents.get(from);
+    if (!agent) agents.set(from, (agent = new Agent({ localAddress: from })));
+    const res = await request(`${publicUrl}/v1/steer/bbb-hls.json${query}`, { dispatcher: agent, headers: xff ? { 'x-forwarded-for': xff } : {} });
+    const text = await res.body.text();
+    return { status: res.statusCode, headers: res.headers, body: res.statusCode === 200 ? (JSON.parse(text) as { TTL: number; 'PATHWAY-PRIORITY': string[] }) : undefined };
+  };
+  // 2 reloads a second, 4 saved: a test starts once the bucket is full again.
+  const refilled = () => new Promise((r) => setTimeout(r, 2100));
+  const HLS = '?_HLS_pathway=edge-a1&_HLS_throughput=5000000';
+  const DASH = `?_DASH_pathway=${encodeURIComponent('"edge-a1"')}&_DASH_throughput=5000000`;
+  const edgeState = async (id: string) => {
+    const res = await request(`${adminUrl}/v1/edges`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    return ((await res.body.json()) as { edges: { id: string; eligible: boolean; load: { over: boolean } | null }[] }).edges.find((e) => e.id === id)!;
+  };
+  const waitFor = async (what: string, ok: () => Promise<boolean>) => {
+    const deadline = Date.now() + 5000;
+    while (!(await ok())) {
+      if (Date.now() > deadline) throw new Error(what);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
 
   beforeAll(async () => {
     world = await steeringWorld();
-    const config = { ...world.config, steering: { ...world.config.steering, decisionBudget: { perSecond: 1, burst: 3 } } };
-    ({ publicUrl } = await world.start({ config }));
+    for (const e of world.edges) script.set(e.id, { connections: 100, up: true });
+    const config = { ...world.config, steering: { ...world.config.steering, trustedProxies: ['127.0.0.1/32'], decisionBudget: { perSecond: 2, burst: 4 } } };
+    ({ publicUrl, adminUrl } = await world.start({ config, healthFetcher: fetcher }));
   }, 30_000);
 
   afterAll(async () => {
+    for (const a of agents.values()) await a.close();
     await world?.close();
   });
 
-  it('answers429WithRetryAfterAPlayerCanRead', async () => {
-    const statuses: number[] = [];
-    let refused: Record<string, string | string[] | undefined> | undefined;
-    for (let i = 0; i < 6; i++) {
-      const res = await request(`${publicUrl}/v1/steer/bbb-hls.json?_HLS_pathway=edge-a1&_HLS_throughput=1000000`);
-      await res.body.dump();
-      statuses.push(res.statusCode);
-      if (res.statusCode === 429) refused = res.headers;
+  it('keepsHlsPlayersPollingWithALongerTtlNever429', async () => {
+    // hls.js 1.x stops reloading the steering manifest after a 429: an HLS player over the
+    // budget gets its order with a longer TTL instead.
+    await refilled();
+    const answers = [];
+    for (let i = 0; i < 6; i++) answers.push(await steer('127.0.0.1', HLS));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(answers[0]!.body!.TTL).toBe(5);
+    const longer = answers.filter((a) => a.body!.TTL > 5);
+    expect(longer.length).toBeGreaterThanOrEqual(4);
+    for (const a of longer) {
+      expect(a.body!.TTL).toBeLessThanOrEqual(5 + 2 + 5);
+      expect(a.body!['PATHWAY-PRIORITY'][0]).toBe('edge-a1'); // still steered: sticky
     }
-    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(3);
-    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(4);
-    expect(statuses).toContain(429);
-    expect(Number(refused!['retry-after'])).toBeGreaterThanOrEqual(3);
-    expect(String(refused!['access-control-expose-headers'])).toContain('Retry-After');
+  });
+
+  it('answersDashPlayers429WithARetryAfterTheyCanRead', async () => {
+    await refilled();
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push(await steer('127.0.0.1', DASH));
+    expect(answers[0]!.status).toBe(200);
+    const refused = answers.filter((a) => a.status === 429);
+    expect(refused.length).toBeGreaterThanOrEqual(2);
+    for (const r of refused) {
+      expect(Number(r.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(String(r.headers['access-control-expose-headers'])).toContain('Retry-After');
+    }
     // Plays are not held back by the reload budget.
     expect((await request(`${publicUrl}/v1/play/bbb-hls/master.m3u8`)).statusCode).toBe(200);
+  });
+
+  it('neverRefusesAPlayerWhosePathwayIsDownOrOverTheBound', async () => {
+    await refilled();
+    for (let i = 0; i < 6; i++) await steer('127.0.0.1', DASH); // the budget spent
+    expect((await steer('127.0.0.1', DASH)).status).toBe(429);
+    script.get('edge-a1')!.connections = 1000;
+    await waitFor('edge-a1 over the bound', async () => (await edgeState('edge-a1')).load?.over === true);
+    for (let i = 0; i < 4; i++) {
+      const r = await steer('127.0.0.1', DASH);
+      expect(r.status).toBe(200);
+      expect(r.body!['PATHWAY-PRIORITY'][0]).toBe('edge-a2');
+      expect(r.body!.TTL).toBe(5);
+    }
+    script.get('edge-a1')!.up = false;
+    await waitFor('edge-a1 down', async () => !(await edgeState('edge-a1')).eligible);
+    for (let i = 0; i < 4; i++) {
+      const r = await steer('127.0.0.1', HLS);
+      expect(r.status).toBe(200);
+      expect(r.body!['PATHWAY-PRIORITY']).not.toContain('edge-a1');
+      expect(r.body!.TTL).toBe(2); // the incident TTL, not a longer one
+    }
+    Object.assign(script.get('edge-a1')!, { up: true, connections: 100 });
+    await waitFor('edge-a1 back', async () => (await edgeState('edge-a1')).eligible);
+  });
+
+  it('sharesTheBudgetAmongClients', async () => {
+    // One client hammering gets its share; the next clients still get theirs.
+    await refilled();
+    const first = [];
+    for (let i = 0; i < 6; i++) first.push((await steer('127.0.0.2', DASH)).status);
+    expect(first.filter((s) => s === 200).length).toBeLessThanOrEqual(2);
+    expect((await steer('127.0.0.3', DASH)).status).toBe(200);
+    expect((await steer('127.0.0.4', DASH)).status).toBe(200);
+  });
+
+  it('spreadsRetryAfterOverSeveralSecondsByTheTrustedClientAddress', async () => {
+    // Behind a trusted proxy (127.0.0.1): the client is X-Forwarded-For's, and so is the spread.
+    await refilled();
+    const byClient = new Map<string, number>();
+    for (let i = 0; i < 30; i++) {
+      const r = await steer('127.0.0.1', DASH, `198.51.100.${i}`);
+      if (r.status === 429) byClient.set(`198.51.100.${i}`, Number(r.headers['retry-after']));
+    }
+    expect(byClient.size).toBeGreaterThanOrEqual(20);
+    const values = new Set(byClient.values());
+    expect(values.size).toBeGreaterThanOrEqual(3);
+    expect(Math.min(...values)).toBeGreaterThanOrEqual(2);
+    // The same client is told the same again.
+    const [client, seconds] = [...byClient][0]!;
+    expect(Number((await steer('127.0.0.1', DASH, client)).headers['retry-after'])).toBe(seconds);
   });
 });
