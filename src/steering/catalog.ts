@@ -92,7 +92,10 @@ export interface CatalogSourceOptions {
 export class CatalogSource {
   private view: CatalogView | undefined;
   private refreshing: Promise<CatalogView | undefined> | undefined;
+  /** Monotonic ms the refresh under way (or the last one) started. */
   private lastAttempt = -Infinity;
+  /** Monotonic ms the fetch that produced the current view started: it shows the origin as of then or later. */
+  private viewFrom = -Infinity;
   private timer: ReturnType<Clock['setTimeout']> | undefined;
   private readonly dispatcher: SwappableAgent;
   private readonly manifests: LRUCache<string, string>;
@@ -133,11 +136,12 @@ export class CatalogSource {
   /** Fetches the catalog now (coalesced). Keeps the old one on failure; resolves to what is current. */
   refresh(): Promise<CatalogView | undefined> {
     if (this.refreshing) return this.refreshing;
-    this.lastAttempt = this.opts.clock.monotonic();
+    const from = (this.lastAttempt = this.opts.clock.monotonic());
     this.refreshing = this.fetchCatalog()
       .then((v) => {
         const before = this.view?.titles.size;
         this.view = v;
+        this.viewFrom = from;
         if (before !== v.titles.size) this.opts.logger.info({ titles: v.titles.size }, 'catalog loaded');
         return v;
       })
@@ -153,8 +157,34 @@ export class CatalogSource {
 
   /** After a miss: refresh unless one was tried in the last missRefreshMs. */
   async refreshAfterMiss(): Promise<CatalogView | undefined> {
-    if (this.opts.clock.monotonic() - this.lastAttempt < (this.opts.missRefreshMs ?? 3000)) return this.refreshing ?? this.view;
+    if (this.opts.clock.monotonic() - this.lastAttempt < this.missRefreshMs) return this.refreshing ?? this.view;
     return this.refresh();
+  }
+
+  /**
+   * After a miss that may be answered as permanent (410): a view that shows the origin as of
+   * `since` (monotonic ms, when the request arrived) or later — the current one if it is that
+   * new, else the refresh under way when it started since then, else a new refresh unless one
+   * started in the last missRefreshMs. `fresh` is false when the view is older than `since`
+   * (rate-limited, or the origin did not answer): then a title missing from it may just be new.
+   */
+  async viewAfter(since: number): Promise<{ view: CatalogView | undefined; fresh: boolean }> {
+    for (;;) {
+      if (this.viewFrom >= since) return { view: this.view, fresh: true };
+      if (this.refreshing) {
+        const startedSince = this.lastAttempt >= since;
+        await this.refreshing;
+        if (startedSince) return { view: this.view, fresh: this.viewFrom >= since };
+        continue; // it started before the request: its answer may predate the title
+      }
+      if (this.opts.clock.monotonic() - this.lastAttempt < this.missRefreshMs) return { view: this.view, fresh: false };
+      void this.refresh();
+    }
+  }
+
+  /** A miss refreshes the catalog at most this often (ms). */
+  get missRefreshMs(): number {
+    return this.opts.missRefreshMs ?? 3000;
   }
 
   /** Loads once, then refreshes every refreshMs. */

@@ -308,16 +308,25 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   };
   const edgeFileUrl = (topo: Topology, edge: EdgeConfig, title: string, file: string) => `${edge.url}${signedPath(title, file)}?${signedQueryFor(topo, title, file)}`;
 
-  /** Whether the title (and file) is in the catalog; a miss refreshes the catalog (rate-limited) once. */
-  const lookup = async (title: string, file?: string): Promise<'found' | 'unknown' | 'no-catalog'> => {
+  /**
+   * Whether the title (and file) is in the catalog; a miss refreshes the catalog (rate-limited)
+   * once. With `arrived` (monotonic ms), 'unknown' only from a catalog fetched since then —
+   * else 'not-sure' (a title just ingested is not declared gone from a view older than it).
+   */
+  const lookup = async (title: string, file?: string, arrived?: number): Promise<'found' | 'unknown' | 'not-sure' | 'no-catalog'> => {
     const has = (v = catalog.current()) => {
       const t = v?.titles.get(title);
       return t !== undefined && (file === undefined || t.files.has(file));
     };
     if (has()) return 'found';
-    const v = await catalog.refreshAfterMiss();
-    if (!v) return 'no-catalog';
-    return has(v) ? 'found' : 'unknown';
+    if (arrived === undefined) {
+      const v = await catalog.refreshAfterMiss();
+      if (!v) return 'no-catalog';
+      return has(v) ? 'found' : 'unknown';
+    }
+    const { view, fresh } = await catalog.viewAfter(arrived);
+    if (!view) return 'no-catalog';
+    return has(view) ? 'found' : fresh ? 'unknown' : 'not-sure';
   };
 
   // ---------- public port ----------
@@ -368,7 +377,16 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
 
   /** Common checks: path, catalog, healthy edges. Returns the decision or sends the error. */
   const prepare = async (req: FastifyRequest, reply: FastifyReply, topo: Topology, kind: Kind, title: string, file?: string): Promise<Decision | undefined> => {
-    const found = await lookup(title, file);
+    // A 410 is permanent for players: a steering manifest's title is declared gone only by a
+    // catalog fetched after the request arrived.
+    const found = await lookup(title, file, kind === 'steer' ? clock.monotonic() : undefined);
+    if (found === 'not-sure') {
+      count(kind, undefined, 'catalog_stale');
+      sendError(reply, 503, `title "${title}" is not in the catalog steering holds, which cannot be refreshed now`, {
+        'retry-after': String(Math.max(1, Math.ceil(catalog.missRefreshMs / 1000))),
+      });
+      return undefined;
+    }
     if (found === 'no-catalog') {
       count(kind, undefined, 'origin_error');
       sendError(reply, 503, 'catalog unavailable: the origin cannot be reached', { 'retry-after': '5' });

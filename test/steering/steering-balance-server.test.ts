@@ -32,7 +32,8 @@ describe('steering: bounded loads, player hints, 410/429, incident TTL and expla
     world = await steeringWorld();
     for (const e of world.edges) script.set(e.id, { connections: 100, up: true });
     const config = { ...world.config, steering: { ...world.config.steering, decisionBudget: { perSecond: 0, burst: 0 } } };
-    ({ publicUrl, adminUrl } = await world.start({ config, healthFetcher: fetcher, logger }));
+    // A miss may refresh the catalog at once: a 410 needs a catalog fetched after the request.
+    ({ publicUrl, adminUrl } = await world.start({ config, healthFetcher: fetcher, logger, missRefreshMs: 1 }));
   }, 30_000);
 
   afterAll(async () => {
