@@ -63,45 +63,70 @@ export interface LadderSource {
   manifestText(title: string, file: string): Promise<string>;
 }
 
+/** After a failed read (origin down or slow), a title's ladder is not asked for again for this long. */
+export const LADDER_RETRY_MS = 15_000;
+
+/** A title's floor as far as it is known: read, being read, or failed until a moment. */
+type LadderEntry = { kind: 'read'; floor: number | undefined } | { kind: 'reading'; done: Promise<void> } | { kind: 'failed'; until: number };
+
 /**
  * Ladder floors per title, cached by manifest digest (a re-ingest is a new entry), read once and
  * shared by every request for the title. The lowest floor over the title's manifests: an HLS and
  * a DASH rendition of one title may differ, and the rule must hold for either player.
+ *
+ * Never on a request's path: a steering reload uses the floor if it is known, and a title not read
+ * yet is read in the background (that reload goes without the low-throughput rule). A failed read
+ * is remembered for LADDER_RETRY_MS, so an origin outage costs one attempt per title per 15 s,
+ * not a wait of every reload.
  */
 export class TitleLadders {
-  private readonly cache = new Map<string, Promise<number | undefined>>();
+  private readonly cache = new Map<string, LadderEntry>();
 
   constructor(
     private readonly source: LadderSource,
+    /** Monotonic ms. */
+    private readonly now: () => number,
     private readonly maxEntries = 10_000,
+    private readonly retryMs = LADDER_RETRY_MS,
   ) {}
 
-  /** The title's lowest rendition bitrate (bits/s), or undefined (unknown title, no ladder, origin unreachable). */
-  async floor(title: string): Promise<number | undefined> {
+  /**
+   * The title's lowest rendition bitrate (bits/s) if it is known now; undefined when not (unknown
+   * title, no ladder, being read, a recent failure). Starts a read when one is due.
+   */
+  floorNow(title: string): number | undefined {
     const m = this.source.manifestsOf(title);
     if (!m) return undefined;
     const files = m.manifests.filter((f) => f.endsWith('.m3u8') || f.endsWith('.mpd'));
     const key = JSON.stringify([title, files.map((f) => m.digests.get(f) ?? '')]);
-    let p = this.cache.get(key);
-    if (!p) {
-      let failed = false;
-      const read = (f: string) =>
-        this.source.manifestText(title, f).then(
-          (t) => ladderFloor(f, t),
-          () => {
-            failed = true;
-            return undefined;
-          },
-        );
-      p = Promise.all(files.map(read)).then((floors) => {
-        const known = floors.filter((x): x is number => x !== undefined);
-        // An unreadable manifest is not remembered: the next request tries again.
-        if (failed) this.cache.delete(key);
-        return known.length > 0 ? Math.min(...known) : undefined;
-      });
-      if (this.cache.size >= this.maxEntries) this.cache.clear();
-      this.cache.set(key, p);
-    }
-    return p;
+    const e = this.cache.get(key);
+    if (e?.kind === 'read') return e.floor;
+    if (e?.kind === 'reading' || (e?.kind === 'failed' && this.now() < e.until)) return undefined;
+    this.read(key, title, files);
+    return undefined;
+  }
+
+  /** Resolves once every read under way has finished (tests). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.cache.values()].map((e) => (e.kind === 'reading' ? e.done : undefined)));
+  }
+
+  private read(key: string, title: string, files: string[]): void {
+    let failed = false;
+    const one = (f: string) =>
+      this.source.manifestText(title, f).then(
+        (t) => ladderFloor(f, t),
+        () => {
+          failed = true;
+          return undefined;
+        },
+      );
+    const done = Promise.all(files.map(one)).then((floors) => {
+      const known = floors.filter((x): x is number => x !== undefined);
+      // A partly read ladder may miss its lowest rung: not used, tried again later.
+      this.cache.set(key, failed ? { kind: 'failed', until: this.now() + this.retryMs } : { kind: 'read', floor: known.length > 0 ? Math.min(...known) : undefined });
+    });
+    if (this.cache.size >= this.maxEntries) this.cache.clear();
+    this.cache.set(key, { kind: 'reading', done });
   }
 }

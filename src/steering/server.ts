@@ -257,13 +257,16 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     anyEdgeDown = down.size > 0;
   }
   let budget = new DecisionBudget(st.decisionBudget.perSecond, st.decisionBudget.burst);
-  const ladders = new TitleLadders({
-    manifestsOf: (title) => {
-      const t = catalog.current()?.titles.get(title);
-      return t ? { manifests: t.entry.manifests, digests: t.digests } : undefined;
+  const ladders = new TitleLadders(
+    {
+      manifestsOf: (title) => {
+        const t = catalog.current()?.titles.get(title);
+        return t ? { manifests: t.entry.manifests, digests: t.digests } : undefined;
+      },
+      manifestText: (title, file) => catalog.manifest(title, file),
     },
-    manifestText: (title, file) => catalog.manifest(title, file),
-  });
+    () => clock.monotonic(),
+  );
   const hintOutcomes = new Counter({
     name: 'reelcdn_steering_hints_total',
     help: 'Steering manifest reloads by what the player hints (_HLS_pathway, _DASH_pathway) came to: none, stay, moved-down, moved-over-bound, moved-low-throughput, moved-home, unknown-pathway',
@@ -506,8 +509,8 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     const d = await prepare(req, reply, topo, 'steer', title);
     if (!d) return reply;
     const hints = parsePlayerHints(req.query as Record<string, unknown>);
-    // The ladder is read only for a player that reported a throughput (cached per manifest version).
-    const floor = hints?.reports.some((r) => r.throughputBps !== undefined) ? await ladders.floor(title) : undefined;
+    // The ladder only as known now (read in the background, per manifest version): never waited for.
+    const floor = hints?.reports.some((r) => r.throughputBps !== undefined) ? ladders.floorNow(title) : undefined;
     const steered = applyPlayerHints(d.ranked, hints, { isKnownEdge: (id) => topo.edgesById.has(id), isLow: (bps) => isLowThroughput(bps, floor) });
     hintOutcomes.inc({ outcome: steered.outcome });
     const priority = steered.ranked.map((r) => r.edge.id);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Ring } from '../../src/common/ring.js';
 import { type EdgeLoad, computeBounds } from '../../src/steering/bounded-load.js';
-import { dashLadder, hlsLadder, ladderFloor, TitleLadders } from '../../src/steering/ladder.js';
+import { LADDER_RETRY_MS, TitleLadders, dashLadder, hlsLadder, ladderFloor } from '../../src/steering/ladder.js';
 import { type HintOutcome, applyPlayerHints, isDeferrable, isLowThroughput, overBudgetAnswer, parsePlayerHints, steeringTtlFor } from '../../src/steering/player-hints.js';
 import { rankWithRules } from '../../src/steering/ranking.js';
 
@@ -176,26 +176,69 @@ describe('ladder', () => {
     expect(dashLadder('<MPD><oops')).toEqual([]);
   });
 
-  it('cachesAFloorPerManifestVersionAndRetriesAFailedRead', async () => {
+  it('knowsAFloorOnlyOnceReadInTheBackgroundAndPerManifestVersion', async () => {
     let reads = 0;
-    let fail = true;
     const digests = new Map([['master.m3u8', 'd1']]);
-    const ladders = new TitleLadders({
-      manifestsOf: (t) => (t === 'x' ? { manifests: ['master.m3u8'], digests } : undefined),
-      manifestText: async () => {
-        reads++;
-        if (fail) throw new Error('origin down');
-        return '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=500000\nlow.m3u8\n';
+    const ladders = new TitleLadders(
+      {
+        manifestsOf: (t) => (t === 'x' ? { manifests: ['master.m3u8'], digests } : undefined),
+        manifestText: async () => {
+          reads++;
+          return '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=500000\nlow.m3u8\n';
+        },
       },
-    });
-    expect(await ladders.floor('x')).toBeUndefined();
-    fail = false;
-    expect(await ladders.floor('x')).toBe(500_000);
-    expect(await ladders.floor('x')).toBe(500_000);
-    expect(reads).toBe(2);
+      () => 0,
+    );
+    expect(ladders.floorNow('x')).toBeUndefined(); // not read yet: the reload goes on without it
+    expect(ladders.floorNow('x')).toBeUndefined(); // being read: not read twice
+    await ladders.settled();
+    expect(ladders.floorNow('x')).toBe(500_000);
+    expect(reads).toBe(1);
     digests.set('master.m3u8', 'd2'); // re-ingested
-    await ladders.floor('x');
-    expect(reads).toBe(3);
-    expect(await ladders.floor('unknown')).toBeUndefined();
+    expect(ladders.floorNow('x')).toBeUndefined();
+    await ladders.settled();
+    expect(ladders.floorNow('x')).toBe(500_000);
+    expect(reads).toBe(2);
+    expect(ladders.floorNow('unknown')).toBeUndefined();
+  });
+
+  it('neverWaitsForTheOriginAndRemembersAFailedReadForFifteenSeconds', async () => {
+    let now = 0;
+    let reads = 0;
+    let answer: 'hang' | 'fail' | 'ok' = 'hang';
+    const ladders = new TitleLadders(
+      {
+        manifestsOf: () => ({ manifests: ['master.m3u8'], digests: new Map([['master.m3u8', 'd1']]) }),
+        manifestText: () => {
+          reads++;
+          if (answer === 'hang') return new Promise<string>(() => {});
+          if (answer === 'fail') return Promise.reject(new Error('origin down'));
+          return Promise.resolve('#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=300000\nlow.m3u8\n');
+        },
+      },
+      () => now,
+    );
+    // The origin does not answer: every call returns at once, one read is under way.
+    for (let i = 0; i < 100; i++) expect(ladders.floorNow('t')).toBeUndefined();
+    expect(reads).toBe(1);
+    // A failure is remembered: no read for 15 s, then one.
+    answer = 'fail';
+    const failing = new TitleLadders(
+      { manifestsOf: () => ({ manifests: ['master.m3u8'], digests: new Map() }), manifestText: () => (reads++, answer === 'ok' ? Promise.resolve('#EXT-X-STREAM-INF:BANDWIDTH=300000\nx.m3u8\n') : Promise.reject(new Error('down'))) },
+      () => now,
+    );
+    reads = 0;
+    failing.floorNow('t');
+    await failing.settled();
+    expect(reads).toBe(1);
+    now = LADDER_RETRY_MS - 1;
+    for (let i = 0; i < 50; i++) expect(failing.floorNow('t')).toBeUndefined();
+    expect(reads).toBe(1);
+    answer = 'ok';
+    now = LADDER_RETRY_MS;
+    expect(failing.floorNow('t')).toBeUndefined();
+    await failing.settled();
+    expect(reads).toBe(2);
+    expect(failing.floorNow('t')).toBe(300_000);
   });
 });

@@ -133,8 +133,9 @@ describe('steering: bounded loads, player hints, 410/429, incident TTL and expla
   it('neverPutsFirstAPathwayThePlayerMeasuredFarBelowTheLadder', async () => {
     setAll(100);
     const plain = await until('every edge up', () => priority(), (p) => p.length === 4);
-    // bbb-hls's lowest variant is 92,400 bit/s: 40,000 is under half of it.
-    const p = await priority(`?_HLS_pathway=${plain[0]}&_HLS_throughput=40000`);
+    // bbb-hls's lowest variant is 92,400 bit/s: 40,000 is under half of it. The ladder is read
+    // in the background after the first reload that reports a throughput.
+    const p = await until('the ladder read', () => priority(`?_HLS_pathway=${plain[0]}&_HLS_throughput=40000`), (x) => x[0] !== plain[0]);
     expect(p[0]).not.toBe(plain[0]);
     expect(hintLines().at(-1)).toMatchObject({ outcome: 'moved-low-throughput', ladderFloorBps: 92_400 });
   });
