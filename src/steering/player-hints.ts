@@ -198,3 +198,34 @@ export function steeringTtlFor(isp: string | undefined, ispsWithDownEdge: Readon
   const incident = isp === undefined ? anyDown : ispsWithDownEdge.has(isp);
   return incident ? Math.min(ttl, incidentTtl) : ttl;
 }
+
+/**
+ * How many "player hint: moved" lines reach the info log: at most `perSecond` in any clock second;
+ * the rest go to debug and are counted in the next info line (`suppressed`). Hints come from the
+ * query, so anyone can send a moved one with every request: one info line per request (each
+ * naming a client address) would let a stranger flood the log. Pure: time is passed in.
+ */
+export class InfoLineBudget {
+  private second = -1;
+  private used = 0;
+  private skipped = 0;
+
+  constructor(private readonly perSecond = 5) {}
+
+  /** For one line at monotonic ms `now`: whether it goes to info, and how many were held back since the last that did. */
+  take(now: number): { info: boolean; suppressed: number } {
+    const second = Math.floor(now / 1000);
+    if (second !== this.second) {
+      this.second = second;
+      this.used = 0;
+    }
+    if (this.used >= this.perSecond) {
+      this.skipped++;
+      return { info: false, suppressed: 0 };
+    }
+    this.used++;
+    const suppressed = this.skipped;
+    this.skipped = 0;
+    return { info: true, suppressed };
+  }
+}

@@ -39,7 +39,7 @@ import { type LoadBounds, LoadTracker, computeBounds } from './bounded-load.js';
 import { DecisionBudget } from './decision-budget.js';
 import { ExplainInputError, explain } from './explain.js';
 import { TitleLadders } from './ladder.js';
-import { type HintOutcome, applyPlayerHints, isDeferrable, isLowThroughput, overBudgetAnswer, parsePlayerHints, steeringTtlFor } from './player-hints.js';
+import { type HintOutcome, InfoLineBudget, applyPlayerHints, isDeferrable, isLowThroughput, overBudgetAnswer, parsePlayerHints, steeringTtlFor } from './player-hints.js';
 import { type DecisionContext, type RankedEdge, decideForClient } from './ranking.js';
 import { type SeenPlaysFetcher, SeenPlaysPoller, undiciSeenPlaysFetcher } from './seen-plays-poller.js';
 import { buildSteeringManifest, steeringManifestUrl } from './steer-manifest.js';
@@ -533,7 +533,9 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     return reply.header('cache-control', 'no-store').send(buildSteeringManifest({ ttlSeconds, reloadUri: steeringManifestUrl(publicUrl, title), priority }));
   });
 
-  /** What a player told us and what came of it: info when it moves the player, else debug (one per reload). */
+  // Moves reach the info log a few a second (hints are the client's to forge); the rest at debug.
+  const movedLines = new InfoLineBudget(5);
+  /** What a player told us and what came of it: info when it moves the player (sampled), else debug. */
   const logHint = (req: FastifyRequest, title: string, d: Decision, hints: NonNullable<ReturnType<typeof parsePlayerHints>>, outcome: HintOutcome, first: string, floor: number | undefined) => {
     const moved = outcome.startsWith('moved-');
     const line = {
@@ -550,7 +552,8 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       outcome,
       first,
     };
-    if (moved) logger.info(line, 'player hint: moved');
+    const sample = moved ? movedLines.take(clock.monotonic()) : undefined;
+    if (sample?.info) logger.info(sample.suppressed > 0 ? { ...line, suppressed: sample.suppressed } : line, 'player hint: moved');
     else logger.debug(line, 'player hint');
   };
 

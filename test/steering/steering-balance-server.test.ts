@@ -140,6 +140,26 @@ describe('steering: bounded loads, player hints, 410/429, incident TTL and expla
     expect(hintLines().at(-1)).toMatchObject({ outcome: 'moved-low-throughput', ladderFloorBps: 92_400 });
   });
 
+  it('keepsForgedHintsFromFloodingTheInfoLog', async () => {
+    setAll(100);
+    await until('every edge up', () => priority(), (p) => p.length === 4);
+    // 200 reloads claiming another ISP's edge: each is moved home, but the info log hears of a
+    // few a second, the rest at debug, counted in the next info line.
+    const from = lines.length;
+    const t0 = Date.now();
+    for (let i = 0; i < 200; i++) await priority('?_HLS_pathway=edge-b1&_HLS_throughput=5000000');
+    const seconds = (Date.now() - t0) / 1000;
+    const moved = lines.slice(from).filter((l) => l.msg === 'player hint: moved');
+    expect(moved.length).toBeGreaterThan(0);
+    expect(moved.length).toBeLessThanOrEqual(5 * (Math.ceil(seconds) + 1));
+    expect(moved.every((l) => l.level === 30)).toBe(true);
+    expect(lines.slice(from).filter((l) => l.msg === 'player hint' && l.outcome === 'moved-home').length).toBe(200 - moved.length);
+    await new Promise((r) => setTimeout(r, 1100));
+    await priority('?_HLS_pathway=edge-b1&_HLS_throughput=5000000');
+    expect(hintLines().at(-1)).toMatchObject({ msg: 'player hint: moved', outcome: 'moved-home' });
+    expect(Number(hintLines().at(-1)!.suppressed)).toBeGreaterThan(0);
+  });
+
   it('answers410ForATitleNotInTheCatalog', async () => {
     const r = await steer('left-the-catalog');
     expect(r.status).toBe(410);
