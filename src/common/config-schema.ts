@@ -130,7 +130,7 @@ function build() {
         }),
       ),
       maxChurnRatio: optional(
-        ratio({ description: "Bytes an edge may be asked to fetch in one night beyond the room yesterday's plan left free, as a share of its disk (0-1); spent on the biggest gains first.", default: 0.05 }),
+        ratio({ description: "Bytes an edge may be asked to fetch in one night beyond the room yesterday's plan left free, as a share of its disk (0-1); spent on the biggest gains first.", default: 0.02 }),
       ),
       spareReplicas: optional(flag({ description: 'Room left once every ranked title is placed once buys extra copies of the most demanded titles.', default: true })),
     },
