@@ -2,6 +2,7 @@ import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { problemsBeyondValidation, refusal } from './config-check.js';
+import { ID_RE } from './paths.js';
 
 /**
  * The one cluster file every role reads (docs/contract.md "The cluster file").
@@ -378,7 +379,7 @@ export function httpUrl(v: Json, field: string): string {
   return s.replace(/\/+$/, '');
 }
 
-export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export { ID_RE };
 
 function id(v: Json, field: string): string {
   const s = str(v, field);

@@ -3,6 +3,8 @@ export const MAX_PATH_LENGTH = 1024;
 
 const SEGMENT_RE = /^[A-Za-z0-9._~+=,@-]{1,255}$/;
 const TITLE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** Ids of keys, ISPs and edges in the cluster file (config.ts) — and so of pathways (player hints). */
+export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export type ParsedObjectPath = { ok: true; title: string; file: string } | { ok: false; reason: string };
 

@@ -16,19 +16,25 @@ export function clientAddress(
 ): string {
   const peer = normalise(socketAddress ?? '') ?? socketAddress ?? '';
   if (!trusted || forwardedFor === undefined || !trusted.has(peer)) return peer;
-  const header = Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor;
-  if (header.length > 4096) return peer;
-  const hops: string[] = [];
-  for (const raw of header.split(',')) {
-    const a = normalise(stripPort(raw.trim()));
-    if (a === undefined) return peer; // malformed: believe none of it
-    hops.push(a);
-  }
-  if (hops.length === 0) return peer;
+  const hops = forwardedHops(forwardedFor);
+  if (hops === undefined) return peer; // malformed: believe none of it
   for (let i = hops.length - 1; i >= 0; i--) {
     if (!trusted.has(hops[i]!)) return hops[i]!;
   }
   return hops[0]!;
+}
+
+/** X-Forwarded-For's hops, normalised, left to right; undefined when any is not an address (or it is over 4 KiB). */
+export function forwardedHops(forwardedFor: string | string[]): string[] | undefined {
+  const header = Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor;
+  if (header.length > 4096) return undefined;
+  const hops: string[] = [];
+  for (const raw of header.split(',')) {
+    const a = normalise(stripPort(raw.trim()));
+    if (a === undefined) return undefined;
+    hops.push(a);
+  }
+  return hops;
 }
 
 /** "1.2.3.4:5678" → "1.2.3.4"; "[2001:db8::1]:443" → "2001:db8::1"; others unchanged. */

@@ -1,7 +1,7 @@
 import type { EdgeBound } from './bounded-load.js';
-import { normalise } from './client-address.js';
+import { forwardedHops, normalise } from './client-address.js';
 import { type EdgeHealth, isEligible } from './health.js';
-import { type ParsedAddress, parseAddress } from './prefix-table.js';
+import { longestMatchingPrefix } from './prefix-table.js';
 import { type ClientDecision, type DecisionContext, type PlacementRule, type RankableEdge, decideForClient } from './ranking.js';
 
 /**
@@ -81,7 +81,11 @@ export interface Explanation {
   summary: string;
 }
 
-/** Builds the explanation (pure). Throws ExplainInputError for an `ip` or `xff` that is not an address list. */
+/**
+ * Builds the explanation (pure). Throws ExplainInputError for an `ip` that is not an address. An
+ * `xff` that is not a list of addresses is not refused: the public routes ignore such a header as
+ * a whole (client-address.ts), and the explanation says that is what happened.
+ */
 export function explain<E extends RankableEdge>(input: ExplainInput<E>): Explanation {
   const peer = normalise(input.ip.trim());
   if (peer === undefined) throw new ExplainInputError('ip', `"${clip(input.ip)}" is not an IPv4 or IPv6 address`);
@@ -89,17 +93,20 @@ export function explain<E extends RankableEdge>(input: ExplainInput<E>): Explana
   const { ctx } = input;
   const d: ClientDecision<E> = decideForClient(ctx, peer, xff, input.title);
 
-  const trustedPrefix = ctx.trusted?.has(peer) ? longestMatch(input.trustedProxies, peer) : null;
+  const trustedPrefix = ctx.trusted?.has(peer) ? longestMatchingPrefix(input.trustedProxies, peer) : null;
   const via = d.client !== peer ? 'x-forwarded-for' : 'socket';
+  const hops = xff === undefined ? undefined : forwardedHops(xff);
+  const allTrusted = hops !== undefined && ctx.trusted !== undefined && hops.every((h) => ctx.trusted!.has(h));
   let clientNote: string;
-  if (via === 'x-forwarded-for') clientNote = `${peer} is a trusted proxy (${trustedPrefix}); the client is X-Forwarded-For's rightmost untrusted hop, ${d.client}`;
-  else if (xff === undefined) clientNote = `the socket address ${peer}`;
+  if (xff === undefined) clientNote = `the socket address ${peer}`;
   else if (!ctx.trusted) clientNote = `X-Forwarded-For ignored: steering.trustedProxies is empty`;
   else if (trustedPrefix === null) clientNote = `X-Forwarded-For ignored: ${peer} is not a trusted proxy`;
-  else clientNote = `X-Forwarded-For not believed (malformed, or every hop trusted and the leftmost is the peer): ${peer}`;
+  else if (hops === undefined) clientNote = `X-Forwarded-For ignored as a whole: "${clip(xff)}" is not a list of addresses; the client is the socket address ${peer}`;
+  else if (allTrusted) clientNote = `${peer} is a trusted proxy (${trustedPrefix}) and so is every X-Forwarded-For hop: the client is the leftmost, ${d.client}`;
+  else clientNote = `${peer} is a trusted proxy (${trustedPrefix}); the client is X-Forwarded-For's rightmost untrusted hop, ${d.client}`;
 
   const matchedIsp = ctx.ispTable.lookup(d.client);
-  const prefix = matchedIsp === undefined ? null : longestMatch(input.isps.find((i) => i.id === matchedIsp)?.prefixes ?? [], d.client);
+  const prefix = matchedIsp === undefined ? null : longestMatchingPrefix(input.isps.find((i) => i.id === matchedIsp)?.prefixes ?? [], d.client);
   const isp: Explanation['isp'] =
     matchedIsp !== undefined
       ? { id: matchedIsp, prefix, how: 'prefix', note: `${d.client} is in ${prefix} of ${matchedIsp}` }
@@ -176,48 +183,6 @@ const METRIC_SHORT: Record<EdgeBound['metric'], string> = { connections: 'conn',
 
 function clip(s: string): string {
   return s.length > 64 ? `${s.slice(0, 64)}…` : s;
-}
-
-/**
- * The longest of `prefixes` that holds `address`, as written in the cluster file. A scan of one
- * ISP's (or the trusted) list: explain is rare, and the lookup table keeps no prefix text.
- */
-export function longestMatch(prefixes: readonly string[], address: string): string | null {
-  const a = parseAddress(address);
-  if (!a) return null;
-  let best: string | null = null;
-  let bestLen = -1;
-  for (const p of prefixes) {
-    const len = containsLength(p, a);
-    if (len !== undefined && len > bestLen) {
-      best = p;
-      bestLen = len;
-    }
-  }
-  return best;
-}
-
-/** The prefix's length when it holds the address, else undefined. */
-function containsLength(prefix: string, a: ParsedAddress): number | undefined {
-  const slash = prefix.indexOf('/');
-  const text = slash < 0 ? prefix : prefix.slice(0, slash);
-  const net = parseAddress(text);
-  if (!net || net.v !== a.v) return undefined;
-  const max = net.v === 4 ? 32 : 128;
-  let len = slash < 0 ? (text.includes(':') && net.v === 4 ? 128 : max) : Number(prefix.slice(slash + 1));
-  // ::ffff:a.b.c.d/n is the IPv4 prefix a.b.c.d/(n-96) (as prefix-table.ts reads it).
-  if (net.v === 4 && text.includes(':')) len -= 96;
-  if (!Number.isInteger(len) || len < 0 || len > max) return undefined;
-  const words = (x: ParsedAddress) => (x.v === 4 ? [x.n] : Array.from(x.w));
-  const nw = words(net);
-  const aw = words(a);
-  for (let w = 0; w < nw.length; w++) {
-    const bits = Math.max(0, Math.min(32, len - 32 * w));
-    if (bits === 0) break;
-    const mask = bits === 32 ? 0xffffffff : (0xffffffff << (32 - bits)) >>> 0;
-    if (((nw[w]! & mask) >>> 0) !== ((aw[w]! & mask) >>> 0)) return undefined;
-  }
-  return len;
 }
 
 /** The explanation as text (reelcdn explain). */

@@ -1,3 +1,4 @@
+import { ID_RE } from '../common/paths.js';
 import type { RankableEdge, RankedEdge } from './ranking.js';
 
 /**
@@ -18,7 +19,7 @@ import type { RankableEdge, RankedEdge } from './ranking.js';
  */
 
 /** Pathway (edge) ids are config ids: anything else is not a pathway of ours. */
-const PATHWAY_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const PATHWAY_RE = ID_RE;
 /** A throughput above 1 Tbit/s is not a measurement. */
 const MAX_THROUGHPUT_BPS = 1e12;
 

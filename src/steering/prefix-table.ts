@@ -355,6 +355,33 @@ export function buildPrefixTable<T>(entries: Iterable<PrefixEntry<T>>): PrefixTa
   return new PrefixTable(values, i4, i6, v4.length + v6.length);
 }
 
+/**
+ * The longest of `prefixes` that holds `address`, as written (the first so written when two name
+ * one network), or null; a prefix that does not parse is passed over. A scan, for explain: the
+ * lookup table keeps no prefix text.
+ */
+export function longestMatchingPrefix(prefixes: readonly string[], address: string): string | null {
+  const a = parseAddress(address);
+  if (!a) return null;
+  const words = a.v === 4 ? [a.n] : Array.from(a.w);
+  let best: string | null = null;
+  let bestLen = -1;
+  for (const text of prefixes) {
+    let p: ReturnType<typeof parsePrefix>;
+    try {
+      p = parsePrefix(text, 0);
+    } catch {
+      continue;
+    }
+    if (p.v !== a.v || p.prefix.len <= bestLen) continue;
+    if (cmp(p.prefix.first, words) <= 0 && cmp(words, p.prefix.last) <= 0) {
+      best = text;
+      bestLen = p.prefix.len;
+    }
+  }
+  return best;
+}
+
 /** The ISP table of a cluster: prefix → ISP id. */
 export function buildIspTable(isps: ReadonlyArray<{ id: string; prefixes: readonly string[] }>): PrefixTable<string> {
   const entries: PrefixEntry<string>[] = [];

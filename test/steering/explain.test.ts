@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { Ring } from '../../src/common/ring.js';
 import { type EdgeLoad, computeBounds } from '../../src/steering/bounded-load.js';
-import { ExplainInputError, explain, formatExplanation, longestMatch } from '../../src/steering/explain.js';
+import { ExplainInputError, explain, formatExplanation } from '../../src/steering/explain.js';
 import { type EdgeHealth, initialHealth } from '../../src/steering/health.js';
-import { buildIspTable, buildPrefixSet } from '../../src/steering/prefix-table.js';
+import { buildIspTable, buildPrefixSet, longestMatchingPrefix as longestMatch } from '../../src/steering/prefix-table.js';
 import type { DecisionContext } from '../../src/steering/ranking.js';
 
 const edges = [
@@ -77,6 +77,17 @@ describe('explain', () => {
     expect(u.client.note).toContain('not a trusted proxy');
   });
 
+  it('saysAMalformedHeaderIsIgnoredAsAWholeAsThePublicRoutesDo', () => {
+    // Not a 400: steering ignores such a header, and explain shows what steering does with it.
+    const bad = setup()('203.0.113.9', 'not-an-address, 192.0.2.44');
+    expect(bad.client).toMatchObject({ address: '203.0.113.9', via: 'socket', trustedProxy: '203.0.113.0/24' });
+    expect(bad.client.note).toBe('X-Forwarded-For ignored as a whole: "not-an-address, 192.0.2.44" is not a list of addresses; the client is the socket address 203.0.113.9');
+    // Every hop a trusted proxy: the leftmost is the client.
+    const all = setup()('203.0.113.9', '203.0.113.7, 203.0.113.8');
+    expect(all.client).toMatchObject({ address: '203.0.113.7', via: 'x-forwarded-for' });
+    expect(all.client.note).toContain('so is every X-Forwarded-For hop: the client is the leftmost');
+  });
+
   it('showsADownEdgeAsNotOfferedWithItsReason', () => {
     const [first] = ownOrder;
     const down: EdgeHealth = { ...initialHealth(0), state: 'down', reason: 'poll failed: ECONNREFUSED' };
@@ -115,5 +126,9 @@ describe('explain', () => {
     expect(longestMatch(['10.0.0.0/8', '0.0.0.0/0'], '11.0.0.1')).toBe('0.0.0.0/0');
     expect(longestMatch(['::ffff:10.0.0.0/104'], '10.9.9.9')).toBe('::ffff:10.0.0.0/104');
     expect(longestMatch(['2001:db8::/32'], '10.0.0.1')).toBeNull();
+    // As the table reads prefixes: host bits ignored (the first written of one network named),
+    // a prefix that does not parse passed over.
+    expect(longestMatch(['10.1.2.3/16', '10.1.0.0/16'], '10.1.9.9')).toBe('10.1.2.3/16');
+    expect(longestMatch(['10.1.0.0/+8', '10.0.0.0/8'], '10.1.9.9')).toBe('10.0.0.0/8');
   });
 });
