@@ -1,29 +1,17 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { steeringClusterFile } from '../bench/steering-cluster.js';
 import { validateCluster } from '../src/common/config.js';
-import { Catalog, saveCatalog } from '../src/origin/catalog.js';
 import { type OriginServer, createOriginServer } from '../src/origin/server.js';
 import { tempDir } from './helpers/cluster.js';
+import { type SteeringReplicas, listedTitles, saveListedTitles, startSteeringReplicas } from './helpers/steering-replicas.js';
 import { FakeEdgeHealth, KEYS, TOKEN } from './steering-harness.js';
 
-const CLI = resolve(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
-const TITLES = Array.from({ length: 1000 }, (_, i) => `title-${String(i).padStart(4, '0')}`);
-
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => res(port));
-    });
-  });
-}
+const TITLES = listedTitles(1000);
 
 async function rankings(base: string): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();
@@ -54,11 +42,10 @@ describe('two steering processes on one cluster file', () => {
   const dir = tempDir();
   let origin: OriginServer;
   const edges = ['edge-a1', 'edge-a2', 'edge-a3', 'edge-b1'].map((id) => new FakeEdgeHealth(id));
-  const procs: ChildProcess[] = [];
+  let steering: SteeringReplicas | undefined;
   const bases: string[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CLI)) throw new Error('dist/ is missing: npm test builds it before vitest');
     for (const e of edges) await e.start();
     const raw = (originUrl: string, originAdminUrl: string) =>
       steeringClusterFile({
@@ -70,21 +57,7 @@ describe('two steering processes on one cluster file', () => {
         log: 'warn',
       });
     // 1,000 titles in the catalog (steering only needs their listing, not their bytes).
-    const sha = 'a'.repeat(64);
-    mkdirSync(join(dir, 'origin'), { recursive: true });
-    await saveCatalog(
-      join(dir, 'origin'),
-      new Catalog(
-        TITLES.map((title) => ({
-          title,
-          kind: 'hls' as const,
-          manifests: ['master.m3u8'],
-          files: [{ path: 'master.m3u8', size: 10, sha256: sha, contentType: 'application/vnd.apple.mpegurl' }],
-          bytes: 10,
-          ingestedAt: new Date(0).toISOString(),
-        })),
-      ),
-    );
+    await saveListedTitles(join(dir, 'origin'), TITLES);
     const bootstrap = validateCluster(raw('http://127.0.0.1:1', 'http://127.0.0.1:1'), dir);
     origin = createOriginServer({
       config: bootstrap,
@@ -97,35 +70,13 @@ describe('two steering processes on one cluster file', () => {
     const file = join(dir, 'cluster.json');
     writeFileSync(file, JSON.stringify(raw(urls.publicUrl, urls.adminUrl)));
 
-    for (let i = 0; i < 2; i++) {
-      const [p, a] = [await freePort(), await freePort()];
-      const child = spawn(process.execPath, [CLI, 'steering', '--config', file, '--listen', `127.0.0.1:${p}`, '--admin-listen', `127.0.0.1:${a}`], {
-        env: { ...process.env, REELCDN_ADMIN_TOKEN: TOKEN },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
-      procs.push(child);
-      bases.push(`http://127.0.0.1:${p}`);
-    }
     // Both up, with every edge polled and eligible.
-    for (const base of bases) {
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        try {
-          const res = await request(`${base}/v1/steer/${TITLES[0]}.json`);
-          const body = (await res.body.json()) as { 'PATHWAY-PRIORITY'?: string[] };
-          if (body['PATHWAY-PRIORITY']?.length === edges.length) break;
-        } catch {
-          // not listening yet
-        }
-        if (Date.now() > deadline) throw new Error(`steering at ${base} did not come up with every edge`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    steering = await startSteeringReplicas(file, 2, { token: TOKEN, readyTitle: TITLES[0]!, edgeCount: edges.length });
+    bases.push(...steering.replicas.map((r) => r.base));
   }, 60_000);
 
   afterAll(async () => {
-    for (const p of procs) p.kill('SIGTERM');
-    await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)))));
+    await steering?.stop();
     await origin?.close();
     for (const e of edges) await e.stop();
   });

@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemClock } from '../../src/common/clock.js';
+import { type Clock, systemClock } from '../../src/common/clock.js';
+import type { ClusterConfig } from '../../src/common/config.js';
 import { randomBase64url, randomHex } from '../../src/common/random-ids.js';
 import { type LocatePathOptions, createLocatePath } from '../../src/steering/locate-path.js';
 import { type SteeringServer, createSteeringServer } from '../../src/steering/server.js';
@@ -39,14 +40,51 @@ function normalised(a: Answer): Answer {
   return { status: a.status, headers, body: a.body.replace(TRACEPARENT, '<traceparent>') };
 }
 
+/** A wall clock that stands still: servers sharing one sign the same tokens. */
+function frozenClock(): Clock {
+  const t = Date.now();
+  return { ...systemClock, now: () => t };
+}
+
+/** A steering server, and the requests fastify routed on its public port (the ones a front path left to it). */
+type Running = { server: SteeringServer; publicUrl: string; registry: Registry; routed: number };
+
+/**
+ * Two steering servers on one config and clock: `ref` answers /v1/locate through the framework
+ * route alone, `front` through the front path. Every edge up and every holding read before the
+ * first request. Both are pushed to `servers` to be closed.
+ */
+async function startRefAndFront(config: ClusterConfig, clock: Clock, servers: SteeringServer[]): Promise<{ ref: Running; front: Running }> {
+  const start = async (locatePath: boolean): Promise<Running> => {
+    const registry = new Registry();
+    const server = createSteeringServer({
+      config,
+      logger: silent,
+      registry,
+      clock,
+      adminToken: TOKEN,
+      locatePath,
+      healthTimeoutMs: 2000,
+      listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
+    });
+    servers.push(server);
+    const counted: Running = { server, registry, publicUrl: '', routed: 0 };
+    server.publicApp.addHook('onRequest', async () => {
+      counted.routed++;
+    });
+    counted.publicUrl = (await server.start()).publicUrl;
+    await server.health.pollOnce();
+    await server.health.pollOnce();
+    return counted;
+  };
+  return { ref: await start(false), front: await start(true) };
+}
+
 describe('steering locate path: answers equal to the route', () => {
   let world: SteeringWorld;
-  type Running = { server: SteeringServer; publicUrl: string; registry: Registry; routed: number };
   let ref: Running;
   let front: Running;
   const servers: SteeringServer[] = [];
-  // A wall clock that stands still: both servers sign the same tokens.
-  const frozen = { ...systemClock, now: (() => { const t = Date.now(); return () => t; })() };
 
   beforeAll(async () => {
     world = await steeringWorld();
@@ -54,32 +92,7 @@ describe('steering locate path: answers equal to the route', () => {
     world.edges[3]!.heldTitles = ['bbb-seg', 'bbb-dash'];
     // The socket address (127.0.0.1) is a trusted proxy: X-Forwarded-For picks the ISP.
     const config = { ...world.config, steering: { ...world.config.steering, trustedProxies: ['127.0.0.1/32'] } };
-    const start = async (locatePath: boolean) => {
-      const registry = new Registry();
-      const server = createSteeringServer({
-        config,
-        logger: silent,
-        registry,
-        clock: frozen,
-        adminToken: TOKEN,
-        locatePath,
-        healthTimeoutMs: 2000,
-        listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
-      });
-      servers.push(server);
-      const counted = { server, registry, publicUrl: '', routed: 0 };
-      // Requests fastify routed (its hooks ran): the ones the front path left to it.
-      server.publicApp.addHook('onRequest', async () => {
-        counted.routed++;
-      });
-      counted.publicUrl = (await server.start()).publicUrl;
-      // Every edge up and every holding read before the first request.
-      await server.health.pollOnce();
-      await server.health.pollOnce();
-      return counted;
-    };
-    ref = await start(false);
-    front = await start(true);
+    ({ ref, front } = await startRefAndFront(config, frozenClock(), servers));
   }, 30_000);
   afterAll(async () => {
     for (const server of servers) await server.close();
@@ -172,41 +185,18 @@ describe('steering locate path over HTTP/2: answers equal to the route', () => {
   let world: SteeringWorld;
   const servers: SteeringServer[] = [];
   const sessions: ClientHttp2Session[] = [];
-  const frozen = { ...systemClock, now: (() => { const t = Date.now(); return () => t; })() };
   const pki = makeTestPki(tempDir(), ['steering']);
   let ref: ClientHttp2Session;
   let front: ClientHttp2Session;
-  let frontRouted = 0;
+  let frontServer: Running;
 
   beforeAll(async () => {
     world = await steeringWorld();
     const config = { ...world.config, steering: { ...world.config.steering, url: 'https://127.0.0.1:1', tls: { ...pki.tls('steering'), requireClientCert: false } } };
-    const start = async (locatePath: boolean) => {
-      const server = createSteeringServer({
-        config,
-        logger: silent,
-        registry: new Registry(),
-        clock: frozen,
-        adminToken: TOKEN,
-        locatePath,
-        healthTimeoutMs: 2000,
-        listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
-      });
-      servers.push(server);
-      if (locatePath) {
-        server.publicApp.addHook('onRequest', async () => {
-          frontRouted++;
-        });
-      }
-      const { publicUrl } = await server.start();
-      await server.health.pollOnce();
-      await server.health.pollOnce();
-      const session = h2connect(publicUrl, { ca: readFileSync(pki.caFile) });
-      sessions.push(session);
-      return session;
-    };
-    ref = await start(false);
-    front = await start(true);
+    const both = await startRefAndFront(config, frozenClock(), servers);
+    frontServer = both.front;
+    for (const r of [both.ref, both.front]) sessions.push(h2connect(r.publicUrl, { ca: readFileSync(pki.caFile) }));
+    [ref, front] = sessions as [ClientHttp2Session, ClientHttp2Session];
   }, 30_000);
   afterAll(async () => {
     for (const s of sessions) s.close();
@@ -238,10 +228,10 @@ describe('steering locate path over HTTP/2: answers equal to the route', () => {
       ['/v1/locate/bbb-seg/nope.mp4', 404, false],
     ] as const) {
       const want = await get(ref, path, { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' });
-      const before = frontRouted;
+      const before = frontServer.routed;
       const got = await get(front, path, { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' });
       expect(normalised(got)).toEqual(normalised(want));
-      expect([path, got.status, frontRouted === before]).toEqual([path, status, claimed]);
+      expect([path, got.status, frontServer.routed === before]).toEqual([path, status, claimed]);
     }
   });
 });

@@ -1,7 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -10,13 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { steeringClusterFile } from '../../bench/steering-cluster.js';
 import { validateCluster } from '../../src/common/config.js';
 import { Ring } from '../../src/common/ring.js';
-import { Catalog, saveCatalog } from '../../src/origin/catalog.js';
 import { type OriginServer, createOriginServer } from '../../src/origin/server.js';
 import { tempDir } from '../helpers/cluster.js';
+import { type SteeringReplicas, listedTitles, saveListedTitles, startSteeringReplicas } from '../helpers/steering-replicas.js';
 import { KEYS, TOKEN } from '../steering-harness.js';
 
-const CLI = resolve(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js');
-const TITLES = Array.from({ length: 1000 }, (_, i) => `title-${String(i).padStart(4, '0')}`);
+const TITLES = listedTitles(1000);
 
 /**
  * Edges' admin ports answering /health with a fixed load, as a busy edge would report it:
@@ -29,15 +26,6 @@ const LOADS: Record<string, { connections: number; bytesPerSec: number }> = {
   'edge-a3': { connections: 100, bytesPerSec: 10e6 },
   'edge-b1': { connections: 60, bytesPerSec: 6e6 },
 };
-
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => res(port));
-    });
-  });
-}
 
 async function loadedEdge(id: string): Promise<{ id: string; url: string; app: FastifyInstance }> {
   const app = Fastify();
@@ -65,30 +53,15 @@ describe('two steering processes with bounded loads, fed the same health reports
   const dir = tempDir();
   let origin: OriginServer;
   let edges: Awaited<ReturnType<typeof loadedEdge>>[] = [];
-  const procs: ChildProcess[] = [];
+  let steering: SteeringReplicas | undefined;
   const bases: string[] = [];
   const admins: string[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CLI)) throw new Error('dist/ is missing: npm test builds it before vitest');
     edges = await Promise.all(Object.keys(LOADS).map(loadedEdge));
     const raw = (originUrl: string, originAdminUrl: string) =>
       steeringClusterFile({ keys: KEYS, originUrl, originAdminUrl, steering: { url: 'http://steering.example:80', healthIntervalMs: 400, balanceFactor: 1.25 }, edges, log: 'warn' });
-    const sha = 'a'.repeat(64);
-    mkdirSync(join(dir, 'origin'), { recursive: true });
-    await saveCatalog(
-      join(dir, 'origin'),
-      new Catalog(
-        TITLES.map((title) => ({
-          title,
-          kind: 'hls' as const,
-          manifests: ['master.m3u8'],
-          files: [{ path: 'master.m3u8', size: 10, sha256: sha, contentType: 'application/vnd.apple.mpegurl' }],
-          bytes: 10,
-          ingestedAt: new Date(0).toISOString(),
-        })),
-      ),
-    );
+    await saveListedTitles(join(dir, 'origin'), TITLES);
     origin = createOriginServer({
       config: validateCluster(raw('http://127.0.0.1:1', 'http://127.0.0.1:1'), dir),
       logger: pino({ level: 'silent' }),
@@ -99,37 +72,14 @@ describe('two steering processes with bounded loads, fed the same health reports
     const urls = await origin.start();
     const file = join(dir, 'cluster.json');
     writeFileSync(file, JSON.stringify(raw(urls.publicUrl, urls.adminUrl)), { mode: 0o600 });
-    for (let i = 0; i < 2; i++) {
-      const [p, a] = [await freePort(), await freePort()];
-      procs.push(
-        spawn(process.execPath, [CLI, 'steering', '--config', file, '--listen', `127.0.0.1:${p}`, '--admin-listen', `127.0.0.1:${a}`], {
-          env: { ...process.env, REELCDN_ADMIN_TOKEN: TOKEN },
-          stdio: ['ignore', 'ignore', 'inherit'],
-        }),
-      );
-      bases.push(`http://127.0.0.1:${p}`);
-      admins.push(`http://127.0.0.1:${a}`);
-    }
-    // Both up, every edge polled (the first poll takes a load as it is: no ramp to wait for).
-    for (const base of bases) {
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        try {
-          const res = await request(`${base}/v1/steer/${TITLES[0]}.json`);
-          const body = (await res.body.json()) as { 'PATHWAY-PRIORITY'?: string[] };
-          if (body['PATHWAY-PRIORITY']?.length === edges.length) break;
-        } catch {
-          // not listening yet
-        }
-        if (Date.now() > deadline) throw new Error(`steering at ${base} did not come up with every edge`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    // Both up, every edge polled (a load is the latest report: no ramp to wait for).
+    steering = await startSteeringReplicas(file, 2, { token: TOKEN, readyTitle: TITLES[0]!, edgeCount: edges.length });
+    bases.push(...steering.replicas.map((r) => r.base));
+    admins.push(...steering.replicas.map((r) => r.admin));
   }, 60_000);
 
   afterAll(async () => {
-    for (const p of procs) p.kill('SIGTERM');
-    await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)))));
+    await steering?.stop();
     await origin?.close();
     for (const e of edges) await e.app.close();
   });
@@ -178,5 +128,24 @@ describe('two steering processes with bounded loads, fed the same health reports
       expect(moved[0]!.get(t)).toEqual(one.get(t));
       expect(moved[1]!.get(t)).toEqual(one.get(t));
     }
+  });
+
+  it('aReplicaStartedLateAgreesOnceItReadTheNewReports', async () => {
+    // The loads move (edge-a1 drains, edge-a3 fills up) and a third replica starts after the
+    // change: the two that polled the old reports and the new one rank alike.
+    Object.assign(LOADS['edge-a1']!, { connections: 100, bytesPerSec: 10e6 });
+    Object.assign(LOADS['edge-a3']!, { connections: 400, bytesPerSec: 40e6 });
+    const late = await steering!.add();
+    admins.push(late.admin);
+    await new Promise((r) => setTimeout(r, 1000)); // every replica polled the new reports
+    let all: Map<string, string[]>[] = [];
+    let differ: string[] = [];
+    for (let attempt = 0; attempt < 3 && (attempt === 0 || differ.length > 0); attempt++) {
+      all = [];
+      for (const r of steering!.replicas) all.push(await priorities(r.base));
+      differ = TITLES.filter((t) => all.some((m) => JSON.stringify(m.get(t)) !== JSON.stringify(all[0]!.get(t))));
+    }
+    expect(differ.slice(0, 5).map((t) => `${t}: ${all.map((m) => m.get(t)!.join(' ')).join(' | ')}`)).toEqual([]);
+    for (const t of TITLES) expect(all[0]!.get(t)![2], t).toBe('edge-a3'); // now the one over the bound
   });
 });
