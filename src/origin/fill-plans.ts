@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../common/atomic-file.js';
+import { basename, dirname } from 'node:path';
 import type { Clock } from '../common/clock.js';
 import type { ClusterConfig } from '../common/config.js';
 import type { FillManifest } from '../common/fill-manifest.js';
@@ -11,6 +10,8 @@ import { type ShapeCache, weighTitles } from './placement-weights.js';
 import type { PlayStore } from './play-store.js';
 import { utcDay } from './plays.js';
 import { predictPopularity } from './popularity.js';
+import { DirStorage } from './storage/dir-storage.js';
+import type { OriginStorage } from './storage/storage.js';
 
 export interface FillPlansOptions {
   config: ClusterConfig;
@@ -22,12 +23,19 @@ export interface FillPlansOptions {
   /** What the edges reported serving, as per-file weights; absent (or no data): whole titles. */
   fileWeights?: () => FileWeights;
   /**
-   * Where the standing plan survives a restart (dataDir/fill-standing.json): without it a
-   * restarted origin would plan from scratch and reshuffle every disk.
+   * Where the standing plan survives a restart and is shared by the origin's replicas
+   * (`fill-standing.json` in origin.storage): without it a restarted origin would plan from
+   * scratch and reshuffle every disk, and two replicas could hand a node two different plans.
+   * Read by `open()`.
    */
+  standing?: { storage: OriginStorage; key?: string };
+  /** The same in a file of a local folder. */
   standingFile?: string;
   logger?: Logger;
 }
+
+/** Saves that lost to another replica, merged and tried again, before one is given up (the next plan saves again). */
+const SAVE_TRIES = 8;
 
 interface StandingDoc {
   version: 1;
@@ -41,6 +49,8 @@ type SerialPlan = { placements: Plan['placements']; manifests: Record<string, Fi
 
 const toSerial = (p: Plan): SerialPlan => ({ placements: p.placements, manifests: Object.fromEntries(p.manifests) });
 const fromSerial = (p: SerialPlan): Plan => ({ placements: p.placements, manifests: new Map(Object.entries(p.manifests)) });
+/** What tells two plans apart: their manifests' versions (content hashes). */
+const versionsOf = (p: Plan | undefined): string => JSON.stringify([...(p?.manifests.values() ?? [])].map((m) => m.version));
 
 /**
  * The origin's current fill plan, recomputed when the catalog changes or the plan is older
@@ -50,6 +60,11 @@ const fromSerial = (p: SerialPlan): Plan => ({ placements: p.placements, manifes
  * before (what the nodes were asked to fill last night). So however often a day replans, it
  * moves each node at most its churn budget away from what it holds, and tomorrow starts from
  * where today ended.
+ *
+ * The origin's replicas share the standing plan through one document (conditional writes, as
+ * the play counts): the first replica to save a day's standing plan sets it, and a replica that
+ * finds another's for the same day (on a refused save, or a `refresh()`) takes it and plans
+ * again — so edges polling different replicas get the same manifests.
  */
 export class FillPlans {
   private plan?: Plan;
@@ -61,9 +76,28 @@ export class FillPlans {
   private saving: Promise<void> = Promise.resolve();
   private readonly shapes: ShapeCache = new Map();
   private savedVersions = '';
+  private readonly store?: { storage: OriginStorage; key: string };
+  /** The standing document as last read or written (null: none). */
+  private storedTag: string | null = null;
 
   constructor(private readonly opts: FillPlansOptions) {
-    this.load();
+    if (opts.standing) this.store = { storage: opts.standing.storage, key: opts.standing.key ?? 'fill-standing.json' };
+    else if (opts.standingFile) this.store = { storage: new DirStorage(dirname(opts.standingFile)), key: basename(opts.standingFile) };
+  }
+
+  /** Reads the standing document, if any (before the first plan). */
+  async open(): Promise<void> {
+    await this.serial(() => this.reload('load'));
+  }
+
+  /** Takes in a standing plan another replica saved (a stat when nothing changed). */
+  async refresh(): Promise<void> {
+    const st = this.store;
+    if (!st) return;
+    await this.serial(async () => {
+      const now = await st.storage.stat(st.key);
+      if ((now?.tag ?? null) !== this.storedTag) await this.reload('refresh');
+    });
   }
 
   current(): Plan {
@@ -72,7 +106,8 @@ export class FillPlans {
     const catalog = this.opts.catalog();
     if (!this.plan || this.madeFor !== catalog || mono - this.madeAt >= (this.opts.replanMs ?? 60_000)) {
       const today = utcDay(now);
-      if (this.last && this.last.day !== today) this.standing = { day: this.last.day, plan: this.last.plan };
+      // A new day: yesterday's last plan stands — unless a standing plan of that day was already taken (another replica's).
+      if (this.last && this.last.day !== today && !(this.standing && this.standing.day >= this.last.day)) this.standing = { day: this.last.day, plan: this.last.plan };
       const store = this.opts.plays();
       const days = store.daysWithPlays().map((d) => [d, store.countsFor(d)] as [string, ReturnType<PlayStore['countsFor']>]);
       const { config } = this.opts;
@@ -115,48 +150,88 @@ export class FillPlans {
     return this.standing?.plan;
   }
 
-  /** Waits for the standing file's last write. */
+  /** Waits for the standing document's last write. */
   async flush(): Promise<void> {
     await this.saving;
   }
 
-  private load(): void {
-    const file = this.opts.standingFile;
-    if (!file) return;
-    let text: string;
+  private serial(job: () => Promise<void>): Promise<void> {
+    const run = this.saving.then(job, job);
+    this.saving = run.catch((err: unknown) => this.opts.logger?.error({ doc: this.where(), err: (err as Error).message }, 'could not save the fill standing plan'));
+    return run;
+  }
+
+  private where(): string | undefined {
+    return this.store && this.store.storage.describe(this.store.key);
+  }
+
+  /**
+   * Reads the standing document and takes what it holds over what this process has: at `load`
+   * everything; later (another replica saved) a standing plan of a newer day, or of the same day
+   * if it is another plan (the first saved stands), and a latest plan at least as new as ours.
+   * Taking another standing plan drops the current plan: the next one is made against it.
+   */
+  private async reload(why: 'load' | 'refresh' | 'conflict'): Promise<void> {
+    const st = this.store;
+    if (!st) return;
+    const found = await st.storage.readDocument(st.key).catch((err: unknown) => {
+      this.opts.logger?.warn({ doc: this.where(), err: (err as Error).message }, 'fill standing plan unreadable: planning without it');
+      return null;
+    });
+    if (found === null) return;
+    this.storedTag = found?.tag ?? null;
+    if (found === undefined) return;
+    let doc: StandingDoc;
     try {
-      text = readFileSync(file, 'utf8');
+      doc = JSON.parse(found.text) as StandingDoc;
+      if (doc.version !== 1) throw new Error('not version 1');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.opts.logger?.warn({ file, err: (err as Error).message }, 'fill standing plan unreadable: planning from scratch');
+      // The document is ours and only an optimisation: a bad one costs one night of churn, not the origin.
+      this.opts.logger?.warn({ doc: this.where(), err: (err as Error).message }, 'fill standing plan unreadable: planning from scratch');
       return;
     }
-    try {
-      const doc = JSON.parse(text) as StandingDoc;
-      if (doc.version !== 1) throw new Error('not version 1');
-      const ok = (x: StandingDoc['last']) => x && typeof x.day === 'string' && Array.isArray(x.plan?.placements) && typeof x.plan.manifests === 'object';
-      if (doc.standing && ok(doc.standing)) this.standing = { day: doc.standing.day, plan: fromSerial(doc.standing.plan) };
-      if (doc.last && ok(doc.last)) this.last = { day: doc.last.day, plan: fromSerial(doc.last.plan) };
-    } catch (err) {
-      // The file is ours and only an optimisation: a bad one costs one night of churn, not the origin.
-      this.opts.logger?.warn({ file, err: (err as Error).message }, 'fill standing plan unreadable: planning from scratch');
+    const ok = (x: StandingDoc['last']) => x && typeof x.day === 'string' && Array.isArray(x.plan?.placements) && typeof x.plan.manifests === 'object';
+    const standing = doc.standing && ok(doc.standing) ? { day: doc.standing.day, plan: fromSerial(doc.standing.plan) } : undefined;
+    const last = doc.last && ok(doc.last) ? { day: doc.last.day, plan: fromSerial(doc.last.plan) } : undefined;
+    if (why === 'load') {
+      this.standing = standing;
+      this.last = last;
+      return;
     }
+    if (standing && (!this.standing || standing.day > this.standing.day || (standing.day === this.standing.day && versionsOf(standing.plan) !== versionsOf(this.standing.plan)))) {
+      this.standing = standing;
+      this.plan = undefined;
+      this.savedVersions = '';
+      this.opts.logger?.info({ day: standing.day, why }, 'fill standing plan taken from another origin replica');
+    }
+    if (why === 'refresh' && last && (!this.last || last.day >= this.last.day)) this.last = last;
   }
 
   /** Writes the standing and latest plans when either changed (content, not generation time). */
   private save(): void {
-    const file = this.opts.standingFile;
-    if (!file || !this.last) return;
-    const versions = JSON.stringify([this.standing?.day, this.last.day, ...[...this.last.plan.manifests.values()].map((m) => m.version), ...[...(this.standing?.plan.manifests.values() ?? [])].map((m) => m.version)]);
+    if (!this.store || !this.last) return;
+    const versions = JSON.stringify([this.standing?.day, this.last.day, versionsOf(this.last.plan), versionsOf(this.standing?.plan)]);
     if (versions === this.savedVersions) return;
     this.savedVersions = versions;
-    const doc: StandingDoc = {
-      version: 1,
-      ...(this.standing ? { standing: { day: this.standing.day, plan: toSerial(this.standing.plan) } } : {}),
-      last: { day: this.last.day, plan: toSerial(this.last.plan) },
-    };
-    const text = JSON.stringify(doc);
-    this.saving = this.saving
-      .then(() => writeFileAtomic(file, text))
-      .catch((err: unknown) => this.opts.logger?.error({ file, err: (err as Error).message }, 'could not save the fill standing plan'));
+    const st = this.store;
+    void this.serial(async () => {
+      for (let attempt = 0; attempt < SAVE_TRIES; attempt++) {
+        if (!this.last) return;
+        const doc: StandingDoc = {
+          version: 1,
+          ...(this.standing ? { standing: { day: this.standing.day, plan: toSerial(this.standing.plan) } } : {}),
+          last: { day: this.last.day, plan: toSerial(this.last.plan) },
+        };
+        const r = await st.storage.writeDocument(st.key, JSON.stringify(doc), this.storedTag);
+        if (r.ok) {
+          this.storedTag = r.tag;
+          return;
+        }
+        // Another replica saved first: take its standing plan if it set one, keep our latest.
+        await this.reload('conflict');
+      }
+      this.savedVersions = '';
+      throw new Error('other replicas kept saving first; saved with the next plan');
+    });
   }
 }

@@ -48,6 +48,8 @@ export class PlayStore {
   private storedTag: string | null = null;
   /** Plays taken since the last save: not in `stored` yet. */
   private pending = new Map<string, DayCounts>();
+  /** Plays being saved: still counted while the write is under way (a plan made then sees them). */
+  private sending: Map<string, DayCounts> | undefined;
   private readonly debounceMs: number;
   private readonly retainDays: number;
   private timer: TimerHandle | undefined;
@@ -131,13 +133,14 @@ export class PlayStore {
   /** isp → title → plays on a UTC day (`YYYY-MM-DD`); empty if none. A copy. */
   countsFor(day: string): DayCounts {
     const out = copyCounts(this.stored.get(day));
+    mergeInto(out, this.sending?.get(day));
     mergeInto(out, this.pending.get(day));
     return out;
   }
 
   /** Days that have counts, oldest first. */
   daysWithPlays(): string[] {
-    return [...new Set([...this.stored.keys(), ...this.pending.keys()])].sort();
+    return [...new Set([...this.stored.keys(), ...(this.sending?.keys() ?? []), ...this.pending.keys()])].sort();
   }
 
   /** Writes pending counts now (and waits for a write already under way). */
@@ -173,6 +176,7 @@ export class PlayStore {
       // Plays that arrive during the write go to a fresh `pending`, not into this document.
       const sending = this.pending;
       this.pending = new Map();
+      this.sending = sending;
       const next = new Map<string, DayCounts>();
       for (const [day, counts] of this.stored) next.set(day, copyCounts(counts));
       for (const [day, counts] of sending) {
@@ -190,6 +194,7 @@ export class PlayStore {
         throw err;
       }
       if (r.ok) {
+        this.sending = undefined;
         this.stored = next;
         this.storedTag = r.tag;
         continue;
@@ -201,6 +206,7 @@ export class PlayStore {
   }
 
   private unsend(sending: Map<string, DayCounts>): void {
+    this.sending = undefined;
     for (const [day, counts] of sending) {
       const into = this.pending.get(day) ?? {};
       mergeInto(into, counts);

@@ -1,14 +1,18 @@
-import { readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../common/atomic-file.js';
+import { basename, dirname } from 'node:path';
 import type { Clock, TimerHandle } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
 import { OriginInputError } from './errors.js';
 import { type FileWeights, type ServeReport, type ServedDay, addReport, fileWeights } from './file-weights.js';
 import { DAY_RE, utcDay } from './plays.js';
+import { DirStorage } from './storage/dir-storage.js';
+import type { OriginStorage } from './storage/storage.js';
 
 export interface ServedStoreOptions {
-  /** The JSON file, normally dataDir/served.json. */
-  file: string;
+  /** A JSON file (a folder's served.json). Or `storage` and `key`. */
+  file?: string;
+  /** The storage holding the sums (origin.storage), with `key` (default `served.json`). */
+  storage?: OriginStorage;
+  key?: string;
   clock: Clock;
   /** Slice unit of the sums when the file does not exist yet (the cluster's smallest edge sliceBytes). */
   sliceBytes: number;
@@ -28,37 +32,60 @@ interface ServedDocument {
 /** Reports remembered per (edge, instance) for replay checks, at most: oldest out. */
 const PREVIOUS_KEPT = 4096;
 
+/** Saves that lost to another writer, merged and tried again, before a flush gives up (and keeps its sums). */
+const SAVE_TRIES = 8;
+
 /**
  * What edges served, summed per UTC day per title per file (file-weights.ts), in memory and in
- * one JSON file (atomic, debounced) so the weights survive restarts — as PlayStore keeps plays.
- * The slice unit is fixed when the file is created: sums of different units cannot be added.
+ * one JSON document (whole, debounced) so the weights survive restarts — as PlayStore keeps plays.
+ * The slice unit is fixed when the document is created: sums of different units cannot be added
+ * (sums taken in another unit are moved into the document's, as reports of another unit are).
+ *
+ * Several origin replicas may share the document (origin.storage on S3), each taking some of the
+ * edges' reports. As PlayStore does, a replica keeps the document as last read (`stored`) apart
+ * from the sums it took since (`pending`) and saves stored + pending only over the document it
+ * read; when another replica saved first it reads theirs, adds its pending sums and tries again,
+ * so no report is lost or counted twice. `refresh()` takes in the others' saves between its own.
  */
 export class ServedStore {
-  private readonly days = new Map<string, ServedDay>();
+  private readonly storage: OriginStorage;
+  private readonly key: string;
+  /** The document as last read or written; `storedTag` names those bytes (null: no document). */
+  private stored = new Map<string, ServedDay>();
+  private storedTag: string | null = null;
+  /** Sums of the reports taken since the last save, in `sliceUnit`: not in `stored` yet. */
+  private pending = new Map<string, ServedDay>();
+  /** Sums being saved (in their unit): still counted while the write is under way. */
+  private sending: { days: Map<string, ServedDay>; unit: number } | undefined;
+  /** stored + sending + pending, built when asked for after a change. */
+  private view: Map<string, ServedDay> | undefined;
   private readonly previous = new Map<string, { seq: number; to: number }>();
   private sliceUnit: number;
   private timer: TimerHandle | undefined;
-  private dirty = false;
-  private writing: Promise<void> | undefined;
+  /** Saves and refreshes, one at a time: each starts from the tag the previous one left. */
+  private chain: Promise<void> = Promise.resolve();
   private closed = false;
-  /** Goes up with every accepted report: weights computed before are stale. */
+  /** Goes up with every accepted report and every document read: weights computed before are stale. */
   private changes = 0;
   private cached?: { key: string; weights: FileWeights };
   private cachedFor: unknown;
 
   private constructor(private readonly opts: ServedStoreOptions) {
     this.sliceUnit = opts.sliceBytes;
+    if (opts.storage) {
+      this.storage = opts.storage;
+      this.key = opts.key ?? 'served.json';
+    } else {
+      if (opts.file === undefined) throw new Error('ServedStore: give `file` or `storage`');
+      this.storage = new DirStorage(dirname(opts.file));
+      this.key = basename(opts.file);
+    }
   }
 
+  /** Opens the store, loading the document if it exists; one that does not verify is an error. */
   static async open(opts: ServedStoreOptions): Promise<ServedStore> {
     const store = new ServedStore(opts);
-    let text: string | undefined;
-    try {
-      text = await readFile(opts.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    if (text !== undefined) store.load(text);
+    await store.reload();
     return store;
   }
 
@@ -66,9 +93,47 @@ export class ServedStore {
     return this.sliceUnit;
   }
 
-  private load(text: string): void {
+  private async reload(): Promise<void> {
+    const doc = await this.storage.readDocument(this.key);
+    if (doc === undefined) {
+      this.stored = new Map();
+      this.storedTag = null;
+    } else {
+      const { days, sliceBytes } = this.parse(doc.text);
+      if (sliceBytes !== this.sliceUnit && this.pending.size > 0) this.pending = inUnit(this.pending, this.sliceUnit, sliceBytes);
+      this.stored = days;
+      this.storedTag = doc.tag;
+      this.sliceUnit = sliceBytes;
+    }
+    this.changed();
+  }
+
+  private changed(): void {
+    this.changes++;
+    this.view = undefined;
+  }
+
+  /** stored + sending + pending (not copies: callers copy what they hand out). */
+  private days(): Map<string, ServedDay> {
+    if (this.view) return this.view;
+    if (this.pending.size === 0 && !this.sending) return (this.view = this.stored);
+    const all = new Map<string, ServedDay>();
+    for (const [day, served] of this.stored) all.set(day, structuredClone(served));
+    const add = (days: Map<string, ServedDay>, unit: number) => {
+      for (const [day, served] of days) {
+        const into = all.get(day) ?? {};
+        mergeDay(into, served, unit, this.sliceUnit);
+        all.set(day, into);
+      }
+    };
+    if (this.sending) add(this.sending.days, this.sending.unit);
+    add(this.pending, this.sliceUnit);
+    return (this.view = all);
+  }
+
+  private parse(text: string): { days: Map<string, ServedDay>; sliceBytes: number } {
     const fail = (problem: string): never => {
-      throw new OriginInputError(`${this.opts.file}: ${problem}`);
+      throw new OriginInputError(`${this.storage.describe(this.key)}: ${problem}`);
     };
     let doc: Partial<ServedDocument>;
     try {
@@ -81,6 +146,7 @@ export class ServedStore {
     }
     if (typeof doc.sliceBytes !== 'number' || !Number.isSafeInteger(doc.sliceBytes) || doc.sliceBytes < 4096) fail('sliceBytes: must be a slice size');
     const n = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+    const days = new Map<string, ServedDay>();
     for (const [day, served] of Object.entries(doc.days!)) {
       if (!DAY_RE.test(day)) fail(`days.${day}: not a YYYY-MM-DD day`);
       if (typeof served !== 'object' || served === null) fail(`days.${day}: must be an object`);
@@ -91,9 +157,13 @@ export class ServedStore {
           if (fd.slices !== undefined && (!Array.isArray(fd.slices) || !fd.slices.every(n))) fail(`days.${day}.${title}.files.${file}.slices: must be counts`);
         }
       }
-      this.days.set(day, served);
+      days.set(day, served);
     }
-    this.sliceUnit = doc.sliceBytes!;
+    return { days, sliceBytes: doc.sliceBytes! };
+  }
+
+  private oldestKept(): string {
+    return utcDay(this.opts.clock.now() - (this.opts.retainDays ?? 14) * 86_400_000);
   }
 
   /** The last report accepted from this edge process (replay and overlap checks). */
@@ -107,15 +177,14 @@ export class ServedStore {
     this.previous.delete(id);
     if (this.previous.size >= PREVIOUS_KEPT) this.previous.delete(this.previous.keys().next().value!);
     this.previous.set(id, { seq: r.seq, to: r.to });
-    const now = this.opts.clock.now();
-    const today = utcDay(now);
-    let day = this.days.get(today);
-    if (!day) this.days.set(today, (day = {}));
+    const today = utcDay(this.opts.clock.now());
+    let day = this.pending.get(today);
+    if (!day) this.pending.set(today, (day = {}));
     addReport(day, r, this.sliceUnit, fileSize);
-    const oldest = utcDay(now - (this.opts.retainDays ?? 14) * 86_400_000);
-    for (const d of this.days.keys()) if (d < oldest) this.days.delete(d);
-    this.changes++;
-    this.dirty = true;
+    const oldest = this.oldestKept();
+    // The next save drops old days from the document too.
+    for (const days of [this.pending, this.stored]) for (const d of days.keys()) if (d < oldest) days.delete(d);
+    this.changed();
     if (this.timer === undefined && !this.closed) {
       this.timer = this.opts.clock.setTimeout(() => {
         this.timer = undefined;
@@ -137,7 +206,7 @@ export class ServedStore {
     const key = `${this.changes}|${today}|${halfLifeDays}|${String(opts.playsStamp)}`;
     const stamp = opts.catalogStamp ?? fileSize;
     if (this.cached && this.cached.key === key && this.cachedFor === stamp) return this.cached.weights;
-    const weights = fileWeights(this.days, today, { halfLifeDays, sliceBytes: this.sliceUnit, fileSize, plays: opts.plays });
+    const weights = fileWeights(this.days(), today, { halfLifeDays, sliceBytes: this.sliceUnit, fileSize, plays: opts.plays });
     this.cached = { key, weights };
     this.cachedFor = stamp;
     return weights;
@@ -145,42 +214,113 @@ export class ServedStore {
 
   /** Days with sums, oldest first. */
   daysWithData(): string[] {
-    return [...this.days.keys()].sort();
+    return [...this.days().keys()].sort();
   }
 
   /** A day's sums (a deep copy). */
   dayOf(day: string): ServedDay {
-    return structuredClone(this.days.get(day) ?? {});
+    return structuredClone(this.days().get(day) ?? {});
   }
 
+  /** Writes the pending sums now (and waits for a write already under way). */
   async flush(): Promise<void> {
     if (this.timer !== undefined) {
       this.opts.clock.clearTimeout(this.timer);
       this.timer = undefined;
     }
-    for (;;) {
-      if (this.writing) {
-        await this.writing.catch(() => {});
+    await this.serial(() => this.save());
+  }
+
+  /**
+   * Takes in what other replicas saved since this one last read or wrote the document (a stat,
+   * or a HEAD, when nothing changed). A document that no longer verifies keeps the sums held.
+   */
+  async refresh(): Promise<void> {
+    await this.serial(async () => {
+      const st = await this.storage.stat(this.key);
+      if ((st?.tag ?? null) === this.storedTag) return;
+      await this.reload();
+    });
+  }
+
+  private serial(job: () => Promise<void>): Promise<void> {
+    const run = this.chain.then(job, job);
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  private async save(): Promise<void> {
+    for (let attempt = 0; this.pending.size > 0; attempt++) {
+      if (attempt >= SAVE_TRIES) throw new Error(`${this.storage.describe(this.key)}: other writers kept saving first; the sums stay for the next save`);
+      // Reports that arrive during the write go to a fresh `pending`, not into this document.
+      const sending = this.pending;
+      const unit = this.sliceUnit;
+      this.pending = new Map();
+      this.sending = { days: sending, unit };
+      const next = new Map<string, ServedDay>();
+      for (const [day, served] of this.stored) next.set(day, structuredClone(served));
+      for (const [day, served] of sending) {
+        const into = next.get(day) ?? {};
+        mergeDay(into, served, unit, unit);
+        next.set(day, into);
+      }
+      const oldest = this.oldestKept();
+      for (const d of next.keys()) if (d < oldest) next.delete(d);
+      const doc: ServedDocument = { version: 1, sliceBytes: unit, days: Object.fromEntries([...next].sort(([a], [b]) => (a < b ? -1 : 1))) };
+      let r;
+      try {
+        r = await this.storage.writeDocument(this.key, JSON.stringify(doc) + '\n', this.storedTag);
+      } catch (err) {
+        this.unsend(sending, unit); // keep the sums for the next attempt
+        throw err;
+      }
+      if (r.ok) {
+        this.sending = undefined;
+        this.stored = next;
+        this.storedTag = r.tag;
+        this.changed();
         continue;
       }
-      if (!this.dirty) return;
-      this.dirty = false;
-      const doc: ServedDocument = { version: 1, sliceBytes: this.sliceUnit, days: Object.fromEntries([...this.days].sort(([a], [b]) => (a < b ? -1 : 1))) };
-      const w = writeFileAtomic(this.opts.file, JSON.stringify(doc) + '\n');
-      this.writing = w;
-      try {
-        await w;
-      } catch (err) {
-        this.dirty = true;
-        throw err;
-      } finally {
-        this.writing = undefined;
-      }
+      // Another writer saved first: start from theirs.
+      this.unsend(sending, unit);
+      await this.reload();
     }
+  }
+
+  /** Puts sums that were not saved back into `pending` (in the store's unit now). */
+  private unsend(sending: Map<string, ServedDay>, unit: number): void {
+    this.sending = undefined;
+    for (const [day, served] of sending) {
+      const into = this.pending.get(day) ?? {};
+      mergeDay(into, served, unit, this.sliceUnit);
+      this.pending.set(day, into);
+    }
+    this.changed();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     await this.flush();
   }
+}
+
+/** Adds a day's sums (slices in `fromUnit`) into another's (in `toUnit`), in place: as a report of them would. */
+function mergeDay(into: ServedDay, add: ServedDay, fromUnit: number, toUnit: number): void {
+  const titles = Object.entries(add).map(([title, td]) => ({
+    title,
+    plays: td.plays,
+    files: Object.entries(td.files).map(([file, fd]) => ({ file, ...fd })),
+  }));
+  addReport(into, { edgeId: '', instance: '', seq: 0, from: 0, to: 0, sliceBytes: fromUnit, titles }, toUnit, () => 0);
+}
+
+/** Sums moved into another slice unit. */
+function inUnit(days: Map<string, ServedDay>, fromUnit: number, toUnit: number): Map<string, ServedDay> {
+  const out = new Map<string, ServedDay>();
+  for (const [day, served] of days) {
+    const into: ServedDay = {};
+    mergeDay(into, served, fromUnit, toUnit);
+    out.set(day, into);
+  }
+  return out;
 }

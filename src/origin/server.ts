@@ -1,6 +1,5 @@
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { adminTokenFromEnv, setOpenAdminPaths } from '../common/admin-auth.js';
@@ -90,7 +89,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   const { config, logger } = opts;
   const clock = opts.clock ?? systemClock;
   const dataDir = config.origin.dataDir;
-  // The catalog, the titles and the play counts (a folder, or a bucket replicas share); dataDir keeps the rest.
+  // The catalog, the titles, the play counts, the serve sums and the standing fill plan (a folder, or a bucket replicas share).
   const storage = originStorage(config.origin);
   const registry = opts.registry ?? createRegistry('origin');
   const pollMs = opts.catalogPollMs ?? 2000;
@@ -140,8 +139,10 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     pollTimer = clock.setTimeout(() => {
       void (async () => {
         if ((await stampOf()) !== catalogStamp) await reloadCatalog();
-        // Replicas sharing the play counts (S3) take in each other's saves.
+        // Replicas sharing the play counts, serve sums and standing fill plan (S3) take in each other's saves.
         await playStore?.refresh().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'play counts not refreshed'));
+        await servedStore?.refresh().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'serve sums not refreshed'));
+        await plans.refresh().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'fill standing plan not refreshed'));
         schedulePoll();
       })();
     }, pollMs);
@@ -263,7 +264,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     },
     replanMs: opts.replanMs,
     fileWeights,
-    standingFile: join(dataDir, 'fill-standing.json'),
+    standing: { storage, key: 'fill-standing.json' },
     logger,
   });
   adminApp.get('/v1/manifests/:edgeId', async (req, reply) => {
@@ -367,11 +368,13 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
         logger,
       });
       servedStore = await ServedStore.open({
-        file: join(dataDir, 'served.json'),
+        storage,
+        key: 'served.json',
         clock,
         sliceBytes: Math.min(...config.edges.map((e) => e.sliceBytes), 64 * 1024 * 1024),
         logger,
       });
+      await plans.open();
       const pub = opts.listen?.public ?? listenAddress(config.origin.url);
       const adm = opts.listen?.admin ?? listenAddress(config.origin.adminUrl);
       await publicApp.listen({ host: pub.host, port: pub.port });

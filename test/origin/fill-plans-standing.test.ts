@@ -35,10 +35,14 @@ describe('origin fill plans against the standing plan', () => {
     const dir = tempDir();
     const store = await PlayStore.open({ file: join(dir, 'plays.json'), clock });
     const standingFile = join(dir, 'fill-standing.json');
-    const open = () => new FillPlans({ config, clock, catalog: () => catalog, plays: () => store, replanMs: 60_000, standingFile });
+    const open = async () => {
+      const p = new FillPlans({ config, clock, catalog: () => catalog, plays: () => store, replanMs: 60_000, standingFile });
+      await p.open();
+      return p;
+    };
 
     store.record(playsOf(DAY1));
-    const plans = open();
+    const plans = await open();
     const day1 = plans.current();
     expect(plans.standingPlan()).toBeUndefined();
     expect(held(day1)).toEqual(new Set(titles.slice(0, 18)));
@@ -53,7 +57,7 @@ describe('origin fill plans against the standing plan', () => {
     await plans.flush();
 
     // A restarted origin on day 2 plans against the same standing plan, read from the file.
-    const again = open();
+    const again = await open();
     expect(again.standingPlan()?.manifests.get('edge-a1')!.version).toBe(day1.manifests.get('edge-a1')!.version);
     expect(again.current().manifests.get('edge-a1')!.version).toBe(day2.manifests.get('edge-a1')!.version);
     // Without the file it plans from scratch and swaps t17 for t18.
@@ -83,6 +87,7 @@ describe('origin fill plans against the standing plan', () => {
     const logger = { warn: (o: unknown) => warnings.push(o), error: () => {} } as unknown as import('../../src/common/logger.js').Logger;
     store.record(playsOf(DAY1));
     const plans = new FillPlans({ config, clock, catalog: () => catalog, plays: () => store, standingFile, logger });
+    await plans.open();
     expect(held(plans.current())).toEqual(new Set(titles.slice(0, 18)));
     expect(warnings).toHaveLength(1);
     await plans.flush();
