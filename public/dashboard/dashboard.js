@@ -371,7 +371,7 @@
     const rows = [...e.edges].sort((a, b) => (a.rank ?? 1e9) - (b.rank ?? 1e9));
     $('explain-edges').querySelector('tbody').replaceChildren(
       ...rows.map((x) => {
-        const load = !x.load ? '—' : x.load.metric === 'none' ? 'idle' : `${x.load.ratio.toFixed(2)} (${{ connections: 'connections', bytesPerSec: 'bytes/s', both: 'connections + bytes/s' }[x.load.metric]})${x.load.over ? ' over' : ''}`;
+        const load = !x.load ? '—' : x.load.metric === 'none' ? 'idle' : `${x.load.ratio.toFixed(2)} (${x.load.metric === 'connections' ? 'connections' : 'bytes/s'})${x.load.over ? ' over' : ''}`;
         return el(
           'tr',
           { class: x.rank === null ? 'stale' : '' },

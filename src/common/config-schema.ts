@@ -202,7 +202,7 @@ function build() {
       balanceFactor: optional(
         Type.Number({
           minimum: 1,
-          description: "Bounded loads: an edge whose load (its latest connections and bytes/s, each against its ISP's mean, averaged) is at or above this × its ISP's mean takes no new sessions while an edge under it can. At least 1.",
+          description: "Bounded loads: an edge whose latest load (connections or bytes/s) is at or above this × its ISP's mean takes no new sessions while an edge under it can. At least 1.",
           default: 1.25,
           errorMessage: 'must be a number of at least 1 (1.25: an edge takes new sessions up to 125% of its ISP mean)',
         }),

@@ -172,10 +172,9 @@ export interface SteeringConfig extends ServiceTls {
   /** Plays waiting for a segment, and client/title pairs remembered as counted, each at most this many. Default 100000. */
   maxTrackedPlays: number;
   /**
-   * Consistent hashing with bounded loads: an edge whose load (its latest /health's connections
-   * and bytes/s, each against its ISP's mean, averaged) is at or above this × its ISP's mean takes
-   * no new sessions while an edge under it can (docs/operations.md "Load balance"). At least 1.
-   * Default 1.25.
+   * Consistent hashing with bounded loads: an edge whose latest load (connections or bytes/s from
+   * its /health) is at or above this × its ISP's mean takes no new sessions while an edge under it
+   * can (docs/operations.md "Load balance"). At least 1. Default 1.25.
    */
   balanceFactor: number;
   /** The steering manifest's TTL while any edge of the player's ISP is down, seconds (players re-poll sooner). Default 2. */

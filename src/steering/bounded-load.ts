@@ -66,8 +66,8 @@ export class LoadTracker {
   }
 }
 
-/** Which metrics the ratio is made of ('none': neither is judged, the ISP is too idle). */
-export type LoadMetric = 'connections' | 'bytesPerSec' | 'both' | 'none';
+/** Which metric put an edge at its ratio ('none': neither is judged, the ISP is too idle). */
+export type LoadMetric = 'connections' | 'bytesPerSec' | 'none';
 
 /** An edge's load against its ISP's bound. */
 export interface EdgeBound {
@@ -76,18 +76,14 @@ export interface EdgeBound {
   mean: EdgeLoad;
   /** balanceFactor × mean, per metric. */
   bound: EdgeLoad;
-  /**
-   * The edge's load as a multiple of the ISP mean: the mean of load/mean over the judged
-   * metrics (0 when none is judged). One number for both metrics, so that the ratios of an
-   * ISP's edges average exactly 1 and, with a factor above 1, some edge is always under.
-   */
+  /** The larger of load/mean over the judged metrics (0 when none is judged). */
   ratio: number;
   metric: LoadMetric;
-  /** ratio ≥ factor: no new sessions while an edge under it can take them. */
+  /** At or above the bound on a judged metric: no new sessions while an edge under it can take them. */
   over: boolean;
   /**
-   * Every eligible edge of the ISP is at or over the bound (only with factor 1 and equal
-   * loads): none is judged over, and the ISP ranks as if unbounded (holders first, then the ring).
+   * At or above the bound, but so is every eligible edge of its ISP: none is judged over, and
+   * the ISP ranks as if unbounded (holders first, then the ring, players kept where they are).
    */
   waived: boolean;
 }
@@ -103,14 +99,16 @@ export const NO_BOUNDS: LoadBounds = Object.freeze({ factor: Infinity, byEdge: n
 /**
  * Bounds per ISP. The mean is taken over the ISP's eligible edges that have a load: a down edge
  * serves nobody, and its clients are now the others' — the mean rises with them. An edge is over
- * when its ratio (the mean of connections/mean and bytes/mean, over the metrics busy enough to be
- * judged) is at or above the factor: at the bound counts as over, since the bound is the most an
- * edge should carry and the next session would take it past.
+ * when, on a judged metric, load ≥ factor × mean (at the bound counts as over: the bound is the
+ * most an edge should carry, and the next session would take it past). Each metric is bounded
+ * on its own, since each is a resource that runs out on its own (sockets, the link).
  *
- * Judging each metric on its own would let two edges each be over on one (150 connections and
- * 1 MB/s against 50 and 3 MB/s: both 1.5× on something) and the ISP would have no edge under the
- * bound — holders ignored, sticky players moved back and forth. The ratios of the edges in the
- * mean sum to their number, so with a factor above 1 one of them is always under.
+ * So two edges can each be over on one metric (150 connections and 1 MB/s against 50 and 3 MB/s:
+ * both 1.5× on something), and with every edge of an ISP over, the bound would prefer none:
+ * holders ignored, sticky players moved back and forth. An ISP whose every eligible edge is over
+ * is judged as if none were (`waived`). (A bound on the mean of the two ratios would always
+ * leave an edge under, but lets an edge take sessions at 1.8× the bytes while it is at 0.6× the
+ * connections — and its link is what runs out.)
  */
 export function computeBounds(
   edges: Iterable<{ id: string; isp: string }>,
@@ -134,18 +132,26 @@ export function computeBounds(
   for (const g of byIsp.values()) {
     const mean = g.n === 0 ? { connections: 0, bytesPerSec: 0 } : { connections: g.sum.connections / g.n, bytesPerSec: g.sum.bytesPerSec / g.n };
     const bound = { connections: factor * mean.connections, bytesPerSec: factor * mean.bytesPerSec };
-    const byConnections = mean.connections >= MIN_MEAN_CONNECTIONS;
-    const byBytes = mean.bytesPerSec >= MIN_MEAN_BYTES_PER_SEC;
-    const metric: LoadMetric = byConnections && byBytes ? 'both' : byConnections ? 'connections' : byBytes ? 'bytesPerSec' : 'none';
     let anyUnder = false;
     const standing: [string, EdgeBound][] = [];
     for (const id of g.ids) {
       const load = loads.get(id) ?? { connections: 0, bytesPerSec: 0 };
       let ratio = 0;
-      if (byConnections) ratio += load.connections / mean.connections;
-      if (byBytes) ratio += load.bytesPerSec / mean.bytesPerSec;
-      if (metric === 'both') ratio /= 2;
-      const over = metric !== 'none' && ratio >= factor;
+      let metric: LoadMetric = 'none';
+      let over = false;
+      if (mean.connections >= MIN_MEAN_CONNECTIONS) {
+        ratio = load.connections / mean.connections;
+        metric = 'connections';
+        over = load.connections >= bound.connections;
+      }
+      if (mean.bytesPerSec >= MIN_MEAN_BYTES_PER_SEC) {
+        const r = load.bytesPerSec / mean.bytesPerSec;
+        if (metric === 'none' || r > ratio) {
+          ratio = r;
+          metric = 'bytesPerSec';
+        }
+        over ||= load.bytesPerSec >= bound.bytesPerSec;
+      }
       if (!over && eligible.has(id)) anyUnder = true;
       standing.push([id, { load, mean, bound, ratio, metric, over, waived: false }]);
     }

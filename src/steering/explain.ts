@@ -161,7 +161,7 @@ export function explain<E extends RankableEdge>(input: ExplainInput<E>): Explana
 
 function ruleText(rule: PlacementRule, overflow: boolean, load: ExplainedEdge['load']): string {
   const where = overflow ? "another ISP's edge (overflow): " : '';
-  const vs = load && load.metric !== 'none' ? ` (${load.ratio.toFixed(2)}× the ISP mean in ${METRIC_WORDS[load.metric]}, bound ${load.factor}×${load.waived ? '; every edge of the ISP is at it, so none counts as over' : ''})` : '';
+  const vs = load && load.metric !== 'none' ? ` (${load.ratio.toFixed(2)}× the ISP mean in ${METRIC_WORDS[load.metric]}, bound ${load.factor}×${load.waived ? '; every edge of the ISP is over, so none counts as over' : ''})` : '';
   switch (rule) {
     case 'holder':
       return `${where}holds the title (fill) and is under the bound${vs}; holders are spread by client`;
@@ -178,8 +178,8 @@ function ruleText(rule: PlacementRule, overflow: boolean, load: ExplainedEdge['l
   }
 }
 
-const METRIC_WORDS: Record<EdgeBound['metric'], string> = { connections: 'connections', bytesPerSec: 'bytes/s', both: 'connections and bytes/s (their mean)', none: 'nothing' };
-const METRIC_SHORT: Record<EdgeBound['metric'], string> = { connections: 'conn', bytesPerSec: 'B/s', both: 'conn+B/s', none: '' };
+const METRIC_WORDS: Record<EdgeBound['metric'], string> = { connections: 'connections', bytesPerSec: 'bytes/s', none: 'nothing' };
+const METRIC_SHORT: Record<EdgeBound['metric'], string> = { connections: 'conn', bytesPerSec: 'B/s', none: '' };
 
 function clip(s: string): string {
   return s.length > 64 ? `${s.slice(0, 64)}…` : s;
@@ -191,7 +191,7 @@ export function formatExplanation(e: Explanation): string {
   lines.push(`title   ${e.title}`);
   lines.push(`client  ${e.client.address} — ${e.client.note}`);
   lines.push(`isp     ${e.isp.id ?? '(none)'} — ${e.isp.note}`);
-  lines.push(`bound   ${e.balanceFactor}× the ISP mean (of connections and bytes/s, each as a multiple of its mean)`);
+  lines.push(`bound   ${e.balanceFactor}× the ISP mean (connections or bytes/s)`);
   lines.push('');
   lines.push('edge                 isp          ring  state     holder  load (×mean)      rank  rule');
   for (const x of e.edges) {

@@ -36,14 +36,9 @@ describe('bounded loads: the bound', () => {
 
   it('anEdgeOverTheBoundInBytesAloneIsOver', () => {
     const mb = MIN_MEAN_BYTES_PER_SEC;
-    // Too few connections to judge them: bytes/s alone decides.
-    const b = computeBounds(edges, loads({ a1: conn(2, 4 * mb), a2: conn(2, 2 * mb), a3: conn(2, mb), a4: conn(2, mb) }), all, 1.25);
+    const b = computeBounds(edges, loads({ a1: conn(100, 4 * mb), a2: conn(100, 2 * mb), a3: conn(100, mb), a4: conn(100, mb) }), all, 1.25);
     expect(b.byEdge.get('a1')).toMatchObject({ over: true, metric: 'bytesPerSec', ratio: 2 });
     expect(b.byEdge.get('a2')!.over).toBe(false);
-    // Both judged: the ratio is the mean of the two (1 in connections, 2 in bytes/s).
-    const both = computeBounds(edges, loads({ a1: conn(100, 4 * mb), a2: conn(100, 2 * mb), a3: conn(100, mb), a4: conn(100, mb) }), all, 1.25);
-    expect(both.byEdge.get('a1')).toMatchObject({ over: true, metric: 'both', ratio: 1.5 });
-    expect(both.byEdge.get('a2')).toMatchObject({ over: false, ratio: 1 });
   });
 
   it('anIdleIspJudgesNoMetric', () => {
@@ -64,16 +59,16 @@ describe('bounded loads: the bound', () => {
   });
 
   it('twoMetricsCannotPutEveryEdgeOverTheBound', () => {
-    // a1 is 1.5× the mean in connections, a2 1.5× in bytes/s: judged by one combined ratio
-    // (the mean of the two), each is at the mean, and neither is over.
+    // a1 is 1.5× the mean in connections, a2 1.5× in bytes/s: each is over on one metric, so
+    // every edge of the ISP is over, and then none is judged over.
     const mb = MIN_MEAN_BYTES_PER_SEC;
     const two = [
       { id: 'a1', isp: 'isp-a' },
       { id: 'a2', isp: 'isp-a' },
     ];
     const b = computeBounds(two, loads({ a1: conn(150, mb), a2: conn(50, 3 * mb) }), new Set(['a1', 'a2']), 1.25);
-    expect(b.byEdge.get('a1')).toMatchObject({ over: false, metric: 'both', ratio: 1 });
-    expect(b.byEdge.get('a2')).toMatchObject({ over: false, metric: 'both', ratio: 1 });
+    expect(b.byEdge.get('a1')).toMatchObject({ over: false, waived: true, metric: 'connections', ratio: 1.5 });
+    expect(b.byEdge.get('a2')).toMatchObject({ over: false, waived: true, metric: 'bytesPerSec', ratio: 1.5 });
     // Holders stay preferred, and a player on either stays.
     const byId = new Map(two.map((e) => [e.id, e]));
     const r = rankWithRules({ title: 't', isp: 'isp-a', edgesById: byId, ring: new Ring(['a1', 'a2']), eligible: new Set(['a1', 'a2']), holders: new Set(['a2']), bounds: b });
@@ -81,6 +76,10 @@ describe('bounded loads: the bound', () => {
       ['a2', 'holder'],
       ['a1', 'ring'],
     ]);
+    // With a third edge under the bound, the two are over and it takes the new sessions.
+    const three = [...two, { id: 'a3', isp: 'isp-a' }];
+    const c = computeBounds(three, loads({ a1: conn(150, mb), a2: conn(50, 3 * mb), a3: conn(100, 2 * mb) }), new Set(['a1', 'a2', 'a3']), 1.25);
+    expect(['a1', 'a2', 'a3'].map((id) => c.byEdge.get(id)!.over)).toEqual([true, true, false]);
   });
 
   it('withAFactorAboveOneSomeEdgeOfEveryIspIsUnderTheBound', () => {
