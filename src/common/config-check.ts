@@ -405,7 +405,9 @@ function ispPrefixChecks(isps: Raw[], p: Problems, validated: boolean): void {
         }
       }
       const key = networkKey(prefix as string);
-      if (typeof key === 'number') {
+      if (key === MAPPED_TOO_SHORT) {
+        p.add(`isps[${i}].prefixes[${j}]`, `"${String(prefixes[j])}" is IPv4-mapped: its length must be 96-128 (steering reads ::ffff:a.b.c.d/n as a.b.c.d/(n-96))`);
+      } else if (typeof key === 'number') {
         v4.key.push(key);
         v4.isp.push(i);
         v4.index.push(j);
@@ -438,23 +440,29 @@ function ispPrefixChecks(isps: Raw[], p: Problems, validated: boolean): void {
   }
 }
 
+/** An IPv4-mapped IPv6 prefix shorter than /96, which steering's table refuses. */
+const MAPPED_TOO_SHORT = Symbol('mapped prefix shorter than /96');
+
 /**
  * The network of a prefix ("a.b.c.d/n", "v6::/n", or a bare address) with its host bits
- * cleared: a number for IPv4 (network × 64 + length, under 2^38), text for IPv6; v4-mapped IPv6
- * kept apart, as steering's table does. Undefined for what is no prefix.
+ * cleared: a number for IPv4 (network × 64 + length, under 2^38), text for IPv6. An IPv4-mapped
+ * prefix (::ffff:a.b.c.d/n, in any IPv6 spelling) is the IPv4 prefix a.b.c.d/(n-96), as
+ * steering's table reads it (prefix-table.ts). Undefined for what is no prefix.
  */
-function networkKey(prefix: string): number | string | undefined {
+function networkKey(prefix: string): number | string | typeof MAPPED_TOO_SHORT | undefined {
   const slash = prefix.indexOf('/');
   const addr = slash < 0 ? prefix : prefix.slice(0, slash);
   const v6 = addr.includes(':');
   const len = slash < 0 ? (v6 ? 128 : 32) : Number(prefix.slice(slash + 1));
+  const v4Key = (n: number, bits: number) => (bits === 0 ? 0 : (n & ((0xffffffff << (32 - bits)) >>> 0)) >>> 0) * 64 + bits;
   if (!v6) {
     const n = parseIPv4(addr);
     if (n < 0 || !(len >= 0 && len <= 32)) return undefined;
-    return (len === 0 ? 0 : (n & ((0xffffffff << (32 - len)) >>> 0)) >>> 0) * 64 + len;
+    return v4Key(n, len);
   }
   const w = [0, 0, 0, 0];
   if (!parseIPv6(addr, w) || !(len >= 0 && len <= 128)) return undefined;
+  if (w[0] === 0 && w[1] === 0 && w[2] === 0xffff) return len < 96 ? MAPPED_TOO_SHORT : v4Key(w[3]!, len - 96);
   const masked = w.map((word, k) => {
     const bits = Math.min(32, Math.max(0, len - 32 * k));
     return bits === 0 ? 0 : (word & ((0xffffffff << (32 - bits)) >>> 0)) >>> 0;

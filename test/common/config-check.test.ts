@@ -7,6 +7,7 @@ import { checkCluster } from '../../src/common/config-check.js';
 import { ConfigError, loadClusterFile, validateCluster } from '../../src/common/config.js';
 import { Reloader } from '../../src/common/reload.js';
 import { demoClusterFile } from '../../src/demo.js';
+import { buildPrefixTable } from '../../src/steering/prefix-table.js';
 import { tempDir } from '../helpers/cluster.js';
 
 type Raw = Record<string, any>;
@@ -70,6 +71,10 @@ describe('checkCluster', () => {
     ['a prefix two ISPs list', (c) => c.isps[1].prefixes.push('10.1.0.0/16'), 'isps[1].prefixes[1]: "10.1.0.0/16" is also listed by isps[0] ("isp-a"): a prefix belongs to one ISP', true],
     ['the same network written with host bits', (c) => c.isps[1].prefixes.push('10.1.7.7/16'), 'isps[1].prefixes[1]: "10.1.7.7/16" is also listed by isps[0] ("isp-a"): a prefix belongs to one ISP', true],
     ['an IPv6 prefix two ISPs list', (c) => c.isps[1].prefixes.push('2001:db8:a:0::/48'), 'isps[1].prefixes[1]: "2001:db8:a:0::/48" is also listed by isps[0] ("isp-a"): a prefix belongs to one ISP', true],
+    // Steering reads ::ffff:a.b.c.d/n as the IPv4 prefix a.b.c.d/(n-96) (prefix-table.ts): so does the check.
+    ['an IPv4-mapped prefix of an IPv4 prefix another ISP lists', (c) => c.isps[1].prefixes.push('::ffff:10.1.0.0/112'), 'isps[1].prefixes[1]: "::ffff:10.1.0.0/112" is also listed by isps[0] ("isp-a"): a prefix belongs to one ISP', true],
+    ['an IPv4 prefix another ISP lists IPv4-mapped (in hex)', (c) => c.isps[0].prefixes.push('::ffff:7f02:0/112'), 'isps[1].prefixes[0]: "127.2.0.0/16" is also listed by isps[0] ("isp-a"): a prefix belongs to one ISP', true],
+    ['an IPv4-mapped prefix shorter than the mapping', (c) => c.isps[1].prefixes.push('::ffff:10.0.0.0/80'), 'isps[1].prefixes[1]: "::ffff:10.0.0.0/80" is IPv4-mapped: its length must be 96-128 (steering reads ::ffff:a.b.c.d/n as a.b.c.d/(n-96))', true],
     ['a parent cycle', (c) => ((c.edges[0].parent = 'edge-a2'), (c.edges[1].parent = 'edge-a1')), 'edges[0].parent: cycle edge-a1 → edge-a2 → edge-a1', true],
     ['a parent in another ISP', (c) => (c.edges[2].parent = 'edge-a1'), 'edges[2].parent: "edge-a1" is an edge of isp-a, not of isp-b: a parent serves the edges of its own ISP', true],
     ['a parent that is no edge', (c) => (c.edges[0].parent = 'edge-q'), 'edges[0].parent: "edge-q" is not an edge id', true],
@@ -85,6 +90,31 @@ describe('checkCluster', () => {
     expect(line).not.toMatch(/\n/);
     // Every role runs the same check at start; the two CHECK_ONLY findings are for `reelcdn check`.
     expect(startWith(mutate)).toBe(refusedAtStart ? line : 'started');
+  });
+
+  it('refusesWhatSteeringsPrefixTableRefusesAndNoMore', () => {
+    const table = (c: Raw) => buildPrefixTable((c.isps as { id: string; prefixes: string[] }[]).flatMap((i) => i.prefixes.map((prefix) => ({ prefix, value: i.id }))));
+    const cases: ((c: Raw) => void)[] = [
+      (c) => c.isps[1].prefixes.push('::ffff:10.1.0.0/112'),
+      (c) => c.isps[1].prefixes.push('::ffff:10.1.9.9/112'),
+      (c) => c.isps[0].prefixes.push('::ffff:7f02:0/112'),
+      (c) => c.isps[1].prefixes.push('::ffff:10.0.0.0/80'),
+      (c) => c.isps[1].prefixes.push('::ffff:10.1.0.0/113'), // nested in isp-a's: fine for both
+      (c) => c.isps[1].prefixes.push('::ffff:0:0/96'), // all of IPv4: nested, fine
+      (c) => c.isps[1].prefixes.push('::/96'), // an IPv6 prefix (not mapped): fine
+      (c) => c.isps[1].prefixes.push('::ffff:10.1.0.1'), // one mapped address inside isp-a's /16: fine
+    ];
+    for (const mutate of cases) {
+      const c = good();
+      mutate(c);
+      let steering = 'built';
+      try {
+        table(c);
+      } catch {
+        steering = 'refused';
+      }
+      expect(problemsOf(mutate).length > 0 ? 'refused' : 'built', JSON.stringify(c.isps)).toBe(steering);
+    }
   });
 
   it('leavesNestedPrefixesPortZeroAndAPrefixAnISPListsTwiceAlone', () => {
