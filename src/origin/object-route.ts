@@ -13,6 +13,12 @@ export const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 export const OBJECT_PREFIX = '/o/';
 
+/**
+ * A title or file not in the loaded catalog makes the route look at the stored catalog (a stat;
+ * a reload if it changed) at most this often, ms: every such request shares that one look.
+ */
+export const UNKNOWN_REFRESH_MS = 250;
+
 /** A strong ETag from the content hash: the same bytes have the same tag on every origin replica. */
 export function etagFor(file: CatalogFile): string {
   return `"${file.sha256.slice(0, 32)}"`;
@@ -36,7 +42,8 @@ export interface ObjectRouteDeps {
   onBytes: (contentType: string, n: number) => void;
   /**
    * A file the loaded catalog names is not on disk as listed: the catalog on disk has moved on
-   * (our entry's version was replaced and swept). Resolves once the newest catalog is loaded.
+   * (our entry's version was replaced and swept). Also asked (rate-limited) before a 404: another
+   * replica may have just added the title. Resolves once the newest catalog is loaded.
    */
   refreshCatalog: () => Promise<void>;
   /** Who may read /o/ (origin-auth.ts): asked before anything else. */
@@ -57,6 +64,18 @@ export interface ObjectRouteDeps {
  * storage range by range (a file handle, ranged GETs), never read whole.
  */
 export function objectHandler(deps: ObjectRouteDeps) {
+  // Unknown titles: one look at the stored catalog per UNKNOWN_REFRESH_MS, shared by the requests meanwhile.
+  let lookedAt = -Infinity;
+  let looking: Promise<void> | undefined;
+  const lookForUnknown = (): Promise<void> => {
+    if (looking) return looking;
+    const now = deps.nowSec() * 1000;
+    if (now - lookedAt < UNKNOWN_REFRESH_MS && now >= lookedAt) return Promise.resolve();
+    lookedAt = now;
+    looking = deps.refreshCatalog().finally(() => (looking = undefined));
+    return looking;
+  };
+
   return async (req: FastifyRequest, reply: FastifyReply) => {
     const raw = req.raw.url ?? '';
     const q = raw.indexOf('?');
@@ -76,7 +95,15 @@ export function objectHandler(deps: ObjectRouteDeps) {
       const catalog = deps.catalog();
       const entry = catalog.get(parsed.title);
       const file = catalog.file(parsed.title, parsed.file);
-      if (!entry || !file) return sendError(reply, 404, 'not found');
+      if (!entry || !file) {
+        // Edges remember a 404 for a while: a title another replica just ingested is looked for
+        // in the stored catalog first (this replica's poll may be up to 2 s behind).
+        if (attempt === 0) {
+          await lookForUnknown().catch(() => {});
+          if (deps.catalog() !== catalog) continue;
+        }
+        return sendError(reply, 404, 'not found');
+      }
 
       const plan = planResponse(view, objectMeta(entry, file));
       const parts = plan.body;
