@@ -10,6 +10,8 @@ export interface OriginMetrics {
   plays: Counter<'isp'>;
   /** Requests to /o/ refused with 403, by reason (one of ORIGIN_REFUSALS: a bounded label). */
   refused: Counter<'reason'>;
+  /** Reads of /o/ the store failed (answered 503), by reason (one of STORE_FAILURES). */
+  storeErrors: Counter<'reason'>;
 }
 
 /** Registers the origin's series; the catalog gauges read the current catalog on scrape. */
@@ -52,6 +54,12 @@ export function createOriginMetrics(registry: Registry, catalog: () => Catalog):
     refused: new Counter({
       name: 'reelcdn_origin_refused_total',
       help: 'Requests to /o/ refused (403): neither a valid token nor a verified client certificate',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    storeErrors: new Counter({
+      name: 'reelcdn_origin_store_errors_total',
+      help: 'Reads of /o/ the object store failed (answered 503 with Retry-After), by reason: throttled, server-error, unreachable, refused',
       labelNames: ['reason'],
       registers: [registry],
     }),

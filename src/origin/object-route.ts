@@ -6,7 +6,7 @@ import { parseObjectPath } from '../common/paths.js';
 import { type BodyPart, type ObjectMeta, planResponse, requestView } from '../common/response-plan.js';
 import type { Catalog, CatalogFile, TitleEntry } from './catalog.js';
 import type { OriginRefusal, OriginRequestFacts, OriginVerdict } from './origin-auth.js';
-import { type ObjectReader, type OriginStorage, entryFileKey } from './storage/storage.js';
+import { type ObjectReader, type OriginStorage, StoreUnavailable, entryFileKey } from './storage/storage.js';
 
 /** Catalog files never change under their URL: a re-ingest gives new ETags, caches may keep them a year. */
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -52,7 +52,12 @@ export interface ObjectRouteDeps {
   nowSec: () => number;
   /** Told of each refusal (metrics, log); `path` is without the query, so without the token. */
   onRefused?: (reason: OriginRefusal, path: string, req: FastifyRequest) => void;
+  /** Told of each read the store failed (metrics, log): answered 503, the catalog is not doubted. */
+  onStoreError?: (err: StoreUnavailable, req: FastifyRequest) => void;
 }
+
+/** Seconds a client is told to wait after the store failed a read. */
+export const STORE_RETRY_AFTER_SEC = 1;
 
 /**
  * `GET|HEAD /o/{title}/{file}`: edges only (origin-auth.ts), so the request is admitted first —
@@ -113,7 +118,17 @@ export function objectHandler(deps: ObjectRouteDeps) {
       // open, a file handle reads these bytes even if a sweep deletes the version meanwhile (on
       // S3 the first range is already on its way; the sweep's grace period covers the rest).
       const first = parts.find((p): p is Extract<BodyPart, { kind: 'bytes' }> => p.kind === 'bytes')?.range;
-      const reader = await deps.storage.openObject(entryFileKey(entry, file.path), file.size, first).catch(() => undefined);
+      let reader: ObjectReader | undefined;
+      try {
+        reader = await deps.storage.openObject(entryFileKey(entry, file.path), file.size, first);
+      } catch (err) {
+        if (err instanceof StoreUnavailable) {
+          // Throttled or failing: the same read may work in a moment; the catalog is not in question.
+          deps.onStoreError?.(err, req);
+          return sendError(reply, 503, `the object store failed (${err.reason}), try again`, { 'retry-after': String(STORE_RETRY_AFTER_SEC) });
+        }
+        reader = undefined;
+      }
       if (reader) return reply.code(plan.status).headers(plan.headers).send(streamParts(reader, parts, (n) => deps.onBytes(file.contentType, n)));
       if (attempt === 0) await deps.refreshCatalog();
     }

@@ -27,7 +27,7 @@ import { SliceDigests } from './slice-digests.js';
 import { DirStorage } from './storage/dir-storage.js';
 import { originStorage } from './storage/open-storage.js';
 import { S3Storage } from './storage/s3-storage.js';
-import { entryFileKey, rangeSource } from './storage/storage.js';
+import { STORE_FAILURES, entryFileKey, rangeSource } from './storage/storage.js';
 import { packageVersion } from './version.js';
 
 export interface ListenOverride {
@@ -151,6 +151,9 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   // Public port: objects only, for edges — a token or a verified client certificate (origin-auth.ts).
   const auth = new OriginAuth(config.signing);
   for (const reason of ORIGIN_REFUSALS) metrics.refused.inc({ reason }, 0); // every series from the start, at 0
+  for (const reason of STORE_FAILURES) metrics.storeErrors.inc({ reason }, 0);
+  /** When each kind of store failure was last logged: a throttled store fails many reads at once. */
+  const storeErrorLogged = new Map<string, number>();
   // A loop over its delay budget for a sustained spell sheds public requests (503 + Retry-After).
   const loop = LoopMonitor.fromConfig(config.http, logger);
   const tls = loadServiceTls(config.origin, 'origin');
@@ -187,6 +190,13 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
         const line = { reqId: req.id, path, reason, remote: req.ip };
         if (reason === 'missing token') logger.info(line, 'origin refused a request');
         else logger.warn(line, 'origin refused a request');
+      },
+      onStoreError: (err, req) => {
+        metrics.storeErrors.inc({ reason: err.reason });
+        const now = clock.monotonic();
+        if (now - (storeErrorLogged.get(err.reason) ?? -Infinity) < 1000) return;
+        storeErrorLogged.set(err.reason, now);
+        logger.warn({ reqId: req.id, reason: err.reason, err: err.message }, 'the object store failed a read: answered 503 (logged at most once a second per reason)');
       },
     }),
   });

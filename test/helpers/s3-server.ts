@@ -17,6 +17,11 @@ export interface TestS3 {
   requests: S3Request[];
   /** The S3 server itself, without conditional writes (a store that ignores them). */
   plainEndpoint: string;
+  /**
+   * A store having trouble: a request this answers for gets that S3 error (e.g. 503 SlowDown)
+   * instead of reaching the server. Unset: none.
+   */
+  fault: ((r: S3Request) => { status: number; code: string } | undefined) | undefined;
   close(): Promise<void>;
 }
 
@@ -70,7 +75,15 @@ export async function startTestS3(bucket = 'reelcdn-test'): Promise<TestS3> {
 
   const front = createServer((req, res) => {
     const range = req.headers.range;
-    requests.push({ method: req.method ?? '', path: req.url ?? '', ...(typeof range === 'string' ? { range } : {}) });
+    const seen: S3Request = { method: req.method ?? '', path: req.url ?? '', ...(typeof range === 'string' ? { range } : {}) };
+    requests.push(seen);
+    const fault = self.fault?.(seen);
+    if (fault) {
+      req.resume();
+      res.writeHead(fault.status, { 'content-type': 'application/xml' });
+      res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${fault.code}</Code><Message>injected by the test</Message></Error>`);
+      return;
+    }
     const ifMatch = req.headers['if-match'];
     const ifNoneMatch = req.headers['if-none-match'];
     const conditionalWrite = (req.method === 'PUT' || req.method === 'DELETE') && (ifMatch !== undefined || ifNoneMatch !== undefined);
@@ -99,15 +112,17 @@ export async function startTestS3(bucket = 'reelcdn-test'): Promise<TestS3> {
   });
   await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
   const { port } = front.address() as AddressInfo;
-  return {
+  const self: TestS3 = {
     endpoint: `http://127.0.0.1:${port}`,
     plainEndpoint: `http://127.0.0.1:${upstreamPort}`,
     bucket,
     requests,
+    fault: undefined,
     async close() {
       front.closeAllConnections();
       await new Promise<void>((resolve) => front.close(() => resolve()));
       await upstream.stop();
     },
   };
+  return self;
 }

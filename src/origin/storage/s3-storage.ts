@@ -17,7 +17,7 @@ import { type Clock, systemClock } from '../../common/clock.js';
 import type { S3StorageConfig } from '../../common/config.js';
 import { contentTypeFor } from '../../common/mime.js';
 import { OriginInputError } from '../errors.js';
-import type { ByteRange, ObjectReader, ObjectStat, OriginStorage, StoredDocument, VersionWriter, WriteResult } from './storage.js';
+import { type ByteRange, type ObjectReader, type ObjectStat, type OriginStorage, type StoreFailure, type StoredDocument, StoreUnavailable, type VersionWriter, type WriteResult } from './storage.js';
 
 export interface S3StorageOptions {
   /** Lock leases and their renewal. */
@@ -138,15 +138,23 @@ export class S3Storage implements OriginStorage {
   async openObject(key: string, size: number, first?: ByteRange): Promise<ObjectReader | undefined> {
     const Key = this.full(key);
     if (first === undefined || first.end <= first.start) {
-      const st = await this.stat(key).catch(() => undefined);
-      return st && st.size === size ? this.reader(Key, st.tag, undefined, undefined) : undefined;
+      let h;
+      try {
+        h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw unavailable(err, this.describe(key));
+      }
+      return h.ContentLength === size ? this.reader(Key, h.ETag, undefined, undefined) : undefined;
     }
     let r: GetObjectCommandOutput;
     try {
       r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: rangeHeader(first) }));
-    } catch {
-      // Gone (404), shorter than listed (416), or the store is failing: not servable as listed.
-      return undefined;
+    } catch (err) {
+      // Gone (404) or shorter than listed (416): not servable as listed. Anything else is the
+      // store failing, not the catalog being wrong: said so, never taken for a replaced title.
+      if (isNotFound(err) || status(err) === 416) return undefined;
+      throw unavailable(err, this.describe(key));
     }
     if (totalOf(r) !== size) {
       (r.Body as Readable | undefined)?.destroy();
@@ -314,6 +322,19 @@ function status(err: unknown): number | undefined {
 function isNotFound(err: unknown): boolean {
   const name = (err as { name?: string }).name;
   return status(err) === 404 || name === 'NoSuchKey' || name === 'NotFound';
+}
+
+/** A failed read the store may answer in a moment, with its bounded reason. */
+function unavailable(err: unknown, where: string): StoreUnavailable {
+  const e = err as { name?: string; message?: string; $retryable?: { throttling?: boolean } };
+  const code = status(err);
+  const throttled = code === 429 || code === 503 || e.$retryable?.throttling === true || /throttl|slowdown|toomanyrequests|requestlimitexceeded/i.test(e.name ?? '');
+  let reason: StoreFailure;
+  if (throttled) reason = 'throttled';
+  else if (code !== undefined && code >= 500) reason = 'server-error';
+  else if (code === undefined) reason = 'unreachable';
+  else reason = 'refused';
+  return new StoreUnavailable(where, reason, `${e.name ?? 'error'}${code ? ` (HTTP ${code})` : ''}: ${e.message ?? String(err)}`);
 }
 
 /** One line naming the object and what the store said (never the SDK's stack). */

@@ -33,7 +33,8 @@ export interface OriginStorage {
    * Opens an object for ranged reads if it exists with exactly `size` bytes; undefined
    * otherwise (gone, or not what the catalog lists). `first` is the range that will be read
    * first: a store may start fetching it now, so that a missing object is known before an
-   * answer's status is sent rather than as a cut body.
+   * answer's status is sent rather than as a cut body. A store that cannot answer at all rejects
+   * with StoreUnavailable.
    */
   openObject(key: string, size: number, first?: ByteRange): Promise<ObjectReader | undefined>;
 
@@ -55,6 +56,26 @@ export interface OriginStorage {
    * Resolves to its release.
    */
   lock(key: string, what: string): Promise<() => Promise<void>>;
+}
+
+/** Why a store failed a read (a bounded metric label). */
+export type StoreFailure = 'throttled' | 'server-error' | 'unreachable' | 'refused';
+export const STORE_FAILURES: readonly StoreFailure[] = ['throttled', 'server-error', 'unreachable', 'refused'];
+
+/**
+ * The store could not answer (throttling, a 5xx, no connection, credentials refused): unlike an
+ * object that is gone or not the size listed (`openObject` resolves to undefined), nothing says
+ * the catalog is wrong — the same read may work in a moment.
+ */
+export class StoreUnavailable extends Error {
+  constructor(
+    readonly where: string,
+    readonly reason: StoreFailure,
+    detail: string,
+  ) {
+    super(`${where}: the store failed (${reason}): ${detail}`);
+    this.name = 'StoreUnavailable';
+  }
 }
 
 export interface ObjectStat {
