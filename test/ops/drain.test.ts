@@ -1,9 +1,9 @@
-import { execFile, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, CLI, type ProcCluster, TITLES, startProcCluster } from '../helpers/cluster-procs.js';
+import { operatorClusterFile, reelcdn } from '../helpers/operator.js';
+import { until } from '../helpers/role-proc.js';
 
 /**
  * `reelcdn drain` / `undrain` against a real cluster (three `reelcdn edge` processes, a real
@@ -12,13 +12,7 @@ import { ADMIN_TOKEN, CLI, type ProcCluster, TITLES, startProcCluster } from '..
  * and no request fails.
  */
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, REELCDN_ADMIN_TOKEN: ADMIN_TOKEN }, timeout: 60_000 }, (err, stdout, stderr) => {
-      res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[]) => reelcdn(args, { REELCDN_ADMIN_TOKEN: ADMIN_TOKEN }, 60_000);
 
 const FILES: [string, string][] = [
   [TITLES.dash, 'chunk-0-00001.m4s'],
@@ -81,10 +75,7 @@ describe('reelcdn drain and undrain (real processes)', () => {
 
   beforeAll(async () => {
     c = await startProcCluster({ healthIntervalMs: 200, downAfter: 2, upAfter: 2 });
-    const raw = JSON.parse(readFileSync(c.clusterFile, 'utf8')) as { steering: { adminUrl: string } };
-    raw.steering.adminUrl = c.steeringAdminUrl;
-    file = join(c.dir, 'operator.json');
-    writeFileSync(file, JSON.stringify(raw), { mode: 0o600 });
+    file = operatorClusterFile(c);
   }, 60_000);
 
   afterAll(async () => {
@@ -97,8 +88,7 @@ describe('reelcdn drain and undrain (real processes)', () => {
     const target = (await locate(title, f))[0]!.edge;
     const other = (await locate(title, f)).find((u) => u.edge !== target && c.edges.get(u.edge)!.isp === 'isp-a')!.edge;
     const loop = clientLoop();
-    await new Promise((r) => setTimeout(r, 500));
-    expect(loop.samples.some((s) => s.edge === target)).toBe(true);
+    await until(`the client to be sent to ${target}`, async () => (loop.samples.some((s) => s.edge === target) ? true : undefined));
 
     const drained = await cli(['drain', '--config', file, '--id', target]);
     const drainedAt = Date.now();
@@ -111,7 +101,8 @@ describe('reelcdn drain and undrain (real processes)', () => {
     expect(((await h.body.json()) as { status: string }).status).toBe('draining');
     expect(c.edges.get(target)!.child!.exitCode).toBeNull();
     expect((await locate(title, f))[0]!.edge).toBe(other);
-    await new Promise((r) => setTimeout(r, 1500));
+    // Enough of the client's requests while drained to show where they went.
+    await until('the client to ask while drained', async () => (loop.samples.filter((s) => s.at >= drainedAt).length > 10 ? true : undefined));
     // A second drain changes nothing and says so.
     expect((await cli(['drain', '--config', file, '--id', target, '--no-wait'])).stdout).toBe(`${target}: already draining — /health answers 503, players on it are still served\n`);
 
@@ -122,7 +113,7 @@ describe('reelcdn drain and undrain (real processes)', () => {
     expect(undrained.code).toBe(0);
     expect(undrained.stdout).toBe(`${target}: undrained — /health reports it as it is\nsteering: ${target} up: takes new sessions again\n`);
     expect((await locate(title, f))[0]!.edge).toBe(target);
-    await new Promise((r) => setTimeout(r, 500));
+    await until(`the client to be sent to ${target} again`, async () => (loop.samples.some((s) => s.at >= undrainedAt && s.edge === target) ? true : undefined));
     await loop.stop();
 
     expect(loop.failures).toEqual([]);

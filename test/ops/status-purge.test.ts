@@ -1,11 +1,11 @@
-import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signQuery } from '../../src/common/signing.js';
 import { ingestTitle } from '../../src/origin/ingest.js';
-import { ADMIN_TOKEN, CLI, FIXTURES, type ProcCluster, TITLES, startProcCluster } from '../helpers/cluster-procs.js';
+import { FIXTURES, type ProcCluster, TITLES, startProcCluster } from '../helpers/cluster-procs.js';
+import { operatorClusterFile, reelcdn as cli, steeringEdges } from '../helpers/operator.js';
+import { until } from '../helpers/role-proc.js';
 
 /**
  * `reelcdn status` and `reelcdn purge` against a real cluster: three `reelcdn edge` processes, a
@@ -16,24 +16,6 @@ import { ADMIN_TOKEN, CLI, FIXTURES, type ProcCluster, TITLES, startProcCluster 
 const KEPT = 'kept-dash';
 const HLS_FILE = 'stream_180p.mp4';
 const DASH_FILE = 'chunk-0-00001.m4s';
-
-function cli(args: string[], env: Record<string, string> = { REELCDN_ADMIN_TOKEN: ADMIN_TOKEN }): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
-      res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('reelcdn status and purge (real processes)', () => {
   let c: ProcCluster;
@@ -61,10 +43,7 @@ describe('reelcdn status and purge (real processes)', () => {
     c = await startProcCluster({ healthIntervalMs: 200, downAfter: 2, upAfter: 2 });
     await ingestTitle(c.config, KEPT, join(FIXTURES, 'dash'));
     await c.origin.reloadCatalog();
-    const raw = JSON.parse(readFileSync(c.clusterFile, 'utf8')) as { steering: { adminUrl: string } };
-    raw.steering.adminUrl = c.steeringAdminUrl;
-    file = join(c.dir, 'operator.json');
-    writeFileSync(file, JSON.stringify(raw), { mode: 0o600 });
+    file = operatorClusterFile(c);
   }, 60_000);
 
   afterAll(async () => {
@@ -73,8 +52,10 @@ describe('reelcdn status and purge (real processes)', () => {
 
   it('showsEveryEdgeUpWithItsNumbers', async () => {
     for (const id of c.edges.keys()) await warm(id);
-    // The hit ratios come from the edges' health reports: wait for a poll after the traffic.
-    await new Promise((r) => setTimeout(r, 500));
+    // The hit ratios come from the edges' health reports: wait until steering polled them after the traffic.
+    await until('steering to see every edge at a 50% hit ratio', async () =>
+      (await steeringEdges(c)).every((e) => e.health?.hitRatio?.requests === 0.5) ? true : undefined,
+    );
     const r = await cli(['status', '--config', file]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
