@@ -365,10 +365,18 @@ describe('deploy/kubernetes: against the code', () => {
       }
       expect(w.main.readinessProbe.httpGet.path, w.owner.metadata.name).toBe('/health');
     }
+    // A node's /health waits up to STATS_TIMEOUT_MS for its workers' numbers (src/edge/cluster/node.ts).
+    const statsMs = Number(/const STATS_TIMEOUT_MS = ([\d_]+)/.exec(readFileSync(join(ROOT, 'src', 'edge', 'cluster', 'node.ts'), 'utf8'))![1]!.replace(/_/g, ''));
     for (const w of edgeSets) {
       // An operator's drain keeps the process running: liveness must not be /health.
       expect(w.main.livenessProbe.httpGet).toBeUndefined();
       expect(w.main.livenessProbe.tcpSocket).toEqual({ port: 'admin' });
+      // One slow or lost answer must not take a serving edge out of its Services: a few in a row.
+      const ready = w.main.readinessProbe as { timeoutSeconds?: number; periodSeconds?: number; failureThreshold?: number };
+      expect(ready.failureThreshold, w.owner.metadata.name).toBeGreaterThanOrEqual(2);
+      expect(ready.failureThreshold, w.owner.metadata.name).toBeLessThanOrEqual(3);
+      expect((ready.timeoutSeconds ?? 1) * 1000, `${w.owner.metadata.name}: a probe outlasts a node's /health`).toBeGreaterThan(statsMs);
+      expect(ready.timeoutSeconds ?? 1, w.owner.metadata.name).toBeLessThanOrEqual(ready.periodSeconds ?? 10);
     }
   });
 
