@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { CORS_HEADERS } from '../common/cors.js';
 import { requestId } from '../common/http-app.js';
-import { type LoggedPath, logRequestLine, loggedPath } from '../common/logger.js';
+import { logRequestLine } from '../common/logger.js';
 import { objectKey, parseObjectPath } from '../common/paths.js';
 import { parsePlayId } from '../common/play-id.js';
 import { type ByteRange, contentRange, parseRange } from '../common/range.js';
@@ -164,7 +164,6 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
       keys: tokens.generation,
       traceparent: query.tp !== undefined ? parseTraceparent(query.tp) : undefined,
       play: query.pl !== undefined ? parsePlayId(query.pl) : undefined,
-      path: loggedPath(path),
       served: new ServedFile(parsed.title, parsed.file),
       held: undefined,
       headers: undefined,
@@ -188,7 +187,10 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
       }
     }
     if (logger.isLevelEnabled(level)) {
-      logRequestLine(logger, level, idOf(a), a.req.method!, u.path, a.range, a.status, a.tier, a.length, Math.round(ms * 10) / 10, a.remote, a.traceparent, true);
+      // The path without the query: tokens are never logged.
+      const url = a.req.url!;
+      const q = url.indexOf('?');
+      logRequestLine(logger, level, idOf(a), a.req.method!, q < 0 ? url : url.slice(0, q), a.range, a.status, a.tier, a.length, Math.round(ms * 10) / 10, a.remote, a.traceparent, true);
     }
   }
 
@@ -505,7 +507,7 @@ const URLS_KEPT = 16_384;
 /**
  * What a URL says, once its path parsed and its token verified, and what answering it again
  * needs without a lookup: its object as the cache holds it, that representation's headers, its
- * file's counters in the serve report, its path as the access log writes it.
+ * file's counters in the serve report.
  */
 interface KnownUrl {
   readonly title: string;
@@ -520,8 +522,6 @@ interface KnownUrl {
   readonly traceparent: string | undefined;
   /** Its `pl` parameter if it is a well-formed play id. */
   readonly play: string | undefined;
-  /** The path without the query, for the access log. */
-  readonly path: LoggedPath;
   readonly served: ServedFile;
   /** The representation it was last answered from (the cache's, shared by the object's URLs). */
   held: HeldObject | undefined;

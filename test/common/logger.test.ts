@@ -12,6 +12,7 @@ describe('logRequestLine', () => {
       ['abc-1', 'GET', '/c/t/f.m4s', undefined, 200, 'HIT-MEM', 16384, 0.3, '127.0.0.1', undefined],
       ['abc-2', 'HEAD', '/c/t/a"b\\c', 'bytes=0-9', 206, 'MISS', 10, 12.5, '::1', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'],
       ['x\ny', 'GET', '/c/t/é', undefined, 403, undefined, 0, 0, undefined, undefined],
+      ['n', 'GET', '/c/t/f', 'bytes=1-', 206, 'MISS', NaN, Infinity, '::1', undefined],
     ];
     for (const r of rows) {
       lines.length = 0;
@@ -25,6 +26,42 @@ describe('logRequestLine', () => {
     lines.length = 0;
     logRequestLine(createLogger('edge', 'warn', 'e', { write: (l: string) => void lines.push(l) }), 'info', 'a', 'GET', '/c/t/f', undefined, 200, undefined, 0, 0, undefined, undefined);
     expect(lines).toHaveLength(0);
+  });
+});
+
+describe('the access line as bytes', () => {
+  it('itWritesTheCommonLineIntoTheBatchExactlyAsPinoWould: ids, numbers, addresses, paths of every kind', async () => {
+    const file = join(tempDir(), 'log');
+    const fd = openSync(file, 'w');
+    const out = new LogLines(fd);
+    const log = createLogger('edge', 'info', 'edge-a1', out);
+    const want: string[] = [];
+    const ref = createLogger('edge', 'info', 'edge-a1', { write: (l: string) => void want.push(l) });
+    const rows: [string, string, string, string | undefined, number, string | undefined, number, number, string | undefined, string | undefined][] = [
+      ['c0decab1-4og', 'GET', '/c/small/o0441.m4s', undefined, 200, 'HIT-MEM', 16384, 0.1, '127.0.0.1', undefined],
+      ['c0decab1-4oh', 'GET', '/c/small/o0441.m4s', undefined, 200, 'HIT-MEM', 16384, 0, '127.0.0.1', undefined],
+      ['c0decab1-4oi', 'HEAD', '/c/small/o0441.m4s', undefined, 200, 'HIT-DISK', 16384, 12.5, '::ffff:10.1.2.3', undefined],
+      ['given "by" client\\', 'GET', '/c/t/é ü', undefined, 404, undefined, 0, 1234567.8, undefined, undefined],
+      ['ctl\u0001\u007f-ä-😀', 'GET', '/c/t/a"b\\c', undefined, 200, 'MISS', 9007199254740991, 1e21, '127.0.0.1', undefined],
+      ['x', 'GET', '/c/t/f', undefined, 200, 'HIT-FILL', 3, -1, '127.0.0.1', undefined],
+      ['y', 'GET', '/c/t/f', undefined, 200, 'HIT-MEM', 2.5, NaN, '127.0.0.2', undefined],
+      ['z', 'GET', '/c/t/f', 'bytes=0-1', 206, 'HIT-MEM', 2, 0.3, '127.0.0.2', undefined],
+      ['w', 'GET', '/c/t/f', undefined, 200, 'HIT-MEM', 2, 0.3, '127.0.0.2', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'],
+      ['v', 'GET', '/c/t/f', undefined, 200, 'HIT-MEM', 3, 0.2, '127.0.0.2', undefined],
+      ['', 'GET', '/c/t/\u00ff', undefined, 200, 'weird"tier', 0, 99.9, 'a\nb', undefined],
+      ['u', 'GET', '/c/t/f', undefined, 200, 'HIT-MEM', Infinity, -Infinity, '127.0.0.2', undefined],
+    ];
+    for (const r of rows) {
+      const [reqId, method, path, range, status, tier, bytes, ms, remote, traceparent] = r;
+      ref.info({ reqId, method, path, range, status, tier, bytes, ms, remote, traceparent }, 'request');
+      logRequestLine(log, 'info', reqId, method, path, range, status, tier, bytes, ms, remote, traceparent);
+    }
+    await out.flush();
+    closeSync(fd);
+    const untimed = (l: string) => l.replace(/"time":"[^"]+"/, '"time":"T"');
+    const got = readFileSync(file, 'utf8').split('\n').slice(0, -1).map(untimed);
+    expect(got).toEqual(want.map((l) => untimed(l).slice(0, -1)));
+    expect(readFileSync(file).equals(Buffer.from(want.map((l, i) => l.replace(/"time":"[^"]+"/, /"time":"[^"]+"/.exec(readFileSync(file, 'utf8').split('\n')[i]!)![0])).join('')))).toBe(true);
   });
 });
 
