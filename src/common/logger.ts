@@ -277,6 +277,8 @@ const REQ_ID_KEY = Buffer.from(',"reqId":');
 const METHOD_KEY = Buffer.from(',"method":');
 const METHOD_GET = Buffer.from(',"method":"GET"');
 const PATH_KEY = Buffer.from(',"path":');
+const RANGE_KEY = Buffer.from(',"range":');
+const TRACEPARENT_KEY = Buffer.from(',"traceparent":');
 const STATUS_KEY = Buffer.from(',"status":');
 const TIER_KEY = Buffer.from(',"tier":');
 const BYTES_KEY = Buffer.from(',"bytes":');
@@ -320,7 +322,7 @@ function putNumber(buf: Buffer, at: number, n: number): number {
 }
 
 /**
- * The common access line (no Range, no traceparent) straight into the batch's bytes: the parts
+ * The access line straight into the batch's bytes: the parts
  * that repeat (the head of the millisecond, the connection's address, the keys) kept as bytes,
  * the rest written from the request's own strings, byte by byte — no string is made for the
  * line, and nothing per URL is kept (what a hot URL would keep is further from the cache than
@@ -332,30 +334,35 @@ function putAccessLine(
   reqId: string,
   method: string,
   path: string,
+  range: string | undefined,
   status: number,
   tier: string | undefined,
   bytes: number,
   ms: number,
   remote: string | undefined,
+  traceparent: string | undefined,
 ): void {
   if (remote !== undefined) remoteJson(remote);
   const remoteBytes = remote === undefined ? undefined : lastRemoteBytes;
   const tierField = tier === undefined ? undefined : TIER_FIELD.get(tier);
   // 6 bytes at most per UTF-16 unit of a string (a \uXXXX escape), 32 per number.
-  const strings = reqId.length + method.length + path.length + (tier !== undefined && tierField === undefined ? tier.length : 0);
-  const max = head.length + 6 * strings + 160 + (remoteBytes?.length ?? 0);
+  const strings =
+    reqId.length + method.length + path.length + (range?.length ?? 0) + (tier !== undefined && tierField === undefined ? tier.length : 0) + (traceparent?.length ?? 0);
+  const max = head.length + 6 * strings + 200 + (remoteBytes?.length ?? 0);
   const buf = dest.reserve(max);
   if (buf === undefined) return;
   let o = put(buf, dest.end, head);
   o = putJson(buf, put(buf, o, REQ_ID_KEY), reqId);
   o = method === 'GET' ? put(buf, o, METHOD_GET) : putJson(buf, put(buf, o, METHOD_KEY), method);
   o = putJson(buf, put(buf, o, PATH_KEY), path);
+  if (range !== undefined) o = putJson(buf, put(buf, o, RANGE_KEY), range);
   o = putNumber(buf, put(buf, o, STATUS_KEY), status);
   if (tierField !== undefined) o = put(buf, o, tierField);
   else if (tier !== undefined) o = putJson(buf, put(buf, o, TIER_KEY), tier);
   o = putNumber(buf, put(buf, o, BYTES_KEY), bytes);
   o = putNumber(buf, put(buf, o, MS_KEY), ms);
   if (remoteBytes !== undefined) o = put(buf, o, remoteBytes);
+  if (traceparent !== undefined) o = putJson(buf, put(buf, o, TRACEPARENT_KEY), traceparent);
   dest.commit(put(buf, o, LINE_END));
 }
 
@@ -391,8 +398,8 @@ export function logRequestLine(
   const levelValue = log.levels.values[level]!;
   const chindings = (log as unknown as Record<symbol, string>)[pino.symbols.chindingsSym]!;
   const dest = (log as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym]!;
-  if (range === undefined && traceparent === undefined && dest instanceof LogLines) {
-    return putAccessLine(dest, time.lineHeadBytes(levelValue, chindings), reqId, method, path, status, tier, bytes, ms, remote);
+  if (dest instanceof LogLines) {
+    return putAccessLine(dest, time.lineHeadBytes(levelValue, chindings), reqId, method, path, range, status, tier, bytes, ms, remote, traceparent);
   }
   let line = `${time.lineHead(levelValue, chindings)},"reqId":${jsonString(reqId)},"method":${method === 'GET' ? '"GET"' : jsonString(method)},"path":${jsonString(path)}`;
   if (range !== undefined) line += `,"range":${jsonString(range)}`;

@@ -30,7 +30,7 @@ describe('logRequestLine', () => {
 });
 
 describe('the access line as bytes', () => {
-  it('itWritesTheCommonLineIntoTheBatchExactlyAsPinoWould: ids, numbers, addresses, paths of every kind', async () => {
+  it('itWritesTheLineIntoTheBatchExactlyAsPinoWould: ids, ranges, numbers, addresses, traceparents, paths of every kind', async () => {
     const file = join(tempDir(), 'log');
     const fd = openSync(file, 'w');
     const out = new LogLines(fd);
@@ -50,6 +50,8 @@ describe('the access line as bytes', () => {
       ['v', 'GET', '/c/t/f', undefined, 200, 'HIT-MEM', 3, 0.2, '127.0.0.2', undefined],
       ['', 'GET', '/c/t/\u00ff', undefined, 200, 'weird"tier', 0, 99.9, 'a\nb', undefined],
       ['u', 'GET', '/c/t/f', undefined, 200, 'HIT-MEM', Infinity, -Infinity, '127.0.0.2', undefined],
+      ['r', 'GET', '/c/t/f', 'bytes="0"-\\1, ü', 206, 'HIT-DISK', 2, 0.3, '127.0.0.2', 'tp "x" \\ \u0002'],
+      ['s', 'HEAD', '/c/t/f', 'bytes=-500', 416, undefined, 0, 0.5, undefined, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'],
     ];
     for (const r of rows) {
       const [reqId, method, path, range, status, tier, bytes, ms, remote, traceparent] = r;
