@@ -205,6 +205,23 @@ describe('spare replicas', () => {
     const spares = (p: Plan) => p.placements.reduce((s, x) => s + (x.spare?.length ?? 0), 0);
     expect(spares(tight)).toBeLessThan(spares(spare));
   });
+
+  it('giveTheirRoomAndTheirBudgetToNewRankedTitles', () => {
+    // Disks the spare copies fill up (~90 GB of titles, 162 GB of room), then no churn allowance at
+    // all: what the spare copies hold is the only room — and budget — there is.
+    const mid = nodes('isp-s', 3, 60 * GB);
+    const full = planFill(input({ nodes: mid, titles: catalog, prediction, spareReplicas: true }));
+    for (const n of mid) expect(full.manifests.get(n.id)!.bytes).toBeGreaterThan(54 * GB - 4 * GB);
+    const more = [...catalog, ...titles(10, 8).map((t) => ({ ...t, title: `new-${t.title}` }))];
+    const morePlays = new Map([...plays, ...more.slice(40).map((t) => [t.title, 1] as [string, number])]);
+    const next = planFill(input({ nodes: mid, titles: more, prediction: new Map([['isp-s', morePlays]]), previous: full, stability: { ...STABLE, maxChurnRatio: 0 }, spareReplicas: true }));
+    for (const t of more.slice(40)) expect(next.placements.some((p) => p.title === t.title)).toBe(true);
+    // The ranked titles' copies did not move.
+    for (const p of full.placements) {
+      const primary = p.nodes.filter((n) => !(p.spare ?? []).includes(n));
+      expect(next.placements.find((x) => x.title === p.title)!.nodes.slice(0, primary.length)).toEqual(primary);
+    }
+  });
 });
 
 describe('origin.fill settings', () => {

@@ -89,7 +89,7 @@ export function planIsp(input: IspPlanInput): IspPlan {
   const held = (id: string) => standing?.held.get(id);
   const inIsp = (list: readonly string[] | undefined) => (list ?? []).filter((id) => room.has(id));
 
-  // Budget: a node may refill what the standing plan leaves free, plus maxChurnRatio of its disk.
+  // Budget: a node may refill what the standing plan leaves free (spare copies included), plus maxChurnRatio of its disk.
   const catalogSha = new Map<string, Map<string, string>>();
   for (const u of input.units) {
     let m = catalogSha.get(u.title);
@@ -102,10 +102,13 @@ export function planIsp(input: IspPlanInput): IspPlan {
       budget.set(n.id, Infinity);
       continue;
     }
+    // A spare copy's room counts as free: spares give way to any ranked title's first copy, in
+    // room and in budget alike.
     let kept = 0;
     for (const [title, files] of held(n.id) ?? []) {
       const now = catalogSha.get(title);
-      if (now) for (const [path, h] of files) if (now.get(path) === h.sha256) kept += h.end;
+      if (!now || standing.spare.get(title)?.includes(n.id)) continue;
+      for (const [path, h] of files) if (now.get(path) === h.sha256) kept += h.end;
     }
     budget.set(n.id, Math.max(0, n.capacity - kept) + stability.maxChurnRatio * n.diskBytes);
   }
