@@ -1,14 +1,19 @@
 /**
- * `npm run bench:offload [-- --real]`: a simulated week of demand run through the real fill
- * planner (planFill + predictPopularity) and steering's real rankEdges, over a model of the
- * edges' disks that behaves like src/edge/disk-tier.ts + fill-agent.ts (pinned files next to
- * an LRU of slices; unpinned files stay as cache). Compares, on the same disks and plays:
- * nightly fill + on-demand caching (whole titles, and file-weighted "prefix" placement), on-demand
- * LRU alone, and ceilings (the best a placement could do knowing the day's demand).
- * `--real` also runs a small version through real processes (a real origin, real edge
- * processes, clients making range requests to the edge rankEdges picks) next to the model
- * of the same small cluster. Knobs: ZIPF, ZIPF_A, ZIPF_B, DRIFT, PLAYS, CATALOG_OVER_DISK,
- * WATCH=full, SEED. Method and results: docs/fill.md.
+ * `npm run bench:offload [-- --real]`: a simulated week of demand, hour by hour, run through the
+ * real fill planner (planFill with the standing plan, hysteresis, churn cap and spare replicas;
+ * file weights through the origin's real aggregator from what the modelled edges served) and
+ * steering's real rankEdges, over a model of the edges' disks that behaves like
+ * src/edge/disk-tier.ts + fill-agent.ts (pinned files next to an LRU of slices; unpinned files
+ * stay as cache; the fill inside its window under its rate cap). Reports per strategy — the full
+ * planner, the same with one part switched off, LRU alone — weekly offload, origin bytes (fill +
+ * misses), origin bytes in the peak hours (19:00-23:00) and fill bytes inside the window, next to
+ * ceilings (the best a placement could do knowing the day's demand); the origin-bytes target at
+ * 1,000, 8,000 and 32,000 plays a day; a day with an edge of each ISP down. `--real` also runs a
+ * small version through real processes next to the model of the same small cluster.
+ * Knobs: ZIPF, ZIPF_A, ZIPF_B, DRIFT, PLAYS, CATALOG_OVER_DISK, WATCH=full, SEED, FILL_RATE, STAY,
+ * ENTER, CHURN; ABLATIONS=stable,spare,weights|0, CEILINGS=0, TARGET_PLAYS=1000,8000,32000,
+ * EDGE_LOSS=0, BEFORE=1 (issue 12's planner), ORACLE=1 (perfect-prediction bounds).
+ * Method and results: docs/fill.md.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
