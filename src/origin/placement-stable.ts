@@ -9,7 +9,8 @@
  *    a new one enters only above enterRatio × the cut: day-to-day noise moves nothing.
  * 3. Units above the cut are placed, those placed last time first (on the nodes that hold
  *    them: no bytes move), then new ones, best first, while each node's churn budget lasts
- *    (its free space + maxChurnRatio × its disk): the budget goes to the biggest gains.
+ *    (the room the standing plan left free, its spare copies' room included, + maxChurnRatio ×
+ *    its disk): the budget goes to the biggest gains.
  * 4. Room still free (gaps, or new units the budget did not allow) keeps what was placed, in
  *    rank order, and takes new units from just below the cut: a title leaves when something
  *    better takes its room, not before.
