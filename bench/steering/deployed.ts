@@ -6,7 +6,7 @@
  * measured; it runs on the server's CPU, everything else on the client's.
  */
 import { type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { validateCluster } from '../../src/common/config.js';
@@ -109,6 +109,12 @@ export async function startDeployedSteering(o: DeployOptions): Promise<DeployedS
     return { path, fd: openSync(path, 'a') };
   };
   const started: ChildProcess[] = [];
+  /** Waits for a child's URL; a child that exits first is reported with the end of its log. */
+  const ready = async (url: string, child: ChildProcess, log: { path: string }, timeoutMs?: number) => {
+    await waitForHttp(url, child, timeoutMs).catch((err: Error) => {
+      throw new Error(`${err.message}\n${log.path}:\n${readFileSync(log.path, 'utf8').slice(-3000)}`);
+    });
+  };
   const run = (name: string, argv: string[], log: { fd: number }) => {
     const [cmd, ...args] = argv as [string, ...string[]];
     const child = spawnTracked(cmd, args, { name, stdio: ['pipe', log.fd, log.fd], env });
@@ -122,19 +128,19 @@ export async function startDeployedSteering(o: DeployOptions): Promise<DeployedS
   try {
     const originLog = logTo('origin');
     const origin = run('origin', [...o.clientPin, process.execPath, cli, 'origin', '--config', file], originLog);
-    await waitForHttp(`${cluster.origin.adminUrl}/health`, origin, 30_000);
+    await ready(`${cluster.origin.adminUrl}/health`, origin, originLog, 30_000);
 
     const fakeEdges = fileURLToPath(new URL('./fake-edges.js', import.meta.url));
     const edgeArgs = o.edges.flatMap((e) => ['--edge', `${e.id}:${e.isp}:${e.adminPort}`]);
     const titles = Object.keys(o.titles).join(',');
     const edgesLog = logTo('edges');
     const edges = run('edges', [...o.clientPin, process.execPath, fakeEdges, ...edgeArgs, '--titles', titles, '--load', String(o.edgeLoad ?? 40)], edgesLog);
-    await waitForHttp(`http://127.0.0.1:${o.edges[0]!.adminPort}/health`, edges);
+    await ready(`http://127.0.0.1:${o.edges[0]!.adminPort}/health`, edges, edgesLog);
 
     const prof = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [];
     const steeringLog = logTo('steering');
     const steering = run('steering', [...o.serverPin, process.execPath, ...prof, cli, 'steering', '--config', file], steeringLog);
-    await waitForHttp(`${cluster.steering.adminUrl}/health`, steering, 30_000);
+    await ready(`${cluster.steering.adminUrl}/health`, steering, steeringLog, 30_000);
     await untilEligible(cluster.steering.adminUrl, o.edges.length, steering);
     return {
       url: cluster.steering.url,
