@@ -213,6 +213,33 @@
       el('span', { class: 'reason', text: when }));
   }
 
+  // ---------- QoE (CMCD) ----------
+  const ms = (v) => (v === null || v === undefined ? '—' : v >= 15000 ? '≥ 15.0 s' : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${Math.round(v)} ms`);
+  const kbps = (v) => (v === null || v === undefined ? '—' : v >= 1000 ? `${(v / 1000).toFixed(2)} Mbit/s` : `${Math.round(v)} kbit/s`);
+  const secs = (v) => (v === null || v === undefined ? '—' : `${(v / 1000).toFixed(1)} s`);
+  const num = (field, v, text) => el('td', { 'data-field': field, 'data-value': v === null || v === undefined ? '' : String(v), text });
+
+  function qoeCells(q) {
+    if (!q) return [el('td', { colspan: '7', class: 'nums', 'data-field': 'no-data', text: 'no CMCD data' })];
+    return [
+      num('sessions', q.sessions, String(q.sessions)),
+      num('startup-p50', q.startupP50Ms, ms(q.startupP50Ms)),
+      num('startup-p90', q.startupP90Ms, ms(q.startupP90Ms)),
+      num('rebuffer', q.rebufferRatio, pct(q.rebufferRatio)),
+      num('bitrate', q.avgBitrateKbps, kbps(q.avgBitrateKbps)),
+      num('buffer', q.avgBufferMs, secs(q.avgBufferMs)),
+      num('requests', q.requests, `${q.requests} (${q.mediaRequests})`),
+    ];
+  }
+
+  function renderQoe(qoe) {
+    if (!qoe) return; // a steering from before the QoE panel
+    $('qoe-isps').tBodies[0].replaceChildren(...qoe.isps.map((i) =>
+      el('tr', { 'data-isp': i.id }, el('td', {}, el('strong', { text: i.id }), el('span', { class: 'reason', text: i.edges.join(', ') })), ...qoeCells(i.qoe))));
+    $('qoe-edges').tBodies[0].replaceChildren(...qoe.edges.map((e) =>
+      el('tr', { 'data-edge': e.id }, el('td', {}, el('strong', { text: e.id }), el('span', { class: 'reason', text: e.isp })), ...qoeCells(e.qoe))));
+  }
+
   function render(d) {
     document.querySelector('[data-field="cluster-hit-requests"]').textContent = pct(d.cluster.hitRatio.requests);
     document.querySelector('[data-field="cluster-hit-bytes"]').textContent = pct(d.cluster.hitRatio.bytes);
@@ -250,6 +277,8 @@
         el('td', {}, fillCell(r && r.fill, d.now)),
         el('td', {}, drainButton(e)));
     }));
+
+    renderQoe(d.qoe);
 
     const titles = $('titles').tBodies[0];
     titles.replaceChildren(...(d.topTitles.length === 0

@@ -14,6 +14,7 @@ import { DashboardHistory, type EdgeSample, type TierCounts, addTiers, asTierCou
 import { type EdgeHealth, isEligible } from './health.js';
 import type { HealthPoller } from './health-poller.js';
 import { healthReasonKind, watchEdgeHealth } from './metrics.js';
+import { QoeHistory, asQoeCounts } from './qoe-history.js';
 
 /** Where the package lives (src/steering or dist/src/steering alike), for public/dashboard. */
 const PACKAGE_ROOT = (() => {
@@ -74,6 +75,8 @@ export function registerDashboard(o: DashboardOptions): void {
   const current = typeof o.config === 'function' ? o.config : () => o.config as ClusterConfig;
   const sampleMs = o.sampleMs ?? Math.min(5000, Math.max(1000, 4 * current().steering.healthIntervalMs));
   const history = new DashboardHistory();
+  // What players experienced (the edges' CMCD counters), per interval over the same hour.
+  const qoe = new QoeHistory();
   watchEdgeHealth(o.registry, () => current().edges, () => o.health.snapshot());
 
   o.openPaths.add('/dashboard');
@@ -116,6 +119,13 @@ export function registerDashboard(o: DashboardOptions): void {
       return { id: e.id, isp: e.isp, state: h.state, tiers: asTierCounts(r?.byTier), bytesPerSec: isEligible(h) ? (r?.bytesPerSec ?? 0) : 0 };
     });
 
+  // An edge from before CMCD has no qoe block: no counters, shown as "no CMCD data".
+  const qoeSamples = () =>
+    current().edges.map((e) => {
+      const r = o.health.get(e.id)?.lastReport as (Record<string, unknown> & { uptimeSec?: unknown }) | undefined;
+      return { id: e.id, isp: e.isp, qoe: asQoeCounts(r?.qoe), uptimeSec: typeof r?.uptimeSec === 'number' ? r.uptimeSec : undefined };
+    });
+
   // ---- sampling: starts when the admin port listens, stops when it closes ----
   let timer: TimerHandle | undefined;
   let running = false;
@@ -124,7 +134,9 @@ export function registerDashboard(o: DashboardOptions): void {
     if (!running) return;
     inflight = pollOrigin()
       .then(() => {
-        history.add({ at: clock.now(), mono: clock.monotonic(), edges: edgeSamples(), originBytes: origin.reachable ? origin.bytesServed : undefined });
+        const mono = clock.monotonic();
+        history.add({ at: clock.now(), mono, edges: edgeSamples(), originBytes: origin.reachable ? origin.bytesServed : undefined });
+        qoe.add(mono, qoeSamples());
       })
       .catch((err) => logger.warn({ err: (err as Error).message }, 'dashboard sample failed'))
       .finally(() => {
@@ -213,6 +225,7 @@ export function registerDashboard(o: DashboardOptions): void {
       origin: { ...origin, polledMono: undefined, url: config.origin.url },
       topTitles,
       history: history.columns(since),
+      qoe: qoe.window(clock.monotonic(), config.edges),
     });
   });
 }
