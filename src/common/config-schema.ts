@@ -1,5 +1,5 @@
 import { type TObject, type TProperties, type TSchema, Type } from '@sinclair/typebox';
-import { DEFAULT_HTTP_LIMITS, DEFAULT_SLICE_BYTES, ID_RE, MAX_WORKERS, WINDOW_RE } from './config.js';
+import { DEFAULT_HTTP_LIMITS, DEFAULT_PREFETCH, DEFAULT_SLICE_BYTES, ID_RE, MAX_WORKERS, WINDOW_RE } from './config.js';
 
 /**
  * The cluster file as JSON Schema (published as schema/cluster.schema.json for editors, and what
@@ -248,6 +248,27 @@ function build() {
     'When and how fast the edge fills from its nightly manifest.',
   );
 
+  const pf = DEFAULT_PREFETCH;
+  const edgePrefetch = strict(
+    {
+      enabled: optional(flag({ description: 'Fetch the next object a player announces (CMCD nor/nrr) into the memory tier before it asks.', default: pf.enabled })),
+      maxBufferMs: optional(
+        positive({
+          description: "No prefetch for a player whose buffer (CMCD bl) holds at least this much, ms: a miss costs it nothing. 30000 is hls.js's default buffer goal.",
+          default: pf.maxBufferMs,
+        }),
+      ),
+      maxConcurrent: optional(positive({ description: "Prefetches running at once on the node (a node of N workers gives each 1/N); more are skipped.", default: pf.maxConcurrent })),
+      maxBytesInFlight: optional(
+        positive({
+          description: "Bytes the node's running prefetches may still bring (whole slices; a node of N workers gives each 1/N), and the most one prefetch brings. At least sliceBytes.",
+          default: pf.maxBytesInFlight,
+        }),
+      ),
+    },
+    'Prefetch of the next object players announce (CMCD nor/nrr): docs/operations.md "Prefetch (CMCD nor/nrr)".',
+  );
+
   const edge = strict(
     {
       id: id('Edge id (`reelcdn edge --id`).'),
@@ -279,6 +300,7 @@ function build() {
           errorMessage: `must be an integer from 1 to ${MAX_WORKERS}`,
         }),
       ),
+      prefetch: optional(edgePrefetch),
     },
     'An edge cache node.',
   );

@@ -225,7 +225,39 @@ export interface EdgeConfig extends ServiceTls {
    * them). Unset: `reelcdn edge --workers`, else the number of CPUs (`reelcdn demo`: 1).
    */
   workers?: number;
+  /** Fetching the next object a player announces (CMCD `nor`/`nrr`) before it asks: src/edge/prefetch.ts. */
+  prefetch: PrefetchConfig;
 }
+
+/**
+ * How an edge prefetches what players announce they will ask next (CMCD `nor`/`nrr`). The
+ * budgets are the node's: a node of N workers gives each worker 1/N (prefetchShare).
+ */
+export interface PrefetchConfig {
+  /** Default true: a player that sends `nor`/`nrr` finds its next segment in memory. */
+  enabled: boolean;
+  /**
+   * No prefetch for a player whose buffer (CMCD `bl`) holds at least this much, ms: it has time
+   * to spare for a miss. Default 30000 — hls.js's default buffer goal (maxBufferLength 30 s), so
+   * hls.js still filling or holding its goal (it asks at bl just under 30 s) is prefetched for,
+   * and a player configured for a longer buffer is not.
+   */
+  maxBufferMs: number;
+  /** Prefetches running at once on the node (each fetches one slice at a time). Default 16. */
+  maxConcurrent: number;
+  /**
+   * Bytes the node's running prefetches may still bring, in whole slices; also the most one
+   * prefetch brings. At least `sliceBytes`. Default 64 MiB.
+   */
+  maxBytesInFlight: number;
+}
+
+export const DEFAULT_PREFETCH: Readonly<PrefetchConfig> = Object.freeze({
+  enabled: true,
+  maxBufferMs: 30_000,
+  maxConcurrent: 16,
+  maxBytesInFlight: 64 * 1024 * 1024,
+});
 
 export interface ParentBreakerConfig {
   /** Consecutive failed requests to the parent (connect error, timeout, 5xx) that open the breaker. Default 3. */
@@ -540,6 +572,20 @@ function checkParents(edges: EdgeConfig[], edgeIds: Set<string>): void {
   });
 }
 
+function prefetch(v: Json, field: string, sliceBytes: number): PrefetchConfig {
+  const p = v === undefined ? {} : obj(v, field);
+  const d = DEFAULT_PREFETCH;
+  const maxBytesInFlight = posInt(p.maxBytesInFlight, `${field}.maxBytesInFlight`, d.maxBytesInFlight);
+  // Slices are fetched whole: a budget below one could never let a prefetch start.
+  if (maxBytesInFlight < sliceBytes) throw new ConfigError(`${field}.maxBytesInFlight`, `must be at least sliceBytes (${sliceBytes})`);
+  return {
+    enabled: bool(p.enabled, `${field}.enabled`, d.enabled),
+    maxBufferMs: posInt(p.maxBufferMs, `${field}.maxBufferMs`, d.maxBufferMs),
+    maxConcurrent: posInt(p.maxConcurrent, `${field}.maxConcurrent`, d.maxConcurrent),
+    maxBytesInFlight,
+  };
+}
+
 function parentBreaker(v: Json, field: string): ParentBreakerConfig {
   const b = v === undefined ? {} : obj(v, field);
   return {
@@ -714,6 +760,7 @@ export function validateCluster(raw: Json, baseDir: string): ClusterConfig {
       parent: optStr(e.parent, `${f}.parent`),
       parentBreaker: parentBreaker(e.parentBreaker, `${f}.parentBreaker`),
       ...(e.workers === undefined ? {} : { workers: workerCount(e.workers, `${f}.workers`) }),
+      prefetch: prefetch(e.prefetch, `${f}.prefetch`, sliceBytes),
     };
   });
   checkParents(edges, edgeIds);
