@@ -42,6 +42,7 @@ import { TitleLadders } from './ladder.js';
 import { type HintOutcome, InfoLineBudget, applyPlayerHints, isDeferrable, isLowThroughput, overBudgetAnswer, parsePlayerHints, steeringTtlFor } from './player-hints.js';
 import { type DecisionContext, type RankedEdge, decideForClient } from './ranking.js';
 import { type SeenPlaysFetcher, SeenPlaysPoller, undiciSeenPlaysFetcher } from './seen-plays-poller.js';
+import { degradedIsps, manifestCmsdDynamic } from './isp-duress.js';
 import { buildSteeringManifest, steeringManifestUrl } from './steer-manifest.js';
 import { applySteeringReload, prepareSteeringReload } from './steering-reload.js';
 import { type Topology, buildTopology } from './topology.js';
@@ -248,6 +249,8 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
   let bounds: LoadBounds = computeBounds([], loads.all(), eligible, st.balanceFactor);
   let ispsWithDownEdge = new Set<string>();
   let anyEdgeDown = false;
+  /** ISPs whose players get `du` in the CMSD-Dynamic of their manifests (isp-duress.ts). */
+  let ispsDegraded = new Set<string>();
   function rebalance(): void {
     const topo = topology;
     bounds = computeBounds(topo.edges, loads.all(), eligible, topo.config.steering.balanceFactor);
@@ -255,6 +258,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     for (const e of topo.edges) if (health.get(e.id)?.state === 'down') down.add(e.isp);
     ispsWithDownEdge = down;
     anyEdgeDown = down.size > 0;
+    ispsDegraded = degradedIsps(topo.edges, (id) => health.get(id)?.state, eligible, bounds);
   }
   let budget = new DecisionBudget(st.decisionBudget.perSecond, st.decisionBudget.burst);
   const ladders = new TitleLadders(
@@ -495,6 +499,7 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
       .header('content-type', contentTypeFor(file))
       .header('cache-control', 'no-store')
       .header('x-steering-edge', d.edges[0]!.id)
+      .header('cmsd-dynamic', manifestCmsdDynamic(d.isp, ispsDegraded))
       .send(body);
   });
 
@@ -530,7 +535,10 @@ export function createSteeringServer(opts: SteeringServerOptions): SteeringServe
     } else {
       count('steer', d.isp, 'ok');
     }
-    return reply.header('cache-control', 'no-store').send(buildSteeringManifest({ ttlSeconds, reloadUri: steeringManifestUrl(publicUrl, title), priority }));
+    return reply
+      .header('cache-control', 'no-store')
+      .header('cmsd-dynamic', manifestCmsdDynamic(d.isp, ispsDegraded))
+      .send(buildSteeringManifest({ ttlSeconds, reloadUri: steeringManifestUrl(publicUrl, title), priority }));
   });
 
   // Moves reach the info log a few a second (hints are the client's to forge); the rest at debug.
