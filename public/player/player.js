@@ -19,8 +19,23 @@
     edgesByOrigin: {},
     currentEdge: null,
     player: null,
+    /** The CMCD session of the current play (CTA-5004 sid and cid), sent by both players as a CMCD= query key. */
+    cmcd: null,
   };
   window.reel = state;
+
+  /**
+   * A new CMCD session id per play. crypto.randomUUID exists only in secure contexts (https,
+   * localhost); a demo opened over plain http on another host gets a UUID from getRandomValues.
+   */
+  function newSessionId() {
+    if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
 
   const rawFetch = window.fetch.bind(window);
   /** dash.js error codes for a media / init segment that could not be downloaded (DOWNLOAD_ERROR_ID_CONTENT / _INITIALIZATION). */
@@ -187,7 +202,10 @@
 
   function playHls(video, url) {
     if (!window.Hls || !Hls.isSupported()) return fail('hls.js', 'Media Source Extensions are not available in this browser');
-    const cfg = { enableWorker: true, backBufferLength: 30 };
+    // CMCD (CTA-5004) on every playlist and segment request, as a CMCD= query key: the edges count
+    // sessions, startup, bitrate, buffer and starvation per ISP, and prefetch the `nor` it names.
+    // Query mode needs no CORS preflight; headers (useHeaders) would add one per request.
+    const cfg = { enableWorker: true, backBufferLength: 30, cmcd: { sessionId: state.cmcd.sid, contentId: state.cmcd.cid } };
     if (bufferSec) Object.assign(cfg, { maxBufferLength: bufferSec, maxMaxBufferLength: bufferSec });
     const hls = new Hls(cfg);
     state.engine = `hls.js ${Hls.version}`;
@@ -215,6 +233,8 @@
     const streaming = {
       retryAttempts: { MediaSegment: 1, InitializationSegment: 1 },
       retryIntervals: { MediaSegment: 500, InitializationSegment: 500 },
+      // CMCD as hls.js sends it (see playHls): query mode, this play's session and the title.
+      cmcd: { enabled: true, sid: state.cmcd.sid, cid: state.cmcd.cid, mode: 'query' },
     };
     if (bufferSec) {
       streaming.buffer = { bufferTimeDefault: bufferSec, bufferTimeAtTopQuality: bufferSec, bufferTimeAtTopQualityLongForm: bufferSec, bufferToKeep: 30 };
@@ -236,7 +256,7 @@
     destroyPlayer();
     const video = $('video');
     video.muted = true;
-    Object.assign(state, { title, manifest, currentEdge: null, ranking: [] });
+    Object.assign(state, { title, manifest, currentEdge: null, ranking: [], cmcd: { sid: newSessionId(), cid: title } });
     const url = `${location.origin}/v1/play/${encodeURIComponent(title)}/${manifest}`;
     history.replaceState(null, '', `?title=${encodeURIComponent(title)}&manifest=${encodeURIComponent(manifest)}${bufferSec ? `&buffer=${bufferSec}` : ''}`);
     setStatus(`Loading ${title}…`);
