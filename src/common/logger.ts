@@ -283,6 +283,9 @@ const STATUS_KEY = Buffer.from(',"status":');
 const TIER_KEY = Buffer.from(',"tier":');
 const BYTES_KEY = Buffer.from(',"bytes":');
 const MS_KEY = Buffer.from(',"ms":');
+const SID_KEY = Buffer.from(',"sid":');
+const BR_KEY = Buffer.from(',"br":');
+const BL_KEY = Buffer.from(',"bl":');
 const LINE_END = Buffer.from(',"msg":"request"}\n');
 /** `,"tier":"…"` of each X-Cache value. */
 const TIER_FIELD = new Map(['HIT-MEM', 'HIT-DISK', 'HIT-FILL', 'MISS'].map((t) => [t, Buffer.from(`,"tier":"${t}"`)]));
@@ -341,14 +344,16 @@ function putAccessLine(
   ms: number,
   remote: string | undefined,
   traceparent: string | undefined,
+  cmcd: LoggedCmcd | undefined,
 ): void {
   if (remote !== undefined) remoteJson(remote);
+  const sid = cmcd === undefined ? undefined : loggedSid(cmcd.sid);
   const remoteBytes = remote === undefined ? undefined : lastRemoteBytes;
   const tierField = tier === undefined ? undefined : TIER_FIELD.get(tier);
   // 6 bytes at most per UTF-16 unit of a string (a \uXXXX escape), 32 per number.
   const strings =
-    reqId.length + method.length + path.length + (range?.length ?? 0) + (tier !== undefined && tierField === undefined ? tier.length : 0) + (traceparent?.length ?? 0);
-  const max = head.length + 6 * strings + 200 + (remoteBytes?.length ?? 0);
+    reqId.length + method.length + path.length + (range?.length ?? 0) + (tier !== undefined && tierField === undefined ? tier.length : 0) + (traceparent?.length ?? 0) + (sid?.length ?? 0);
+  const max = head.length + 6 * strings + (cmcd === undefined ? 200 : 300) + (remoteBytes?.length ?? 0);
   const buf = dest.reserve(max);
   if (buf === undefined) return;
   let o = put(buf, dest.end, head);
@@ -363,12 +368,44 @@ function putAccessLine(
   o = putNumber(buf, put(buf, o, MS_KEY), ms);
   if (remoteBytes !== undefined) o = put(buf, o, remoteBytes);
   if (traceparent !== undefined) o = putJson(buf, put(buf, o, TRACEPARENT_KEY), traceparent);
+  if (cmcd !== undefined) {
+    if (sid !== undefined) o = putJson(buf, put(buf, o, SID_KEY), sid);
+    if (cmcd.br !== undefined) o = putNumber(buf, put(buf, o, BR_KEY), cmcd.br);
+    if (cmcd.bl !== undefined) o = putNumber(buf, put(buf, o, BL_KEY), cmcd.bl);
+  }
   dest.commit(put(buf, o, LINE_END));
+}
+
+/** What the access line tells of a request's CMCD (CTA-5004): the player's session, bitrate and buffer. */
+export interface LoggedCmcd {
+  sid?: string;
+  br?: number;
+  bl?: number;
+}
+
+/** Longest sid logged: the spec caps it at 64 characters, and it is client data. */
+export const LOGGED_SID_MAX = 64;
+
+function loggedSid(sid: string | undefined): string | undefined {
+  return sid === undefined || sid.length <= LOGGED_SID_MAX ? sid : sid.slice(0, LOGGED_SID_MAX);
+}
+
+/** The CMCD of requests answered by fastify's routes, until their access line is written (by http-app's hook). */
+const cmcdOfRequest = new WeakMap<object, LoggedCmcd>();
+
+/** `req` (a node request) carries this CMCD: its access line will say so (loggedCmcdOf). */
+export function noteLoggedCmcd(req: object, cmcd: LoggedCmcd): void {
+  cmcdOfRequest.set(req, cmcd);
+}
+
+/** The CMCD noted for `req`, if any. */
+export function loggedCmcdOf(req: object): LoggedCmcd | undefined {
+  return cmcdOfRequest.get(req);
 }
 
 /**
  * The access-log line of one request (`msg: "request"`): exactly the line pino writes for
- * `log[level]({reqId, method, path, range, status, tier, bytes, ms, remote, traceparent}, 'request')`
+ * `log[level]({reqId, method, path, range, status, tier, bytes, ms, remote, traceparent, sid, br, bl}, 'request')`
  * — fields in that order, the undefined ones left out — but, for a logger of createLogger,
  * written by hand to its destination: a busy edge writes one per request, and pino's generic
  * serialisation was the larger part of its cost. Other loggers (tests') get it through pino.
@@ -388,18 +425,21 @@ export function logRequestLine(
   traceparent: string | undefined,
   /** The caller has just checked `log.isLevelEnabled(level)`. */
   levelChecked = false,
+  /** The request's CMCD, if it carried any (sid cut to LOGGED_SID_MAX). */
+  cmcd?: LoggedCmcd,
 ): void {
   if (!levelChecked && !log.isLevelEnabled(level)) return;
   const time = plainLoggers.get(log);
   if (time === undefined) {
-    log[level]({ reqId, method, path, range, status, tier, bytes, ms, remote, traceparent }, 'request');
+    if (cmcd === undefined) log[level]({ reqId, method, path, range, status, tier, bytes, ms, remote, traceparent }, 'request');
+    else log[level]({ reqId, method, path, range, status, tier, bytes, ms, remote, traceparent, sid: loggedSid(cmcd.sid), br: cmcd.br, bl: cmcd.bl }, 'request');
     return;
   }
   const levelValue = log.levels.values[level]!;
   const chindings = (log as unknown as Record<symbol, string>)[pino.symbols.chindingsSym]!;
   const dest = (log as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym]!;
   if (dest instanceof LogLines) {
-    return putAccessLine(dest, time.lineHeadBytes(levelValue, chindings), reqId, method, path, range, status, tier, bytes, ms, remote, traceparent);
+    return putAccessLine(dest, time.lineHeadBytes(levelValue, chindings), reqId, method, path, range, status, tier, bytes, ms, remote, traceparent, cmcd);
   }
   let line = `${time.lineHead(levelValue, chindings)},"reqId":${jsonString(reqId)},"method":${method === 'GET' ? '"GET"' : jsonString(method)},"path":${jsonString(path)}`;
   if (range !== undefined) line += `,"range":${jsonString(range)}`;
@@ -408,5 +448,11 @@ export function logRequestLine(
   line += `,"bytes":${jsonNumber(bytes)},"ms":${jsonNumber(ms)}`;
   if (remote !== undefined) line += `,"remote":${remoteJson(remote)}`;
   if (traceparent !== undefined) line += `,"traceparent":${jsonString(traceparent)}`;
+  if (cmcd !== undefined) {
+    const sid = loggedSid(cmcd.sid);
+    if (sid !== undefined) line += `,"sid":${jsonString(sid)}`;
+    if (cmcd.br !== undefined) line += `,"br":${jsonNumber(cmcd.br)}`;
+    if (cmcd.bl !== undefined) line += `,"bl":${jsonNumber(cmcd.bl)}`;
+  }
   dest.write(`${line},"msg":"request"}\n`);
 }

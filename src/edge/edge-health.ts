@@ -2,6 +2,7 @@ import type { Clock } from '../common/clock.js';
 import { VERSION } from '../common/version.js';
 import type { Tier } from './edge-cache.js';
 import type { FillProgress } from './fill-agent.js';
+import type { QoeBlock } from './qoe.js';
 import type { TrafficSnapshot } from './traffic-stats.js';
 
 /** ok: steer to it; draining: it is stopping (503 on /health); overloaded: its loop or its connections are over budget. */
@@ -32,6 +33,8 @@ export interface EdgeHealth {
     bytesDone: number;
     bytesTotal: number;
   };
+  /** What players said (CMCD), cumulative since the start: always present, zeros on an edge no player spoke to. */
+  qoe: QoeBlock;
 }
 
 /** The samples one health answer is made of; each part may come from another process. */
@@ -49,6 +52,7 @@ export interface EdgeHealthParts {
   disk: { usedBytes: number; capacityBytes: number; pinnedBytes: number };
   upstream: { url: string; inflightSlices: number };
   fill: FillProgress;
+  qoe: QoeBlock;
 }
 
 /** Assembles /health from its parts. Pure. */
@@ -72,6 +76,7 @@ export function edgeHealth(p: EdgeHealthParts): EdgeHealth {
     byTier: t.byTier,
     upstream: p.upstream,
     fill: fillHealth(p.fill),
+    qoe: p.qoe,
   };
 }
 

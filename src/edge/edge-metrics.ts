@@ -1,6 +1,7 @@
-import { Counter, Gauge, type Metric, type MetricObjectWithValues, type MetricType, type MetricValueWithName, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Metric, type MetricObjectWithValues, type MetricType, type MetricValueWithName, type Registry } from 'prom-client';
 import { BREAKER_STATES, type BreakerState } from './circuit-breaker.js';
 import type { CacheEvents } from './edge-cache.js';
+import { type QoeInput, type QoeTracker, STARTUP_BOUNDS_MS } from './qoe.js';
 import type { UpstreamOptions } from './upstream.js';
 
 /** The edge's Prometheus series. Tier labels: HIT-MEM, HIT-DISK, HIT-FILL (joined another request's fetch), MISS, and "none" for answers without a body source. */
@@ -210,6 +211,48 @@ export class EdgeMetrics {
     return { breakerTransition: (t) => transitions.inc({ to: t.to }), fallback: () => fallbacks.inc() };
   }
 
+  /**
+   * The CMCD series (docs/operations.md, "CMCD and CMSD"), fed by the returned sink with each
+   * request that carries CMCD; sessions and startup come from `qoe`, which also keeps /health's
+   * block. No series is labelled by anything a client chooses but `ot`, itself one of a fixed set.
+   */
+  watchQoe(qoe: QoeTracker): CmcdSink {
+    const registers = [this.registry];
+    const requests = new Counter({ name: 'reelcdn_edge_cmcd_requests_total', help: 'Requests carrying CMCD, by object type (ot; other: not a CTA-5004 type, none: no ot)', labelNames: ['ot'], registers });
+    const sessions = new Counter({ name: 'reelcdn_edge_cmcd_sessions_total', help: 'CMCD sessions (sid) first seen by this edge', registers });
+    new Gauge({
+      name: 'reelcdn_edge_cmcd_active_sessions',
+      help: 'CMCD sessions (sid) seen in the last 5 minutes (a node sums its workers\' — a session spread over two counts twice)',
+      registers,
+      collect() {
+        this.set(qoe.activeSessions());
+      },
+    });
+    const media = new Counter({ name: 'reelcdn_edge_cmcd_media_requests_total', help: 'CMCD requests for media (ot a, v, av; or no ot but a br)', registers });
+    const starved = new Counter({ name: 'reelcdn_edge_cmcd_starved_requests_total', help: 'CMCD media requests with bs (buffer starved since the last request): over media requests, the rebuffer ratio', registers });
+    const bitrate = new Histogram({ name: 'reelcdn_edge_cmcd_bitrate_kbps', help: 'Encoded bitrate (br) of the media requested, kbps', buckets: [200, 400, 800, 1200, 2000, 3000, 4500, 6000, 8000, 12000, 20000, 40000], registers });
+    const buffer = new Histogram({ name: 'reelcdn_edge_cmcd_buffer_length_ms', help: 'Buffer length (bl) players report with media requests, ms', buckets: [0, 500, 1000, 2000, 4000, 6000, 10000, 15000, 20000, 30000, 60000, 120000], registers });
+    const startup = new Histogram({ name: 'reelcdn_edge_cmcd_startup_seconds', help: 'Startup of a session: its first request with su to its first without, seconds (once per sid)', buckets: STARTUP_BOUNDS_MS.map((ms) => ms / 1000), registers });
+    const throughput = new Histogram({ name: 'reelcdn_edge_cmcd_measured_throughput_kbps', help: 'Throughput players measured (mtp), kbps', buckets: [500, 1000, 2000, 4000, 8000, 15000, 25000, 50000, 100000, 250000, 1000000], registers });
+    const deadline = new Histogram({ name: 'reelcdn_edge_cmcd_deadline_ms', help: 'Deadline (dl): how soon players need the object, ms', buckets: [100, 250, 500, 1000, 2000, 4000, 8000, 15000, 30000, 60000], registers });
+    return {
+      record(c: CmcdSample) {
+        const out = qoe.record(c);
+        requests.inc({ ot: otLabel(c.ot) });
+        if (out.newSession) sessions.inc();
+        if (out.startupMs >= 0) startup.observe(out.startupMs / 1000);
+        if (out.media) {
+          media.inc();
+          if (c.bs === true) starved.inc();
+          if (c.br !== undefined && c.br >= 0) bitrate.observe(c.br);
+          if (c.bl !== undefined && c.bl >= 0) buffer.observe(c.bl);
+        }
+        if (c.mtp !== undefined && c.mtp >= 0) throughput.observe(c.mtp);
+        if (c.dl !== undefined && c.dl >= 0) deadline.observe(c.dl);
+      },
+    };
+  }
+
   cacheEvents(): CacheEvents {
     return {
       upstreamFetch: (result, bytes) => {
@@ -225,6 +268,24 @@ export class EdgeMetrics {
       representationChanged: () => this.representationChanges.inc(),
     };
   }
+}
+
+/** The CMCD keys the metrics read (a `Cmcd` of src/common/cmcd.ts is one). */
+export interface CmcdSample extends QoeInput {
+  mtp?: number;
+  dl?: number;
+}
+
+/** Where each request's CMCD goes (after its token check): QoE tracker and metrics. */
+export interface CmcdSink {
+  record(c: CmcdSample): void;
+}
+
+/** The CTA-5004 object types: the `ot` label takes these, `other` and `none` only. */
+const OT_LABELS = new Set(['m', 'a', 'v', 'av', 'i', 'c', 'tt', 'k', 'o']);
+
+function otLabel(ot: string | undefined): string {
+  return ot === undefined ? 'none' : OT_LABELS.has(ot) ? ot : 'other';
 }
 
 /** The tier label of an answer: its X-Cache, or "none" for answers without one. */

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { type Cmcd, hasCmcdQuery, readCmcd, withoutCmcdQuery } from '../common/cmcd.js';
 import { CORS_HEADERS } from '../common/cors.js';
 import { requestId } from '../common/http-app.js';
 import { logRequestLine } from '../common/logger.js';
@@ -10,7 +11,9 @@ import { planResponse, requestView } from '../common/response-plan.js';
 import { parseTraceparent } from '../common/trace.js';
 import { type CachedMeta, type HeldObject, type PrimedFetch, RepresentationChanged, type Tier } from './edge-cache.js';
 import { type SliceLease, releaseAll, releaseWhenClosed } from './disk-tier.js';
-import { HeaderBook, type Plan, type RepresentationHeaders } from './hit-path-headers.js';
+import { CMSD_DYNAMIC, CMSD_STATIC, HeaderBook, type Plan, type RepresentationHeaders, cmsdStaticOf } from './hit-path-headers.js';
+import { MIN_MEASURED_BYTES } from './client-throughput.js';
+import { type Prefetcher, asksNext } from './prefetch-hook.js';
 import { ServedFile, type ServedSink } from './serve-report.js';
 import { EDGE_HOP_HEADER } from '../common/serve-report-wire.js';
 import { type ObjectService, ONLY_IF_CACHED, firstOffset, upstreamFailure } from './routes/object-routes.js';
@@ -23,6 +26,8 @@ export interface HitPathOptions {
   served?: ServedSink;
   /** Level of the access-log line; a public port logs at info. */
   logLevel?: 'info' | 'debug';
+  /** Told of answers whose CMCD names the next object or range (default: the service's). */
+  prefetcher?: Prefetcher;
 }
 
 /** The query parameters the hit path reads, as URLSearchParams.get would read them (first occurrence). */
@@ -93,6 +98,8 @@ class Answer {
   closed = false;
   counted = false;
   reqId: string | undefined = undefined;
+  /** performance.now() when the head went out, for bodies large enough to measure the client's throughput by (else 0). */
+  headAt = 0;
 
   constructor(
     readonly req: IncomingMessage,
@@ -104,6 +111,8 @@ class Answer {
     /** The URL asked, as remembered (its object, play id, logged path). */
     readonly u: KnownUrl,
     readonly remote: string | undefined,
+    /** What the player said (CMCD), if anything. */
+    readonly cmcd: Cmcd | undefined,
   ) {}
 }
 
@@ -131,11 +140,13 @@ function sentAll(req: IncomingMessage, res: ServerResponse): boolean {
  * (HeaderBook), tokens verified once per URL (TokenVerifier), answers counted in plain numbers
  * (AnswerSink) and logged in the same access-log line.
  */
-export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function createHitPath(opts: HitPathOptions): HitPath {
   const { cache, signing, tokens, clock, logger, answers } = opts.svc;
   const plays = opts.plays;
   const served = opts.served;
   const level = opts.logLevel ?? 'info';
+  const { cmcd: cmcdSink, cmsd } = opts.svc;
+  const prefetcher = opts.prefetcher ?? opts.svc.prefetcher;
   const headers = new HeaderBook();
   const urls = new UrlBook();
   // Filled and read synchronously for one request at a time.
@@ -178,6 +189,10 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     a.counted = true;
     const ms = performance.now() - a.start;
     answers.answered(a.status, a.tier, a.head ? 0 : a.length, ms / 1000, false);
+    // A large body from the cache, counted once its response finished: its time on the wire says how fast this client takes bytes.
+    if (a.headAt > 0 && cmsd?.throughput !== undefined && (a.tier === 'HIT-MEM' || a.tier === 'HIT-DISK')) {
+      cmsd.throughput.transferred(a.remote, a.length, performance.now() - a.headAt);
+    }
     const u = a.u;
     if (!a.head && (a.status === 200 || a.status === 206)) {
       if (plays && u.play !== undefined) plays.record(u.play);
@@ -190,7 +205,7 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
       // The path without the query: tokens are never logged.
       const url = a.req.url!;
       const q = url.indexOf('?');
-      logRequestLine(logger, level, idOf(a), a.req.method!, q < 0 ? url : url.slice(0, q), a.range, a.status, a.tier, a.length, Math.round(ms * 10) / 10, a.remote, a.traceparent, true);
+      logRequestLine(logger, level, idOf(a), a.req.method!, q < 0 ? url : url.slice(0, q), a.range, a.status, a.tier, a.length, Math.round(ms * 10) / 10, a.remote, a.traceparent, true, a.cmcd);
     }
   }
 
@@ -220,8 +235,22 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     a.status = status;
     a.tier = tier;
     a.length = length;
-    if (!a.res.headersSent) a.res.writeHead(status, h as string[]);
+    if (!a.res.headersSent) {
+      a.res.writeHead(status, h as string[]);
+      if (length >= MIN_MEASURED_BYTES && !a.head) a.headAt = performance.now();
+      if (prefetcher !== undefined && asksNext(a.cmcd) && (status === 200 || status === 206)) considerNext(a, a.cmcd);
+    }
     if (a.closed) done(a); // the client left before the answer was ready
+  }
+
+  /** The player named its next object or range: the prefetcher may fetch it while this answer goes out. */
+  function considerNext(a: Answer, cmcd: Cmcd): void {
+    try {
+      prefetcher!.consider({ title: a.u.title, file: a.u.file, cmcd, remote: a.remote, traceparent: a.traceparent });
+    } catch (err) {
+      // It promises never to throw; if it does, the answer under way must not suffer for it.
+      logger.warn({ err: (err as Error).message }, 'prefetcher failed');
+    }
   }
 
   /** A one-line plain-text answer, as the framework's sendError writes it. */
@@ -367,7 +396,7 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
   /** The headers of `meta`, as the URL keeps them. */
   function headersOf(u: KnownUrl, meta: CachedMeta): RepresentationHeaders {
     if (u.headersOf !== meta) {
-      u.headers = headers.of(meta);
+      u.headers = headers.of(meta, u.file);
       u.headersOf = meta;
     }
     return u.headers!;
@@ -378,9 +407,10 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     a.size = meta.size;
     a.bodyStart = p.range ? p.range.start : -1;
     const rh = headersOf(a.u, meta);
-    if (p.planned === undefined && p.status === 200 && !a.traceparent && !stale) {
+    const dynamic = cmsd?.valueFor(a.remote, a.cmcd !== undefined);
+    if (p.planned === undefined && p.status === 200 && !a.traceparent && !stale && dynamic !== undefined) {
       a.length = meta.size;
-      return rh.whole200(tier);
+      return rh.whole200(tier, dynamic);
     }
     let list: string[];
     let length: number;
@@ -399,8 +429,11 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
       if (a.traceparent) list.push('traceparent', a.traceparent);
       for (const name in p.planned) list.push(name, p.planned[name]!);
       length = Number(p.planned['content-length'] ?? 0);
+      // As the object routes: CMSD on answers that carry the object.
+      if (p.status === 200 || p.status === 206) list.push(CMSD_STATIC, cmsdStaticOf(meta, a.u.file));
     }
     list.push('x-cache', tier);
+    if (dynamic !== undefined && (p.status === 200 || p.status === 206)) list.push(CMSD_DYNAMIC, dynamic);
     if (stale) list.push('warning', STALE_WARNING);
     a.length = length;
     return list;
@@ -463,7 +496,7 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     res.end();
   }
 
-  return function hitPath(req: IncomingMessage, res: ServerResponse): boolean {
+  const hitPath = function hitPath(req: IncomingMessage, res: ServerResponse): boolean {
     const start = performance.now();
     const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') return false;
@@ -477,15 +510,20 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     if (range !== undefined && range.includes(',')) return false;
     const now = clock.now();
     const nowSec = now / 1000;
-    let u = urls.get(url);
+    // CMCD differs with every request of a player: its URLs are remembered without it (it is
+    // neither in the token nor in the cache key), so they keep their place and the book its room.
+    const cmcd = readCmcd(url, h);
+    const known = hasCmcdQuery(url) ? withoutCmcdQuery(url) : url;
+    let u = urls.get(known);
     // Admitted under keys a reload has since replaced: checked again (a dropped key stops here).
     if (u === undefined || u.expiry < nowSec || u.keys !== tokens.generation) {
-      u = admit(url, nowSec);
+      u = admit(known, nowSec);
       if (u === undefined) return false; // 400 or 403 from the object routes
     }
+    if (cmcd !== undefined) cmcdSink?.record(cmcd);
     // The header, or the `tp` query parameter steering puts in the URLs it signs (players drop headers).
     const traceparent = (h.traceparent !== undefined ? parseTraceparent(h.traceparent) : undefined) ?? u.traceparent;
-    const a = new Answer(req, res, start, method === 'HEAD', range, traceparent, u, req.socket.remoteAddress);
+    const a = new Answer(req, res, start, method === 'HEAD', range, traceparent, u, req.socket.remoteAddress, cmcd);
     // A fresh representation is known without waiting (what cache.resolve would answer at once):
     // the one this URL holds while the cache has not let it go, else looked up.
     let held = u.held;
@@ -498,8 +536,13 @@ export function createHitPath(opts: HitPathOptions): (req: IncomingMessage, res:
     }
     finish(a, rest);
     return true;
-  };
+  } as HitPath;
+  hitPath.urlsKept = () => urls.size;
+  return hitPath;
 }
+
+/** The hit path's listener, and how many URLs it remembers (tests: its book stays bounded). */
+export type HitPath = ((req: IncomingMessage, res: ServerResponse) => boolean) & { urlsKept(): number };
 
 /** URLs remembered by default: the hot URLs of a busy edge, many times over. */
 const URLS_KEPT = 16_384;
@@ -535,13 +578,19 @@ interface KnownUrl {
  * of one segment, a hot object — skips the path parsing, the query reading and the token check,
  * all pure functions of the URL; only the expiry is checked again, on every request, so a
  * remembered token still stops at its `e` — and the keys' generation, so a reload that drops a
- * key (or turns signing on) stops the URLs it had admitted. Bounded, oldest out.
+ * key (or turns signing on) stops the URLs it had admitted. Bounded, oldest out. A URL is
+ * kept without its CMCD parameter (withoutCmcdQuery), which changes with every request a player
+ * makes and is in neither the token nor the cache key.
  */
 class UrlBook {
   private readonly byUrl = new Map<string, KnownUrl>();
 
   get(url: string): KnownUrl | undefined {
     return this.byUrl.get(url);
+  }
+
+  get size(): number {
+    return this.byUrl.size;
   }
 
   add(url: string, known: KnownUrl): void {

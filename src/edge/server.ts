@@ -22,7 +22,10 @@ import { FillAgent } from './fill-agent.js';
 import { applyAnswerShare, applyNodeShare } from './edge-reload.js';
 import { type EdgeView, type PreparedEdgeReload, prepareEdgeReload } from './reload-plan.js';
 import type { SeenPlays } from './play-seen.js';
-import { createHitPath } from './hit-path.js';
+import { type HitPath, createHitPath } from './hit-path.js';
+import { CmsdDynamicHeader } from './hit-path-headers.js';
+import { ClientThroughput } from './client-throughput.js';
+import { QoeTracker } from './qoe.js';
 import { newSeenPlays, recordSeenPlays, registerPlaysRoute } from './play-seen-routes.js';
 import { registerAdminRoutes } from './routes/admin-routes.js';
 import { registerFillRoutes } from './routes/fill-routes.js';
@@ -77,6 +80,10 @@ export interface EdgeServer {
   disk: DiskTier;
   metrics: EdgeMetrics;
   fill: FillAgent;
+  /** The raw hit path in front of the object routes (undefined when `hitPath` is off). */
+  hitPath: HitPath | undefined;
+  /** What players said (CMCD), as /health's qoe block counts it. */
+  qoe: QoeTracker;
   /** What was served since the last serve report, and its sender (reportNow: tests). */
   serveReports: { tally: ServeTally; reporter: ServeReporter };
   /** Opens the disk tier and listens; resolves with the bound URLs. */
@@ -196,6 +203,8 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   // ---- public port ----
   // Read on every request (a reload may turn it on or off); the keys are the verifier's.
   const signing = { required: config.signing.required };
+  // CMCD (players' QoE) in, CMSD (the edge's id, duress and throughput to the client) out.
+  const qoe = new QoeTracker({ now: () => clock.monotonic() });
   const svc: ObjectService = {
     cache,
     signing,
@@ -203,6 +212,8 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     clock,
     logger,
     answers: answerSink(stats, metrics),
+    cmcd: metrics.watchQoe(qoe),
+    cmsd: new CmsdDynamicHeader(edge.id, () => status() !== 'ok', new ClientThroughput({ now: () => clock.monotonic() })),
   };
   // Play ids of the media served, read by steering, which counts a play only once its segments flow.
   const seen = opts.worker?.seenPlays ?? newSeenPlays(opts.seenPlaysCapacity);
@@ -210,12 +221,13 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   // node reports its own (its own instance): a play's requests mostly ride one connection.
   const tally = new ServeTally(edge.sliceBytes);
   const reporter = new ServeReporter({ config, edge, tally, clock, logger, adminToken: opts.adminToken ?? adminTokenFromEnv(), tls: clientTls, intervalMs: opts.serveReportMs });
+  const hitPath = (opts.hitPath ?? true) ? createHitPath({ svc, plays: seen, served: tally }) : undefined;
   const publicApp = createApp({
     logger,
     frameworkErrorHeaders: CORS_HEADERS,
     limits: config.http,
     overloaded: () => loop.overloaded,
-    front: (opts.hitPath ?? true) ? createHitPath({ svc, plays: seen, served: tally }) : undefined,
+    front: hitPath,
     tls: tls.public,
     http2: true,
   });
@@ -255,6 +267,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       disk: disk.stats(),
       upstream: { url: upstream.target.url, inflightSlices: cache.inflight },
       fill: fill.progress(),
+      qoe: qoe.snapshot(),
     });
     if (hopts.resetLoopDelay ?? true) loopDelay.reset();
     return h;
@@ -300,6 +313,8 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     disk,
     metrics,
     fill,
+    hitPath,
+    qoe,
     serveReports: { tally, reporter },
     health,
     async start() {

@@ -1,5 +1,6 @@
 import { TIERS, type Tier } from '../edge-cache.js';
 import type { EdgeHealth, EdgeStatus } from '../server.js';
+import { sumQoeBlocks } from '../qoe.js';
 
 /** One worker as the node's /health lists it. */
 export interface WorkerSummary {
@@ -67,6 +68,8 @@ export function mergeHealth(
     byTier,
     upstream: { url: node.upstream.url, inflightSlices: sum((h) => h.upstream.inflightSlices) },
     fill: node.fill,
+    // Each worker's players' cumulative numbers: the node's are their sum (a worker restarted starts again at zero).
+    qoe: sumQoeBlocks(up.map((h) => h.qoe)),
     workers: workers.map((w) => ({
       worker: w.worker,
       pid: w.pid,

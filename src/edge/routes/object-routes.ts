@@ -1,10 +1,11 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { readCmcd } from '../../common/cmcd.js';
 import type { Clock } from '../../common/clock.js';
 import type { SigningConfig } from '../../common/config.js';
 import { CORS_HEADERS, CORS_PREFLIGHT_HEADERS } from '../../common/cors.js';
 import { sendError } from '../../common/http-app.js';
-import type { Logger } from '../../common/logger.js';
+import { type Logger, noteLoggedCmcd } from '../../common/logger.js';
 import { parseObjectPath } from '../../common/paths.js';
 import { type BodyPart, planResponse, requestView } from '../../common/response-plan.js';
 import type { TokenVerifier } from '../../common/signing.js';
@@ -12,6 +13,10 @@ import { requestTraceparent } from '../../common/trace.js';
 import { type CachedMeta, type EdgeCache, type PrimedFetch, RepresentationChanged, type Tier } from '../edge-cache.js';
 import { type SliceLease, releaseAll, releaseWhenClosed } from '../disk-tier.js';
 import { UpstreamError } from '../upstream.js';
+import type { CmcdSink } from '../edge-metrics.js';
+import { CMSD_DYNAMIC, CMSD_STATIC, type CmsdDynamicHeader, cmsdStaticOf } from '../hit-path-headers.js';
+import { MIN_MEASURED_BYTES } from '../client-throughput.js';
+import { type PrefetchAsk, type Prefetcher, asksNext } from '../prefetch-hook.js';
 
 /** The cache as the public routes use it: lookups and reads, no administration. */
 export type ObjectSource = Pick<EdgeCache, 'resolve' | 'peek' | 'hold' | 'stillHeld' | 'heldSlice' | 'tierFor' | 'memorySlice' | 'cachedPieces' | 'prime' | 'read'>;
@@ -34,6 +39,12 @@ export interface ObjectService {
   clock: Clock;
   logger: Logger;
   answers: AnswerSink;
+  /** Where the CMCD of requests goes, once their token is checked (QoE and metrics). */
+  cmcd?: CmcdSink;
+  /** CMSD-Dynamic of answers (and the per-client throughput estimate behind its `etp`). */
+  cmsd?: CmsdDynamicHeader;
+  /** Told of each answer whose CMCD names the next object or range (nor, nrr), once its head is out. */
+  prefetcher?: Prefetcher;
 }
 
 export const ONLY_IF_CACHED = /\bonly-if-cached\b/i;
@@ -67,6 +78,11 @@ export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): 
     const bytes = req.method === 'HEAD' ? 0 : Number(reply.getHeader('content-length') ?? 0);
     const onlyIfCachedMiss = reply.statusCode === 504 && ONLY_IF_CACHED.test(String(req.headers['cache-control'] ?? ''));
     svc.answers.answered(reply.statusCode, tier, bytes, reply.elapsedTime / 1000, onlyIfCachedMiss);
+    // As the hit path measures its large cached answers (the time includes the little before the head).
+    const throughput = svc.cmsd?.throughput;
+    if (throughput !== undefined && bytes >= MIN_MEASURED_BYTES && (tier === 'HIT-MEM' || tier === 'HIT-DISK')) {
+      throughput.transferred(req.socket.remoteAddress, bytes, reply.elapsedTime);
+    }
   });
 
   app.options('/c/*', async (_req, reply) => reply.code(204).headers(CORS_PREFLIGHT_HEADERS).send());
@@ -88,6 +104,12 @@ export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): 
       const verdict = tokens.verify(path, params.get('e'), params.get('k'), params.get('t'), clock.now() / 1000);
       if (!verdict.ok) return sendError(reply, 403, `forbidden: ${verdict.reason}`);
     }
+    // What the player says (never part of the token or the cache key), counted once its URL is known good.
+    const cmcd = readCmcd(req.url, req.headers);
+    if (cmcd !== undefined) {
+      svc.cmcd?.record(cmcd);
+      noteLoggedCmcd(req.raw, cmcd);
+    }
 
     // The header, or the `tp` query parameter steering puts in the URLs it signs (players drop headers).
     const traceparent = requestTraceparent(req.headers, req.url);
@@ -96,7 +118,21 @@ export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): 
     if (ONLY_IF_CACHED.test(String(req.headers['cache-control'] ?? ''))) {
       return serveOnlyIfCached(req, reply, parsed.title, parsed.file);
     }
-    return answerObject(req, reply, parsed.title, parsed.file, traceparent, true);
+    const prefetcher = svc.prefetcher;
+    const next =
+      prefetcher !== undefined && asksNext(cmcd)
+        ? () => considerNext(prefetcher, { title: parsed.title, file: parsed.file, cmcd, remote: req.socket.remoteAddress, traceparent })
+        : undefined;
+    return answerObject(req, reply, parsed.title, parsed.file, traceparent, true, cmcd !== undefined, next);
+  }
+
+  function considerNext(prefetcher: Prefetcher, ask: PrefetchAsk): void {
+    try {
+      prefetcher.consider(ask);
+    } catch (err) {
+      // It promises never to throw; if it does, the answer under way must not suffer for it.
+      svc.logger.warn({ err: (err as Error).message }, 'prefetcher failed');
+    }
   }
 
   /**
@@ -104,6 +140,8 @@ export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): 
    * before headers go out: cached bytes are read first (a slice failing its checksum makes the
    * answer a MISS), and a miss waits for upstream's answer head, so a dead upstream is a clean
    * 502/504 and an object that changed is resolved again rather than promised in its old version.
+   * `player`: the request carried CMCD (its CMSD-Dynamic may tell `etp`). `next`: called once an
+   * answer carrying the object is under way (the prefetch hook).
    */
   async function answerObject(
     req: FastifyRequest,
@@ -112,6 +150,8 @@ export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): 
     file: string,
     traceparent: string | undefined,
     mayRetry: boolean,
+    player = false,
+    next?: () => void,
   ): Promise<FastifyReply> {
     let resolved;
     try {
@@ -143,15 +183,22 @@ export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): 
       try {
         primed = await cache.prime(meta, ranges[0]!, traceparent);
       } catch (err) {
-        if (err instanceof RepresentationChanged && mayRetry) return answerObject(req, reply, title, file, traceparent, false);
+        if (err instanceof RepresentationChanged && mayRetry) return answerObject(req, reply, title, file, traceparent, false, player, next);
         return sendUpstreamError(reply, err);
       }
     }
     reply.code(plan.status).headers(plan.headers).header('x-cache', tier);
+    if (plan.status === 200 || plan.status === 206) {
+      reply.header(CMSD_STATIC, cmsdStaticOf(meta, file));
+      if (svc.cmsd !== undefined) reply.header(CMSD_DYNAMIC, svc.cmsd.valueFor(req.socket.remoteAddress, player));
+    }
     if (resolved.stale) reply.header('warning', '110 - "Response is Stale"');
-    if (plan.body.length === 0) return reply.send();
-    if (pieces) return reply.send(pieces.length === 1 ? pieces[0] : bufferStream(pieces));
-    return reply.send(Readable.from(bodyOf(meta, plan.body, primed, traceparent), { objectMode: false, highWaterMark: 1 }));
+    let sent: FastifyReply;
+    if (plan.body.length === 0) sent = reply.send();
+    else if (pieces) sent = reply.send(pieces.length === 1 ? pieces[0] : bufferStream(pieces));
+    else sent = reply.send(Readable.from(bodyOf(meta, plan.body, primed, traceparent), { objectMode: false, highWaterMark: 1 }));
+    if (next !== undefined && (plan.status === 200 || plan.status === 206)) next();
+    return sent;
   }
 
   function sendUpstreamError(reply: FastifyReply, err: unknown): FastifyReply {

@@ -1,0 +1,197 @@
+/**
+ * What players say of their experience (CMCD, CTA-5004), gathered per edge process: sessions,
+ * media requests, buffer starvation, bitrate, buffer length and startup time. Pure: the clock is
+ * a parameter (monotonic ms), nothing here does I/O. Cumulative since the process started, so a
+ * multi-worker node sums its workers' blocks and a dashboard takes differences over time.
+ */
+
+/** The CMCD keys QoE reads (a `Cmcd` of src/common/cmcd.ts is one; typed fields only when well-formed). */
+export interface QoeInput {
+  sid?: string;
+  ot?: string;
+  br?: number;
+  bl?: number;
+  bs?: boolean;
+  su?: boolean;
+}
+
+/** Upper bounds of the startup buckets, ms (fixed: the dashboard and the /health block share them). */
+export const STARTUP_BOUNDS_MS: readonly number[] = [250, 500, 1000, 1500, 2000, 3000, 5000, 8000, 15000];
+
+/** The `qoe` block of an edge's /health (docs/operations.md, "CMCD and CMSD"). */
+export interface QoeBlock {
+  /** Distinct sids first seen (an sid evicted from the bounded tracker and seen again counts again). */
+  sessions: number;
+  /** Requests carrying CMCD. */
+  requests: number;
+  /** Of which media: `ot` a, v or av, or no `ot` but a `br`. */
+  mediaRequests: number;
+  /** Media requests with `bs` (buffer starvation): starved / mediaRequests estimates the rebuffer ratio. */
+  starved: number;
+  brKbpsSum: number;
+  brCount: number;
+  blMsSum: number;
+  blCount: number;
+  startupBoundsMs: number[];
+  /** Sessions per startup bucket (not cumulative); the last counts those over the last bound. */
+  startupCounts: number[];
+}
+
+export function emptyQoeBlock(): QoeBlock {
+  return {
+    sessions: 0,
+    requests: 0,
+    mediaRequests: 0,
+    starved: 0,
+    brKbpsSum: 0,
+    brCount: 0,
+    blMsSum: 0,
+    blCount: 0,
+    startupBoundsMs: [...STARTUP_BOUNDS_MS],
+    startupCounts: new Array<number>(STARTUP_BOUNDS_MS.length + 1).fill(0),
+  };
+}
+
+/** Blocks added up (a node's workers'); a block of another length of buckets is skipped bucket-wise. */
+export function sumQoeBlocks(blocks: readonly (QoeBlock | undefined)[]): QoeBlock {
+  const out = emptyQoeBlock();
+  for (const b of blocks) {
+    if (!b) continue;
+    out.sessions += b.sessions;
+    out.requests += b.requests;
+    out.mediaRequests += b.mediaRequests;
+    out.starved += b.starved;
+    out.brKbpsSum += b.brKbpsSum;
+    out.brCount += b.brCount;
+    out.blMsSum += b.blMsSum;
+    out.blCount += b.blCount;
+    for (let i = 0; i < out.startupCounts.length; i++) out.startupCounts[i]! += b.startupCounts?.[i] ?? 0;
+  }
+  return out;
+}
+
+/** Media objects by CMCD `ot`: audio, video, muxed. */
+export function isMediaRequest(c: QoeInput): boolean {
+  return c.ot === undefined ? c.br !== undefined : c.ot === 'v' || c.ot === 'a' || c.ot === 'av';
+}
+
+/** What one request changed, for the metrics that observe it. */
+export interface QoeOutcome {
+  /** Its sid was not tracked before (a session started). */
+  newSession: boolean;
+  media: boolean;
+  /** The session's startup time, ms, when this request ended it; else -1. */
+  startupMs: number;
+}
+
+export interface QoeTrackerOptions {
+  /** Monotonic ms (intervals only: a wall clock stepped back must not make a negative startup). */
+  now: () => number;
+  /** Sessions tracked at most (sids are client data): the least recently seen go first. Default 20,000. */
+  maxSessions?: number;
+  /** A session is active while seen within this many ms. Default 5 minutes. */
+  activeMs?: number;
+}
+
+/** The spec caps sid at 64 characters; a longer one is cut, so no client can make a key of any size. */
+export const SID_MAX = 64;
+
+interface Session {
+  lastSeen: number;
+  /** When its first request with `su` came (-1: none yet). */
+  suSince: number;
+  /** Its startup was counted (once per sid). */
+  started: boolean;
+}
+
+/**
+ * The cumulative QoE block and a bounded table of sessions by sid (for sessions, startup and
+ * the active gauge). Sids never leave this object except as counts.
+ */
+export class QoeTracker {
+  private readonly block = emptyQoeBlock();
+  /** By sid, least recently seen first (a seen sid is moved to the end). */
+  private readonly sessions = new Map<string, Session>();
+  private readonly now: () => number;
+  private readonly maxSessions: number;
+  private readonly activeMs: number;
+
+  constructor(opts: QoeTrackerOptions) {
+    this.now = opts.now;
+    this.maxSessions = Math.max(1, opts.maxSessions ?? 20_000);
+    this.activeMs = opts.activeMs ?? 5 * 60_000;
+  }
+
+  /** One request carrying CMCD (already past the token check). */
+  record(c: QoeInput): QoeOutcome {
+    const b = this.block;
+    b.requests++;
+    const media = isMediaRequest(c);
+    if (media) {
+      b.mediaRequests++;
+      if (c.bs === true) b.starved++;
+      if (c.br !== undefined && c.br >= 0 && Number.isFinite(c.br)) {
+        b.brKbpsSum += c.br;
+        b.brCount++;
+      }
+      if (c.bl !== undefined && c.bl >= 0 && Number.isFinite(c.bl)) {
+        b.blMsSum += c.bl;
+        b.blCount++;
+      }
+    }
+    const out: QoeOutcome = { newSession: false, media, startupMs: -1 };
+    if (c.sid === undefined || c.sid === '') return out;
+    const sid = c.sid.length > SID_MAX ? c.sid.slice(0, SID_MAX) : c.sid;
+    const now = this.now();
+    let s = this.sessions.get(sid);
+    if (s === undefined) {
+      if (this.sessions.size >= this.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);
+      s = { lastSeen: now, suSince: -1, started: false };
+      b.sessions++;
+      out.newSession = true;
+    } else {
+      this.sessions.delete(sid); // to the end: most recently seen
+      s.lastSeen = now;
+    }
+    this.sessions.set(sid, s);
+    if (!s.started) {
+      if (c.su === true) {
+        if (s.suSince < 0) s.suSince = now;
+      } else if (s.suSince >= 0) {
+        s.started = true;
+        out.startupMs = Math.max(0, now - s.suSince);
+        b.startupCounts[startupBucket(out.startupMs)]! += 1;
+      }
+    }
+    return out;
+  }
+
+  /** Sessions seen within the active window. The table is in order of last sight: counts the old end only. */
+  activeSessions(): number {
+    const since = this.now() - this.activeMs;
+    let old = 0;
+    for (const s of this.sessions.values()) {
+      if (s.lastSeen >= since) break;
+      old++;
+    }
+    return this.sessions.size - old;
+  }
+
+  /** Sids in the table (tests: the bound holds). */
+  get tracked(): number {
+    return this.sessions.size;
+  }
+
+  /** A copy of the cumulative block, for /health. */
+  snapshot(): QoeBlock {
+    const b = this.block;
+    return { ...b, startupBoundsMs: [...b.startupBoundsMs], startupCounts: [...b.startupCounts] };
+  }
+}
+
+/** Index of the startup bucket of `ms` (le semantics; the last is over every bound). */
+export function startupBucket(ms: number): number {
+  let i = 0;
+  while (i < STARTUP_BOUNDS_MS.length && ms > STARTUP_BOUNDS_MS[i]!) i++;
+  return i;
+}
