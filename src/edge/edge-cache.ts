@@ -76,6 +76,27 @@ export interface PrimedFetch {
   joined: boolean;
 }
 
+/**
+ * Who a slice fetch is for: a client's answer, or a prefetch (src/edge/prefetch.ts) — whose
+ * bytes also go to the memory tier, marked, so the client that asks next is a HIT-MEM and the
+ * first read of them counts as a prefetch hit.
+ */
+export type FetchPurpose = 'client' | 'prefetch';
+
+/** How one slice a prefetch asked for turned out (EdgeCache.prefetchSlice). */
+export type PrefetchSliceOutcome =
+  /** Already in a tier, or on its way for someone else: no bytes of the prefetch's own. */
+  | { kind: 'cached' }
+  /** Fetched upstream by this prefetch: `bytes` in memory (and to disk as a miss writes). */
+  | { kind: 'fetched'; bytes: number }
+  /** Upstream failed, or the object changed or went under it. */
+  | { kind: 'failed'; reason: string };
+
+/** A fetch a prefetch started: `used` once a client joined it (its bytes were served: the hit is counted). */
+interface PrefetchMark {
+  used: boolean;
+}
+
 /** Keys whose last purge EdgeCache remembers by name (see EdgeCache.purgedSince). */
 const REMEMBERED_PURGES = 100_000;
 
@@ -173,11 +194,26 @@ export class EdgeCache {
   private forgottenPurge = 0;
   /** Slice fetches running, also those a purge took out of the lock. */
   private running = 0;
+  /** Slice fetches prefetches started (see FetchPurpose). */
+  private readonly prefetchMarks = new WeakMap<SliceFetch<SliceHead>, PrefetchMark>();
+  private prefetchReads = 0;
   readonly sliceBytes: number;
 
   constructor(private readonly opts: EdgeCacheOptions) {
     this.sliceBytes = opts.sliceBytes;
-    this.memory = new MemoryTier({ capacityBytes: opts.memoryBytes, onEvict: (bytes) => opts.events?.evicted?.('memory', bytes) });
+    this.memory = new MemoryTier({
+      capacityBytes: opts.memoryBytes,
+      onEvict: (bytes) => opts.events?.evicted?.('memory', bytes),
+      onPrefetchedRead: () => this.prefetchReads++,
+    });
+  }
+
+  /**
+   * Answers that read bytes a prefetch brought, each slice counted once: the first read of it in
+   * memory, or a request joining the prefetch's fetch while it ran. reelcdn_edge_prefetch_hits_total.
+   */
+  get prefetchHits(): number {
+    return this.prefetchReads;
   }
 
   /** Rebuilds what we know of objects from the disk tier's index (after `disk.open()`). */
@@ -238,7 +274,7 @@ export class EdgeCache {
    * learnt from the first slice fetch (the slice holding `hintOffset`, so a seek into a
    * cold file costs one upstream round trip, not two).
    */
-  async resolve(title: string, file: string, hintOffset: number | undefined, traceparent?: string): Promise<Resolution> {
+  async resolve(title: string, file: string, hintOffset: number | undefined, traceparent?: string, purpose: FetchPurpose = 'client'): Promise<Resolution> {
     const key = objectKey(title, file);
     const now = this.opts.clock.now();
     const known = this.metas.get(key);
@@ -262,7 +298,7 @@ export class EdgeCache {
 
     let index = hintOffset === undefined ? 0 : Math.floor(hintOffset / this.sliceBytes);
     for (let attempt = 0; attempt < 2; attempt++) {
-      const { fetch, joined } = this.acquire(title, file, index, undefined, traceparent);
+      const { fetch, joined } = this.acquire(title, file, index, undefined, traceparent, purpose);
       const head = await fetch.head;
       if (head.meta) return { kind: 'found', meta: head.meta, stale: false, primed: { index, fetch, joined: joined || head.shared === true } };
       if (head.status === 404 || head.status === 410) return { kind: 'not-found' };
@@ -488,13 +524,70 @@ export class EdgeCache {
     return sliceKey(key, index);
   }
 
-  private acquire(title: string, file: string, index: number, known: CachedMeta | undefined, traceparent?: string) {
+  private acquire(title: string, file: string, index: number, known: CachedMeta | undefined, traceparent?: string, purpose: FetchPurpose = 'client') {
     const key = objectKey(title, file);
     const got = this.lock.acquire(this.sliceKey(key, index), (fetch) => {
+      if (purpose === 'prefetch') this.prefetchMarks.set(fetch, { used: false });
       void this.runFetch(fetch, key, title, file, index, known, traceparent);
     });
-    if (got.joined) this.opts.events?.coalescedWait?.();
+    if (got.joined && purpose === 'client') {
+      this.opts.events?.coalescedWait?.();
+      // A client joining a prefetch while it runs is served the prefetch's bytes: its hit, once.
+      const mark = this.prefetchMarks.get(got.fetch);
+      if (mark && !mark.used) {
+        mark.used = true;
+        this.prefetchReads++;
+      }
+    }
     return got;
+  }
+
+  /**
+   * The prefetch seam's lookup (src/edge/prefetch.ts): whether slice `index` of `meta` is held by
+   * a tier or on its way (someone's fetch running), i.e. whether a prefetch has nothing to bring.
+   */
+  holdsOrFetches(meta: CachedMeta, index: number): boolean {
+    if (this.memory.has(meta.key, index, meta.rep) || this.opts.disk.has(meta.key, index, meta)) return true;
+    const inflight = this.lock.get(this.sliceKey(meta.key, index));
+    return inflight !== undefined && inflight.state !== 'failed';
+  }
+
+  /**
+   * The prefetch seam's fetch: slice `index` of `meta`, fetched upstream as a miss would fetch it
+   * (one fetch per slice, joined by any request meanwhile; representation checked; stored to
+   * disk) and kept in memory, marked as prefetched. Resolves once its bytes are in (not when the
+   * disk write ends). `primed`: the fetch a `resolve(…, 'prefetch')` started for this slice.
+   * Nothing is fetched for a slice a tier holds or someone is already fetching.
+   */
+  async prefetchSlice(meta: CachedMeta, index: number, traceparent?: string, primed?: PrimedFetch): Promise<PrefetchSliceOutcome> {
+    let fetch: SliceFetch<SliceHead>;
+    if (primed && primed.index === index) {
+      if (primed.joined) return { kind: 'cached' };
+      fetch = primed.fetch;
+    } else {
+      if (this.holdsOrFetches(meta, index)) return { kind: 'cached' };
+      const got = this.acquire(meta.title, meta.file, index, meta, traceparent, 'prefetch');
+      if (got.joined) return { kind: 'cached' };
+      fetch = got.fetch;
+    }
+    await fetch.settled();
+    if (fetch.state === 'failed') return { kind: 'failed', reason: fetch.error?.message ?? 'upstream fetch failed' };
+    const head = fetch.knownHead;
+    if (head?.meta?.rep !== meta.rep) return { kind: 'failed', reason: 'the object changed upstream' };
+    // Read by another worker from the shared disk: no upstream bytes of ours.
+    if (head.shared) return { kind: 'cached' };
+    return { kind: 'fetched', bytes: fetch.length };
+  }
+
+  /**
+   * A prefetch's slice whose bytes are in: into memory at once (the client asking next finds it
+   * there, a HIT-MEM), marked unless a client already joined the fetch — only while its
+   * representation is still the object's current one, as `store` keeps slices.
+   */
+  private keepPrefetched(fetch: SliceFetch<SliceHead>, key: string, index: number, meta: CachedMeta, data: Buffer, started: number): void {
+    const mark = this.prefetchMarks.get(fetch);
+    if (!mark || !meta.storable || !this.isCurrent(key, meta.rep) || this.purgedSince(key, started)) return;
+    this.memory.set(key, index, meta.rep, data, !mark.used);
   }
 
   /** The writer of one slice: fetch, stream to waiters, store, release — always with a reason. */
@@ -611,6 +704,7 @@ export class EdgeCache {
           // Done as soon as the bytes are in: readers must not wait for the body's end.
           data = fetch.finish();
           this.memory.noteRecent(key, index, data.length);
+          this.keepPrefetched(fetch, key, index, meta, data, started);
           // A 200 (upstream ignored Range) would send the rest of the object: cut it here. A 206
           // ends by itself: read to that end, so its connection goes back to the pool — cutting
           // a body aborts the request, and undici closes the connection.
@@ -665,6 +759,7 @@ export class EdgeCache {
     fetch.push(data);
     fetch.finish();
     this.memory.noteRecent(key, index, data.length);
+    this.keepPrefetched(fetch, key, index, meta, data, started);
     return true;
   }
 
@@ -713,7 +808,8 @@ export class EdgeCache {
       this.opts.events?.diskWriteError?.();
       this.opts.logger.error({ key, index, err: (err as Error).message }, 'disk write failed, keeping the slice in memory only');
     }
-    if (this.isCurrent(key, rep) && !this.purgedSince(key, started)) this.memory.set(key, index, rep, data);
+    // A prefetch put it there already (keepPrefetched): keep its mark.
+    if (this.isCurrent(key, rep) && !this.purgedSince(key, started) && !this.memory.has(key, index, rep)) this.memory.set(key, index, rep, data);
   }
 
   private isCurrent(key: string, rep: string): boolean {

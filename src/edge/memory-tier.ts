@@ -18,6 +18,11 @@ export interface MemorySlice {
    * between requests (EdgeCache's HeldObject) checks this instead of looking the slice up again.
    */
   gone: boolean;
+  /**
+   * Brought by a prefetch (src/edge/prefetch.ts) and not read since: the first lookup that finds
+   * it clears this and tells MemoryTierOptions.onPrefetchedRead, so a prefetch hit counts once.
+   */
+  prefetched: boolean;
 }
 
 const NO_BYTES = Buffer.alloc(0);
@@ -25,6 +30,8 @@ const NO_BYTES = Buffer.alloc(0);
 export interface MemoryTierOptions {
   capacityBytes: number;
   onEvict?: (bytes: number) => void;
+  /** A slice a prefetch brought was read for the first time (see MemorySlice.prefetched). */
+  onPrefetchedRead?: () => void;
 }
 
 /**
@@ -68,7 +75,13 @@ export class MemoryTier {
   entry(sk: string, rep: string): MemorySlice | undefined {
     const s = this.slices.get(sk);
     if (!s) return undefined;
-    if (s.rep === rep) return s;
+    if (s.rep === rep) {
+      if (s.prefetched) {
+        s.prefetched = false;
+        this.opts.onPrefetchedRead?.();
+      }
+      return s;
+    }
     this.slices.delete(sk);
     return undefined;
   }
@@ -80,9 +93,10 @@ export class MemoryTier {
   /**
    * Keeps a slice. A view into a much larger buffer (a socket read's, a pooled disk read's) is
    * copied first: the tier counts `data.length`, and must not hold more memory than it counts.
+   * `prefetched`: a prefetch brought it and nobody has read it yet.
    */
-  set(key: string, index: number, rep: string, data: Buffer): void {
-    this.slices.set(sliceKey(key, index), { rep, data: holdsLittleMore(data) ? data : Buffer.from(data), gone: false });
+  set(key: string, index: number, rep: string, data: Buffer, prefetched = false): void {
+    this.slices.set(sliceKey(key, index), { rep, data: holdsLittleMore(data) ? data : Buffer.from(data), gone: false, prefetched });
   }
 
   /** Remembers a slice just fetched: a second request soon after earns it a place. */

@@ -27,6 +27,8 @@ import { CmsdDynamicHeader } from './hit-path-headers.js';
 import { ClientThroughput } from './client-throughput.js';
 import { QoeTracker } from './qoe.js';
 import { newSeenPlays, recordSeenPlays, registerPlaysRoute } from './play-seen-routes.js';
+import { EdgePrefetcher } from './prefetch.js';
+import { PrefetchMetrics } from './prefetch-metrics.js';
 import { registerAdminRoutes } from './routes/admin-routes.js';
 import { registerFillRoutes } from './routes/fill-routes.js';
 import { type AnswerSink, type ObjectService, registerObjectRoutes } from './routes/object-routes.js';
@@ -212,6 +214,14 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     clock,
     logger,
     answers: answerSink(stats, metrics),
+    // The next object players announce (CMCD nor/nrr), fetched into memory before they ask.
+    prefetcher: new EdgePrefetcher({
+      cache,
+      settings: () => last.edge.prefetch,
+      busy: () => status() !== 'ok',
+      logger,
+      counts: new PrefetchMetrics(registry, () => cache.prefetchHits),
+    }),
     cmcd: metrics.watchQoe(qoe),
     cmsd: new CmsdDynamicHeader(edge.id, () => status() !== 'ok', new ClientThroughput({ now: () => clock.monotonic() })),
   };

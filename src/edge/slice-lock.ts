@@ -66,6 +66,11 @@ export class SliceFetch<Head> {
     this.notify();
   }
 
+  /** Resolves once the fetch is `done` or `failed` (never rejects): for a caller that wants no bytes, only the end. */
+  async settled(): Promise<void> {
+    while (this.state === 'fetching') await new Promise<void>((resolve) => this.wake.push(resolve));
+  }
+
   private notify(): void {
     const w = this.wake;
     this.wake = [];

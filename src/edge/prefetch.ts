@@ -1,0 +1,167 @@
+import type { PrefetchConfig } from '../common/config.js';
+import type { Logger } from '../common/logger.js';
+import type { ByteRange } from '../common/range.js';
+import type { CachedMeta, EdgeCache, PrimedFetch } from './edge-cache.js';
+import { admitPrefetch, reserveBytes } from './prefetch-budget.js';
+import type { PrefetchAsk, Prefetcher } from './prefetch-hook.js';
+import type { PrefetchCounts, PrefetchOutcome } from './prefetch-metrics.js';
+import { type NextRange, nextObject, prefetchRange } from './prefetch-target.js';
+import { sliceBounds, slicesFor } from './slice-math.js';
+
+export type { PrefetchAsk, Prefetcher } from './prefetch-hook.js';
+
+/** The cache as a prefetch uses it: its lookup and fetch seams, nothing else. */
+export type PrefetchCache = Pick<EdgeCache, 'peek' | 'resolve' | 'holdsOrFetches' | 'prefetchSlice' | 'sliceBytes'>;
+
+export interface EdgePrefetcherOptions {
+  cache: PrefetchCache;
+  /** Read on every ask: a reload changes it. A worker of a multi-worker node gets its share (prefetchShare). */
+  settings: () => PrefetchConfig;
+  /** The node is overloaded or draining: no prefetch starts, and a running one stops between slices. */
+  busy: () => boolean;
+  logger: Logger;
+  counts: PrefetchCounts;
+  /** Runs a prefetch later than the answer that asked for it (default setImmediate: after this turn's I/O). */
+  schedule?: (run: () => void) => void;
+}
+
+/** Longest `nor` quoted in a log line: what a client sends is bounded before it is logged. */
+const LOGGED_NOR = 200;
+
+/**
+ * The edge's CMCD-driven prefetch: a player that says which object (`nor`) or range (`nrr`) it
+ * will ask next has it fetched into the memory tier while the current answer goes out, so its
+ * next request is a HIT-MEM. Decisions are taken in `consider` (synchronous, cheap when it
+ * declines): target inside the title (prefetch-target.ts), the player's buffer, the node's load,
+ * the budget (prefetch-budget.ts). A prefetch that starts runs after the current turn of the
+ * loop, one slice at a time through the cache's usual miss path (EdgeCache.prefetchSlice): one
+ * upstream fetch per slice shared with any request that wants it meanwhile, stored to disk as a
+ * miss is, kept in memory. It answers no client, so it is counted as prefetch, never as a MISS.
+ */
+export class EdgePrefetcher implements Prefetcher {
+  /** Prefetches started and not finished, by what they fetch: one per object and range at a time. Bounded by maxConcurrent. */
+  private readonly active = new Set<string>();
+  private bytesInFlight = 0;
+  private readonly schedule: (run: () => void) => void;
+
+  constructor(private readonly opts: EdgePrefetcherOptions) {
+    this.schedule = opts.schedule ?? ((run) => void setImmediate(run));
+  }
+
+  /** What runs now: prefetches and the bytes they reserved and have not brought yet. */
+  load(): { running: number; bytesInFlight: number } {
+    return { running: this.active.size, bytesInFlight: this.bytesInFlight };
+  }
+
+  consider(ask: PrefetchAsk): void {
+    try {
+      this.decide(ask);
+    } catch (err) {
+      // A bug here must cost the answer under way nothing.
+      this.opts.logger.warn({ err: (err as Error).message }, 'prefetch: consider failed');
+    }
+  }
+
+  private decide(ask: PrefetchAsk): void {
+    const cfg = this.opts.settings();
+    if (!cfg.enabled) return;
+    const { counts, logger } = this.opts;
+    const target = nextObject(ask.title, ask.file, ask.cmcd);
+    if (!target.ok) {
+      counts.outcome('refused');
+      if (logger.isLevelEnabled('debug')) {
+        logger.debug({ title: ask.title, file: ask.file, nor: ask.cmcd.nor?.slice(0, LOGGED_NOR), nrr: ask.cmcd.nrr?.slice(0, LOGGED_NOR), remote: ask.remote, reason: target.reason }, 'prefetch refused');
+      }
+      return;
+    }
+    const verdict = admitPrefetch(cfg, this.load(), ask.cmcd.bl, this.opts.busy());
+    if (verdict !== 'start') return counts.outcome(verdict);
+    const id = JSON.stringify([target.title, target.file, target.range?.header ?? '']);
+    if (this.active.has(id)) return counts.outcome('cached');
+    this.active.add(id);
+    // One slice reserved until the object's size says how much it will bring.
+    const provisional = this.opts.cache.sliceBytes;
+    this.bytesInFlight += provisional;
+    counts.outcome('started');
+    this.schedule(() => {
+      void this.run(target.title, target.file, target.range, provisional, ask.traceparent)
+        .catch((err: Error) => {
+          // Upstream failed to say what the object is (the cache logged the fetch already).
+          counts.outcome('failed');
+          logger.debug({ title: target.title, file: target.file, err: err.message }, 'prefetch failed');
+        })
+        .finally(() => this.active.delete(id));
+    });
+  }
+
+  /** One prefetch, from its object's representation to its last slice. Every reserved byte is given back on the way out. */
+  private async run(title: string, file: string, nextRange: NextRange | undefined, provisional: number, traceparent: string | undefined): Promise<void> {
+    const { cache, counts, logger } = this.opts;
+    let reserved = provisional;
+    const end = (o: PrefetchOutcome, detail?: Record<string, unknown>) => {
+      counts.outcome(o);
+      if (detail && logger.isLevelEnabled('debug')) logger.debug({ title, file, outcome: o, ...detail }, 'prefetch ended');
+    };
+    try {
+      if (this.opts.busy()) return end('skipped_overload');
+      // The object's representation: known, or learnt from the first slice wanted, as a miss learns it.
+      let meta = cache.peek(title, file);
+      let primed: PrimedFetch | undefined;
+      if (!meta) {
+        const found = await cache.resolve(title, file, nextRange?.firstByte, traceparent, 'prefetch');
+        if (found.kind === 'not-found') return end('failed', { reason: 'not found' });
+        meta = found.meta;
+        primed = found.primed;
+      }
+      const range = prefetchRange(nextRange, meta.size);
+      if (!range) return end('refused', { reason: 'range past the end of the object' });
+
+      const todo = this.slicesToBring(meta, range, primed);
+      const wanted = todo.reduce((n, i) => n + sliceLength(meta, i, cache.sliceBytes), 0);
+      this.bytesInFlight -= reserved;
+      reserved = 0;
+      if (wanted === 0) return end('cached');
+      const allowed = reserveBytes(this.opts.settings(), this.bytesInFlight, wanted);
+      if (allowed === 'skipped_budget') return end('skipped_budget');
+      reserved = allowed;
+      this.bytesInFlight += reserved;
+
+      let brought = 0;
+      for (const index of todo) {
+        const length = sliceLength(meta, index, cache.sliceBytes);
+        if (length > reserved) break; // cut to the budget (one object larger than it)
+        if (this.opts.busy()) return end(brought > 0 ? 'done' : 'skipped_overload');
+        const r = await cache.prefetchSlice(meta, index, traceparent, primed);
+        reserved -= length;
+        this.bytesInFlight -= length;
+        if (r.kind === 'failed') return end('failed', { index, reason: r.reason });
+        if (r.kind === 'fetched') {
+          brought += r.bytes;
+          counts.bytes(r.bytes);
+        }
+      }
+      end(brought > 0 ? 'done' : 'cached');
+    } finally {
+      this.bytesInFlight -= reserved;
+    }
+  }
+
+  /**
+   * The slices a prefetch has to bring: first the one it started itself to learn the object (even
+   * outside `range`: a suffix range learns the size from slice 0), then those of `range` no tier
+   * holds and nobody fetches.
+   */
+  private slicesToBring(meta: CachedMeta, range: ByteRange, primed: PrimedFetch | undefined): number[] {
+    const mine = primed && !primed.joined ? primed.index : -1;
+    const out = mine >= 0 ? [mine] : [];
+    for (const i of slicesFor(range, this.opts.cache.sliceBytes)) {
+      if (i !== mine && i !== primed?.index && !this.opts.cache.holdsOrFetches(meta, i)) out.push(i);
+    }
+    return out;
+  }
+}
+
+function sliceLength(meta: CachedMeta, index: number, sliceBytes: number): number {
+  const b = sliceBounds(index, sliceBytes, meta.size);
+  return b.end - b.start;
+}
