@@ -99,12 +99,12 @@ describe('dashboard: QoE by ISP from the edges\' CMCD', () => {
     const page = await browser.newPage();
     try {
       await page.goto(`${cluster.steeringAdminUrl}/dashboard#token=${encodeURIComponent(cluster.token)}`);
-      const row = page.locator('#qoe-isps tr[data-isp="isp-a"]');
+      const row = page.locator('#qoe-isps tr[data-qoe-isp="isp-a"]');
       await expect.poll(() => row.locator('[data-field="sessions"]').textContent(), { timeout: 10_000 }).toBe('2');
       expect(await row.locator('[data-field="rebuffer"]').textContent()).toBe('16.7%');
       expect(await row.locator('[data-field="bitrate"]').textContent()).toBe('1.50 Mbit/s');
-      expect(await page.locator('#qoe-isps tr[data-isp="isp-b"] [data-field="no-data"]').textContent()).toBe('no CMCD data');
-      expect(await page.locator('#qoe-edges tr[data-edge="edge-a1"] [data-field="bitrate"]').textContent()).toBe('2.00 Mbit/s');
+      expect(await page.locator('#qoe-isps tr[data-qoe-isp="isp-b"] [data-field="no-data"]').textContent()).toBe('no CMCD data');
+      expect(await page.locator('#qoe-edges tr[data-qoe-edge="edge-a1"] [data-field="bitrate"]').textContent()).toBe('2.00 Mbit/s');
     } finally {
       await page.close();
     }

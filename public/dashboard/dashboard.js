@@ -235,9 +235,9 @@
   function renderQoe(qoe) {
     if (!qoe) return; // a steering from before the QoE panel
     $('qoe-isps').tBodies[0].replaceChildren(...qoe.isps.map((i) =>
-      el('tr', { 'data-isp': i.id }, el('td', {}, el('strong', { text: i.id }), el('span', { class: 'reason', text: i.edges.join(', ') })), ...qoeCells(i.qoe))));
+      el('tr', { 'data-qoe-isp': i.id }, el('td', {}, el('strong', { text: i.id }), el('span', { class: 'reason', text: i.edges.join(', ') })), ...qoeCells(i.qoe))));
     $('qoe-edges').tBodies[0].replaceChildren(...qoe.edges.map((e) =>
-      el('tr', { 'data-edge': e.id }, el('td', {}, el('strong', { text: e.id }), el('span', { class: 'reason', text: e.isp })), ...qoeCells(e.qoe))));
+      el('tr', { 'data-qoe-edge': e.id }, el('td', {}, el('strong', { text: e.id }), el('span', { class: 'reason', text: e.isp })), ...qoeCells(e.qoe))));
   }
 
   function render(d) {
