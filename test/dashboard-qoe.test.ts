@@ -1,7 +1,7 @@
 import { type Browser, chromium } from 'playwright-core';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CmcdToken, cmcdHeaders, formatCmcd } from '../src/common/cmcd.js';
+import { cmcdHeaders, formatCmcd } from '../src/common/cmcd.js';
 import { signQuery } from '../src/common/signing.js';
 import { type OpsCluster, startOpsCluster } from './helpers/ops-cluster.js';
 
@@ -13,7 +13,6 @@ import { type OpsCluster, startOpsCluster } from './helpers/ops-cluster.js';
  */
 
 const CHROMIUM = '/usr/bin/chromium';
-const token = (t: string): CmcdToken => ({ token: t });
 
 let cluster: OpsCluster;
 let browser: Browser;
@@ -54,13 +53,13 @@ describe('dashboard: QoE by ISP from the edges\' CMCD', () => {
     const [f0, f1, f2, f3] = cluster.files;
     // Session one on edge-a1, by headers: starts (su) at 2000 kbps, its first request without su
     // comes ~600 ms later, then one starved request.
-    const s1 = { sid: 'qoe-session-one', cid: cluster.title, ot: token('v'), sf: token('d') };
+    const s1 = { sid: 'qoe-session-one', cid: cluster.title, ot: 'v', sf: 'd' };
     await cmcdGet('edge-a1', f0!, { ...s1, br: 2000, bl: 0, su: true }, 'headers');
     await sleep(600);
     await cmcdGet('edge-a1', f1!, { ...s1, br: 2000, bl: 4000 }, 'headers');
     await cmcdGet('edge-a1', f2!, { ...s1, br: 2000, bl: 2000, bs: true }, 'headers');
     // Session two on edge-a2, by query: starts at once (< 250 ms) at 1000 kbps.
-    const s2 = { sid: 'qoe-session-two', cid: cluster.title, ot: token('v'), sf: token('d') };
+    const s2 = { sid: 'qoe-session-two', cid: cluster.title, ot: 'v', sf: 'd' };
     await cmcdGet('edge-a2', f0!, { ...s2, br: 1000, bl: 0, su: true }, 'query');
     await cmcdGet('edge-a2', f1!, { ...s2, br: 1000, bl: 6000 }, 'query');
     await cmcdGet('edge-a2', f3!, { ...s2, br: 1000, bl: 8000 }, 'query');
