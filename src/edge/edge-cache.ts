@@ -74,6 +74,8 @@ export interface PrimedFetch {
   fetch: SliceFetch<SliceHead>;
   /** Another request started it: this answer adds no upstream traffic of its own (HIT-FILL). */
   joined: boolean;
+  /** A prefetch started it, and this answer was counted as that prefetch's hit (it is not counted again). */
+  prefetchHit?: boolean;
 }
 
 /**
@@ -196,24 +198,28 @@ export class EdgeCache {
   private running = 0;
   /** Slice fetches prefetches started (see FetchPurpose). */
   private readonly prefetchMarks = new WeakMap<SliceFetch<SliceHead>, PrefetchMark>();
-  private prefetchReads = 0;
+  private prefetchAnswers = 0;
   readonly sliceBytes: number;
 
   constructor(private readonly opts: EdgeCacheOptions) {
     this.sliceBytes = opts.sliceBytes;
-    this.memory = new MemoryTier({
-      capacityBytes: opts.memoryBytes,
-      onEvict: (bytes) => opts.events?.evicted?.('memory', bytes),
-      onPrefetchedRead: () => this.prefetchReads++,
-    });
+    this.memory = new MemoryTier({ capacityBytes: opts.memoryBytes, onEvict: (bytes) => opts.events?.evicted?.('memory', bytes) });
   }
 
   /**
-   * Answers that read bytes a prefetch brought, each slice counted once: the first read of it in
-   * memory, or a request joining the prefetch's fetch while it ran. reelcdn_edge_prefetch_hits_total.
+   * Answers served bytes a prefetch brought, each counted once however many prefetched slices it
+   * read: the first answer to read a prefetched slice in memory, or to join a prefetch's fetch
+   * while it ran, claims the slice (reelcdn_edge_prefetch_hits_total).
    */
   get prefetchHits(): number {
-    return this.prefetchReads;
+    return this.prefetchAnswers;
+  }
+
+  /** Whether `s` is a prefetched slice no answer read yet; claims it (see MemorySlice.prefetched). */
+  private claimPrefetched(s: MemorySlice | undefined): boolean {
+    if (s === undefined || !s.prefetched) return false;
+    s.prefetched = false;
+    return true;
   }
 
   /** Rebuilds what we know of objects from the disk tier's index (after `disk.open()`). */
@@ -298,9 +304,10 @@ export class EdgeCache {
 
     let index = hintOffset === undefined ? 0 : Math.floor(hintOffset / this.sliceBytes);
     for (let attempt = 0; attempt < 2; attempt++) {
-      const { fetch, joined } = this.acquire(title, file, index, undefined, traceparent, purpose);
+      const { fetch, joined, prefetchHit } = this.acquire(title, file, index, undefined, traceparent, purpose);
+      if (prefetchHit) this.prefetchAnswers++;
       const head = await fetch.head;
-      if (head.meta) return { kind: 'found', meta: head.meta, stale: false, primed: { index, fetch, joined: joined || head.shared === true } };
+      if (head.meta) return { kind: 'found', meta: head.meta, stale: false, primed: { index, fetch, joined: joined || head.shared === true, prefetchHit } };
       if (head.status === 404 || head.status === 410) return { kind: 'not-found' };
       if (head.status === 416 && index !== 0) {
         index = 0; // the hint was past the end; slice 0 tells the size and validators
@@ -351,8 +358,10 @@ export class EdgeCache {
     const index = Math.floor(range.start / this.sliceBytes);
     const b = sliceBounds(index, this.sliceBytes, meta.size);
     if (range.end > b.end) return undefined;
-    const buf = this.memory.get(meta.key, index, meta.rep);
-    return buf && part(buf, range.start - b.start, range.end - b.start);
+    const s = this.memory.slice(meta.key, index, meta.rep);
+    if (s === undefined) return undefined;
+    if (s.prefetched) this.countPrefetchHit(s);
+    return part(s.data, range.start - b.start, range.end - b.start);
   }
 
   /** What `peek` finds, as a HeldObject to keep (the same one for every caller while the meta lasts). */
@@ -388,6 +397,7 @@ export class EdgeCache {
     if (s === undefined || s.gone) {
       s = h.slice0 = this.memory.entry(h.slice0Key, h.meta.rep);
       if (s === undefined) return undefined;
+      if (s.prefetched) this.countPrefetchHit(s);
     }
     return part(s.data, range.start, range.end);
   }
@@ -410,11 +420,17 @@ export class EdgeCache {
     const last = Math.floor((range.end - 1) / this.sliceBytes);
     if (last - first + 1 > maxSlices) return undefined;
     const pieces: Buffer[] = [];
+    let prefetched = false;
     for (let index = first; index <= last; index++) {
       const b = sliceBounds(index, this.sliceBytes, meta.size);
       const from = Math.max(range.start, b.start) - b.start;
       const to = Math.min(range.end, b.end) - b.start;
-      let buf = this.memory.get(meta.key, index, meta.rep);
+      const s = this.memory.slice(meta.key, index, meta.rep);
+      if (this.claimPrefetched(s) && !prefetched) {
+        prefetched = true;
+        this.prefetchAnswers++;
+      }
+      let buf = s?.data;
       if (!buf) {
         if (!this.opts.disk.has(meta.key, index, meta)) return undefined;
         buf = held ? await this.leaseFromDisk(meta, index, b.end - b.start, held) : await this.fromDisk(meta, index, b.end - b.start);
@@ -451,14 +467,20 @@ export class EdgeCache {
    * upstream), it throws RepresentationChanged: the answer is cut, never spliced.
    */
   async *read(meta: CachedMeta, range: ByteRange, primed?: PrimedFetch, traceparent?: string): AsyncGenerator<Buffer> {
+    // This answer's prefetch hit is counted once, at the first prefetched slice it reads or joins.
+    let prefetchCounted = primed?.prefetchHit === true;
     for (const index of slicesFor(range, this.sliceBytes)) {
       const b = sliceBounds(index, this.sliceBytes, meta.size);
       const from = Math.max(range.start, b.start) - b.start;
       const to = Math.min(range.end, b.end) - b.start;
 
-      const mem = this.memory.get(meta.key, index, meta.rep);
-      if (mem) {
-        yield mem.subarray(from, to);
+      const s = this.memory.slice(meta.key, index, meta.rep);
+      if (s) {
+        if (this.claimPrefetched(s) && !prefetchCounted) {
+          prefetchCounted = true;
+          this.prefetchAnswers++;
+        }
+        yield s.data.subarray(from, to);
         continue;
       }
       if (this.opts.disk.has(meta.key, index, meta)) {
@@ -470,10 +492,16 @@ export class EdgeCache {
       }
       let pos = from;
       for (let attempt = 0; ; attempt++) {
-        const fetch =
-          primed && primed.index === index && primed.fetch.state !== 'failed'
-            ? primed.fetch
-            : this.acquire(meta.title, meta.file, index, meta, traceparent).fetch;
+        let fetch: SliceFetch<SliceHead>;
+        if (primed && primed.index === index && primed.fetch.state !== 'failed') fetch = primed.fetch;
+        else {
+          const got = this.acquire(meta.title, meta.file, index, meta, traceparent);
+          if (got.prefetchHit && !prefetchCounted) {
+            prefetchCounted = true;
+            this.prefetchAnswers++;
+          }
+          fetch = got.fetch;
+        }
         try {
           const head = await fetch.head;
           // No meta: upstream refused; reading the fetch throws its error (and a new writer is tried).
@@ -507,7 +535,8 @@ export class EdgeCache {
   async prime(meta: CachedMeta, range: ByteRange, traceparent?: string): Promise<PrimedFetch | undefined> {
     for (const index of slicesFor(range, this.sliceBytes)) {
       if (this.memory.has(meta.key, index, meta.rep) || this.opts.disk.has(meta.key, index, meta)) continue;
-      const { fetch, joined } = this.acquire(meta.title, meta.file, index, meta, traceparent);
+      const { fetch, joined, prefetchHit } = this.acquire(meta.title, meta.file, index, meta, traceparent);
+      if (prefetchHit) this.prefetchAnswers++;
       const head = await fetch.head;
       if (!head.meta) {
         // Gone upstream: resolving again tells the client so. Anything else is upstream's failure.
@@ -515,7 +544,7 @@ export class EdgeCache {
         throw new UpstreamError(`upstream answered ${head.status}`, 502);
       }
       if (head.meta.rep !== meta.rep) throw new RepresentationChanged(meta.key);
-      return { index, fetch, joined: joined || head.shared === true };
+      return { index, fetch, joined: joined || head.shared === true, prefetchHit };
     }
     return undefined;
   }
@@ -530,16 +559,20 @@ export class EdgeCache {
       if (purpose === 'prefetch') this.prefetchMarks.set(fetch, { used: false });
       void this.runFetch(fetch, key, title, file, index, known, traceparent);
     });
+    let prefetchHit = false;
     if (got.joined && purpose === 'client') {
       this.opts.events?.coalescedWait?.();
-      // A client joining a prefetch while it runs is served the prefetch's bytes: its hit, once.
+      // A client joining a prefetch while it runs is served the prefetch's bytes: the caller counts its hit, once.
       const mark = this.prefetchMarks.get(got.fetch);
-      if (mark && !mark.used) {
-        mark.used = true;
-        this.prefetchReads++;
-      }
+      if (mark && !mark.used) mark.used = prefetchHit = true;
     }
-    return got;
+    return { fetch: got.fetch, joined: got.joined, prefetchHit };
+  }
+
+  /** Counts the answer reading `s` (a prefetched slice) as a prefetch hit, and claims the slice. */
+  private countPrefetchHit(s: MemorySlice): void {
+    s.prefetched = false;
+    this.prefetchAnswers++;
   }
 
   /**

@@ -19,8 +19,8 @@ export interface MemorySlice {
    */
   gone: boolean;
   /**
-   * Brought by a prefetch (src/edge/prefetch.ts) and not read since: the first lookup that finds
-   * it clears this and tells MemoryTierOptions.onPrefetchedRead, so a prefetch hit counts once.
+   * Brought by a prefetch (src/edge/prefetch.ts) and not read for an answer since: the first
+   * answer reading it clears this (EdgeCache counts that answer as a prefetch hit, once).
    */
   prefetched: boolean;
 }
@@ -30,8 +30,6 @@ const NO_BYTES = Buffer.alloc(0);
 export interface MemoryTierOptions {
   capacityBytes: number;
   onEvict?: (bytes: number) => void;
-  /** A slice a prefetch brought was read for the first time (see MemorySlice.prefetched). */
-  onPrefetchedRead?: () => void;
 }
 
 /**
@@ -71,17 +69,16 @@ export class MemoryTier {
     return this.entry(sliceKey(key, index), rep)?.data;
   }
 
+  /** `get`, as the entry: for a reader that also looks at its prefetch mark. */
+  slice(key: string, index: number, rep: string): MemorySlice | undefined {
+    return this.entry(sliceKey(key, index), rep);
+  }
+
   /** `get` by the slice's key (`sliceKey`), as the entry itself: for a caller that keeps it (see MemorySlice.gone). */
   entry(sk: string, rep: string): MemorySlice | undefined {
     const s = this.slices.get(sk);
     if (!s) return undefined;
-    if (s.rep === rep) {
-      if (s.prefetched) {
-        s.prefetched = false;
-        this.opts.onPrefetchedRead?.();
-      }
-      return s;
-    }
+    if (s.rep === rep) return s;
     this.slices.delete(sk);
     return undefined;
   }

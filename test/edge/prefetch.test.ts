@@ -1,0 +1,308 @@
+import { connect } from 'node:net';
+import { request } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type Cmcd, cmcdHeaders } from '../../src/common/cmcd.js';
+import { TEST_ADMIN_TOKEN, randomTitle, tempDir, testCluster, writeMedia } from '../helpers/cluster.js';
+import { type RunningEdge, startEdge } from '../helpers/edge-harness.js';
+import { TestOrigin } from '../helpers/test-origin.js';
+
+/**
+ * CMCD-driven prefetch on a real edge in front of a real origin (loopback): a player that names
+ * its next object (`nor`) or range (`nrr`) finds it in memory when it asks, the origin is asked
+ * once per slice, and a prefetch never reaches outside the title, never runs for a player with a
+ * comfortable buffer, on a busy node or over the budget, and never counts as a client's MISS.
+ */
+const S = 64 * 1024;
+
+type Hints = Partial<Omit<Cmcd, 'keys'>>;
+
+async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A counter's value on the edge's registry, by its labels (0 when absent). */
+async function counter(e: RunningEdge, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = e.server.metrics.registry.getSingleMetric(name);
+  if (!m) return 0;
+  const got = await m.get();
+  return got.values.filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want)).reduce((n, v) => n + v.value, 0);
+}
+
+const prefetches = (e: RunningEdge, outcome: string) => counter(e, 'reelcdn_edge_prefetch_total', { outcome });
+
+describe('edge prefetch (CMCD nor/nrr)', () => {
+  const root = tempDir();
+  const origin = new TestOrigin(root);
+  let edge: RunningEdge;
+  let title: string;
+  let seg2: Buffer;
+
+  async function startWith(prefetch: Record<string, unknown> = {}): Promise<RunningEdge> {
+    return startEdge(testCluster({ sliceBytes: S, prefetch }), origin.url);
+  }
+
+  /** A fresh title: v/seg1.m4s (one slice and a bit), v/seg2.m4s (three slices), v/seg3.m4s, all.mp4 (five slices). */
+  function newTitle(): void {
+    title = randomTitle();
+    writeMedia(root, title, 'v/seg1.m4s', S + 1000, 1);
+    seg2 = writeMedia(root, title, 'v/seg2.m4s', 2 * S + 5000, 2);
+    writeMedia(root, title, 'v/seg3.m4s', S, 3);
+    writeMedia(root, title, 'all.mp4', 5 * S, 4);
+    // What a prefetch must never reach: outside the title, or through a dot segment.
+    writeMedia(root, title, 'seg2.m4s', S, 5);
+  }
+
+  const path = (file: string) => `/o/${title}/${file}`;
+  const get = (file: string, cmcd?: Hints, headers: Record<string, string> = {}) => edge.get(title, file, { ...(cmcd ? cmcdHeaders(cmcd) : {}), ...headers });
+
+  /**
+   * Lets a prefetch the last answer asked for run (it starts on a later turn of the loop), then
+   * waits for the cache's fetches and disk writes. Tests wait for a prefetch's outcome first.
+   */
+  async function settle(): Promise<void> {
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+    await edge.idle();
+  }
+
+  beforeAll(async () => {
+    await origin.start();
+  });
+  afterAll(async () => {
+    await origin.close();
+  });
+  afterEach(async () => {
+    origin.reset();
+    await edge?.close();
+  });
+
+  it('itFetchesTheNextSegmentNamedByNorSoItsFirstRequestIsHitMem', async () => {
+    newTitle();
+    edge = await startWith();
+    const a = await get('v/seg1.m4s', { nor: 'seg2.m4s', bl: 4000, ot: 'v' });
+    expect(a.status).toBe(200);
+    expect(a.headers['x-cache']).toBe('MISS');
+    await until(async () => (await prefetches(edge, 'done')) === 1, 'the prefetch to finish');
+    await settle();
+    // One upstream fetch per slice of the next segment.
+    expect(origin.countFor(path('v/seg2.m4s'))).toBe(3);
+
+    const b = await get('v/seg2.m4s');
+    expect(b.status).toBe(200);
+    expect(b.headers['x-cache']).toBe('HIT-MEM');
+    expect(b.body.equals(seg2)).toBe(true);
+    expect(origin.countFor(path('v/seg2.m4s'))).toBe(3);
+
+    expect(await prefetches(edge, 'started')).toBe(1);
+    expect(await counter(edge, 'reelcdn_edge_prefetch_bytes_total')).toBe(seg2.length);
+    // Counted once for the answer, though it read three prefetched slices; a second read is a plain hit.
+    expect(await counter(edge, 'reelcdn_edge_prefetch_hits_total')).toBe(1);
+    expect((await get('v/seg2.m4s')).headers['x-cache']).toBe('HIT-MEM');
+    expect(await counter(edge, 'reelcdn_edge_prefetch_hits_total')).toBe(1);
+    // The prefetch answered no client: one MISS (seg1), and the two answers of seg2 are HIT-MEM.
+    expect(await counter(edge, 'reelcdn_edge_requests_total', { tier: 'MISS' })).toBe(1);
+    expect(await counter(edge, 'reelcdn_edge_requests_total', { tier: 'HIT-MEM' })).toBe(2);
+  });
+
+  it('itStoresAPrefetchedSegmentOnDiskAsAMissWould', async () => {
+    newTitle();
+    edge = await startWith();
+    await get('v/seg1.m4s', { nor: 'seg2.m4s' });
+    await until(async () => (await prefetches(edge, 'done')) === 1, 'the prefetch to finish');
+    await settle();
+    const meta = edge.server.cache.peek(title, 'v/seg2.m4s')!;
+    expect(meta).toBeDefined();
+    for (let i = 0; i < 3; i++) expect(edge.server.disk.has(meta.key, i, meta)).toBe(true);
+  });
+
+  it('itFetchesTheRangeNamedByNrrOfTheCurrentObject', async () => {
+    newTitle();
+    edge = await startWith();
+    const a = await get('all.mp4', { nrr: `${S}-${3 * S - 1}` }, { range: `bytes=0-${S - 1}` });
+    expect(a.status).toBe(206);
+    await until(async () => (await prefetches(edge, 'done')) === 1, 'the prefetch to finish');
+    await settle();
+    // Slice 0 for the answer, slices 1 and 2 for the prefetch; nothing past the range.
+    expect(origin.countFor(path('all.mp4'))).toBe(3);
+    const b = await get('all.mp4', undefined, { range: `bytes=${S}-${3 * S - 1}` });
+    expect(b.status).toBe(206);
+    expect(b.headers['x-cache']).toBe('HIT-MEM');
+    expect(await counter(edge, 'reelcdn_edge_prefetch_bytes_total')).toBe(2 * S);
+    expect(origin.countFor(path('all.mp4'))).toBe(3);
+  });
+
+  it('itFetchesTheRangeNamedByNrrOfTheObjectNamedByNor', async () => {
+    newTitle();
+    edge = await startWith();
+    await get('v/seg1.m4s', { nor: 'seg2.m4s', nrr: `0-${S - 1}` });
+    await until(async () => (await prefetches(edge, 'done')) === 1, 'the prefetch to finish');
+    await settle();
+    expect(origin.countFor(path('v/seg2.m4s'))).toBe(1);
+    const b = await get('v/seg2.m4s', undefined, { range: `bytes=0-${S - 1}` });
+    expect(b.headers['x-cache']).toBe('HIT-MEM');
+    expect(b.body.equals(seg2.subarray(0, S))).toBe(true);
+  });
+
+  it.each([
+    ['another title', '/c/other-title/v/seg2.m4s'],
+    ['an absolute path outside /c/{title}/', '/o/TITLE/v/seg2.m4s'],
+    ['another host', 'http://127.0.0.1:1/c/TITLE/v/seg2.m4s'],
+    ['this host by absolute URL', 'EDGE/c/TITLE/v/seg2.m4s'],
+    ['a protocol-relative URL', '//127.0.0.1/c/TITLE/v/seg2.m4s'],
+    ['a dot-dot segment', '../seg2.m4s'],
+    ['an encoded dot-dot', '%2e%2e/seg2.m4s'],
+    ['an encoded slash', '..%2Fseg2.m4s'],
+    ['a backslash', '..\\seg2.m4s'],
+  ])('itNeverFollowsNorTo %s', async (_what, nor) => {
+    newTitle();
+    edge = await startWith();
+    writeMedia(root, 'other-title', 'v/seg2.m4s', S, 6);
+    const a = await get('v/seg1.m4s', { nor: nor.replace('TITLE', title).replace('EDGE', edge.url) });
+    expect(a.status).toBe(200);
+    await until(async () => (await prefetches(edge, 'refused')) === 1, 'the refusal');
+    await settle();
+    expect(await prefetches(edge, 'started')).toBe(0);
+    // The origin saw the answer's own fetches and nothing else.
+    expect(origin.requests.map((r) => r.path)).toEqual([path('v/seg1.m4s'), path('v/seg1.m4s')]);
+  });
+
+  it('itSkipsAPlayerWithAComfortableBuffer', async () => {
+    newTitle();
+    edge = await startWith({ maxBufferMs: 20_000 });
+    await get('v/seg1.m4s', { nor: 'seg2.m4s', bl: 20_000 });
+    await get('v/seg1.m4s', { nor: 'seg3.m4s', bl: 45_000 });
+    await settle();
+    expect(await prefetches(edge, 'skipped_buffer')).toBe(2);
+    expect(await prefetches(edge, 'started')).toBe(0);
+    expect(origin.countFor(path('v/seg2.m4s')) + origin.countFor(path('v/seg3.m4s'))).toBe(0);
+    // Under the threshold (CMCD rounds bl to 100 ms): prefetched.
+    await get('v/seg1.m4s', { nor: 'seg2.m4s', bl: 19_900 });
+    await until(async () => (await prefetches(edge, 'done')) === 1, 'the prefetch');
+  });
+
+  it('itSkipsOverTheConcurrencyBudgetAndCountsIt', async () => {
+    newTitle();
+    edge = await startWith({ maxConcurrent: 1 });
+    origin.behaviour.set(path('v/seg2.m4s'), { delayMs: 300 });
+    await get('v/seg1.m4s', { nor: 'seg2.m4s' });
+    // The first prefetch is running (the origin holds it): the next one does not start.
+    await get('v/seg1.m4s', { nor: 'seg3.m4s' });
+    expect(await prefetches(edge, 'skipped_budget')).toBe(1);
+    await until(async () => (await prefetches(edge, 'done')) === 1, 'the first prefetch');
+    await settle();
+    expect(origin.countFor(path('v/seg3.m4s'))).toBe(0);
+    expect(edge.server.cache.peek(title, 'v/seg3.m4s')).toBeUndefined();
+  });
+
+  it('itCutsAPrefetchToTheBytesBudget', async () => {
+    newTitle();
+    edge = await startWith({ maxBytesInFlight: 2 * S });
+    // An absolute path inside the title is taken as a relative one.
+    await get('v/seg1.m4s', { nor: `/c/${title}/all.mp4` });
+    await until(async () => (await prefetches(edge, 'done')) === 1, 'the prefetch');
+    await settle();
+    // Five slices wanted, two fit.
+    expect(origin.countFor(path('all.mp4'))).toBe(2);
+    expect(await counter(edge, 'reelcdn_edge_prefetch_bytes_total')).toBe(2 * S);
+  });
+
+  it('itSkipsWhileTheNodeIsDrained', async () => {
+    newTitle();
+    edge = await startWith();
+    const admin = (p: string) => request(`${edge.adminUrl}${p}`, { method: 'POST', headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } }).then((r) => r.body.text());
+    await admin('/drain');
+    await get('v/seg1.m4s', { nor: 'seg2.m4s' });
+    await settle();
+    expect(await prefetches(edge, 'skipped_overload')).toBe(1);
+    expect(origin.countFor(path('v/seg2.m4s'))).toBe(0);
+    await admin('/undrain');
+    await get('v/seg1.m4s', { nor: 'seg2.m4s' });
+    await until(async () => (await prefetches(edge, 'done')) === 1, 'the prefetch after undrain');
+  });
+
+  it('itSkipsWhileTheNodeIsOverloaded', async () => {
+    newTitle();
+    // Overloaded as steering's threshold says: more open connections than maxConnections (1).
+    edge = await startEdge(testCluster({ sliceBytes: S }, { steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1', thresholds: { maxConnections: 1 } } }), origin.url);
+    const { port } = new URL(edge.url);
+    const idle = connect(Number(port), '127.0.0.1');
+    await new Promise<void>((resolve) => idle.once('connect', () => resolve()));
+    try {
+      await until(async () => JSON.parse(await (await request(`${edge.adminUrl}/health`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).body.text()).connections >= 1, 'the idle connection to count');
+      await get('v/seg1.m4s', { nor: 'seg2.m4s' });
+      await settle();
+      expect(await prefetches(edge, 'skipped_overload')).toBe(1);
+      expect(origin.countFor(path('v/seg2.m4s'))).toBe(0);
+    } finally {
+      idle.destroy();
+    }
+  });
+
+  it('itLetsAClientRequestJoinARunningPrefetch', async () => {
+    newTitle();
+    edge = await startWith();
+    origin.behaviour.set(path('v/seg2.m4s'), { delayMs: 200 });
+    await get('v/seg1.m4s', { nor: 'seg2.m4s' });
+    await until(() => origin.countFor(path('v/seg2.m4s')) === 1, 'the prefetch to be on its way');
+    // Its first slice, while the origin still holds it.
+    const b = await get('v/seg2.m4s', undefined, { range: `bytes=0-${S - 1}` });
+    expect(b.status).toBe(206);
+    expect(b.body.equals(seg2.subarray(0, S))).toBe(true);
+    expect(b.headers['x-cache']).toBe('HIT-FILL');
+    await until(async () => (await prefetches(edge, 'done')) === 1, 'the prefetch to finish');
+    await settle();
+    // Whoever started each slice, it was fetched once.
+    expect(origin.countFor(path('v/seg2.m4s'))).toBe(3);
+    expect(await counter(edge, 'reelcdn_edge_prefetch_hits_total')).toBe(1);
+    expect(await counter(edge, 'reelcdn_edge_requests_total', { tier: 'MISS' })).toBe(1);
+  });
+
+  it('itLeavesNoTraceOfAFailedPrefetchOnALaterClientRequest', async () => {
+    newTitle();
+    edge = await startWith();
+    origin.behaviour.set(path('v/seg2.m4s'), { status: 503 });
+    await get('v/seg1.m4s', { nor: 'seg2.m4s' });
+    await until(async () => (await prefetches(edge, 'failed')) === 1, 'the prefetch to fail');
+    await settle();
+    origin.behaviour.delete(path('v/seg2.m4s'));
+    const b = await get('v/seg2.m4s');
+    expect(b.status).toBe(200);
+    expect(b.headers['x-cache']).toBe('MISS');
+    expect(b.body.equals(seg2)).toBe(true);
+
+    // Cut mid-slice: the same.
+    origin.behaviour.set(path('v/seg3.m4s'), { truncateAfter: 1000 });
+    await get('v/seg1.m4s', { nor: 'seg3.m4s' });
+    await until(async () => (await prefetches(edge, 'failed')) === 2, 'the second prefetch to fail');
+    await settle();
+    origin.behaviour.delete(path('v/seg3.m4s'));
+    const c = await get('v/seg3.m4s');
+    expect(c.status).toBe(200);
+    expect(c.headers['x-cache']).toBe('MISS');
+    expect(await counter(edge, 'reelcdn_edge_prefetch_hits_total')).toBe(0);
+  });
+
+  it('itDoesNothingWhenDisabled', async () => {
+    newTitle();
+    edge = await startWith({ enabled: false });
+    await get('v/seg1.m4s', { nor: 'seg2.m4s' });
+    await settle();
+    expect(await prefetches(edge, 'started')).toBe(0);
+    expect(origin.countFor(path('v/seg2.m4s'))).toBe(0);
+  });
+
+  it('itCountsAPrefetchOfAnObjectAlreadyCachedAsCached', async () => {
+    newTitle();
+    edge = await startWith();
+    await get('v/seg2.m4s');
+    await settle();
+    await get('v/seg1.m4s', { nor: 'seg2.m4s' });
+    await until(async () => (await prefetches(edge, 'cached')) === 1, 'the prefetch to end');
+    expect(await prefetches(edge, 'started')).toBe(1);
+    expect(origin.countFor(path('v/seg2.m4s'))).toBe(3);
+    expect(await counter(edge, 'reelcdn_edge_prefetch_bytes_total')).toBe(0);
+  });
+});
