@@ -1,3 +1,5 @@
+import { type QoeBlock, STARTUP_BOUNDS_MS } from '../edge/qoe.js';
+
 /**
  * What players experienced, per ISP and per edge, over the dashboard's last hour: startup time
  * p50/p90, rebuffer ratio, average bitrate and buffer length, sessions. Built from the cumulative
@@ -6,22 +8,11 @@
  * Pure: time comes in with each sample (monotonic ms); nothing here reads a clock or a socket.
  */
 
-/** The edges' fixed startup buckets (ms, upper bounds); a last, open bucket is over 15 s. */
-export const STARTUP_BOUNDS_MS: readonly number[] = Object.freeze([250, 500, 1000, 1500, 2000, 3000, 5000, 8000, 15000]);
+/** The edges' fixed startup buckets (ms, upper bounds; a last, open bucket is over 15 s): one definition, the edge's. */
+export { STARTUP_BOUNDS_MS };
 
-/** An edge's cumulative CMCD counters (its /health `qoe` block), or the difference of two. */
-export interface QoeCounts {
-  sessions: number;
-  requests: number;
-  mediaRequests: number;
-  starved: number;
-  brKbpsSum: number;
-  brCount: number;
-  blMsSum: number;
-  blCount: number;
-  /** Per bucket of STARTUP_BOUNDS_MS (not cumulative), length bounds + 1. */
-  startupCounts: number[];
-}
+/** An edge's cumulative CMCD counters (its /health `qoe` block without the bounds, which are fixed), or the difference of two. */
+export type QoeCounts = Omit<QoeBlock, 'startupBoundsMs'>;
 
 const SCALARS = ['sessions', 'requests', 'mediaRequests', 'starved', 'brKbpsSum', 'brCount', 'blMsSum', 'blCount'] as const;
 
