@@ -1,0 +1,138 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cmcdHeaders } from '../../src/common/cmcd.js';
+import { TEST_ADMIN_TOKEN, TEST_KEYS, randomTitle, tempDir, writeMedia } from '../helpers/cluster.js';
+import { parsePrometheusText, sumOf } from '../helpers/prom-parse.js';
+import { TestOrigin } from '../helpers/test-origin.js';
+
+/**
+ * Prefetch on a node as deployed: two workers on one port (SO_REUSEPORT), each with its own
+ * memory tier, one disk tier. A prefetch runs in the worker that answered the request naming the
+ * next segment and lands in that worker's memory (and the node's disk). A player that keeps its
+ * connection (every browser does, HTTP/2 or keep-alive) asks the same worker next: HIT-MEM. One
+ * that opens a connection per request lands on either worker: HIT-MEM on the one that
+ * prefetched, HIT-DISK on the other — never a MISS.
+ */
+const repo = join(import.meta.dirname, '..', '..');
+const cli = join(repo, 'dist/src/cli.js');
+const SLICE = 65536;
+const SEGMENTS = 12;
+
+describe('prefetch on a node of two workers', () => {
+  const root = tempDir();
+  const origin = new TestOrigin(root);
+  let child: ChildProcess | undefined;
+  let publicUrl = '';
+  let adminUrl = '';
+
+  async function metrics(): Promise<ReturnType<typeof parsePrometheusText>> {
+    const res = await request(`${adminUrl}/metrics`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } });
+    return parsePrometheusText(await res.body.text());
+  }
+
+  async function until(what: string, probe: () => Promise<boolean>, ms = 15_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!(await probe().catch(() => false))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  beforeAll(async () => {
+    if (!existsSync(cli)) throw new Error('dist/src/cli.js is missing: run npm run build');
+    await origin.start();
+    const file = join(tempDir(), 'cluster.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        signing: { keys: TEST_KEYS, activeKey: 'k1', required: false },
+        origin: { url: origin.url, adminUrl: 'http://127.0.0.1:1', dataDir: 'origin' },
+        steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1' },
+        isps: [{ id: 'isp-a', prefixes: ['127.0.0.0/8'] }],
+        edges: [{ id: 'edge-a1', isp: 'isp-a', url: 'http://127.0.0.1:0', adminUrl: 'http://127.0.0.1:0', dataDir: 'edge', diskBytes: 100_000_000, memoryBytes: 40_000_000, sliceBytes: SLICE }],
+        admin: { openHealth: true, openMetrics: true },
+        log: { level: 'info' },
+      }),
+    );
+    const c = spawn(process.execPath, [cli, 'edge', '--config', file, '--id', 'edge-a1', '--workers', '2'], {
+      env: { ...process.env, REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = c;
+    let out = '';
+    c.stdout!.on('data', (b) => (out += b));
+    c.stderr!.on('data', (b) => (out += b));
+    // The primary logs its URLs once it listens.
+    const urls = await new Promise<{ publicUrl: string; adminUrl: string }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`edge node did not start: ${out}`)), 20_000);
+      const look = () => {
+        for (const line of out.split('\n')) {
+          if (!line.includes('"edge listening"')) continue;
+          clearTimeout(timer);
+          resolve(JSON.parse(line) as { publicUrl: string; adminUrl: string });
+          return;
+        }
+      };
+      c.stdout!.on('data', look);
+      c.once('exit', (code) => reject(new Error(`edge node exited ${code}: ${out}`)));
+    });
+    publicUrl = urls.publicUrl;
+    adminUrl = urls.adminUrl;
+    await until('two workers up', async () => {
+      const h = JSON.parse(await (await request(`${adminUrl}/health`)).body.text()) as { workers: { status: string }[] };
+      return h.workers.length === 2 && h.workers.every((w) => w.status === 'ok');
+    });
+  });
+
+  afterAll(async () => {
+    if (child && child.exitCode === null) child.kill('SIGKILL');
+    await origin.close();
+  });
+
+  /**
+   * A player reading SEGMENTS segments in order, each request naming the next one, waiting for
+   * the prefetch it asked for before the next request (a player takes a segment's duration).
+   */
+  async function play(newConnectionEach: boolean): Promise<string[]> {
+    const title = randomTitle();
+    for (let i = 0; i < SEGMENTS; i++) writeMedia(root, title, `v/seg${i}.m4s`, 2 * SLICE + 100 * (i + 1), i + 1);
+    const keep = new Agent({ connections: 1, pipelining: 1 });
+    const tiers: string[] = [];
+    try {
+      for (let i = 0; i < SEGMENTS; i++) {
+        const done = sumOf(await metrics(), 'reelcdn_edge_prefetch_total', { outcome: 'done' });
+        const dispatcher = newConnectionEach ? new Agent({ pipelining: 0 }) : keep;
+        const nor = i + 1 < SEGMENTS ? { nor: `seg${i + 1}.m4s`, bl: 8000 } : {};
+        const res = await request(`${publicUrl}/c/${title}/v/seg${i}.m4s`, { dispatcher, headers: cmcdHeaders({ ot: 'v', ...nor }) });
+        await res.body.arrayBuffer();
+        expect(res.statusCode).toBe(200);
+        tiers.push(String(res.headers['x-cache']));
+        if (newConnectionEach) await dispatcher.close();
+        if (i + 1 < SEGMENTS) await until('the prefetch', async () => sumOf(await metrics(), 'reelcdn_edge_prefetch_total', { outcome: 'done' }) > done);
+      }
+    } finally {
+      await keep.close();
+    }
+    // Each slice of each segment fetched from the origin once.
+    for (let i = 0; i < SEGMENTS; i++) expect(origin.countFor(`/o/${title}/v/seg${i}.m4s`)).toBe(3);
+    return tiers;
+  }
+
+  it('itServesEverySegmentAfterTheFirstFromMemoryToAPlayerOnOneConnection', async () => {
+    const tiers = await play(false);
+    expect(tiers[0]).toBe('MISS');
+    expect(tiers.slice(1)).toEqual(Array(SEGMENTS - 1).fill('HIT-MEM'));
+  });
+
+  it('itNeverMissesForAPlayerOpeningAConnectionPerRequest (memory on the worker that prefetched, disk on the other)', async () => {
+    const tiers = await play(true);
+    expect(tiers[0]).toBe('MISS');
+    const rest = tiers.slice(1);
+    expect(rest.filter((t) => t !== 'HIT-MEM' && t !== 'HIT-DISK')).toEqual([]);
+    // What the docs quote (docs/operations.md, "Prefetch (CMCD nor/nrr)").
+    console.log(`prefetch, 2 workers, a new connection per request: ${rest.filter((t) => t === 'HIT-MEM').length} HIT-MEM, ${rest.filter((t) => t === 'HIT-DISK').length} HIT-DISK of ${rest.length}`);
+  });
+});
