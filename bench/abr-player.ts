@@ -109,7 +109,7 @@ export async function playSession(o: PlayerOptions): Promise<SessionRecord> {
   };
 
   /** One GET, its body read at the cap (manifests unpaced: a few KB); returns the body when asked. */
-  const get = async (kind: RequestKind, url: string, s: RequestState, keep: boolean): Promise<{ body: Buffer | undefined; bytes: number; realMs: number }> => {
+  const get = async (kind: RequestKind, url: string, s: RequestState, keep: boolean, detail: Pick<RequestRecord, 'segment' | 'switched'> = {}): Promise<{ body: Buffer | undefined; bytes: number; realMs: number }> => {
     const sent = now();
     const target = o.cmcd === false ? url : withCmcdQuery(url, s);
     const res = await request(target, { dispatcher: o.dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
@@ -124,7 +124,7 @@ export async function playSession(o: PlayerOptions): Promise<SessionRecord> {
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     }
     const realMs = now() - sent;
-    requests.push({ kind, status: res.statusCode, xCache: String(res.headers['x-cache'] ?? ''), bytes, realMs });
+    requests.push({ kind, status: res.statusCode, xCache: String(res.headers['x-cache'] ?? ''), bytes, realMs, ...detail });
     if (res.statusCode !== 200) throw new SessionError(`${kind} ${new URL(url).pathname} answered ${res.statusCode}`);
     return { body: keep ? Buffer.concat(chunks) : undefined, bytes, realMs };
   };
@@ -169,14 +169,15 @@ export async function playSession(o: PlayerOptions): Promise<SessionRecord> {
       }
       const seg = r.segments[k];
       if (!seg) throw new SessionError(`rendition ${r.kbps} kbps has no segment ${k}`);
+      const switched = current !== undefined && pick !== current;
       if (pick !== current) {
-        if (current !== undefined) record.switches++;
+        if (switched) record.switches++;
         current = pick;
         // A new rendition starts with its init segment; its nor is the segment that follows.
         if (r.init) await get('init', r.init, state('i', { nor: relativeNor(r.init, seg.url) }), false);
       }
       const next = r.segments[k + 1];
-      const got = await get('media', seg.url, state('av', { bitrateKbps: r.kbps, durationS: seg.durationS, nor: next ? relativeNor(seg.url, next.url) : undefined }), false);
+      const got = await get('media', seg.url, state('av', { bitrateKbps: r.kbps, durationS: seg.durationS, nor: next ? relativeNor(seg.url, next.url) : undefined }), false, { segment: k, switched });
       estimate.sample((got.realMs * o.speed) / 1000, got.bytes);
       playback.append(media(), seg.durationS);
       record.bitrateSeconds += r.kbps * seg.durationS;

@@ -36,6 +36,7 @@ export interface QoeCluster {
   /** The edge's primary process (its workers are its children). */
   edgePid: number;
   relay: DelayRelay;
+  edgeAdminUrl: string;
   edgeLog: string;
   stop(): Promise<void>;
 }
@@ -142,7 +143,7 @@ export async function startQoeCluster(o: QoeClusterOptions): Promise<QoeCluster>
     await ready(`${raw.steering.adminUrl}/health`, steering);
     await untilEdgeEligible(raw.steering.adminUrl, steering.child);
     relay.resetCount();
-    return { steeringUrl: raw.steering.url, edgePid: edge.child.pid!, relay, edgeLog: edge.path, stop };
+    return { steeringUrl: raw.steering.url, edgePid: edge.child.pid!, relay, edgeAdminUrl: raw.edges[0]!.adminUrl, edgeLog: edge.path, stop };
   } catch (err) {
     await stop();
     throw err;

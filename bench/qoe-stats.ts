@@ -15,6 +15,9 @@ export interface RequestRecord {
   bytes: number;
   /** Real milliseconds from sending the request to the body's last byte. */
   realMs: number;
+  /** Media requests: the segment's index, and whether its rendition differs from the previous segment's (a `nor` naming the old rendition's next segment could not have brought it). */
+  segment?: number;
+  switched?: boolean;
 }
 
 export interface SessionRecord {
@@ -76,6 +79,9 @@ export interface RunSummary {
   laterXCache: Record<string, number>;
   /** Share of them answered HIT-MEM (0..1). */
   hitMemAfterFirst: number;
+  /** Of them, those in the same rendition as the segment before (what `nor` announced), and their HIT-MEM share. */
+  sameRenditionRequests: number;
+  hitMemSameRendition: number;
   /** Requests the edge answered (init and media). */
   edgeAnswers: number;
   edgeCpuUsPerAnswer: number;
@@ -95,6 +101,8 @@ export function summarizeRun(m: RunMeasure): RunSummary {
   const mediaS = m.sessions.reduce((a, s) => a + s.mediaS, 0);
   const laterXCache: Record<string, number> = {};
   let later = 0;
+  let same = 0;
+  let sameHitMem = 0;
   let edgeAnswers = 0;
   let edgeBytes = 0;
   for (const s of m.sessions) {
@@ -109,6 +117,10 @@ export function summarizeRun(m: RunMeasure): RunSummary {
         later++;
         const k = r.xCache || `status ${r.status}`;
         laterXCache[k] = (laterXCache[k] ?? 0) + 1;
+        if (!r.switched) {
+          same++;
+          if (r.xCache === 'HIT-MEM') sameHitMem++;
+        }
       }
       seenMedia = true;
     }
@@ -127,6 +139,8 @@ export function summarizeRun(m: RunMeasure): RunSummary {
     laterMediaRequests: later,
     laterXCache,
     hitMemAfterFirst: later > 0 ? (laterXCache['HIT-MEM'] ?? 0) / later : 0,
+    sameRenditionRequests: same,
+    hitMemSameRendition: same > 0 ? sameHitMem / same : 0,
     edgeAnswers,
     edgeCpuUsPerAnswer: edgeAnswers > 0 ? (m.edgeCpuS * 1e6) / edgeAnswers : Number.NaN,
     edgeCpuUsPerAnswerAboveIdle: edgeAnswers > 0 ? (Math.max(0, m.edgeCpuS - m.edgeIdleCpuS) * 1e6) / edgeAnswers : Number.NaN,
@@ -150,7 +164,8 @@ export function formatRun(s: RunSummary): string[] {
     `${s.label}: ${s.sessions} sessions${s.failed > 0 ? ` (${s.failed} FAILED)` : ''} in ${s.wallS.toFixed(1)} s`,
     `  startup p50 ${secs(s.startupP50S)}, p90 ${secs(s.startupP90S)} (media time)`,
     `  rebuffer ratio ${pct(s.rebufferRatio)} (${s.stalls} stalls), average bitrate ${Math.round(s.avgBitrateKbps)} kbps, ${s.switches} switches`,
-    `  media requests after each session's first: ${s.laterMediaRequests}, HIT-MEM ${pct(s.hitMemAfterFirst)} (${xc || 'none'})`,
+    `  media requests after each session's first: ${s.laterMediaRequests}, HIT-MEM ${pct(s.hitMemAfterFirst)} (${xc || 'none'}); ` +
+      `in the rendition before (${s.sameRenditionRequests}): HIT-MEM ${pct(s.hitMemSameRendition)}`,
     `  origin bytes ${mib(s.originBytes)} for ${mib(s.edgeBytes)} served; edge CPU ${s.edgeCpuUsPerAnswer.toFixed(0)} µs per answer, ${s.edgeCpuUsPerAnswerAboveIdle.toFixed(0)} above its idle rate (${s.edgeAnswers} answers)`,
   ];
 }

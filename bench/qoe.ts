@@ -18,9 +18,11 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent } from 'undici';
+import type { QoeBlock } from '../src/edge/qoe.js';
 import { playSession } from './abr-player.js';
 import { installCleanupHandlers, trackTempDir, treeCpuSeconds } from './edge-procs.js';
-import { ingestTitles, startQoeCluster } from './qoe-cluster.js';
+import { QOE_ADMIN_TOKEN, ingestTitles, startQoeCluster } from './qoe-cluster.js';
+import { edgeViewLines, prefetchCounts } from './qoe-edge-view.js';
 import { DEFAULT_LADDER, ensureMedia } from './qoe-media.js';
 import { DEFAULT_CAPS, capPlans } from './qoe-network.js';
 import { type RunMeasure, type RunSummary, type SessionRecord, formatRun, goalVerdicts, summarizeRun } from './qoe-stats.js';
@@ -62,6 +64,18 @@ function options() {
   };
 }
 
+/** The edge's /health qoe block and prefetch counters; a line saying why when it cannot be read. */
+async function readEdgeView(adminUrl: string): Promise<string[]> {
+  const auth = { authorization: `Bearer ${QOE_ADMIN_TOKEN}` };
+  try {
+    const health = (await (await fetch(`${adminUrl}/health`, { headers: auth })).json()) as { qoe?: QoeBlock };
+    const metrics = await fetch(`${adminUrl}/metrics`, { headers: auth });
+    return edgeViewLines(health.qoe, metrics.ok ? prefetchCounts(await metrics.text()) : undefined);
+  } catch (err) {
+    return [`  the edge's view: not read (${(err as Error).message})`];
+  }
+}
+
 async function main(): Promise<void> {
   installCleanupHandlers();
   const o = options();
@@ -93,6 +107,7 @@ async function main(): Promise<void> {
     const label = prefetch ? 'prefetch on (default config)' : 'prefetch off (edges[].prefetch.enabled=false)';
     const cluster = await startQoeCluster({ home, run, prefetch, originOneWayMs: oneWayMs, ...(o.workers === undefined ? {} : { workers: o.workers }) });
     let m: RunMeasure;
+    let edgeView: string[];
     try {
       // The edge's CPU while nobody plays (health polls, timers), to tell the answers' cost apart.
       const idle0 = treeCpuSeconds(cluster.edgePid);
@@ -111,6 +126,7 @@ async function main(): Promise<void> {
       const edgeCpuS = treeCpuSeconds(cluster.edgePid) - cpu0;
       await Promise.all(agents.map((a) => a.close()));
       m = { label, prefetch, sessions, originBytes: cluster.relay.bytesFromOrigin(), edgeCpuS, edgeIdleCpuS: idleCpuPerS * wallS, wallS };
+      edgeView = await readEdgeView(cluster.edgeAdminUrl);
     } finally {
       await cluster.stop();
     }
@@ -118,6 +134,7 @@ async function main(): Promise<void> {
     measures.push(m);
     summaries.push(s);
     for (const line of formatRun(s)) say(line);
+    for (const line of edgeView) say(line);
     for (const f of m.sessions.filter((x) => x.error !== undefined).slice(0, 5)) say(`  session ${f.player} (${f.title}) failed: ${f.error}`);
   }
 
@@ -130,7 +147,7 @@ async function main(): Promise<void> {
   if (process.env.BENCH_JSON) {
     const perSession = measures.map((m) => ({
       label: m.label,
-      sessions: m.sessions.map(({ requests, ...rest }) => ({ ...rest, requests: requests.length })),
+      sessions: m.sessions,
     }));
     writeFileSync(
       process.env.BENCH_JSON,

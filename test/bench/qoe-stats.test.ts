@@ -96,3 +96,22 @@ describe('goalVerdicts', () => {
     expect(on(1).lines[0]).toMatch(/^HIT-MEM after first segment with prefetch: 100.0 % \(goal ≥ 95 %\) — met/);
   });
 });
+
+describe('summarizeRun: requests after a rendition switch', () => {
+  it('gives the HIT-MEM share of the requests in the rendition before apart (what nor could announce)', () => {
+    const media = (xCache: string, switched: boolean): RequestRecord => ({ ...req('media', xCache), switched });
+    const s = summarizeRun({
+      label: 'z',
+      prefetch: true,
+      sessions: [session({ requests: [media('MISS', false), media('HIT-MEM', false), media('MISS', true), media('HIT-MEM', false), media('HIT-DISK', false)] })],
+      originBytes: 0,
+      edgeCpuS: 0,
+      edgeIdleCpuS: 0,
+      wallS: 1,
+    });
+    expect(s.laterMediaRequests).toBe(4);
+    expect(s.hitMemAfterFirst).toBe(0.5);
+    expect(s.sameRenditionRequests).toBe(3);
+    expect(s.hitMemSameRendition).toBeCloseTo(2 / 3, 9);
+  });
+});
