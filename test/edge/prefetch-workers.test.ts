@@ -1,11 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cmcdHeaders } from '../../src/common/cmcd.js';
 import { TEST_ADMIN_TOKEN, TEST_KEYS, randomTitle, tempDir, writeMedia } from '../helpers/cluster.js';
 import { parsePrometheusText, sumOf } from '../helpers/prom-parse.js';
+import { killAll, spawnRole, until } from '../helpers/role-proc.js';
 import { TestOrigin } from '../helpers/test-origin.js';
 
 /**
@@ -16,15 +16,12 @@ import { TestOrigin } from '../helpers/test-origin.js';
  * that opens a connection per request lands on either worker: HIT-MEM on the one that
  * prefetched, HIT-DISK on the other — never a MISS.
  */
-const repo = join(import.meta.dirname, '..', '..');
-const cli = join(repo, 'dist/src/cli.js');
 const SLICE = 65536;
 const SEGMENTS = 12;
 
 describe('prefetch on a node of two workers', () => {
   const root = tempDir();
   const origin = new TestOrigin(root);
-  let child: ChildProcess | undefined;
   let publicUrl = '';
   let adminUrl = '';
 
@@ -33,16 +30,10 @@ describe('prefetch on a node of two workers', () => {
     return parsePrometheusText(await res.body.text());
   }
 
-  async function until(what: string, probe: () => Promise<boolean>, ms = 15_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!(await probe().catch(() => false))) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
+  /** role-proc's until, for a yes/no probe. */
+  const waitFor = (what: string, probe: () => Promise<boolean>) => until(what, async () => ((await probe()) ? true : undefined));
 
   beforeAll(async () => {
-    if (!existsSync(cli)) throw new Error('dist/src/cli.js is missing: run npm run build');
     await origin.start();
     const file = join(tempDir(), 'cluster.json');
     writeFileSync(
@@ -57,38 +48,17 @@ describe('prefetch on a node of two workers', () => {
         log: { level: 'info' },
       }),
     );
-    const c = spawn(process.execPath, [cli, 'edge', '--config', file, '--id', 'edge-a1', '--workers', '2'], {
-      env: { ...process.env, REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child = c;
-    let out = '';
-    c.stdout!.on('data', (b) => (out += b));
-    c.stderr!.on('data', (b) => (out += b));
-    // The primary logs its URLs once it listens.
-    const urls = await new Promise<{ publicUrl: string; adminUrl: string }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`edge node did not start: ${out}`)), 20_000);
-      const look = () => {
-        for (const line of out.split('\n')) {
-          if (!line.includes('"edge listening"')) continue;
-          clearTimeout(timer);
-          resolve(JSON.parse(line) as { publicUrl: string; adminUrl: string });
-          return;
-        }
-      };
-      c.stdout!.on('data', look);
-      c.once('exit', (code) => reject(new Error(`edge node exited ${code}: ${out}`)));
-    });
-    publicUrl = urls.publicUrl;
-    adminUrl = urls.adminUrl;
-    await until('two workers up', async () => {
+    const { ready } = await spawnRole(['edge', '--config', file, '--id', 'edge-a1', '--workers', '2'], { env: { REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN }, readyMsg: 'edge listening' });
+    publicUrl = String(ready.publicUrl);
+    adminUrl = String(ready.adminUrl);
+    await waitFor('two workers up', async () => {
       const h = JSON.parse(await (await request(`${adminUrl}/health`)).body.text()) as { workers: { status: string }[] };
       return h.workers.length === 2 && h.workers.every((w) => w.status === 'ok');
     });
   });
 
   afterAll(async () => {
-    if (child && child.exitCode === null) child.kill('SIGKILL');
+    killAll();
     await origin.close();
   });
 
@@ -111,7 +81,7 @@ describe('prefetch on a node of two workers', () => {
         expect(res.statusCode).toBe(200);
         tiers.push(String(res.headers['x-cache']));
         if (newConnectionEach) await dispatcher.close();
-        if (i + 1 < SEGMENTS) await until('the prefetch', async () => sumOf(await metrics(), 'reelcdn_edge_prefetch_total', { outcome: 'done' }) > done);
+        if (i + 1 < SEGMENTS) await waitFor('the prefetch', async () => sumOf(await metrics(), 'reelcdn_edge_prefetch_total', { outcome: 'done' }) > done);
       }
     } finally {
       await keep.close();
