@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { flushLogs, logRequestLine, type Logger } from './logger.js';
+import { flushLogs, logRequestLine, loggedCmcdOf, type LoggedCmcd, type Logger } from './logger.js';
 import { adminTokenFromEnv, isAuthorized } from './admin-auth.js';
 import { requestTraceparent } from './trace.js';
 import { ConnectionGuard, type ConnectionLimits } from './connection-guard.js';
@@ -155,6 +155,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
       req.socket.remoteAddress,
       // From the header or the `tp` query parameter, else the one this answer started (steering).
       requestTraceparent(req.headers, req.url) ?? (reply.getHeader('traceparent') as string | undefined),
+      loggedCmcdOf(req.raw),
     );
   });
 
@@ -198,9 +199,11 @@ export function logAccess(
   elapsedMs: number,
   remote: string | undefined,
   traceparent: string | undefined,
+  /** What the request's CMCD said, as the route that read it noted (noteLoggedCmcd). */
+  cmcd?: LoggedCmcd,
 ): void {
   const q = url.indexOf('?');
-  logRequestLine(log, level, reqId, method, q < 0 ? url : url.slice(0, q), range, status, tier, bytes, Math.round(elapsedMs * 10) / 10, remote, traceparent);
+  logRequestLine(log, level, reqId, method, q < 0 ? url : url.slice(0, q), range, status, tier, bytes, Math.round(elapsedMs * 10) / 10, remote, traceparent, false, cmcd);
 }
 
 // Request ids: a random per-process prefix and a counter — unique across a cluster's logs,

@@ -67,6 +67,8 @@ export function planEdgeReload(boot: EdgeView, last: EdgeView, next: ClusterConf
     signing: (c) => c.signing,
     [`${field}.fill`]: (c) => byId(c).fill,
     [`${field}.timezone`]: (c) => byId(c).timezone,
+    // Read on every prefetch the edge considers.
+    [`${field}.prefetch`]: (c) => byId(c).prefetch,
     [`${field}.tls`]: (c) => byId(c).tls,
     [`${field}.adminTls`]: (c) => byId(c).adminTls,
     // The fill asks the origin's admin port for its manifest.

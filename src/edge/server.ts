@@ -28,6 +28,7 @@ import { ClientThroughput } from './client-throughput.js';
 import { QoeTracker } from './qoe.js';
 import { newSeenPlays, recordSeenPlays, registerPlaysRoute } from './play-seen-routes.js';
 import { EdgePrefetcher } from './prefetch.js';
+import { prefetchShare } from './prefetch-budget.js';
 import { PrefetchMetrics } from './prefetch-metrics.js';
 import { registerAdminRoutes } from './routes/admin-routes.js';
 import { registerFillRoutes } from './routes/fill-routes.js';
@@ -63,7 +64,8 @@ export interface EdgeServerOptions {
    * index, upstream fetches are claimed from the primary first, play ids go to the primary
    * through `seenPlays`; no admin port and no fill here (the primary holds both).
    */
-  worker?: { disk: DiskTier; claims: SliceClaims; seenPlays: SeenPlays };
+  /** How many serving processes share this node (budgets per node are split between them). */
+  worker?: { disk: DiskTier; claims: SliceClaims; seenPlays: SeenPlays; workers?: number };
   /**
    * Certificates already read (a node's worker gets its primary's: every worker serves the same
    * bytes, and none reads a file the primary did not check). Default: read from the cluster file's paths.
@@ -217,7 +219,8 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     // The next object players announce (CMCD nor/nrr), fetched into memory before they ask.
     prefetcher: new EdgePrefetcher({
       cache,
-      settings: () => last.edge.prefetch,
+      // Budgets are the node's: a worker takes its share, recomputed as reloads change them.
+      settings: () => prefetchShare(last.edge.prefetch, opts.worker?.workers ?? 1, last.edge.sliceBytes),
       busy: () => status() !== 'ok',
       logger,
       counts: new PrefetchMetrics(registry, () => cache.prefetchHits),

@@ -28,6 +28,7 @@ describe('planEdgeReload', () => {
       r.edges.unshift({ id: 'other', isp: 'isp-a', url: 'http://127.0.0.1:9400', adminUrl: 'http://127.0.0.1:9401', dataDir: 'x', diskBytes: 1e9, memoryBytes: 1e7 });
       r.signing.keys.k2 = 'plan-k2-0123456789abcdef';
       r.edges[2].fill = { window: '01:00-02:00' };
+      r.edges[2].prefetch = { maxBufferMs: 10_000 };
       r.edges[2].diskBytes = 2e9;
       r.edges[1].url = 'http://127.0.0.1:9250';
       r.origin.url = 'http://127.0.0.1:9050';
@@ -35,7 +36,7 @@ describe('planEdgeReload', () => {
     });
     const plan = planEdgeReload(view(boot), view(boot), next);
     expect(plan.field).toBe('edges[2]');
-    expect(plan.applied.sort()).toEqual(['admin', 'edges[2].fill', 'signing']);
+    expect(plan.applied.sort()).toEqual(['admin', 'edges[2].fill', 'edges[2].prefetch', 'signing']);
     expect(plan.needsRestart.sort()).toEqual(['edges[1].url', 'edges[2].diskBytes', 'origin.url']);
     // Run as before until a restart: the old disk size, origin and parent URLs; the new fill window.
     expect(plan.edge.diskBytes).toBe(1e9);

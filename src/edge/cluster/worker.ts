@@ -133,7 +133,7 @@ export async function runWorker(): Promise<void> {
     logger,
     listen: { public: init.publicListen },
     tls: { service: init.tls, client: init.clientTls },
-    worker: { disk, claims, seenPlays: new ForwardedSeenPlays((id) => plays.push(id)) },
+    worker: { disk, claims, seenPlays: new ForwardedSeenPlays((id) => plays.push(id)), workers },
   });
   const s = server;
   if (pendingReload) {

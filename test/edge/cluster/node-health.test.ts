@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { mergeHealth } from '../../../src/edge/cluster/node-health.js';
 import { nodeMetricsText } from '../../../src/edge/cluster/node-metrics.js';
+import { emptyQoeBlock } from '../../../src/edge/qoe.js';
 import { restartDelayMs } from '../../../src/edge/cluster/supervisor.js';
 import type { EdgeHealth } from '../../../src/edge/server.js';
 import { parsePrometheusText, sumOf } from '../../helpers/prom-parse.js';
@@ -24,6 +25,7 @@ function workerHealth(over: Partial<EdgeHealth>): EdgeHealth {
     hitRatio: { requests: 0, bytes: 0 },
     byTier: { 'HIT-MEM': { requests: 0, bytes: 0 }, 'HIT-DISK': { requests: 0, bytes: 0 }, 'HIT-FILL': { requests: 0, bytes: 0 }, MISS: { requests: 0, bytes: 0 } },
     upstream: { url: 'http://o', inflightSlices: 0 },
+    qoe: emptyQoeBlock(),
     fill: { state: 'idle', windowOpen: false, nextWindowStart: '', heldTitles: [], manifestVersion: undefined, filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 } as unknown as EdgeHealth['fill'],
     ...over,
   };
