@@ -38,12 +38,14 @@ const NRR = /^(?:(\d{1,15})-(\d{1,15})?|-(\d{1,15}))$/;
 
 /**
  * The object a prefetch for a request of `/c/{title}/{file}` may fetch, from the request's CMCD.
- * `nor` is resolved against the request's URL (its folder); `nrr` alone names a range of the
- * current object. Refused: absolute URLs and other hosts (a scheme, `//`), a path that is not
- * under `/c/{title}/`, `.`/`..` segments (even ones that would stay inside the title: nothing
- * else on the edge resolves them, and refusing them is simpler to prove safe), encoded slashes,
- * backslashes, NUL, anything `parseObjectPath` refuses; a malformed `nrr`. A query or fragment
- * on `nor` is dropped (the edge signs its own upstream requests).
+ * `nor` is resolved against the request's URL as a browser resolves a relative link (its
+ * folder, then `.` and `..` segments), and the result must be a file under `/c/{title}/`: hls.js
+ * sends every segment's `nor` as `../{title}/{next}` (its URL helper climbs one level and comes
+ * back down), so a `..` that stays inside the title is followed. Refused: absolute URLs and other
+ * hosts (a scheme, `//`), anything that ends outside `/c/{title}/` or climbs above the root,
+ * encoded dots, slashes or backslashes (never resolved: refused as a request's path refuses them),
+ * backslashes, NUL, anything else `parseObjectPath` refuses; a malformed `nrr`. A query or
+ * fragment on `nor` is dropped (the edge signs its own upstream requests).
  */
 export function nextObject(title: string, file: string, hints: NextObjectHints): NextObject {
   let target = file;
@@ -78,21 +80,29 @@ export function resolveNor(title: string, file: string, nor: string): { ok: true
   if (h >= 0 && h < end) end = h;
   const path = nor.slice(0, end);
   if (path.length === 0) return { ok: false, reason: 'nor has no path' };
-  if (SCHEME.test(path) || path.startsWith('//') || path.startsWith('\\\\')) return { ok: false, reason: 'nor is an absolute URL' };
-  let rest: string;
-  if (path.startsWith('/')) {
-    // An absolute path is taken only inside the title: the same place a relative one reaches.
-    const prefix = `/c/${title}/`;
-    if (!path.startsWith(prefix)) return { ok: false, reason: 'nor leaves the title' };
-    rest = path.slice(prefix.length);
-  } else {
-    const slash = file.lastIndexOf('/');
-    // `file` is decoded and made of characters a URL path carries as they are (SEGMENT_RE).
-    rest = slash < 0 ? path : `${file.slice(0, slash + 1)}${path}`;
+  if (SCHEME.test(path) || path.startsWith('//')) return { ok: false, reason: 'nor is an absolute URL' };
+  // A browser reads a backslash as '/' in http URLs; the edge refuses one in paths: no second reading here either.
+  if (path.includes('\\')) return { ok: false, reason: 'nor: backslash in path' };
+  // `file` is decoded, and made of characters a URL path carries as they are (SEGMENT_RE): it is its own raw form.
+  const slash = file.lastIndexOf('/');
+  const full = path.startsWith('/') ? path : `/c/${title}/${file.slice(0, slash + 1)}${path}`;
+  const segments = full.split('/');
+  const last = segments[segments.length - 1];
+  if (last === '.' || last === '..') return { ok: false, reason: 'nor names a folder' };
+  // RFC 3986 §5.2.4, on literal dot segments only; from index 1: `full` starts with '/'.
+  const out: string[] = [];
+  for (let i = 1; i < segments.length; i++) {
+    const s = segments[i]!;
+    if (s === '.') continue;
+    if (s === '..') {
+      if (out.length === 0) return { ok: false, reason: 'nor climbs above the root' };
+      out.pop();
+    } else out.push(s);
   }
-  const parsed = parseObjectPath(`${title}/${rest}`);
+  if (out.length < 3 || out[0] !== 'c' || out[1] !== title) return { ok: false, reason: 'nor leaves the title' };
+  const parsed = parseObjectPath(out.slice(1).join('/'));
   if (!parsed.ok) return { ok: false, reason: `nor: ${parsed.reason}` };
-  // Cannot differ (the title is the first segment we put there); checked as the rule it is.
+  // Cannot differ (out[1] is the title); checked as the rule it is.
   if (parsed.title !== title) return { ok: false, reason: 'nor leaves the title' };
   return { ok: true, file: parsed.file };
 }

@@ -12,6 +12,14 @@ describe('prefetch target: nor resolved inside the title', () => {
     ['1080p/seg2.m4s', 'video/720p/1080p/seg2.m4s'],
     ['/c/movie/audio/seg2.m4s', 'audio/seg2.m4s'], // an absolute path, inside the title
     ['seg%7E2.m4s', 'video/720p/seg~2.m4s'], // percent-encoding of the path itself, undone as for a request
+    // Dot segments are resolved as a browser resolves them, and followed while the result stays in the title.
+    ['../audio/seg2.m4s', 'video/audio/seg2.m4s'],
+    ['../../seg2.m4s', 'seg2.m4s'],
+    ['./seg2.m4s', 'video/720p/seg2.m4s'],
+    ['1080p/../seg2.m4s', 'video/720p/seg2.m4s'],
+    // hls.js's form: up to /c/ and down again through the title, with the next segment's signed query.
+    ['../../../movie/video/720p/seg2.m4s?e=1&k=k1&t=x', 'video/720p/seg2.m4s'],
+    ['/c/movie/video/../audio/seg2.m4s', 'audio/seg2.m4s'],
   ])('%s → %s', (nor, file) => {
     expect(at(nor)).toEqual({ ok: true, file });
   });
@@ -24,10 +32,18 @@ describe('prefetch target: nor resolved inside the title', () => {
     ['/c/other-title/seg2.m4s', 'leaves the title'],
     ['/o/movie/seg2.m4s', 'leaves the title'],
     ['/c/movie2/seg2.m4s', 'leaves the title'],
-    ['../seg2.m4s', 'dot segment'],
-    ['../../../other/seg.m4s', 'dot segment'],
-    ['./seg2.m4s', 'dot segment'],
+    ['../../../other/seg.m4s', 'leaves the title'],
+    ['../../../movie2/seg.m4s', 'leaves the title'],
+    ['../../../seg.m4s', 'leaves the title'], // /c/seg.m4s: no title at all
+    ['../../../../seg.m4s', 'leaves the title'], // /seg.m4s
+    ['../../../../../etc/passwd', 'climbs above the root'],
+    ['/c/movie/../other/seg.m4s', 'leaves the title'],
+    ['..', 'names a folder'],
+    ['.', 'names a folder'],
+    ['../../', 'empty'],
+    // Encoded dots are no dot segments here: left as they are, refused as a request path refuses them.
     ['%2e%2e/seg2.m4s', 'dot segment'],
+    ['%2E%2E/%2E%2E/%2E%2E/other/seg.m4s', 'dot segment'],
     ['a%2Fb.m4s', 'encoded slash'],
     ['a%2fb.m4s', 'encoded slash'],
     ['a%5Cb.m4s', 'encoded slash'],
@@ -76,7 +92,7 @@ describe('prefetch target: nor and nrr together', () => {
   });
 
   it('a refused nor is refused whatever nrr says', () => {
-    expect(nextObject('movie', 'v/seg1.m4s', { nor: '../x', nrr: '0-1' }).ok).toBe(false);
+    expect(nextObject('movie', 'v/seg1.m4s', { nor: '../../other/x', nrr: '0-1' }).ok).toBe(false);
   });
 });
 

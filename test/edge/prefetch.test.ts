@@ -52,7 +52,7 @@ describe('edge prefetch (CMCD nor/nrr)', () => {
     seg2 = writeMedia(root, title, 'v/seg2.m4s', 2 * S + 5000, 2);
     writeMedia(root, title, 'v/seg3.m4s', S, 3);
     writeMedia(root, title, 'all.mp4', 5 * S, 4);
-    // What a prefetch must never reach: outside the title, or through a dot segment.
+    // What a refused nor would have reached through an encoded dot or slash, or a backslash.
     writeMedia(root, title, 'seg2.m4s', S, 5);
   }
 
@@ -118,6 +118,16 @@ describe('edge prefetch (CMCD nor/nrr)', () => {
     for (let i = 0; i < 3; i++) expect(edge.server.disk.has(meta.key, i, meta)).toBe(true);
   });
 
+  it("itFollowsHlsJsNor: '..' up to /c/ and down through the title, with the next segment's signed query", async () => {
+    newTitle();
+    edge = await startWith();
+    await get('v/seg1.m4s', { nor: `../../${title}/v/seg2.m4s?e=1&k=k1&t=abc`, ot: 'v' });
+    await until(async () => (await prefetches(edge, 'done')) === 1, 'the prefetch to finish');
+    await settle();
+    expect(origin.countFor(path('v/seg2.m4s'))).toBe(3);
+    expect((await get('v/seg2.m4s')).headers['x-cache']).toBe('HIT-MEM');
+  });
+
   it('itFetchesTheRangeNamedByNrrOfTheCurrentObject', async () => {
     newTitle();
     edge = await startWith();
@@ -152,7 +162,8 @@ describe('edge prefetch (CMCD nor/nrr)', () => {
     ['another host', 'http://127.0.0.1:1/c/TITLE/v/seg2.m4s'],
     ['this host by absolute URL', 'EDGE/c/TITLE/v/seg2.m4s'],
     ['a protocol-relative URL', '//127.0.0.1/c/TITLE/v/seg2.m4s'],
-    ['a dot-dot segment', '../seg2.m4s'],
+    ['dot-dot segments out of the title', '../../other-title/v/seg2.m4s'],
+    ['dot-dot segments above the root', '../../../../o/TITLE/v/seg2.m4s'],
     ['an encoded dot-dot', '%2e%2e/seg2.m4s'],
     ['an encoded slash', '..%2Fseg2.m4s'],
     ['a backslash', '..\\seg2.m4s'],
