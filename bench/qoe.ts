@@ -10,8 +10,8 @@
  * Flags (or BENCH_* variables): --players N (24), --seconds S (title length, 120), --speed X
  * (media seconds per real second, 4), --origin-rtt-ms MS (edge↔origin round trip in media time,
  * 80), --stagger-s S (sessions start over this many media seconds, 10), --workers N (edge
- * workers; default: the CLI's, one per CPU), --runs off,on (which runs, in order), --no-cmcd
- * (players send none). BENCH_JSON=FILE writes the results; BENCH_KEEP=1 keeps the temp dir.
+ * workers; default: the CLI's, one per CPU), --connections N (per player and host, 1), --runs
+ * off,on (which runs, in order), --no-cmcd (players send none). BENCH_JSON=FILE writes the results; BENCH_KEEP=1 keeps the temp dir.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -41,6 +41,7 @@ function options() {
       'stagger-s': { type: 'string' },
       workers: { type: 'string' },
       runs: { type: 'string' },
+      connections: { type: 'string' },
       'no-cmcd': { type: 'boolean' },
     },
   });
@@ -60,6 +61,7 @@ function options() {
     staggerS: num(values['stagger-s'], 'BENCH_STAGGER_S', 10),
     workers: workers === undefined ? undefined : Math.max(1, Math.round(Number(workers))),
     runs: runs as ('off' | 'on')[],
+    connections: Math.max(1, Math.round(num(values.connections, 'BENCH_CONNECTIONS', 1))),
     cmcd: !values['no-cmcd'],
   };
 }
@@ -89,7 +91,7 @@ async function main(): Promise<void> {
     `model: ${o.players} players, each its own ${o.seconds} s title (${DEFAULT_LADDER.map((r) => `${r.name} ${r.videoKbps}k`).join(', ')}, +32k audio, 2 s segments), ` +
       `caps ${DEFAULT_CAPS.loKbps}-${DEFAULT_CAPS.hiKbps} kbps log-spread (every ${DEFAULT_CAPS.dipEvery}rd player at ${DEFAULT_CAPS.dipShare * 100} % from ${DEFAULT_CAPS.dipFrom * 100} % to ${DEFAULT_CAPS.dipTo * 100} % of the title), ` +
       `playback clock ${o.speed}x real time (caps paced at ${o.speed}x in real time), origin RTT ${o.originRttMs} ms media time = ${oneWayMs.toFixed(1)} ms real each way, ` +
-      `sessions starting over ${o.staggerS} s, CMCD ${o.cmcd ? 'on (query)' : 'OFF'}, edge workers ${o.workers ?? 'default (one per CPU)'}`,
+      `sessions starting over ${o.staggerS} s, CMCD ${o.cmcd ? 'on (query)' : 'OFF'}, edge workers ${o.workers ?? 'default (one per CPU)'}, ${o.connections} connection${o.connections === 1 ? '' : 's'} per player and host`,
   );
 
   const media = ensureMedia({ seconds: o.seconds });
@@ -115,7 +117,10 @@ async function main(): Promise<void> {
       const cpu0 = treeCpuSeconds(cluster.edgePid);
       const idleCpuPerS = (cpu0 - idle0) / (IDLE_SAMPLE_MS / 1000);
       const t0 = performance.now();
-      const agents = titles.map(() => new Agent({ keepAliveTimeout: 60_000 }));
+      // One connection per host by default: a browser sends a sequential request on the idle
+      // connection it has (undici would open a second one when the next request goes out in the
+      // same turn the last body ended, and the edge's workers would then take turns).
+      const agents = titles.map(() => new Agent({ keepAliveTimeout: 60_000, connections: o.connections }));
       const sessions: SessionRecord[] = await Promise.all(
         titles.map(async (title, i) => {
           await new Promise((r) => setTimeout(r, ((o.staggerS * 1000) / o.speed) * (i / o.players)));
