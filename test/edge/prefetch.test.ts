@@ -41,8 +41,8 @@ describe('edge prefetch (CMCD nor/nrr)', () => {
   let title: string;
   let seg2: Buffer;
 
-  async function startWith(prefetch: Record<string, unknown> = {}): Promise<RunningEdge> {
-    return startEdge(testCluster({ sliceBytes: S, prefetch }), origin.url);
+  async function startWith(prefetch: Record<string, unknown> = {}, hitPath = true): Promise<RunningEdge> {
+    return startEdge(testCluster({ sliceBytes: S, prefetch }), origin.url, { hitPath });
   }
 
   /** A fresh title: v/seg1.m4s (one slice and a bit), v/seg2.m4s (three slices), v/seg3.m4s, all.mp4 (five slices). */
@@ -105,6 +105,38 @@ describe('edge prefetch (CMCD nor/nrr)', () => {
     // The prefetch answered no client: one MISS (seg1), and the two answers of seg2 are HIT-MEM.
     expect(await counter(edge, 'reelcdn_edge_requests_total', { tier: 'MISS' })).toBe(1);
     expect(await counter(edge, 'reelcdn_edge_requests_total', { tier: 'HIT-MEM' })).toBe(2);
+  });
+
+  it('itPrefetchesFromTheObjectRoutesToo (no hit path in front)', async () => {
+    newTitle();
+    edge = await startWith({}, false);
+    await get('v/seg1.m4s', { nor: 'seg2.m4s' });
+    await until(async () => (await prefetches(edge, 'done')) === 1, 'the prefetch to finish');
+    await settle();
+    const b = await get('v/seg2.m4s');
+    expect(b.headers['x-cache']).toBe('HIT-MEM');
+    expect(b.body.equals(seg2)).toBe(true);
+    expect(origin.countFor(path('v/seg2.m4s'))).toBe(3);
+    expect(await counter(edge, 'reelcdn_edge_prefetch_hits_total')).toBe(1);
+    expect(await counter(edge, 'reelcdn_edge_requests_total', { tier: 'MISS' })).toBe(1);
+  });
+
+  it('itStopsAPrefetchWhoseObjectChangesUpstreamAndServesTheNewVersionWhole', async () => {
+    newTitle();
+    edge = await startWith();
+    origin.behaviour.set(path('v/seg2.m4s'), { delayMs: 150 });
+    await get('v/seg1.m4s', { nor: 'seg2.m4s' });
+    // Slice 1 asked for (slice 0 is in): the object changes before slice 2 is.
+    await until(() => origin.countFor(path('v/seg2.m4s')) === 2, 'the second slice to be asked for');
+    origin.behaviour.set(path('v/seg2.m4s'), { etag: '"v2"' });
+    await until(async () => (await prefetches(edge, 'failed')) === 1, 'the prefetch to stop');
+    await settle();
+    const b = await get('v/seg2.m4s');
+    expect(b.status).toBe(200);
+    expect(b.headers.etag).toBe('"v2"');
+    expect(b.body.equals(seg2)).toBe(true);
+    // Slices of the old version were not kept for the new one: the answer read none of them.
+    expect(b.headers['x-cache']).not.toBe('HIT-MEM');
   });
 
   it('itStoresAPrefetchedSegmentOnDiskAsAMissWould', async () => {
