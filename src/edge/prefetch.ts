@@ -113,6 +113,8 @@ export class EdgePrefetcher implements Prefetcher {
         meta = found.meta;
         primed = found.primed;
       }
+      // Nothing a prefetch brings of it would be kept (no-store, private): stop after learning so.
+      if (!meta.storable) return end('refused', { reason: 'not cacheable' });
       const range = prefetchRange(nextRange, meta.size);
       if (!range) return end('refused', { reason: 'range past the end of the object' });
 

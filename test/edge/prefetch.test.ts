@@ -328,6 +328,17 @@ describe('edge prefetch (CMCD nor/nrr)', () => {
     expect(await counter(edge, 'reelcdn_edge_prefetch_hits_total')).toBe(0);
   });
 
+  it('itStopsAtAnObjectTheCacheMayNotKeep (no-store: only the slice that said so is fetched)', async () => {
+    newTitle();
+    edge = await startWith();
+    origin.behaviour.set(path('v/seg2.m4s'), { cacheControl: 'no-store' });
+    await get('v/seg1.m4s', { nor: 'seg2.m4s' });
+    await until(async () => (await prefetches(edge, 'refused')) === 1, 'the prefetch to stop');
+    await settle();
+    expect(origin.countFor(path('v/seg2.m4s'))).toBe(1);
+    expect((await get('v/seg2.m4s')).headers['x-cache']).toBe('MISS');
+  });
+
   it('itDoesNothingWhenDisabled', async () => {
     newTitle();
     edge = await startWith({ enabled: false });
