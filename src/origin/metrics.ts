@@ -1,4 +1,4 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Catalog } from './catalog.js';
 
 export interface OriginMetrics {
@@ -12,6 +12,10 @@ export interface OriginMetrics {
   refused: Counter<'reason'>;
   /** Reads of /o/ the store failed (answered 503), by reason (one of STORE_FAILURES). */
   storeErrors: Counter<'reason'>;
+  /** Fill plans made in the planner's thread, by outcome (made, stale, failed). */
+  fillPlans: Counter<'outcome'>;
+  /** Seconds a fill plan took in the planner's thread (plans kept or dropped as stale). */
+  fillPlanSeconds: Histogram;
 }
 
 /** Registers the origin's series; the catalog gauges read the current catalog on scrape. */
@@ -61,6 +65,18 @@ export function createOriginMetrics(registry: Registry, catalog: () => Catalog):
       name: 'reelcdn_origin_store_errors_total',
       help: 'Reads of /o/ the object store failed (answered 503 with Retry-After), by reason: throttled, server-error, unreachable, refused',
       labelNames: ['reason'],
+      registers: [registry],
+    }),
+    fillPlans: new Counter({
+      name: 'reelcdn_origin_fill_plans_total',
+      help: 'Fill plans made off the event loop, by outcome: made (handed out), stale (inputs changed while it was made: dropped), failed (the previous plan stays)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    fillPlanSeconds: new Histogram({
+      name: 'reelcdn_origin_fill_plan_seconds',
+      help: 'Seconds one fill plan took in the planner thread',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
       registers: [registry],
     }),
   };

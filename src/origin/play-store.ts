@@ -56,6 +56,7 @@ export class PlayStore {
   /** Saves and refreshes, one at a time: each starts from the tag the previous one left. */
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
+  private counted = 0;
 
   private constructor(private readonly opts: PlayStoreOptions) {
     if (opts.storage) {
@@ -79,8 +80,19 @@ export class PlayStore {
 
   private async reload(): Promise<void> {
     const doc = await this.storage.readDocument(this.key);
+    const before = totalOf(this.stored);
     this.stored = doc === undefined ? new Map() : this.parse(doc.text);
     this.storedTag = doc === undefined ? null : doc.tag;
+    // Another replica's plays are new plays to the planner as well.
+    this.counted += Math.abs(totalOf(this.stored) - before);
+  }
+
+  /**
+   * Plays counted since the store opened, this replica's and the ones other replicas' saves
+   * brought in: a counter that says how much the counts moved (the fill plans' replan decision).
+   */
+  playsCounted(): number {
+    return this.counted;
   }
 
   private parse(text: string): Map<string, DayCounts> {
@@ -119,6 +131,7 @@ export class PlayStore {
   /** Counts plays; the document is written within `debounceMs`. */
   record(plays: readonly Play[]): void {
     if (plays.length === 0) return;
+    this.counted += plays.length;
     addPlays(this.pending, plays);
     pruneDays(this.pending, this.oldestKept());
     pruneDays(this.stored, this.oldestKept()); // the next save drops them from the document too
@@ -219,6 +232,12 @@ export class PlayStore {
     this.closed = true;
     await this.flush();
   }
+}
+
+function totalOf(days: ReadonlyMap<string, DayCounts>): number {
+  let n = 0;
+  for (const counts of days.values()) for (const titles of Object.values(counts)) for (const c of Object.values(titles)) n += c;
+  return n;
 }
 
 /** Adds `add`'s counts into `into`, in place. */

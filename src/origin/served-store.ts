@@ -29,6 +29,44 @@ interface ServedDocument {
   days: Record<string, ServedDay>;
 }
 
+/** What the fill planner is given of the serve sums (ServedStore.planInput, sumsOfPlanInput). */
+export interface ServedPlanInput {
+  /** The unit of the stored document's slices and of the planner's weights. */
+  sliceBytes: number;
+  /** The stored document: its tag (null: none) and text (absent when there is none, or the receiver has it). */
+  stored: { tag: string | null; text?: string };
+  /** Sums not in the stored document yet, each batch in its slice unit. */
+  unsaved: { unit: number; days: [string, ServedDay][] }[];
+}
+
+/**
+ * The days' sums a ServedPlanInput stands for: the stored document's days (`parsed`: the
+ * caller's parse of its text, kept per tag) with the unsaved sums added into copies of the days
+ * they touch. Pure.
+ */
+export function sumsOfPlanInput(input: ServedPlanInput, parsed: ReadonlyMap<string, ServedDay>): Map<string, ServedDay> {
+  const all = new Map(parsed);
+  const copied = new Set<string>();
+  for (const batch of input.unsaved) {
+    for (const [day, sums] of batch.days) {
+      let into = all.get(day);
+      if (!copied.has(day)) {
+        into = into ? structuredClone(into) : {};
+        copied.add(day);
+      }
+      mergeDay(into!, sums, batch.unit, input.sliceBytes);
+      all.set(day, into!);
+    }
+  }
+  return all;
+}
+
+/** The days of a served.json text (the store verified the same bytes). */
+export function daysOfServedText(text: string): Map<string, ServedDay> {
+  const doc = JSON.parse(text) as Partial<ServedDocument>;
+  return new Map(Object.entries(doc.days ?? {}));
+}
+
 /** Reports remembered per (edge, instance) for replay checks, at most: oldest out. */
 const PREVIOUS_KEPT = 4096;
 
@@ -67,6 +105,9 @@ export class ServedStore {
   private closed = false;
   /** Goes up with every accepted report and every document read: weights computed before are stale. */
   private changes = 0;
+  private counted = 0;
+  /** The text of the stored document (what `stored` was parsed from or written as): the planner's thread parses its own copy. */
+  private storedText: string | undefined;
   private cached?: { key: string; weights: FileWeights };
   private cachedFor: unknown;
 
@@ -94,17 +135,22 @@ export class ServedStore {
   }
 
   private async reload(): Promise<void> {
+    const before = bytesOf(this.stored);
     const doc = await this.storage.readDocument(this.key);
     if (doc === undefined) {
       this.stored = new Map();
       this.storedTag = null;
+      this.storedText = undefined;
     } else {
       const { days, sliceBytes } = this.parse(doc.text);
       if (sliceBytes !== this.sliceUnit && this.pending.size > 0) this.pending = inUnit(this.pending, this.sliceUnit, sliceBytes);
       this.stored = days;
       this.storedTag = doc.tag;
+      this.storedText = doc.text;
       this.sliceUnit = sliceBytes;
     }
+    // Another replica's reports are new reports to the planner as well.
+    this.counted += Math.abs(bytesOf(this.stored) - before);
     this.changed();
   }
 
@@ -117,13 +163,20 @@ export class ServedStore {
   private days(): Map<string, ServedDay> {
     if (this.view) return this.view;
     if (this.pending.size === 0 && !this.sending) return (this.view = this.stored);
-    const all = new Map<string, ServedDay>();
-    for (const [day, served] of this.stored) all.set(day, structuredClone(served));
+    // Days nothing was added to are the stored ones themselves (a view is only read); only days
+    // with reports not saved yet — today's, mostly — are copied and merged: copying every day
+    // at every report cost seconds of the event loop at production sizes.
+    const all = new Map<string, ServedDay>(this.stored);
+    const copied = new Set<string>();
     const add = (days: Map<string, ServedDay>, unit: number) => {
       for (const [day, served] of days) {
-        const into = all.get(day) ?? {};
-        mergeDay(into, served, unit, this.sliceUnit);
-        all.set(day, into);
+        let into = all.get(day);
+        if (!copied.has(day)) {
+          into = into ? structuredClone(into) : {};
+          copied.add(day);
+        }
+        mergeDay(into!, served, unit, this.sliceUnit);
+        all.set(day, into!);
       }
     };
     if (this.sending) add(this.sending.days, this.sending.unit);
@@ -181,6 +234,7 @@ export class ServedStore {
     let day = this.pending.get(today);
     if (!day) this.pending.set(today, (day = {}));
     addReport(day, r, this.sliceUnit, fileSize);
+    for (const t of r.titles) for (const f of t.files) this.counted += f.bytes;
     const oldest = this.oldestKept();
     // The next save drops old days from the document too.
     for (const days of [this.pending, this.stored]) for (const d of days.keys()) if (d < oldest) days.delete(d);
@@ -210,6 +264,23 @@ export class ServedStore {
     this.cached = { key, weights };
     this.cachedFor = stamp;
     return weights;
+  }
+
+  /**
+   * The sums as the fill planner's thread takes them: the stored document as text, named by its
+   * tag (the thread parses it once per tag: handing it millions of parsed numbers would cost the
+   * event loop seconds), and the sums not in it yet (the reports since the last save) as they are.
+   */
+  planInput(): ServedPlanInput {
+    const unsaved: ServedPlanInput['unsaved'] = [];
+    if (this.sending) unsaved.push({ unit: this.sending.unit, days: [...this.sending.days] });
+    if (this.pending.size > 0) unsaved.push({ unit: this.sliceUnit, days: [...this.pending] });
+    return { sliceBytes: this.sliceUnit, stored: { tag: this.storedTag, ...(this.storedText !== undefined ? { text: this.storedText } : {}) }, unsaved };
+  }
+
+  /** Bytes of reports counted since the store opened, this replica's and other replicas' saves taken in (the replan decision's counter). */
+  bytesCounted(): number {
+    return this.counted;
   }
 
   /** Days with sums, oldest first. */
@@ -257,19 +328,21 @@ export class ServedStore {
       const unit = this.sliceUnit;
       this.pending = new Map();
       this.sending = { days: sending, unit };
-      const next = new Map<string, ServedDay>();
-      for (const [day, served] of this.stored) next.set(day, structuredClone(served));
+      // Stored days are never written in place: only the days reports went to are copied.
+      const next = new Map<string, ServedDay>(this.stored);
       for (const [day, served] of sending) {
-        const into = next.get(day) ?? {};
+        const had = next.get(day);
+        const into = had ? structuredClone(had) : {};
         mergeDay(into, served, unit, unit);
         next.set(day, into);
       }
       const oldest = this.oldestKept();
       for (const d of next.keys()) if (d < oldest) next.delete(d);
       const doc: ServedDocument = { version: 1, sliceBytes: unit, days: Object.fromEntries([...next].sort(([a], [b]) => (a < b ? -1 : 1))) };
+      const text = JSON.stringify(doc) + '\n';
       let r;
       try {
-        r = await this.storage.writeDocument(this.key, JSON.stringify(doc) + '\n', this.storedTag);
+        r = await this.storage.writeDocument(this.key, text, this.storedTag);
       } catch (err) {
         this.unsend(sending, unit); // keep the sums for the next attempt
         throw err;
@@ -278,6 +351,7 @@ export class ServedStore {
         this.sending = undefined;
         this.stored = next;
         this.storedTag = r.tag;
+        this.storedText = text;
         this.changed();
         continue;
       }
@@ -305,7 +379,7 @@ export class ServedStore {
 }
 
 /** Adds a day's sums (slices in `fromUnit`) into another's (in `toUnit`), in place: as a report of them would. */
-function mergeDay(into: ServedDay, add: ServedDay, fromUnit: number, toUnit: number): void {
+export function mergeDay(into: ServedDay, add: ServedDay, fromUnit: number, toUnit: number): void {
   const titles = Object.entries(add).map(([title, td]) => ({
     title,
     plays: td.plays,
@@ -323,4 +397,10 @@ function inUnit(days: Map<string, ServedDay>, fromUnit: number, toUnit: number):
     out.set(day, into);
   }
   return out;
+}
+
+function bytesOf(days: ReadonlyMap<string, ServedDay>): number {
+  let n = 0;
+  for (const day of days.values()) for (const td of Object.values(day)) for (const fd of Object.values(td.files)) n += fd.bytes;
+  return n;
 }

@@ -15,6 +15,7 @@ import type { Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
 import { CATALOG_FILE, Catalog, type CatalogResponse, loadCatalog } from './catalog.js';
 import { FillPlans } from './fill-plans.js';
+import type { PlanRunner } from './fill-plan-runner.js';
 import { createOriginMetrics } from './metrics.js';
 import { OBJECT_PREFIX, objectHandler } from './object-route.js';
 import { ORIGIN_REFUSALS, OriginAuth } from './origin-auth.js';
@@ -50,8 +51,10 @@ export interface OriginServerOptions {
   catalogPollMs?: number;
   /** Debounce of plays.json writes (ms). Default 1000. */
   playFlushMs?: number;
-  /** How long a fill plan is reused (ms). Default 60000. */
+  /** New plays or serve reports replan at most this often (ms). Default 60000. */
   replanMs?: number;
+  /** Where fill plans are computed. Default: a worker thread (fill-plan-runner.ts). */
+  planRunner?: PlanRunner;
 }
 
 export interface OriginServer {
@@ -264,22 +267,39 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
   };
   const digests = new SliceDigests();
 
+  for (const outcome of ['made', 'stale', 'failed']) metrics.fillPlans.inc({ outcome }, 0);
+  // Plans are made in a worker thread, only when their inputs moved (fill-plans.ts): `/o/` never waits for one.
   const plans = new FillPlans({
     config,
     clock,
     catalog: () => catalog,
+    // The bytes `catalog` was verified from, when they are still what is stored (a stat's tag is the read's).
+    catalogText: async (c) => {
+      const doc = await storage.readDocument(CATALOG_FILE);
+      return doc !== undefined && c === catalog && doc.tag === catalogStamp ? doc.text : undefined;
+    },
     plays: () => {
       if (!playStore) throw new Error('origin not started');
       return playStore;
     },
     replanMs: opts.replanMs,
-    fileWeights,
+    ...(opts.planRunner ? { runner: opts.planRunner } : {}),
+    served: () => servedStore,
     standing: { storage, key: 'fill-standing.json' },
     logger,
+    onPlan: (outcome, seconds) => {
+      metrics.fillPlans.inc({ outcome });
+      if (outcome !== 'failed') metrics.fillPlanSeconds.observe(seconds);
+    },
   });
   adminApp.get('/v1/manifests/:edgeId', async (req, reply) => {
     const { edgeId } = req.params as { edgeId: string };
-    const manifest = plans.manifestFor(edgeId);
+    let manifest;
+    try {
+      manifest = await plans.manifestFor(edgeId);
+    } catch (err) {
+      return sendError(reply, 503, (err as Error).message);
+    }
     if (!manifest) return sendError(reply, 404, `no edge "${edgeId}" in the cluster file`);
     const etag = `"${manifest.version}"`;
     reply.header('etag', etag).header('cache-control', 'no-cache');
@@ -299,7 +319,13 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
       return sendError(reply, 503, `slice digests unavailable: ${(err as Error).message}`);
     }
   });
-  adminApp.get('/v1/placements', async () => ({ placements: plans.current().placements }));
+  adminApp.get('/v1/placements', async (_req, reply) => {
+    try {
+      return { placements: (await plans.current()).placements };
+    } catch (err) {
+      return sendError(reply, 503, (err as Error).message);
+    }
+  });
 
   async function reload(next: ClusterConfig): Promise<ReloadOutcome> {
     // Everything that can refuse the file, before anything changes.
@@ -400,6 +426,7 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
       await Promise.all([publicApp.close(), adminApp.close()]);
       await playStore?.close();
       await servedStore?.close();
+      await plans.close();
       await plans.flush();
     },
     reloadCatalog,

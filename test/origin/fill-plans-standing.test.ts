@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/common/clock.js';
 import { Catalog, type TitleEntry } from '../../src/origin/catalog.js';
 import { FillPlans } from '../../src/origin/fill-plans.js';
-import { planChurn } from '../../src/origin/fill-planner.js';
+import { type Plan, planChurn } from '../../src/origin/fill-planner.js';
 import { PlayStore } from '../../src/origin/play-store.js';
 import { tempDir, testCluster } from '../helpers/cluster.js';
 
@@ -24,7 +24,7 @@ const catalog = new Catalog(titles.map(entry));
 /** Plays of a day: title i played 100 − i times, with changes. */
 const playsOf = (at: number, change: Record<string, number> = {}) =>
   titles.flatMap((t, i) => Array.from({ length: change[t] ?? 100 - i }, () => ({ title: t, isp: 'isp-a', at })));
-const held = (p: ReturnType<FillPlans['current']>) => new Set(p.manifests.get('edge-a1')!.titles);
+const held = (p: Plan) => new Set(p.manifests.get('edge-a1')!.titles);
 
 describe('origin fill plans against the standing plan', () => {
   // One edge of 100 MB: 90 MB for 5 MB titles — 18 of them. A night may move one title (5 % of
@@ -44,14 +44,14 @@ describe('origin fill plans against the standing plan', () => {
 
     store.record(playsOf(DAY1));
     const plans = await open();
-    const day1 = plans.current();
+    const day1 = await plans.current();
     expect(plans.standingPlan()).toBeUndefined();
     expect(held(day1)).toEqual(new Set(titles.slice(0, 18)));
 
     // Day 2: t18 now slightly ahead of t17 (4 %), inside the band: nothing moves.
     clock.advance(DAY);
     store.record(playsOf(DAY1 + DAY, { t18: 90 }));
-    const day2 = plans.current();
+    const day2 = await plans.current();
     expect(plans.standingPlan()).toBe(day1);
     expect(held(day2)).toEqual(held(day1));
     expect(planChurn(day1, day2).bytes).toBe(0);
@@ -60,16 +60,16 @@ describe('origin fill plans against the standing plan', () => {
     // A restarted origin on day 2 plans against the same standing plan, read from the file.
     const again = await open();
     expect(again.standingPlan()?.manifests.get('edge-a1')!.version).toBe(day1.manifests.get('edge-a1')!.version);
-    expect(again.current().manifests.get('edge-a1')!.version).toBe(day2.manifests.get('edge-a1')!.version);
+    expect((await again.current()).manifests.get('edge-a1')!.version).toBe(day2.manifests.get('edge-a1')!.version);
     // Without the file it plans from scratch and swaps t17 for t18.
     const fresh = new FillPlans({ config, clock, catalog: () => catalog, plays: () => store });
-    expect(held(fresh.current()).has('t18')).toBe(true);
-    expect(held(fresh.current()).has('t17')).toBe(false);
+    expect(held(await fresh.current()).has('t18')).toBe(true);
+    expect(held(await fresh.current()).has('t17')).toBe(false);
 
     // Day 3: t18 far ahead (well above the cut): it enters, within the night's budget.
     clock.advance(DAY);
     store.record(playsOf(DAY1 + 2 * DAY, { t18: 400 }));
-    const day3 = again.current();
+    const day3 = await again.current();
     expect(again.standingPlan()!.manifests.get('edge-a1')!.version).toBe(day2.manifests.get('edge-a1')!.version);
     expect(held(day3).has('t18')).toBe(true);
     expect(planChurn(day2, day3).bytes).toBe(5 * MB);
@@ -89,7 +89,7 @@ describe('origin fill plans against the standing plan', () => {
     store.record(playsOf(DAY1));
     const plans = new FillPlans({ config, clock, catalog: () => catalog, plays: () => store, standingFile, logger });
     await plans.open();
-    expect(held(plans.current())).toEqual(new Set(titles.slice(0, 18)));
+    expect(held(await plans.current())).toEqual(new Set(titles.slice(0, 18)));
     expect(warnings).toHaveLength(1);
     await plans.flush();
     await store.close();

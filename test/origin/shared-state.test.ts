@@ -7,6 +7,7 @@ import { REPORT_PATH, REPORT_SIGNATURE_HEADER, signReport } from '../../src/comm
 import { Catalog, type TitleEntry } from '../../src/origin/catalog.js';
 import type { ServeReport } from '../../src/origin/file-weights.js';
 import { FillPlans } from '../../src/origin/fill-plans.js';
+import type { Plan } from '../../src/origin/fill-planner.js';
 import { ingestTitle } from '../../src/origin/ingest.js';
 import { PlayStore } from '../../src/origin/play-store.js';
 import { ServedStore } from '../../src/origin/served-store.js';
@@ -38,8 +39,8 @@ const catalog = new Catalog(titles.map(entry));
 /** Plays of a day: title i played 100 − i times, with changes. */
 const playsOf = (at: number, change: Record<string, number> = {}) =>
   titles.flatMap((t, i) => Array.from({ length: change[t] ?? 100 - i }, () => ({ title: t, isp: 'isp-a', at })));
-const held = (p: ReturnType<FillPlans['current']>) => new Set(p.manifests.get('edge-a1')!.titles);
-const version = (p: ReturnType<FillPlans['current']>) => p.manifests.get('edge-a1')!.version;
+const held = (p: Plan) => new Set(p.manifests.get('edge-a1')!.titles);
+const version = (p: Plan) => p.manifests.get('edge-a1')!.version;
 
 describe.each(STORAGE_KINDS)('origin replicas sharing %s storage', (kind) => {
   const st = useStorage(kind);
@@ -64,9 +65,9 @@ describe.each(STORAGE_KINDS)('origin replicas sharing %s storage', (kind) => {
     const bConfig = replicaOf(config);
     const b = new FillPlans({ config: bConfig, clock, catalog: () => catalog, plays: () => bPlays, standing: { storage: originStorage(bConfig.origin) } });
     await Promise.all([a.open(), b.open()]);
-    const a1 = a.current();
+    const a1 = await a.current();
     await a.flush();
-    const b1 = b.current();
+    const b1 = await b.current();
     await b.flush(); // refused (A saved first), merged, saved
     expect(held(a1)).toEqual(new Set(titles.slice(0, 18)));
     expect(held(b1).has('t18')).toBe(true);
@@ -75,14 +76,14 @@ describe.each(STORAGE_KINDS)('origin replicas sharing %s storage', (kind) => {
     clock.advance(DAY);
     plays.record(playsOf(DAY1 + DAY, { t18: 90 }));
     bPlays = plays;
-    const a2 = a.current();
+    const a2 = await a.current();
     await a.flush();
     expect(version(a.standingPlan()!)).toBe(version(a1));
     expect(held(a2)).toEqual(held(a1));
     // B rolls over onto its own day-1 plan, finds A's standing plan saved first, takes it and plans again.
-    b.current();
+    await b.current();
     await b.flush();
-    const b2 = b.current();
+    const b2 = await b.current();
     expect(version(b.standingPlan()!)).toBe(version(a1));
     expect(version(b2)).toBe(version(a2));
 
@@ -90,10 +91,10 @@ describe.each(STORAGE_KINDS)('origin replicas sharing %s storage', (kind) => {
     const cConfig = replicaOf(config);
     const c = new FillPlans({ config: cConfig, clock, catalog: () => catalog, plays: () => plays, standing: { storage: originStorage(cConfig.origin) } });
     await c.open();
-    expect(version(c.current())).toBe(version(a2));
+    expect(version(await c.current())).toBe(version(a2));
     // Without it, it would plan from scratch and swap t17 for t18: a node would be asked to churn.
     const alone = new FillPlans({ config, clock, catalog: () => catalog, plays: () => plays });
-    expect(held(alone.current()).has('t18')).toBe(true);
+    expect(held(await alone.current()).has('t18')).toBe(true);
     expect(await st.view(config).exists('fill-standing.json')).toBe(true);
     await Promise.all([a.flush(), b.flush(), c.flush(), plays.close(), playsB1.close()]);
   });

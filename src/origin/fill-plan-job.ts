@@ -1,0 +1,159 @@
+/**
+ * One fill plan as a job (pure): plain values in — the catalog's files, the play counts, the
+ * serve-report sums, the cluster's nodes and fill settings, the standing plan — and the plan out,
+ * with its JSON for the standing document. Plain values so the job can run in a worker thread
+ * (fill-plan-runner.ts): everything crosses by structured clone, nothing is shared.
+ *
+ * The work is what the origin did on its event loop before: the prediction (popularity.ts), the
+ * per-file weights from serve reports (file-weights.ts, placement-weights.ts) and the placement
+ * (fill-planner.ts).
+ */
+import type { FillManifest } from '../common/fill-manifest.js';
+import { type ServedDay, fileWeights } from './file-weights.js';
+import { type Plan, type PlanNode, type PlanTitle, planFill } from './fill-planner.js';
+import { type CatalogTitleFiles, type ShapeCache, weighTitles } from './placement-weights.js';
+import type { DayCounts } from './plays.js';
+import { predictPopularity } from './popularity.js';
+import { type ServedPlanInput, daysOfServedText, sumsOfPlanInput } from './served-store.js';
+
+/** A plan as JSON holds it (the standing document): manifests as an object. */
+export type SerialPlan = { placements: Plan['placements']; manifests: Record<string, FillManifest> };
+
+export const toSerial = (p: Plan): SerialPlan => ({ placements: p.placements, manifests: Object.fromEntries(p.manifests) });
+export const fromSerial = (p: SerialPlan): Plan => ({ placements: p.placements, manifests: new Map(Object.entries(p.manifests)) });
+
+/** What changes from one plan to the next (sent with every job). */
+export interface PlanJob {
+  /** UTC day planned for (YYYY-MM-DD). */
+  today: string;
+  /** ISO time stamped on the manifests. */
+  generatedAt: string;
+  nodes: PlanNode[];
+  /** isp → titles pinned there. */
+  pinned: [string, string[]][];
+  originUrl: string;
+  fill: {
+    headroomRatio: number;
+    halfLifeDays: number;
+    stayRatio: number;
+    enterRatio: number;
+    maxChurnRatio: number;
+    spareReplicas: boolean;
+  };
+  /** Play counts per UTC day (steering's). */
+  plays: [string, DayCounts][];
+  /** Serve-report sums (served.json's text and the sums since its last save); absent: whole titles. */
+  served?: ServedPlanInput;
+}
+
+/**
+ * The catalog as a job gets it: its titles' files, or the text of the catalog.json they were
+ * verified from (the planner's thread parses its own copy: a listing of millions of files is
+ * seconds of the event loop to copy across, the text a memcpy).
+ */
+export type CatalogSource = readonly CatalogTitleFiles[] | { json: string };
+
+/** The standing plan as a job gets it: the plan, or its JSON (made with it in the planner's thread: a string crosses as a copy of bytes). */
+export type StandingSource = Plan | { json: string };
+
+/** What stays between jobs (sent only when it changes): the catalog and the standing plan. */
+export interface PlanGround {
+  catalog: CatalogSource;
+  standing?: StandingSource;
+}
+
+export interface PlanOutcome {
+  plan: Plan;
+  /** JSON of `toSerial(plan)`, made where the plan was (the standing document is built from it). */
+  json: string;
+  /** Mean plays a day over the job's days (the replan decision's yardstick). */
+  dailyPlays: number;
+  /** Mean serve-report bytes a day over the job's days. */
+  dailyServed: number;
+}
+
+/** Caches a planning thread keeps between jobs of the same catalog. */
+export interface PlanCaches {
+  shapes: ShapeCache;
+  listing?: { source: CatalogSource; titles: readonly CatalogTitleFiles[] };
+  standing?: { source: StandingSource; plan: Plan };
+  /** served.json parsed, by its tag. */
+  served?: { tag: string | null; days: Map<string, ServedDay> };
+  sizes?: { catalog: readonly CatalogTitleFiles[]; byTitle: Map<string, Map<string, number>> };
+}
+
+/** The titles' files of a catalog.json text (the origin verified the same bytes before handing them over). */
+export function listingOfJson(json: string): CatalogTitleFiles[] {
+  const doc = JSON.parse(json) as { titles?: unknown };
+  if (!doc || !Array.isArray(doc.titles)) throw new Error('catalog.json: no titles');
+  return (doc.titles as { title: string; bytes: number; files: { path: string; size: number; sha256: string }[] }[]).map((t) => ({
+    title: t.title,
+    bytes: t.bytes,
+    files: t.files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 })),
+  }));
+}
+
+export const newPlanCaches = (): PlanCaches => ({ shapes: new Map() });
+
+export function runPlanJob(job: PlanJob, ground: PlanGround, caches: PlanCaches = newPlanCaches()): PlanOutcome {
+  if (caches.listing?.source !== ground.catalog) {
+    const source = ground.catalog;
+    caches.listing = { source, titles: 'json' in source ? listingOfJson(source.json) : source };
+  }
+  const listed = caches.listing.titles;
+  let standing: Plan | undefined;
+  if (ground.standing) {
+    const source = ground.standing;
+    if (caches.standing?.source !== source) caches.standing = { source, plan: 'json' in source ? fromSerial(JSON.parse(source.json) as SerialPlan) : source };
+    standing = caches.standing.plan;
+  }
+  let dailyServed = 0;
+  let titles: readonly CatalogTitleFiles[] = listed;
+  let weightSliceBytes: number | undefined;
+  if (job.served) {
+    if (caches.sizes?.catalog !== listed) caches.sizes = { catalog: listed, byTitle: new Map(listed.map((t) => [t.title, new Map(t.files.map((f) => [f.path, f.size]))])) };
+    const sizes = caches.sizes.byTitle;
+    // A title's plays as steering confirmed them, all ISPs: what its reads are divided by.
+    const byDay = new Map<string, Map<string, number>>();
+    for (const [day, counts] of job.plays) {
+      const m = new Map<string, number>();
+      for (const perTitle of Object.values(counts)) for (const [t, n] of Object.entries(perTitle)) m.set(t, (m.get(t) ?? 0) + n);
+      byDay.set(day, m);
+    }
+    const stored = job.served.stored;
+    if (caches.served?.tag !== stored.tag || !caches.served) {
+      if (stored.tag !== null && stored.text === undefined) throw new Error(`served.json ${stored.tag} was never sent`);
+      caches.served = { tag: stored.tag, days: stored.text === undefined ? new Map() : daysOfServedText(stored.text) };
+    }
+    const days = [...sumsOfPlanInput(job.served, caches.served.days)];
+    const weights = fileWeights(days, job.today, {
+      halfLifeDays: job.fill.halfLifeDays,
+      sliceBytes: job.served.sliceBytes,
+      fileSize: (t, f) => sizes.get(t)?.get(f),
+      plays: (day, t) => byDay.get(day)?.get(t),
+    });
+    titles = weighTitles(listed, weights, caches.shapes);
+    weightSliceBytes = weights.sliceBytes;
+    let bytes = 0;
+    for (const [, day] of days) for (const td of Object.values(day)) for (const fd of Object.values(td.files)) bytes += fd.bytes;
+    dailyServed = days.length > 0 ? bytes / days.length : 0;
+  }
+  let plays = 0;
+  for (const [, counts] of job.plays) for (const perTitle of Object.values(counts)) for (const n of Object.values(perTitle)) plays += n;
+  const { fill } = job;
+  const plan = planFill({
+    nodes: job.nodes,
+    // The planner reads titles, never writes them: the catalog's own listing is passed as it is.
+    titles: titles as PlanTitle[],
+    ...(weightSliceBytes !== undefined ? { weightSliceBytes } : {}),
+    prediction: predictPopularity(job.plays, job.today, { halfLifeDays: fill.halfLifeDays }),
+    pinned: new Map(job.pinned),
+    headroomRatio: fill.headroomRatio,
+    originUrl: job.originUrl,
+    generatedAt: job.generatedAt,
+    ...(standing ? { previous: standing } : {}),
+    stability: { stayRatio: fill.stayRatio, enterRatio: fill.enterRatio, maxChurnRatio: fill.maxChurnRatio },
+    spareReplicas: fill.spareReplicas,
+  });
+  return { plan, json: JSON.stringify(toSerial(plan)), dailyPlays: job.plays.length > 0 ? plays / job.plays.length : 0, dailyServed };
+}
