@@ -2,12 +2,13 @@ import { Counter, type Registry } from 'prom-client';
 
 /**
  * How each prefetch ask ended (reelcdn_edge_prefetch_total{outcome}). Asks that do not start:
- * `refused` (no usable target: outside the title, malformed, past the end), `skipped_buffer`,
- * `skipped_overload`, `skipped_budget`, `cached` (the same prefetch already running). One that
- * starts counts `started`, then one of `done` (brought bytes), `cached` (every slice was held
- * or on its way already), `failed` (upstream failed, or the object changed or is gone),
- * `skipped_budget` (its bytes did not fit once its size was known), `skipped_overload` (the
- * node became busy between two slices).
+ * `refused` (no usable target: outside the title, malformed), `cached` (every slice of it held
+ * or on its way already, or the same prefetch running), then `skipped_buffer`,
+ * `skipped_overload`, `skipped_budget`. One that starts counts `started`, then one of `done`
+ * (brought bytes), `cached` (nothing was left to bring), `failed` (upstream failed, or the object
+ * changed or is gone), `refused` (past the object's end, or not cacheable), `skipped_budget` (its
+ * bytes did not fit once its size was known), `skipped_overload` (the node became busy before
+ * it brought anything).
  */
 export type PrefetchOutcome = 'started' | 'done' | 'skipped_buffer' | 'skipped_overload' | 'skipped_budget' | 'refused' | 'cached' | 'failed';
 

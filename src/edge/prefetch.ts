@@ -74,6 +74,8 @@ export class EdgePrefetcher implements Prefetcher {
       }
       return;
     }
+    // Nothing to bring (a warm edge, a player ahead of nobody): told apart from the reasons not to fetch.
+    if (this.holdsAll(target.title, target.file, target.range)) return counts.outcome('cached');
     const verdict = admitPrefetch(cfg, this.load(), ask.cmcd.bl, this.opts.busy());
     if (verdict !== 'start') return counts.outcome(verdict);
     const id = JSON.stringify([target.title, target.file, target.range?.header ?? '']);
@@ -146,6 +148,18 @@ export class EdgePrefetcher implements Prefetcher {
     } finally {
       this.bytesInFlight -= reserved;
     }
+  }
+
+  /** Whether every slice a prefetch of this would bring is held by a tier or on its way (synchronous: known objects only). */
+  private holdsAll(title: string, file: string, nextRange: NextRange | undefined): boolean {
+    const { cache } = this.opts;
+    const meta = cache.peek(title, file);
+    if (meta === undefined) return false;
+    const range = prefetchRange(nextRange, meta.size);
+    if (range === undefined) return false; // run() says why
+    const last = Math.floor((range.end - 1) / cache.sliceBytes);
+    for (let i = Math.floor(range.start / cache.sliceBytes); i <= last; i++) if (!cache.holdsOrFetches(meta, i)) return false;
+    return true;
   }
 
   /**

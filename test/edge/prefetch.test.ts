@@ -354,8 +354,12 @@ describe('edge prefetch (CMCD nor/nrr)', () => {
     await get('v/seg2.m4s');
     await settle();
     await get('v/seg1.m4s', { nor: 'seg2.m4s' });
-    await until(async () => (await prefetches(edge, 'cached')) === 1, 'the prefetch to end');
-    expect(await prefetches(edge, 'started')).toBe(1);
+    // Decided at once, without starting anything.
+    expect(await prefetches(edge, 'cached')).toBe(1);
+    expect(await prefetches(edge, 'started')).toBe(0);
+    // Even for a player whose buffer is comfortable: there is nothing to bring, whatever it needs.
+    await get('v/seg1.m4s', { nor: 'seg2.m4s', bl: 60_000 });
+    expect(await prefetches(edge, 'cached')).toBe(2);
     expect(origin.countFor(path('v/seg2.m4s'))).toBe(3);
     expect(await counter(edge, 'reelcdn_edge_prefetch_bytes_total')).toBe(0);
   });
