@@ -75,7 +75,7 @@ export class EdgePrefetcher implements Prefetcher {
       return;
     }
     // Nothing to bring (a warm edge, a player ahead of nobody): told apart from the reasons not to fetch.
-    if (this.holdsAll(target.title, target.file, target.range)) return counts.outcome('cached');
+    if (this.holdsAll(target.title, target.file, target.range, cfg)) return counts.outcome('cached');
     const verdict = admitPrefetch(cfg, this.load(), ask.cmcd.bl, this.opts.busy());
     if (verdict !== 'start') return counts.outcome(verdict);
     const id = JSON.stringify([target.title, target.file, target.range?.header ?? '']);
@@ -117,7 +117,7 @@ export class EdgePrefetcher implements Prefetcher {
       }
       // Nothing a prefetch brings of it would be kept (no-store, private): stop after learning so.
       if (!meta.storable) return end('refused', { reason: 'not cacheable' });
-      const range = prefetchRange(nextRange, meta.size);
+      const range = wantedRange(nextRange, meta.size, this.opts.settings());
       if (!range) return end('refused', { reason: 'range past the end of the object' });
 
       const todo = this.slicesToBring(meta, range, primed);
@@ -151,11 +151,11 @@ export class EdgePrefetcher implements Prefetcher {
   }
 
   /** Whether every slice a prefetch of this would bring is held by a tier or on its way (synchronous: known objects only). */
-  private holdsAll(title: string, file: string, nextRange: NextRange | undefined): boolean {
+  private holdsAll(title: string, file: string, nextRange: NextRange | undefined, cfg: PrefetchConfig): boolean {
     const { cache } = this.opts;
     const meta = cache.peek(title, file);
     if (meta === undefined) return false;
-    const range = prefetchRange(nextRange, meta.size);
+    const range = wantedRange(nextRange, meta.size, cfg);
     if (range === undefined) return false; // run() says why
     const last = Math.floor((range.end - 1) / cache.sliceBytes);
     for (let i = Math.floor(range.start / cache.sliceBytes); i <= last; i++) if (!cache.holdsOrFetches(meta, i)) return false;
@@ -175,6 +175,15 @@ export class EdgePrefetcher implements Prefetcher {
     }
     return out;
   }
+}
+
+/**
+ * The bytes a prefetch looks at: what `nor`/`nrr` name, cut to the first `maxBytesInFlight` of it
+ * (the most one prefetch brings), so deciding costs a bounded number of lookups whatever the object's size.
+ */
+function wantedRange(nextRange: NextRange | undefined, size: number, cfg: PrefetchConfig): ByteRange | undefined {
+  const r = prefetchRange(nextRange, size);
+  return r && { start: r.start, end: Math.min(r.end, r.start + cfg.maxBytesInFlight) };
 }
 
 function sliceLength(meta: CachedMeta, index: number, sliceBytes: number): number {
