@@ -360,7 +360,7 @@ export class EdgeCache {
     if (range.end > b.end) return undefined;
     const s = this.memory.slice(meta.key, index, meta.rep);
     if (s === undefined) return undefined;
-    if (s.prefetched) this.countPrefetchHit(s);
+    if (this.claimPrefetched(s)) this.prefetchAnswers++;
     return part(s.data, range.start - b.start, range.end - b.start);
   }
 
@@ -397,7 +397,7 @@ export class EdgeCache {
     if (s === undefined || s.gone) {
       s = h.slice0 = this.memory.entry(h.slice0Key, h.meta.rep);
       if (s === undefined) return undefined;
-      if (s.prefetched) this.countPrefetchHit(s);
+      if (this.claimPrefetched(s)) this.prefetchAnswers++;
     }
     return part(s.data, range.start, range.end);
   }
@@ -567,12 +567,6 @@ export class EdgeCache {
       if (mark && !mark.used) mark.used = prefetchHit = true;
     }
     return { fetch: got.fetch, joined: got.joined, prefetchHit };
-  }
-
-  /** Counts the answer reading `s` (a prefetched slice) as a prefetch hit, and claims the slice. */
-  private countPrefetchHit(s: MemorySlice): void {
-    s.prefetched = false;
-    this.prefetchAnswers++;
   }
 
   /**
