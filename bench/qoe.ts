@@ -30,6 +30,7 @@ import { type RunMeasure, type RunSummary, type SessionRecord, formatRun, goalVe
 const say = (s: string) => process.stdout.write(`${s}\n`);
 /** How long the edge's idle CPU is sampled before each run's sessions. */
 const IDLE_SAMPLE_MS = 3000;
+const IDLE_SETTLE_MS = 2000;
 
 function options() {
   const { values } = parseArgs({
@@ -111,7 +112,9 @@ async function main(): Promise<void> {
     let m: RunMeasure;
     let edgeView: string[];
     try {
-      // The edge's CPU while nobody plays (health polls, timers), to tell the answers' cost apart.
+      // The edge's CPU while nobody plays (health polls, timers), to tell the answers' cost apart;
+      // sampled after a settle, so the end of its start-up is not taken for its idle rate.
+      await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
       const idle0 = treeCpuSeconds(cluster.edgePid);
       await new Promise((r) => setTimeout(r, IDLE_SAMPLE_MS));
       const cpu0 = treeCpuSeconds(cluster.edgePid);
