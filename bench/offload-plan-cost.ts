@@ -8,7 +8,7 @@
  * themselves absent — only one small real title is served), a week of plays (PLAYS per ISP per
  * day, default 8,000, Zipf 0.9 and 1.1 over two ISPs of three edges) and a week of serve reports
  * shaped like viewing (rung shares × a watch-through curve), so plans are weighted as in
- * production. Then, while 4 loops fetch a signed `/o/` object from the real title back to back:
+ * production. Then, while 4 loops fetch a signed `/o/` object from the real title (5 ms apart):
  *
  * 1. first plan: `GET /v1/manifests/a1` (it waits for the first plan) — its time, the `/o/`
  *    answers' worst latency meanwhile, and the event loop's worst delay (monitorEventLoopDelay);
@@ -20,7 +20,8 @@
  *
  * Each size runs twice (MODES, default inline,worker): the plans on the origin's event loop, as
  * before, and in the worker thread, as the origin runs now.
- * Knobs: TITLES, FILES, PLAYS, DAYS (days of history, default 7), SEED, REPLAN_WATCH_S, MODES.
+ * Knobs: TITLES, FILES, PLAYS, DAYS (days of history, default 7), SEED, REPLAN_WATCH_S, MODES, PACE_MS
+ * (each `/o/` loop's pause between requests, default 5).
  * Results and method: docs/fill.md, "Planning cost".
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -51,6 +52,8 @@ const FILES = envNum('FILES', 10);
 const PLAYS = envNum('PLAYS', 8000);
 const DAYS = envNum('DAYS', 7);
 const SEED = envNum('SEED', 42);
+/** Each `/o/` loop waits this long between its requests (ms): an origin busy, not saturated, with edges' misses. */
+const PACE_MS = envNum('PACE_MS', 5);
 const DAY = 86_400_000;
 const ISPS = [
   { id: 'isp-a', zipf: 0.9 },
@@ -177,6 +180,8 @@ interface Row {
   catalogGB: number;
   loadS: number;
   firstPlanS: number;
+  firstPlanCpuS: number | undefined;
+  replanCpuS: number | undefined;
   first: Window;
   replanS: number | undefined;
   replan: Window;
@@ -223,6 +228,7 @@ async function runSize(n: number, mode: 'inline' | 'worker'): Promise<Row> {
   let running = true;
   const loops = Array.from({ length: 4 }, async () => {
     while (running) {
+      await new Promise((r) => setTimeout(r, PACE_MS));
       const start = performance.now();
       const res = await pool.request({ method: 'GET', path: `${path}?${signQuery(config.signing.keys, 'k1', path, Date.now() / 1000, 3600)}` });
       await res.body.arrayBuffer();
@@ -260,19 +266,22 @@ async function runSize(n: number, mode: 'inline' | 'worker'): Promise<Row> {
       loopP99Ms: eld.percentile(99) / 1e6,
     };
   };
-  const planSeconds = async (): Promise<{ count: number; sum: number } | undefined> => {
+  /** Plans made so far, their wall seconds and the planner thread's CPU seconds (the origin's metrics). */
+  const planSeconds = async (): Promise<{ count: number; sum: number; cpu: number } | undefined> => {
     const m = registry.getSingleMetric('reelcdn_origin_fill_plan_seconds');
-    if (!m) return undefined;
+    const c = registry.getSingleMetric('reelcdn_origin_fill_plan_cpu_seconds_total');
+    if (!m || !c) return undefined;
     const v = (await m.get()).values as { metricName?: string; value: number }[];
     const count = v.find((x) => x.metricName?.endsWith('_count'))?.value ?? 0;
     const sum = v.find((x) => x.metricName?.endsWith('_sum'))?.value ?? 0;
-    return { count, sum };
+    return { count, sum, cpu: (await c.get()).values[0]?.value ?? 0 };
   };
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   await sleep(500); // the loops warm up
   let firstPlanS = 0;
   let watchMs = 0;
+  const none = await planSeconds();
   // The first plan, and as long again after it (its standing document is saved then).
   const first = await watch(async () => {
     const s = performance.now();
@@ -281,6 +290,8 @@ async function runSize(n: number, mode: 'inline' | 'worker'): Promise<Row> {
     watchMs = envNum('REPLAN_WATCH_S', Math.max(2, 1.5 * firstPlanS)) * 1000;
     await sleep(watchMs);
   });
+  const afterFirst = await planSeconds();
+  const firstPlanCpuS = none && afterFirst ? afterFirst.cpu - none.cpu : undefined;
 
   // 10 % more plays (of a day's), skewed to the top titles: the inputs changed enough to matter.
   const extra: { title: string; isp: string; at: number }[] = [];
@@ -298,6 +309,7 @@ async function runSize(n: number, mode: 'inline' | 'worker'): Promise<Row> {
   });
   const after = await planSeconds();
   const replanS = before && after && after.count > before.count ? (after.sum - before.sum) / (after.count - before.count) : undefined;
+  const replanCpuS = before && after && after.count > before.count ? (after.cpu - before.cpu) / (after.count - before.count) : undefined;
 
   await sleep(1100);
   const quietBefore = await planSeconds();
@@ -321,7 +333,9 @@ async function runSize(n: number, mode: 'inline' | 'worker'): Promise<Row> {
     loadS,
     firstPlanS,
     first,
+    firstPlanCpuS,
     replanS,
+    replanCpuS,
     replan,
     quiet,
     quietPlans: quietBefore && quietAfter ? quietAfter.count - quietBefore.count : undefined,
@@ -333,13 +347,14 @@ const win = (w: Window) => `${w.answers} | ${w.shed} | ${ms(w.p99Ms)} | ${ms(w.w
 
 async function main(): Promise<void> {
   console.log(`# fill planning cost — ${FILES} files per rendition, ${PLAYS} plays/ISP/day, ${DAYS} days of plays and serve reports, 2 ISPs × ${EDGES_PER_ISP} edges, node ${process.version}`);
-  console.log('| planner | titles | files | catalog TB | origin start s | first plan s | replan s (metric) | quiet replans |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('| planner | titles | files | catalog TB | origin start s | first plan s (wall) | its CPU s | replan s (wall) | its CPU s | quiet replans |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   const rows: Row[] = [];
   for (const n of SIZES) for (const mode of MODES) {
     const row = await runSize(n, mode);
     rows.push(row);
-    console.log(`| ${mode} | ${n} | ${row.files} | ${(row.catalogGB / 1000).toFixed(1)} | ${row.loadS.toFixed(1)} | ${row.firstPlanS.toFixed(2)} | ${row.replanS === undefined ? '–' : row.replanS.toFixed(2)} | ${row.quietPlans ?? '–'} |`);
+    const f = (x: number | undefined) => (x === undefined ? '–' : x.toFixed(2));
+    console.log(`| ${mode} | ${n} | ${row.files} | ${(row.catalogGB / 1000).toFixed(1)} | ${row.loadS.toFixed(1)} | ${row.firstPlanS.toFixed(2)} | ${f(row.firstPlanCpuS)} | ${f(row.replanS)} | ${f(row.replanCpuS)} | ${row.quietPlans ?? '–'} |`);
   }
   console.log('\n`/o/` answers (4 loops back to back) and the origin\'s event-loop delay, ms');
   console.log('| planner | titles | window | answers | shed (503) | /o/ p99 | /o/ worst | loop p99 | loop max |');

@@ -13,7 +13,7 @@ import { type CatalogSource, type PlanGround, type PlanJob, type PlanOutcome, ty
 
 export interface PlanRunner {
   /** Runs one job (the caller runs one at a time); rejects when the plan failed or the thread died. */
-  run(job: PlanJob, ground: PlanGround): Promise<PlanOutcome & { ms: number }>;
+  run(job: PlanJob, ground: PlanGround): Promise<Timed>;
   /** Stops the thread (a job under way rejects). */
   close(): Promise<void>;
 }
@@ -26,15 +26,25 @@ export interface PlannerRequest {
   standing?: StandingSource | null;
 }
 
-export type PlannerReply = { id: number; ok: true; outcome: PlanOutcome; ms: number } | { id: number; ok: false; error: string };
+export type PlannerReply = { id: number; ok: true; outcome: PlanOutcome; ms: number; cpuMs: number } | { id: number; ok: false; error: string };
+
+/** What a job took: wall time, and CPU time of the thread that made it (the planner shares the machine with /o/). */
+export type Timed = PlanOutcome & { ms: number; cpuMs: number };
+
+/** This thread's CPU ms since `from` (process.threadCpuUsage). */
+export function cpuMsSince(from: NodeJS.CpuUsage): number {
+  const d = process.threadCpuUsage(from);
+  return (d.user + d.system) / 1000;
+}
 
 export function inlinePlanRunner(): PlanRunner {
   const caches = newPlanCaches();
   return {
     async run(job, ground) {
       const at = performance.now();
+      const cpu = process.threadCpuUsage();
       const outcome = runPlanJob(job, ground, caches);
-      return { ...outcome, ms: performance.now() - at };
+      return { ...outcome, ms: performance.now() - at, cpuMs: cpuMsSince(cpu) };
     },
     async close() {},
   };
@@ -52,10 +62,13 @@ export function plannerScript(): URL {
   return built;
 }
 
+/** The thread ended under a job (a crash, out of memory): not the job's fault. */
+class ThreadGone extends Error {}
+
 export class WorkerPlanRunner implements PlanRunner {
   private worker?: Worker;
   private nextId = 1;
-  private pending?: { id: number; resolve: (o: PlanOutcome & { ms: number }) => void; reject: (e: Error) => void };
+  private pending?: { id: number; resolve: (o: Timed) => void; reject: (e: Error) => void };
   /** What the worker holds (undefined: nothing sent yet, or a new worker). */
   private sentCatalog?: PlanGround['catalog'];
   private sentStanding?: StandingSource | null;
@@ -65,7 +78,17 @@ export class WorkerPlanRunner implements PlanRunner {
 
   constructor(private readonly script: URL = plannerScript()) {}
 
-  run(job: PlanJob, ground: PlanGround): Promise<PlanOutcome & { ms: number }> {
+  /** A job whose thread died (not one that failed in it) is run once more, on a new thread. */
+  async run(job: PlanJob, ground: PlanGround): Promise<Timed> {
+    try {
+      return await this.runOnce(job, ground);
+    } catch (err) {
+      if (!(err instanceof ThreadGone) || this.closed) throw err;
+      return await this.runOnce(job, ground);
+    }
+  }
+
+  private runOnce(job: PlanJob, ground: PlanGround): Promise<Timed> {
     if (this.closed) return Promise.reject(new Error('the fill planner is closed'));
     if (this.pending) return Promise.reject(new Error('a fill plan is already under way'));
     const worker = this.spawn();
@@ -107,7 +130,7 @@ export class WorkerPlanRunner implements PlanRunner {
       if (!p || p.id !== reply.id) return;
       this.pending = undefined;
       w.unref();
-      if (reply.ok) p.resolve({ ...reply.outcome, ms: reply.ms });
+      if (reply.ok) p.resolve({ ...reply.outcome, ms: reply.ms, cpuMs: reply.cpuMs });
       else {
         // Whatever the worker kept may be what failed: the next job sends everything again.
         this.sentCatalog = undefined;
@@ -121,8 +144,8 @@ export class WorkerPlanRunner implements PlanRunner {
       if (this.worker === w) this.worker = undefined;
       this.fail(err);
     };
-    w.on('error', (err) => gone(err));
-    w.on('exit', (code) => gone(new Error(`the fill planner thread exited (code ${code})`)));
+    w.on('error', (err) => gone(new ThreadGone(`the fill planner thread failed: ${err.message}`)));
+    w.on('exit', (code) => gone(new ThreadGone(`the fill planner thread exited (code ${code})`)));
     return w;
   }
 

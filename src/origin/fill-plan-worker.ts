@@ -6,7 +6,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { type CatalogSource, type PlanGround, type PlanJob, type StandingSource, newPlanCaches, runPlanJob } from './fill-plan-job.js';
-import type { PlannerReply, PlannerRequest } from './fill-plan-runner.js';
+import { type PlannerReply, type PlannerRequest, cpuMsSince } from './fill-plan-runner.js';
 
 if (!parentPort) throw new Error('fill-plan-worker runs as a worker thread');
 const port = parentPort;
@@ -21,8 +21,9 @@ port.on('message', (msg: PlannerRequest) => {
     if (msg.standing !== undefined) ground.standing = msg.standing ?? undefined;
     const job: PlanJob = msg.job;
     const at = performance.now();
+    const cpu = process.threadCpuUsage();
     const outcome = runPlanJob(job, ground as PlanGround, caches);
-    reply = { id: msg.id, ok: true, outcome, ms: performance.now() - at };
+    reply = { id: msg.id, ok: true, outcome, ms: performance.now() - at, cpuMs: cpuMsSince(cpu) };
   } catch (err) {
     reply = { id: msg.id, ok: false, error: (err as Error).stack ?? String(err) };
   }

@@ -53,8 +53,8 @@ export interface FillPlansOptions {
   /** The same in a file of a local folder. */
   standingFile?: string;
   logger?: Logger;
-  /** Told of every plan job: made (kept), stale (its inputs changed under it: dropped), failed; seconds of planning. */
-  onPlan?: (outcome: PlanOutcomeKind, seconds: number, why: ReplanReason) => void;
+  /** Told of every plan job: made (kept), stale (its inputs changed under it: dropped), failed; wall and CPU seconds of planning. */
+  onPlan?: (outcome: PlanOutcomeKind, seconds: number, why: ReplanReason, cpuSeconds: number) => void;
 }
 
 /** Saves that lost to another replica, merged and tried again, before one is given up (the next plan saves again). */
@@ -109,8 +109,9 @@ export class FillPlans {
   private running?: { stamp: PlanInputsStamp; done: Promise<void> };
   /** Goes up with every cluster file taken (`reconfigure`). */
   private configGen = 0;
-  /** Monotonic ms of the last plan that failed (the next try waits `minIntervalMs`). */
+  /** Monotonic ms of the last plan that failed (the next try waits `minIntervalMs`), and why. */
   private failedAt?: number;
+  private lastError?: string;
   private readonly runner: PlanRunner;
   private readonly policy: ReplanPolicy;
   private saving: Promise<void> = Promise.resolve();
@@ -152,7 +153,7 @@ export class FillPlans {
   async current(): Promise<Plan> {
     this.kick();
     while (this.running) await this.running.done;
-    if (!this.plan) throw new Error('no fill plan could be made (see the log)');
+    if (!this.plan) throw new Error(`no fill plan could be made: ${this.lastError ?? 'unknown'}`);
     return this.plan;
   }
 
@@ -249,10 +250,11 @@ export class FillPlans {
       .then(
       (out) => {
         const seconds = out.ms / 1000;
+        const cpu = out.cpuMs / 1000;
         // Made for a day, catalog, cluster file or standing plan that no longer is: dropped, made again.
         const nowStamp = this.stamp(utcDay(this.opts.clock.now()));
         if (this.closed || !sameGround(stamp, nowStamp)) {
-          this.opts.onPlan?.('stale', seconds, why);
+          this.opts.onPlan?.('stale', seconds, why, cpu);
           this.opts.logger?.info?.({ why, seconds }, 'fill plan dropped: its inputs changed while it was made');
           return;
         }
@@ -260,13 +262,14 @@ export class FillPlans {
         this.last = { day: stamp.day, plan: out.plan, json: out.json };
         this.made = { stamp, at, dailyPlays: out.dailyPlays, dailyServed: out.dailyServed };
         this.failedAt = undefined;
-        this.opts.onPlan?.('made', seconds, why);
+        this.opts.onPlan?.('made', seconds, why, cpu);
         this.save();
       },
       (err: unknown) => {
-        this.opts.onPlan?.('failed', 0, why);
+        this.opts.onPlan?.('failed', 0, why, 0);
         if (!this.closed) this.opts.logger?.error({ why, err: (err as Error).message }, 'fill plan failed: the previous plan stays');
         this.failedAt = at;
+        this.lastError = (err as Error).message;
       },
     );
     const running = {

@@ -16,6 +16,8 @@ export interface OriginMetrics {
   fillPlans: Counter<'outcome'>;
   /** Seconds a fill plan took in the planner's thread (plans kept or dropped as stale). */
   fillPlanSeconds: Histogram;
+  /** CPU seconds the planner's thread spent on plans. */
+  fillPlanCpuSeconds: Counter;
 }
 
 /** Registers the origin's series; the catalog gauges read the current catalog on scrape. */
@@ -77,6 +79,11 @@ export function createOriginMetrics(registry: Registry, catalog: () => Catalog):
       name: 'reelcdn_origin_fill_plan_seconds',
       help: 'Seconds one fill plan took in the planner thread',
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    fillPlanCpuSeconds: new Counter({
+      name: 'reelcdn_origin_fill_plan_cpu_seconds_total',
+      help: 'CPU seconds the fill planner thread spent making plans',
       registers: [registry],
     }),
   };

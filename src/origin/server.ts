@@ -287,9 +287,11 @@ export function createOriginServer(opts: OriginServerOptions): OriginServer {
     served: () => servedStore,
     standing: { storage, key: 'fill-standing.json' },
     logger,
-    onPlan: (outcome, seconds) => {
+    onPlan: (outcome, seconds, _why, cpuSeconds) => {
       metrics.fillPlans.inc({ outcome });
-      if (outcome !== 'failed') metrics.fillPlanSeconds.observe(seconds);
+      if (outcome === 'failed') return;
+      metrics.fillPlanSeconds.observe(seconds);
+      metrics.fillPlanCpuSeconds.inc(cpuSeconds);
     },
   });
   adminApp.get('/v1/manifests/:edgeId', async (req, reply) => {
