@@ -27,6 +27,8 @@ export interface QoeClusterOptions {
   prefetch: boolean;
   /** Delay each way between the edge and the origin, real ms. */
   originOneWayMs: number;
+  /** Merged into `edges[].prefetch` of a run with prefetch on (e.g. a larger maxConcurrent); none: the defaults. */
+  prefetchSettings?: Record<string, unknown>;
   /** `reelcdn edge --workers N`; undefined: the default (one per CPU). */
   workers?: number;
 }
@@ -62,7 +64,7 @@ function clusterFile(o: QoeClusterOptions, ports: { relay: number; originAdmin: 
         timezone: 'UTC',
         // No fill pass during the run, whatever the hour (the default window is 02:00-06:00).
         fill: { window: fillWindowAwayFrom(new Date()) },
-        ...(o.prefetch ? {} : { prefetch: { enabled: false } }),
+        ...(o.prefetch ? (o.prefetchSettings ? { prefetch: o.prefetchSettings } : {}) : { prefetch: { enabled: false } }),
       },
     ],
   };

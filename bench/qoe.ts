@@ -11,7 +11,8 @@
  * (media seconds per real second, 4), --origin-rtt-ms MS (edge↔origin round trip in media time,
  * 80), --stagger-s S (sessions start over this many media seconds, 10), --workers N (edge
  * workers; default: the CLI's, one per CPU), --connections N (per player and host, 1), --runs
- * off,on (which runs, in order), --no-cmcd (players send none). BENCH_JSON=FILE writes the results; BENCH_KEEP=1 keeps the temp dir.
+ * off,on (which runs, in order), --no-cmcd (players send none), --prefetch JSON (merged into
+ * edges[].prefetch of the run with prefetch, e.g. '{"maxConcurrent":48}'; default: the config's). BENCH_JSON=FILE writes the results; BENCH_KEEP=1 keeps the temp dir.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -43,6 +44,7 @@ function options() {
       workers: { type: 'string' },
       runs: { type: 'string' },
       connections: { type: 'string' },
+      prefetch: { type: 'string' },
       'no-cmcd': { type: 'boolean' },
     },
   });
@@ -54,6 +56,13 @@ function options() {
   const runs = (values.runs ?? process.env.BENCH_RUNS ?? 'off,on').split(',').map((r) => r.trim());
   for (const r of runs) if (r !== 'off' && r !== 'on') throw new Error(`bench:qoe: --runs takes "off" and "on", not "${r}"`);
   const workers = values.workers ?? process.env.BENCH_WORKERS;
+  const prefetchJson = values.prefetch ?? process.env.BENCH_PREFETCH;
+  let prefetchSettings: Record<string, unknown> | undefined;
+  try {
+    prefetchSettings = prefetchJson === undefined ? undefined : (JSON.parse(prefetchJson) as Record<string, unknown>);
+  } catch {
+    throw new Error(`bench:qoe: --prefetch takes a JSON object (edges[].prefetch of the run with prefetch), not "${prefetchJson}"`);
+  }
   return {
     players: Math.max(1, Math.round(num(values.players, 'BENCH_PLAYERS', 24))),
     seconds: Math.max(10, num(values.seconds, 'BENCH_SECONDS', 120)),
@@ -64,6 +73,7 @@ function options() {
     runs: runs as ('off' | 'on')[],
     connections: Math.max(1, Math.round(num(values.connections, 'BENCH_CONNECTIONS', 1))),
     cmcd: !values['no-cmcd'],
+    prefetchSettings,
   };
 }
 
@@ -107,8 +117,17 @@ async function main(): Promise<void> {
   const measures: RunMeasure[] = [];
   for (const run of o.runs) {
     const prefetch = run === 'on';
-    const label = prefetch ? 'prefetch on (default config)' : 'prefetch off (edges[].prefetch.enabled=false)';
-    const cluster = await startQoeCluster({ home, run, prefetch, originOneWayMs: oneWayMs, ...(o.workers === undefined ? {} : { workers: o.workers }) });
+    const label = prefetch
+      ? `prefetch on (${o.prefetchSettings ? `edges[].prefetch ${JSON.stringify(o.prefetchSettings)}` : 'default config'})`
+      : 'prefetch off (edges[].prefetch.enabled=false)';
+    const cluster = await startQoeCluster({
+      home,
+      run,
+      prefetch,
+      originOneWayMs: oneWayMs,
+      ...(o.workers === undefined ? {} : { workers: o.workers }),
+      ...(o.prefetchSettings ? { prefetchSettings: o.prefetchSettings } : {}),
+    });
     let m: RunMeasure;
     let edgeView: string[];
     try {
