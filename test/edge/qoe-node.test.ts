@@ -1,0 +1,77 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatCmcd } from '../../src/common/cmcd.js';
+import type { NodeHealth } from '../../src/edge/cluster/node-health.js';
+import { TEST_ADMIN_TOKEN, TEST_KEYS, randomTitle, tempDir, writeMedia } from '../helpers/cluster.js';
+import { parsePrometheusText, sumOf } from '../helpers/prom-parse.js';
+import { killAll, spawnRole, until } from '../helpers/role-proc.js';
+import { TestOrigin } from '../helpers/test-origin.js';
+
+/**
+ * A multi-worker node's /health qoe block and CMCD series are its workers' summed: players'
+ * requests spread over both workers (a new connection each), the node counts every one.
+ */
+describe('QoE on an edge node with --workers 2', () => {
+  const root = tempDir();
+  const origin = new TestOrigin(root);
+
+  beforeAll(async () => {
+    await origin.start();
+  });
+  afterAll(async () => {
+    killAll();
+    await origin.close();
+  });
+
+  it('itSumsTheWorkersQoeInHealthAndMetrics', async () => {
+    const file = join(tempDir(), 'cluster.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        signing: { keys: TEST_KEYS, activeKey: 'k1', required: false },
+        origin: { url: origin.url, adminUrl: 'http://127.0.0.1:1', dataDir: 'origin' },
+        steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1' },
+        isps: [{ id: 'isp-a', prefixes: ['127.0.0.0/8'] }],
+        edges: [{ id: 'edge-a1', isp: 'isp-a', url: 'http://127.0.0.1:0', adminUrl: 'http://127.0.0.1:0', dataDir: 'edge', diskBytes: 100_000_000, memoryBytes: 20_000_000, sliceBytes: 65536 }],
+        log: { level: 'info' },
+      }),
+    );
+    const { proc, ready } = await spawnRole(['edge', '--config', file, '--id', 'edge-a1', '--workers', '2'], { env: { REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN }, readyMsg: 'edge listening' });
+    const { publicUrl, adminUrl } = ready as unknown as { publicUrl: string; adminUrl: string };
+    const admin = async (path: string) => (await request(`${adminUrl}${path}`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).body.text();
+    const health = async () => JSON.parse(await admin('/health')) as NodeHealth;
+    await until('two workers up', async () => ((await health()).workers.filter((w) => w.status === 'ok').length === 2 ? true : undefined));
+    expect((await health()).qoe).toMatchObject({ requests: 0, sessions: 0 });
+
+    const title = randomTitle();
+    writeMedia(root, title, 'seg.m4s', 4096);
+    const N = 24;
+    for (let i = 0; i < N; i++) {
+      // A new connection per request: the kernel spreads them over the workers' sockets.
+      const dispatcher = new Agent({ pipelining: 0 });
+      try {
+        const cmcd = encodeURIComponent(formatCmcd({ sid: `node-${i}`, ot: 'v', br: 1000, bl: 2000, bs: i % 4 === 0 }));
+        const res = await request(`${publicUrl}/c/${title}/seg.m4s?CMCD=${cmcd}`, { dispatcher });
+        await res.body.arrayBuffer();
+        expect(res.statusCode).toBe(200);
+        expect(res.headers['cmsd-dynamic']).toBe('"edge-a1"');
+      } finally {
+        await dispatcher.close();
+      }
+    }
+    const q = (await health()).qoe;
+    expect(q).toMatchObject({ requests: N, sessions: N, mediaRequests: N, starved: N / 4, brKbpsSum: N * 1000, brCount: N, blMsSum: N * 2000, blCount: N });
+    const m = parsePrometheusText(await admin('/metrics'));
+    expect(sumOf(m, 'reelcdn_edge_cmcd_requests_total', { ot: 'v' })).toBe(N);
+    expect(sumOf(m, 'reelcdn_edge_cmcd_sessions_total')).toBe(N);
+    expect(sumOf(m, 'reelcdn_edge_cmcd_active_sessions')).toBe(N);
+    expect(sumOf(m, 'reelcdn_edge_cmcd_bitrate_kbps_count')).toBe(N);
+    // The workers' access lines carry the sessions.
+    await until('access lines', async () => (proc.lines().filter((l) => l.msg === 'request' && typeof l.sid === 'string').length === N ? true : undefined));
+    const pids = new Set(proc.lines().filter((l) => l.msg === 'request').map((l) => l.pid));
+    expect(pids.size).toBe(2); // both workers answered (24 connections on one: 1 in 8 million)
+    await proc.stop();
+  }, 30_000);
+});
