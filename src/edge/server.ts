@@ -102,6 +102,12 @@ export interface EdgeServer {
    * certificates, trust and fill settings swapped in by code that cannot fail.
    */
   reload(next: ClusterConfig): Promise<ReloadOutcome>;
+  /**
+   * An operator's drain (on) or its end (off): /health says draining, answers say duress (CMSD
+   * `du`), prefetch stops; serving goes on. Returns whether it was drained before. A node's
+   * primary sets it on its workers.
+   */
+  setDrained(on: boolean): boolean;
   /** Applies a reload its node's primary prepared (a worker): reads no file, cannot fail. */
   applyReload(p: PreparedEdgeReload): ReloadOutcome;
 }
@@ -266,6 +272,12 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     return 'ok';
   }
 
+  function setDrained(on: boolean): boolean {
+    const was = drained;
+    drained = on;
+    return was;
+  }
+
   function health(hopts: { resetLoopDelay?: boolean } = {}): EdgeHealth {
     const h = edgeHealth({
       status: status(),
@@ -292,11 +304,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       health,
       metricsText: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
       purge: (sel) => cache.purge(sel),
-      setDrained: (on) => {
-        const was = drained;
-        drained = on;
-        return was;
-      },
+      setDrained,
     },
     logger,
   );
@@ -320,6 +328,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   return {
     reload,
     applyReload,
+    setDrained,
     publicApp,
     adminApp,
     cache,

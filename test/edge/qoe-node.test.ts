@@ -11,7 +11,8 @@ import { TestOrigin } from '../helpers/test-origin.js';
 
 /**
  * A multi-worker node's /health qoe block and CMCD series are its workers' summed: players'
- * requests spread over both workers (a new connection each), the node counts every one.
+ * requests spread over both workers (a new connection each), the node counts every one. An
+ * operator's drain of the node reaches its workers (CMSD `du` on their answers).
  */
 describe('QoE on an edge node with --workers 2', () => {
   const root = tempDir();
@@ -72,6 +73,33 @@ describe('QoE on an edge node with --workers 2', () => {
     await until('access lines', async () => (proc.lines().filter((l) => l.msg === 'request' && typeof l.sid === 'string').length === N ? true : undefined));
     const pids = new Set(proc.lines().filter((l) => l.msg === 'request').map((l) => l.pid));
     expect(pids.size).toBe(2); // both workers answered (24 connections on one: 1 in 8 million)
+
+    // An operator's drain reaches every worker: their answers say duress, and a worker restarted meanwhile starts drained.
+    const dynamics = async (n: number) => {
+      const seen = new Set<string>();
+      for (let i = 0; i < n; i++) {
+        const dispatcher = new Agent({ pipelining: 0 });
+        try {
+          const res = await request(`${publicUrl}/c/${title}/seg.m4s`, { dispatcher });
+          await res.body.arrayBuffer();
+          seen.add(`${res.statusCode} ${String(res.headers['cmsd-dynamic'])}`);
+        } finally {
+          await dispatcher.close();
+        }
+      }
+      return [...seen];
+    };
+    const post = async (path: string) => (await request(`${adminUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).body.text();
+    await post('/drain');
+    expect(await dynamics(16)).toEqual(['200 "edge-a1";du']);
+    const pidsBefore = new Set((await health()).workers.map((w) => w.pid));
+    process.kill([...pidsBefore][0]!, 'SIGKILL');
+    const fresh = await until('worker restarted and listening', async () => proc.lines().find((l) => l.msg === 'edge worker listening' && !pidsBefore.has(l.pid as number))?.pid as number | undefined);
+    const from = proc.lines().length;
+    expect(await dynamics(16)).toEqual(['200 "edge-a1";du']);
+    await until('the restarted worker answered some', async () => (proc.lines().slice(from).some((l) => l.msg === 'request' && l.pid === fresh) ? true : undefined), 3000);
+    await post('/undrain');
+    expect(await dynamics(16)).toEqual(['200 "edge-a1"']);
     await proc.stop();
   }, 30_000);
 });

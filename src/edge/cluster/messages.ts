@@ -23,6 +23,8 @@ export interface InitReply {
   publicListen: { host: string; port: number };
   /** The owner's disk index, for the worker's replica (DiskTier snapshot). */
   snapshot: DiskSnapshot;
+  /** The node is drained by an operator (a worker restarted meanwhile starts drained; then DRAINED notices). */
+  drained: boolean;
 }
 
 /** Call worker → primary: may I fetch this slice upstream? Reply: ClaimVerdict. */
@@ -67,5 +69,10 @@ export interface StatsBody {
  */
 export const RELOAD = 'reload';
 export type ReloadBody = PreparedEdgeReload;
+/**
+ * Notice primary → workers: an operator's drain (true) or its end (false). Workers keep serving;
+ * their answers say duress (CMSD `du`) and their prefetch stops, as a one-process edge's do.
+ */
+export const DRAINED = 'drained';
 /** Call primary → worker: drain and exit. */
 export const DRAIN = 'drain';

@@ -191,6 +191,8 @@ export class EdgeNode {
         setDrained: (on) => {
           const was = this.drained;
           this.drained = on;
+          // The workers answer: they say duress and stop prefetching while drained.
+          this.broadcast(M.DRAINED, on);
           return was;
         },
       },
@@ -215,6 +217,7 @@ export class EdgeNode {
         workers: this.opts.workers,
         publicListen: this.publicListen!,
         snapshot: this.disk.snapshot(),
+        drained: this.drained,
       };
     });
     rpc.handle(M.CLAIM, ({ key, index: slice }: M.ClaimBody) => {

@@ -50,6 +50,12 @@ export async function runWorker(): Promise<void> {
   let plays: string[] = [];
   let playsFlush: NodeJS.Timeout | undefined;
   rpc.on(M.DISK_EVENT, (e: DiskEvent) => (disk ? disk.apply(e) : early.push(e)));
+  // An operator's drain of the node (kept until the server exists).
+  let drained = false;
+  rpc.on(M.DRAINED, (on: boolean) => {
+    drained = on;
+    server?.setDrained(on);
+  });
 
   // Asked to go (by the primary, a signal, or the primary's end) at any moment, even while
   // starting: answers in flight finish, then the process exits.
@@ -86,6 +92,7 @@ export async function runWorker(): Promise<void> {
 
   const init = await rpc.call<M.InitReply>(M.INIT);
   const { config, edge, worker, workers } = init;
+  drained = init.drained; // DRAINED notices come after this reply (the primary sends them to workers it has answered)
   logger = createLogger('edge', config.log.level, edge.id).child({ worker });
   disk = new DiskTier({
     dir: edge.dataDir,
@@ -136,6 +143,7 @@ export async function runWorker(): Promise<void> {
     worker: { disk, claims, seenPlays: new ForwardedSeenPlays((id) => plays.push(id)), workers },
   });
   const s = server;
+  s.setDrained(drained);
   if (pendingReload) {
     s.applyReload(pendingReload);
     pendingReload = undefined;
