@@ -1,8 +1,12 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
+import { formatCmcd } from '../../src/common/cmcd.js';
 import { LOGGED_SID_MAX, LogLines, createLogger, logRequestLine, type LoggedCmcd } from '../../src/common/logger.js';
-import { tempDir } from '../helpers/cluster.js';
+import { randomTitle, tempDir, testCluster, writeMedia } from '../helpers/cluster.js';
+import { startEdge } from '../helpers/edge-harness.js';
+import { TestOrigin } from '../helpers/test-origin.js';
 
 /**
  * The access line of a request with CMCD carries its sid, br and bl after the usual fields, as
@@ -52,6 +56,40 @@ describe('the access line with CMCD', () => {
       logRequestLine(log, 'info', 'r', 'HEAD', '/c/t/f', 'bytes=0-1', 206, 'MISS', 2, 1, '::1', undefined, false, c);
       const [viaPino, byHand] = lines.map((l) => l.replace(/"time":"[^"]+"/, '"time":"T"'));
       expect(byHand).toBe(viaPino);
+    }
+  });
+});
+
+describe('the access lines of a running edge with CMCD', () => {
+  it('itLogsSidBrAndBlWhicheverPathAnswers: the hit path, and the object routes (a multipart range it leaves to them)', async () => {
+    const root = tempDir();
+    const origin = new TestOrigin(root);
+    await origin.start();
+    const lines: { msg: string; path?: string; status?: number; range?: string; sid?: string; br?: number; bl?: number }[] = [];
+    const logger = createLogger('edge', 'info', 'edge-a1', { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const edge = await startEdge(testCluster(), origin.url, { logger });
+    try {
+      const title = randomTitle();
+      writeMedia(root, title, 'seg.m4s', 5000);
+      const cmcd = `&CMCD=${encodeURIComponent(formatCmcd({ sid: 'log-sid', br: 2500, bl: 7000, ot: 'v' }))}`;
+      for (const range of [undefined, 'bytes=0-1,5-6']) {
+        const res = await request(`${edge.url}${edge.signed(title, 'seg.m4s')}${cmcd}`, { headers: range ? { range } : {} });
+        await res.body.arrayBuffer();
+        expect(res.statusCode).toBe(range ? 206 : 200);
+      }
+      // And as headers, through the routes again.
+      const res = await request(`${edge.url}${edge.signed(title, 'seg.m4s')}`, { headers: { range: 'bytes=0-1,5-6', 'cmcd-session': 'sid="hdr-sid"', 'cmcd-request': 'bl=300' } });
+      await res.body.arrayBuffer();
+      for (let i = 0; i < 100 && lines.filter((l) => l.msg === 'request').length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+      const mine = lines.filter((l) => l.msg === 'request' && l.path === `/c/${title}/seg.m4s`);
+      expect(mine.map(({ status, range, sid, br, bl }) => ({ status, range, sid, br, bl }))).toEqual([
+        { status: 200, range: undefined, sid: 'log-sid', br: 2500, bl: 7000 },
+        { status: 206, range: 'bytes=0-1,5-6', sid: 'log-sid', br: 2500, bl: 7000 },
+        { status: 206, range: 'bytes=0-1,5-6', sid: 'hdr-sid', br: undefined, bl: 300 },
+      ]);
+    } finally {
+      await edge.close();
+      await origin.close();
     }
   });
 });
