@@ -11,7 +11,7 @@
  * 1,000, 8,000 and 32,000 plays a day; a day with an edge of each ISP down. `--real` also runs a
  * small version through real processes next to the model of the same small cluster.
  * Knobs: ZIPF, ZIPF_A, ZIPF_B, DRIFT, PLAYS, CATALOG_OVER_DISK, WATCH=full, SEED, FILL_RATE, STAY,
- * ENTER, CHURN; ABLATIONS=stable,spare,weights|0, CEILINGS=0, TARGET_PLAYS=1000,8000,32000,
+ * ENTER, CHURN, HALF_LIFE, HEADROOM; ABLATIONS=stable,spare,weights|0, CEILINGS=0, TARGET_PLAYS=1000,8000,32000,
  * EDGE_LOSS=0, BEFORE=1 (issue 12's planner), ORACLE=1 (perfect-prediction bounds).
  * Method and results: docs/fill.md.
  */
@@ -128,8 +128,8 @@ export const BIG: WorldSpec = {
   warmupDays: 3,
   days: 7,
   lossDay: process.env.EDGE_LOSS !== '0',
-  headroomRatio: 0.1,
-  halfLifeDays: 2,
+  headroomRatio: envNum('HEADROOM', 0.1),
+  halfLifeDays: envNum('HALF_LIFE', 2),
   fillWindow: [2, 6],
   fillBytesPerSec: envNum('FILL_RATE', 50_000_000),
   stability: { stayRatio: envNum('STAY', 0.8), enterRatio: envNum('ENTER', 1), maxChurnRatio: envNum('CHURN', 0.02) },

@@ -62,14 +62,91 @@ export interface PlanGround {
   standing?: StandingSource;
 }
 
+/**
+ * A plan as text, as it leaves the planner: each manifest's JSON (and version) apart, and the
+ * placements'. Parsing a plan of a large catalog back into objects is seconds of the receiver's
+ * event loop; text crosses as a copy of bytes and is parsed a manifest at a time, when asked
+ * (lazyPlan), and joined as it is into the standing document (serialPlanJson).
+ */
+export interface PlanText {
+  placements: string;
+  /** edge id, manifest version, manifest JSON — in the plan's node order. */
+  manifests: [string, string, string][];
+}
+
 export interface PlanOutcome {
-  plan: Plan;
-  /** JSON of `toSerial(plan)`, made where the plan was (the standing document is built from it). */
-  json: string;
+  text: PlanText;
   /** Mean plays a day over the job's days (the replan decision's yardstick). */
   dailyPlays: number;
   /** Mean serve-report bytes a day over the job's days. */
   dailyServed: number;
+}
+
+export function planText(plan: Plan): PlanText {
+  return { placements: JSON.stringify(plan.placements), manifests: [...plan.manifests].map(([id, m]) => [id, m.version, JSON.stringify(m)]) };
+}
+
+/** JSON of the SerialPlan a PlanText stands for: joined, not re-encoded. */
+export function serialPlanJson(t: PlanText): string {
+  return `{"placements":${t.placements},"manifests":{${t.manifests.map(([id, , json]) => `${JSON.stringify(id)}:${json}`).join(',')}}}`;
+}
+
+/** A Map of manifests parsed from their JSON one at a time, when first asked for. */
+class LazyManifests extends Map<string, FillManifest> {
+  constructor(private readonly texts: ReadonlyMap<string, { version: string; json: string }>) {
+    super();
+  }
+  override get(id: string): FillManifest | undefined {
+    let m = super.get(id);
+    if (m === undefined) {
+      const t = this.texts.get(id);
+      if (t === undefined) return undefined;
+      m = JSON.parse(t.json) as FillManifest;
+      super.set(id, m);
+    }
+    return m;
+  }
+  override has(id: string): boolean {
+    return this.texts.has(id);
+  }
+  override get size(): number {
+    return this.texts.size;
+  }
+  override *keys(): MapIterator<string> {
+    yield* this.texts.keys();
+  }
+  override *values(): MapIterator<FillManifest> {
+    for (const id of this.texts.keys()) yield this.get(id)!;
+  }
+  override *entries(): MapIterator<[string, FillManifest]> {
+    for (const id of this.texts.keys()) yield [id, this.get(id)!];
+  }
+  override [Symbol.iterator](): MapIterator<[string, FillManifest]> {
+    return this.entries();
+  }
+  override forEach(fn: (m: FillManifest, id: string, map: Map<string, FillManifest>) => void): void {
+    for (const [id, m] of this.entries()) fn(m, id, this);
+  }
+  /** The manifests' versions, without parsing them. */
+  versions(): string[] {
+    return [...this.texts.values()].map((t) => t.version);
+  }
+}
+
+/** Every manifest's version, in node order (parsing nothing when the plan came as text). */
+export function manifestVersions(plan: Plan): string[] {
+  return plan.manifests instanceof LazyManifests ? plan.manifests.versions() : [...plan.manifests.values()].map((m) => m.version);
+}
+
+/** A Plan over a PlanText: manifests and placements are parsed when first read. */
+export function lazyPlan(t: PlanText): Plan {
+  let placements: Plan['placements'] | undefined;
+  return {
+    get placements() {
+      return (placements ??= JSON.parse(t.placements) as Plan['placements']);
+    },
+    manifests: new LazyManifests(new Map(t.manifests.map(([id, version, json]) => [id, { version, json }]))),
+  };
 }
 
 /** Caches a planning thread keeps between jobs of the same catalog. */
@@ -155,5 +232,5 @@ export function runPlanJob(job: PlanJob, ground: PlanGround, caches: PlanCaches 
     stability: { stayRatio: fill.stayRatio, enterRatio: fill.enterRatio, maxChurnRatio: fill.maxChurnRatio },
     spareReplicas: fill.spareReplicas,
   });
-  return { plan, json: JSON.stringify(toSerial(plan)), dailyPlays: job.plays.length > 0 ? plays / job.plays.length : 0, dailyServed };
+  return { text: planText(plan), dailyPlays: job.plays.length > 0 ? plays / job.plays.length : 0, dailyServed };
 }

@@ -5,7 +5,7 @@ import type { FillManifest } from '../common/fill-manifest.js';
 import type { Logger } from '../common/logger.js';
 import type { Catalog } from './catalog.js';
 import type { Plan } from './fill-planner.js';
-import { type CatalogSource, type PlanJob, type SerialPlan, type StandingSource, fromSerial, toSerial } from './fill-plan-job.js';
+import { type CatalogSource, type PlanJob, type SerialPlan, type StandingSource, fromSerial, lazyPlan, manifestVersions, serialPlanJson, toSerial } from './fill-plan-job.js';
 import { type PlanRunner, WorkerPlanRunner } from './fill-plan-runner.js';
 import type { PlayStore } from './play-store.js';
 import type { ServedPlanInput } from './served-store.js';
@@ -78,7 +78,7 @@ interface Held {
 }
 
 /** What tells two plans apart: their manifests' versions (content hashes). */
-const versionsOf = (p: Plan | undefined): string => JSON.stringify([...(p?.manifests.values() ?? [])].map((m) => m.version));
+const versionsOf = (p: Plan | undefined): string => JSON.stringify(p ? manifestVersions(p) : []);
 
 /**
  * The origin's current fill plan. A plan is made off the event loop (a worker thread: at
@@ -258,8 +258,10 @@ export class FillPlans {
           this.opts.logger?.info?.({ why, seconds }, 'fill plan dropped: its inputs changed while it was made');
           return;
         }
-        this.plan = out.plan;
-        this.last = { day: stamp.day, plan: out.plan, json: out.json };
+        // Parsed a manifest at a time, when asked: a whole plan parsed here would hold up /o/.
+        const plan = lazyPlan(out.text);
+        this.plan = plan;
+        this.last = { day: stamp.day, plan, json: serialPlanJson(out.text) };
         this.made = { stamp, at, dailyPlays: out.dailyPlays, dailyServed: out.dailyServed };
         this.failedAt = undefined;
         this.opts.onPlan?.('made', seconds, why, cpu);

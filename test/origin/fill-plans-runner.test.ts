@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/common/clock.js';
 import type { Logger } from '../../src/common/logger.js';
 import { Catalog, type TitleEntry } from '../../src/origin/catalog.js';
-import type { PlanJob } from '../../src/origin/fill-plan-job.js';
+import { type PlanJob, lazyPlan, manifestVersions, serialPlanJson } from '../../src/origin/fill-plan-job.js';
 import { type PlanRunner, WorkerPlanRunner, inlinePlanRunner } from '../../src/origin/fill-plan-runner.js';
 import { FillPlans, type PlanOutcomeKind } from '../../src/origin/fill-plans.js';
 import { PlayStore } from '../../src/origin/play-store.js';
@@ -147,8 +147,10 @@ describe('the fill planner thread', () => {
       // The thread is still there, and the next job sends what it needs again.
       const catalog = { json: catalogJson };
       const out = await runner.run(job, { catalog });
-      expect(out.plan.manifests.get('a1')!.titles).toEqual(['t0']);
-      expect(JSON.parse(out.json).manifests.a1.titles).toEqual(['t0']);
+      const plan = lazyPlan(out.text);
+      expect(plan.manifests.get('a1')!.titles).toEqual(['t0']);
+      expect(JSON.parse(serialPlanJson(out.text)).manifests.a1.titles).toEqual(['t0']);
+      expect(manifestVersions(plan)).toEqual([plan.manifests.get('a1')!.version]);
       expect(out.dailyPlays).toBe(5);
       // The same catalog again: not sent again, still known to the thread.
       const next = await runner.run({ ...job, plays: [['2024-05-31', { 'isp-a': { t0: 7 } }]] }, { catalog });
