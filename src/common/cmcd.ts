@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 /**
  * Common Media Client Data (CTA-5004): what a player says about itself with each request, as a
  * `CMCD=` query parameter or in four headers. The text is a Structured Field dictionary
- * (RFC 8941); this reader follows that grammar but is lenient where players are sloppy: a
+ * (RFC 8941); this reader follows that grammar (byte sequences aside: CMCD has none) but is lenient where players are sloppy: a
  * member it cannot read is skipped up to the next top-level comma and the rest still counts,
  * so a malformed value never fails the request it rides on.
  */
@@ -331,7 +331,7 @@ function typedValue(type: KeyType, item: CmcdItem | undefined): CmcdItem | undef
   }
 }
 
-/** `nor` is URL-encoded inside its quotes; an undecodable one is kept as sent, which resolves to nothing harmful. */
+/** `nor` is URL-encoded inside its quotes; an undecodable one is dropped (there is nothing safe to fetch by it). */
 function decodeNor(s: string): string | undefined {
   try {
     return decodeURIComponent(s);
@@ -398,7 +398,8 @@ export function readCmcd(url: string, headers: IncomingHttpHeaders): Cmcd | unde
     if (h === undefined) continue;
     c = parseCmcdText(Array.isArray(h) ? h.join(',') : h, c);
   }
-  return c;
+  // `?CMCD=` or a header of nothing but junk says nothing: counted as no CMCD at all.
+  return c !== undefined && c.keys.size > 0 ? c : undefined;
 }
 
 type CmcdFields = Partial<Omit<Cmcd, 'keys'>>;
@@ -410,22 +411,31 @@ function quote(s: string): string {
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
-function formatItem(key: string, value: CmcdItem): string | undefined {
+/** An item as SF writes it after `key=` (booleans `?1`/`?0`); undefined for a number SF cannot carry. */
+function bareItem(key: string, value: CmcdItem): string | undefined {
   const type = (KEY_TYPES as Record<string, KeyType | undefined>)[key];
-  if (typeof value === 'boolean') return value ? key : type === 'bool' ? undefined : `${key}=?0`;
+  if (typeof value === 'boolean') return value ? '?1' : '?0';
   if (typeof value === 'number') {
-    const n = ROUNDED_TO_100.has(key) ? Math.round(value / 100) * 100 : type === 'int' ? Math.round(value) : value;
-    return `${key}=${n}`;
+    if (!Number.isFinite(value)) return undefined;
+    if (ROUNDED_TO_100.has(key)) return String(Math.round(value / 100) * 100);
+    // SF integers have no fraction; SF decimals at most three digits of one.
+    return String(type === 'int' || Number.isInteger(value) ? Math.round(value) : Math.round(value * 1000) / 1000);
   }
-  if (typeof value === 'object') return `${key}=${value.token}`;
-  if (type === 'token') return `${key}=${value}`;
-  return `${key}=${quote(key === 'nor' ? encodeURIComponent(value) : value)}`;
+  if (typeof value === 'object') return value.token;
+  if (type === 'token') return value;
+  return quote(key === 'nor' ? encodeURIComponent(value) : value);
 }
 
 function formatMember(key: string, value: CmcdValue): string | undefined {
-  if (!Array.isArray(value)) return formatItem(key, value as CmcdItem);
-  const items = (value as CmcdItem[]).map((v) => (formatItem(key, v) ?? '').slice(key.length + 1));
-  return `${key}=(${items.join(' ')})`;
+  if (Array.isArray(value)) {
+    const items = (value as CmcdItem[]).map((v) => bareItem(key, v));
+    return items.includes(undefined) ? undefined : `${key}=(${items.join(' ')})`;
+  }
+  // A true boolean is the bare key; CMCD leaves a false one of its own keys out.
+  if (value === true) return key;
+  if (value === false) return (KEY_TYPES as Record<string, KeyType | undefined>)[key] === 'bool' ? undefined : `${key}=?0`;
+  const item = bareItem(key, value as CmcdItem);
+  return item === undefined ? undefined : `${key}=${item}`;
 }
 
 /**

@@ -72,6 +72,9 @@ describe('parseCmcdText', () => {
     expect(readCmcd('/c/t/f.m4s?e=1&k=a&t=b', { range: 'bytes=0-1' })).toBeUndefined();
     // A parameter merely ending in CMCD is not CMCD.
     expect(readCmcd('/c/t/f.m4s?XCMCD=br%3D1', {})).toBeUndefined();
+    // Present but saying nothing readable: no CMCD either (not a request of type 'none').
+    expect(readCmcd('/c/t/f.m4s?CMCD=', {})).toBeUndefined();
+    expect(readCmcd('/c/t/f.m4s', { 'cmcd-request': '=,"x' })).toBeUndefined();
   });
 
   it('reads booleans: bare is true, ?0 false, ?1 true', () => {
@@ -190,6 +193,14 @@ describe('formatCmcd and cmcdHeaders', () => {
 
   it('rounds what the spec rounds and leaves false booleans out', () => {
     expect(formatCmcd({ bl: 21349, mtp: 48151, bs: false, su: true })).toBe('bl=21300,mtp=48200,su');
+  });
+
+  it('writes inner lists, booleans in them and decimals as SF can read them back', () => {
+    const text = formatCmcd({ pr: 1.23456, custom: { 'com.x-flags': [true, false], 'com.x-n': [1, 2.5], 'com.x-bad': Number.NaN } });
+    expect(text).toBe('com.x-flags=(?1 ?0),com.x-n=(1 2.5),pr=1.235');
+    const back = parseCmcdText(text);
+    expect(back.keys.get('com.x-flags')).toEqual([true, false]);
+    expect(back.pr).toBe(1.235);
   });
 
   it('splits keys into their header shards', () => {
