@@ -471,6 +471,11 @@ class EdgeModel {
     return out;
   }
 
+  /** Bytes of `f` held whole as cache (0 when not whole: the fill agent verifies whole files in place). */
+  cachedBytes(f: SimFile | undefined): number {
+    return f && this.cachedSlices.get(f.id) === f.slices ? f.size : 0;
+  }
+
   /** True if served from the disk; a miss is fetched and cached. */
   read(f: SimFile, s: number, bytes: number): boolean {
     if (this.pinned.has(f.id)) return true;
@@ -525,6 +530,8 @@ export interface Strategy {
   stability?: StabilityOptions;
   /** Free room buys extra copies of the most demanded titles. */
   spare?: boolean;
+  /** The planner knows what each edge has cached (whole files): they cost no churn budget (the agent verifies them in place). */
+  knowsCache?: boolean;
   /** Edges down all of one day (steering skips them; the plan does not know): what spare replicas are for. */
   down?: { day: number; edges: string[] };
   /**
@@ -577,6 +584,7 @@ export function simulate(world: World, strategy: Strategy): DayResult[] {
         generatedAt: today,
         ...(previous && strategy.stability ? { previous, stability: strategy.stability } : {}),
         spareReplicas: strategy.spare ?? false,
+        ...(strategy.knowsCache ? { cached: (node: string, title: string, path: string) => edges.get(node)!.cachedBytes(world.byPath.get(title)?.get(path)) } : {}),
       });
       previous = plan;
       for (const n of nodes) {
@@ -965,6 +973,7 @@ async function main(): Promise<void> {
   // ABLATIONS=stable,spare,weights (the default), a subset, or 0; BEFORE=1 adds issue 12's planner, ORACLE=1 perfect-prediction bounds.
   const want = new Set((process.env.ABLATIONS ?? 'stable,spare,weights').split(','));
   const ablations = [
+    ...(want.has('cache') ? [run(big, { ...st.full, name: '+ planner knows the edges\' caches (cached files cost no budget)', knowsCache: true })] : []),
     ...(want.has('stable') ? [run(big, st.noStable)] : []),
     ...(want.has('spare') ? [run(big, st.noSpare)] : []),
     ...(want.has('weights') ? [run(big, st.noWeights)] : []),

@@ -53,6 +53,8 @@ export interface PlanInput {
   stability?: StabilityOptions;
   /** Room left once every ranked title is placed goes to extra copies of the most demanded ones. */
   spareReplicas?: boolean;
+  /** Bytes of a file a node has as cache (placement-stable.ts `cached`): they cost no churn budget. */
+  cached?: (node: string, title: string, path: string) => number;
 }
 
 /** Where one title goes inside an ISP: nodes in replica order (the first fills from the origin). */
@@ -118,6 +120,7 @@ export function planFill(input: PlanInput): Plan {
       ...(input.previous ? { standing: standingOf(input.previous, isp) } : {}),
       ...(input.stability ? { stability: input.stability } : {}),
       spareReplicas: input.spareReplicas ?? false,
+      ...(input.cached ? { cached: input.cached } : {}),
     });
 
     // Manifests: files in the order they were placed; a prefix that grew is one entry.

@@ -58,6 +58,11 @@ export interface IspPlanInput {
   standing?: Standing;
   stability?: StabilityOptions;
   spareReplicas: boolean;
+  /**
+   * Bytes of a file a node already has as cache (not placed): placing them costs it no fetch —
+   * the fill agent verifies a cached file in place. Absent: nothing counted as cached.
+   */
+  cached?: (node: string, title: string, path: string) => number;
 }
 
 /** One unit as placed, in the order units were placed (the fill order). */
@@ -122,7 +127,7 @@ export function planIsp(input: IspPlanInput): IspPlan {
       const end = endOf(f);
       const start = f.start ?? 0;
       const h = held(id)?.get(u.title)?.get(f.file.path);
-      const have = h && h.sha256 === f.file.sha256 ? h.end : 0;
+      const have = Math.max(h && h.sha256 === f.file.sha256 ? h.end : 0, input.cached?.(id, u.title, f.file.path) ?? 0);
       sum += Math.max(0, end - Math.max(start, have));
     }
     return sum;
