@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, type Metric, type MetricObjectWithValues, type MetricType, type MetricValueWithName, type Registry } from 'prom-client';
 import { BREAKER_STATES, type BreakerState } from './circuit-breaker.js';
 import type { CacheEvents } from './edge-cache.js';
-import { type QoeInput, type QoeTracker, STARTUP_BOUNDS_MS } from './qoe.js';
+import { type QoeInput, type QoeTracker, STARTUP_BOUNDS_MS, implausible, plausible } from './qoe.js';
 import type { UpstreamOptions } from './upstream.js';
 
 /** The edge's Prometheus series. Tier labels: HIT-MEM, HIT-DISK, HIT-FILL (joined another request's fetch), MISS, and "none" for answers without a body source. */
@@ -234,6 +234,7 @@ export class EdgeMetrics {
     const buffer = new Histogram({ name: 'reelcdn_edge_cmcd_buffer_length_ms', help: 'Buffer length (bl) players report with media requests, ms', buckets: [0, 500, 1000, 2000, 4000, 6000, 10000, 15000, 20000, 30000, 60000, 120000], registers });
     const startup = new Histogram({ name: 'reelcdn_edge_cmcd_startup_seconds', help: 'Startup of a session: its first request with su to its first without, seconds (once per sid)', buckets: STARTUP_BOUNDS_MS.map((ms) => ms / 1000), registers });
     const throughput = new Histogram({ name: 'reelcdn_edge_cmcd_measured_throughput_kbps', help: 'Throughput players measured (mtp), kbps', buckets: [500, 1000, 2000, 4000, 8000, 15000, 25000, 50000, 100000, 250000, 1000000], registers });
+    const rejected = new Counter({ name: 'reelcdn_edge_cmcd_implausible_total', help: 'CMCD values left out of the QoE sums and histograms as implausible (br over 200,000 kbps, bl or dl over 600,000 ms, mtp over 10,000,000 kbps), by key', labelNames: ['key'], registers });
     const deadline = new Histogram({ name: 'reelcdn_edge_cmcd_deadline_ms', help: 'Deadline (dl): how soon players need the object, ms', buckets: [100, 250, 500, 1000, 2000, 4000, 8000, 15000, 30000, 60000], registers });
     return {
       record(c: CmcdSample) {
@@ -244,11 +245,16 @@ export class EdgeMetrics {
         if (out.media) {
           media.inc();
           if (c.bs === true) starved.inc();
-          if (c.br !== undefined && c.br >= 0) bitrate.observe(c.br);
-          if (c.bl !== undefined && c.bl >= 0) buffer.observe(c.bl);
+          if (plausible('br', c.br)) bitrate.observe(c.br);
+          if (plausible('bl', c.bl)) buffer.observe(c.bl);
         }
-        if (c.mtp !== undefined && c.mtp >= 0) throughput.observe(c.mtp);
-        if (c.dl !== undefined && c.dl >= 0) deadline.observe(c.dl);
+        if (plausible('mtp', c.mtp)) throughput.observe(c.mtp);
+        if (plausible('dl', c.dl)) deadline.observe(c.dl);
+        // Counted wherever the value appears (a br on an init segment too): what a client tried.
+        if (implausible('br', c.br)) rejected.inc({ key: 'br' });
+        if (implausible('bl', c.bl)) rejected.inc({ key: 'bl' });
+        if (implausible('mtp', c.mtp)) rejected.inc({ key: 'mtp' });
+        if (implausible('dl', c.dl)) rejected.inc({ key: 'dl' });
       },
     };
   }

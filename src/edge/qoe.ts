@@ -70,6 +70,27 @@ export function sumQoeBlocks(blocks: readonly (QoeBlock | undefined)[]): QoeBloc
   return out;
 }
 
+/**
+ * The largest value of each numeric key a player can plausibly send (CTA-5004 puts no bound on
+ * them, and any token holder can send anything): 200 Mbit/s of encoded bitrate, 10 minutes of
+ * buffer or deadline, 10 Gbit/s of measured throughput. A value above is left out of every sum
+ * and histogram (not capped: a capped 200,000 kbps would still drag an ISP's average bitrate for
+ * an hour) and counted in reelcdn_edge_cmcd_implausible_total{key}. Sums stay exact integers far
+ * below 2^53 this way.
+ */
+export const PLAUSIBLE_MAX = { br: 200_000, bl: 600_000, dl: 600_000, mtp: 10_000_000 } as const;
+export type PlausibleKey = keyof typeof PLAUSIBLE_MAX;
+
+/** `v` as a value of `key` worth counting: present, finite, 0 to PLAUSIBLE_MAX[key]. */
+export function plausible(key: PlausibleKey, v: number | undefined): v is number {
+  return v !== undefined && v >= 0 && v <= PLAUSIBLE_MAX[key];
+}
+
+/** Present but not plausible: what reelcdn_edge_cmcd_implausible_total counts (NaN included). */
+export function implausible(key: PlausibleKey, v: number | undefined): boolean {
+  return v !== undefined && !plausible(key, v);
+}
+
 /** Media objects by CMCD `ot`: audio, video, muxed. */
 export function isMediaRequest(c: QoeInput): boolean {
   return c.ot === undefined ? c.br !== undefined : c.ot === 'v' || c.ot === 'a' || c.ot === 'av';
@@ -130,11 +151,11 @@ export class QoeTracker {
     if (media) {
       b.mediaRequests++;
       if (c.bs === true) b.starved++;
-      if (c.br !== undefined && c.br >= 0 && Number.isFinite(c.br)) {
+      if (plausible('br', c.br)) {
         b.brKbpsSum += c.br;
         b.brCount++;
       }
-      if (c.bl !== undefined && c.bl >= 0 && Number.isFinite(c.bl)) {
+      if (plausible('bl', c.bl)) {
         b.blMsSum += c.bl;
         b.blCount++;
       }

@@ -4,7 +4,10 @@ import { ClientThroughput, MIN_MEASURED_BYTES } from '../../src/edge/client-thro
 import { mergeHealth } from '../../src/edge/cluster/node-health.js';
 import type { EdgeHealth } from '../../src/edge/edge-health.js';
 import { CmsdDynamicHeader } from '../../src/edge/hit-path-headers.js';
-import { QoeTracker, SID_MAX, STARTUP_BOUNDS_MS, emptyQoeBlock, startupBucket, sumQoeBlocks } from '../../src/edge/qoe.js';
+import { Registry } from 'prom-client';
+import { EdgeMetrics } from '../../src/edge/edge-metrics.js';
+import { PLAUSIBLE_MAX, QoeTracker, SID_MAX, STARTUP_BOUNDS_MS, emptyQoeBlock, startupBucket, sumQoeBlocks } from '../../src/edge/qoe.js';
+import { parsePrometheusText, sumOf } from '../helpers/prom-parse.js';
 
 /** A monotonic clock the test moves. */
 function fakeClock(start = 1000) {
@@ -25,6 +28,34 @@ describe('QoeTracker', () => {
     expect(b).toMatchObject({ requests: 6, mediaRequests: 4, starved: 1, brKbpsSum: 3928, brCount: 3, blMsSum: 16000, blCount: 2, sessions: 1 });
     expect(b.startupBoundsMs).toEqual([...STARTUP_BOUNDS_MS]);
     expect(b.startupCounts).toHaveLength(STARTUP_BOUNDS_MS.length + 1);
+  });
+
+  it('itLeavesImplausibleValuesOutOfTheSums (review P2-1: one player must not poison an ISP for an hour)', () => {
+    const q = new QoeTracker({ now: fakeClock().now });
+    q.record(parseCmcdText('ot=v,br=3000,bl=12000'));
+    q.record(parseCmcdText('ot=v,br=999999999999999,bl=999999999999999')); // 15 digits: the parser's most
+    q.record(parseCmcdText(`ot=v,br=${PLAUSIBLE_MAX.br},bl=${PLAUSIBLE_MAX.bl}`)); // the bounds themselves count
+    q.record(parseCmcdText(`ot=v,br=${PLAUSIBLE_MAX.br + 1},bl=${PLAUSIBLE_MAX.bl + 1}`));
+    expect(q.snapshot()).toMatchObject({ requests: 4, mediaRequests: 4, brKbpsSum: 3000 + PLAUSIBLE_MAX.br, brCount: 2, blMsSum: 12000 + PLAUSIBLE_MAX.bl, blCount: 2 });
+  });
+
+  it('itCountsImplausibleValuesByKeyAndKeepsThemOutOfTheHistograms (reelcdn_edge_cmcd_implausible_total)', async () => {
+    const registry = new Registry();
+    const metrics = new EdgeMetrics(registry, () => ({ memory: 0, memoryCap: 0, disk: 0, diskCap: 0, connections: 0 }));
+    const sink = metrics.watchQoe(new QoeTracker({ now: fakeClock().now }));
+    sink.record(parseCmcdText('ot=v,br=3000,bl=12000,mtp=50000,dl=2000'));
+    sink.record(parseCmcdText('ot=v,br=999999999999999,bl=600001,mtp=10000001,dl=999999999'));
+    sink.record(parseCmcdText('ot=i,br=200001')); // not media: still a value a client sent
+    const m = parsePrometheusText(await registry.metrics());
+    expect(sumOf(m, 'reelcdn_edge_cmcd_implausible_total', { key: 'br' })).toBe(2);
+    expect(sumOf(m, 'reelcdn_edge_cmcd_implausible_total', { key: 'bl' })).toBe(1);
+    expect(sumOf(m, 'reelcdn_edge_cmcd_implausible_total', { key: 'mtp' })).toBe(1);
+    expect(sumOf(m, 'reelcdn_edge_cmcd_implausible_total', { key: 'dl' })).toBe(1);
+    expect(sumOf(m, 'reelcdn_edge_cmcd_bitrate_kbps_count')).toBe(1);
+    expect(sumOf(m, 'reelcdn_edge_cmcd_bitrate_kbps_sum')).toBe(3000);
+    expect(sumOf(m, 'reelcdn_edge_cmcd_buffer_length_ms_sum')).toBe(12000);
+    expect(sumOf(m, 'reelcdn_edge_cmcd_measured_throughput_kbps_sum')).toBe(50000);
+    expect(sumOf(m, 'reelcdn_edge_cmcd_deadline_ms_sum')).toBe(2000);
   });
 
   it('itTimesStartupFromTheFirstSuToTheFirstWithout, once per session', () => {
