@@ -167,10 +167,15 @@ interface Window {
   answers: number;
   /** Answered 503 by the origin's overload guard. */
   shed: number;
+  /** The longest time without an /o/ answer. */
+  gapMs: number;
   worstMs: number;
   p99Ms: number;
   loopMaxMs: number;
   loopP99Ms: number;
+  /** CPU of the event loop's thread over the window (the /o/ client loops run on it too), and the window's length. */
+  mainCpuS: number;
+  seconds: number;
 }
 
 interface Row {
@@ -246,24 +251,33 @@ async function runSize(n: number, mode: 'inline' | 'worker'): Promise<Row> {
     if (res.statusCode !== 200) throw new Error(`manifest answered ${res.statusCode}`);
     return body.version;
   };
+  // Enabled once: a histogram enabled at a window's start misses a stall that begins at once.
   const eld = monitorEventLoopDelay({ resolution: 5 });
+  eld.enable();
   const watch = async (fn: () => Promise<void>): Promise<Window> => {
     eld.reset();
-    eld.enable();
     const from = performance.now();
+    const cpu = process.threadCpuUsage();
     await fn();
     const to = performance.now();
-    eld.disable();
+    const used = process.threadCpuUsage(cpu);
     // Answers that ended in the window, or started in it.
     const inWindow = answers.filter((a) => a.at >= from && a.at - a.ms <= to);
     const seen = inWindow.map((a) => a.ms).sort((a, b) => a - b);
+    // The longest time no /o/ answer came (the loops pause 5 ms between requests: a stall shows
+    // here, not in one answer's latency, when it falls in a pause).
+    const ends = [from, ...inWindow.map((a) => a.at).filter((t) => t <= to).sort((a, b) => a - b), to];
+    const gap = Math.max(...ends.slice(1).map((t, i) => t - ends[i]!));
     return {
       answers: seen.length,
       shed: inWindow.filter((a) => a.shed).length,
       worstMs: seen.at(-1) ?? NaN,
+      gapMs: gap,
       p99Ms: seen[Math.floor(seen.length * 0.99)] ?? NaN,
       loopMaxMs: eld.max / 1e6,
       loopP99Ms: eld.percentile(99) / 1e6,
+      mainCpuS: (used.user + used.system) / 1e6,
+      seconds: (to - from) / 1000,
     };
   };
   /** Plans made so far, their wall seconds and the planner thread's CPU seconds (the origin's metrics). */
@@ -321,6 +335,7 @@ async function runSize(n: number, mode: 'inline' | 'worker'): Promise<Row> {
 
   running = false;
   await Promise.all(loops);
+  eld.disable();
   await pool.close();
   await admin.close();
   await server.close();
@@ -343,7 +358,7 @@ async function runSize(n: number, mode: 'inline' | 'worker'): Promise<Row> {
 }
 
 const ms = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '–');
-const win = (w: Window) => `${w.answers} | ${w.shed} | ${ms(w.p99Ms)} | ${ms(w.worstMs)} | ${ms(w.loopP99Ms)} | ${ms(w.loopMaxMs)}`;
+const win = (w: Window) => `${w.seconds.toFixed(1)} | ${w.mainCpuS.toFixed(2)} | ${w.answers} | ${w.shed} | ${ms(w.p99Ms)} | ${ms(w.worstMs)} | **${ms(w.gapMs)}** | ${ms(w.loopP99Ms)} | ${ms(w.loopMaxMs)}`;
 
 async function main(): Promise<void> {
   console.log(`# fill planning cost — ${FILES} files per rendition, ${PLAYS} plays/ISP/day, ${DAYS} days of plays and serve reports, 2 ISPs × ${EDGES_PER_ISP} edges, node ${process.version}`);
@@ -356,9 +371,9 @@ async function main(): Promise<void> {
     const f = (x: number | undefined) => (x === undefined ? '–' : x.toFixed(2));
     console.log(`| ${mode} | ${n} | ${row.files} | ${(row.catalogGB / 1000).toFixed(1)} | ${row.loadS.toFixed(1)} | ${row.firstPlanS.toFixed(2)} | ${f(row.firstPlanCpuS)} | ${f(row.replanS)} | ${f(row.replanCpuS)} | ${row.quietPlans ?? '–'} |`);
   }
-  console.log('\n`/o/` answers (4 loops back to back) and the origin\'s event-loop delay, ms');
-  console.log('| planner | titles | window | answers | shed (503) | /o/ p99 | /o/ worst | loop p99 | loop max |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('\n`/o/` answers (4 loops, 5 ms apart) and the origin\'s event-loop delay, ms');
+  console.log('| planner | titles | window | s | event-loop thread CPU s | /o/ answers | shed (503) | /o/ p99 | /o/ worst | longest without an /o/ answer | loop p99 | loop max |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const row of rows) {
     console.log(`| ${row.mode} | ${row.titles} | first plan | ${win(row.first)} |`);
     console.log(`| ${row.mode} | ${row.titles} | replan (10 % more plays) | ${win(row.replan)} |`);
