@@ -1,21 +1,15 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/common/clock.js';
-import { Catalog, type TitleEntry } from '../../src/origin/catalog.js';
+import { Catalog } from '../../src/origin/catalog.js';
 import { FillPlans, type PlanOutcomeKind } from '../../src/origin/fill-plans.js';
 import type { ReplanReason } from '../../src/origin/replan-decision.js';
 import { PlayStore } from '../../src/origin/play-store.js';
 import { tempDir, testCluster } from '../helpers/cluster.js';
+import { playsOfThree, tinyTitle } from './fill-plans-fixtures.js';
 
-const entry = (title: string): TitleEntry => ({
-  title,
-  kind: 'hls',
-  manifests: ['index.m3u8'],
-  files: [{ path: 'index.m3u8', size: 1_000, sha256: `${title}-i`.padEnd(64, '0'), contentType: 'application/vnd.apple.mpegurl' }],
-  bytes: 1_000,
-  ingestedAt: '2024-05-01T00:00:00.000Z',
-});
-const plays = (n: number, at: number) => Array.from({ length: n }, (_, i) => ({ title: `t${i % 3}`, isp: 'isp-a', at }));
+const entry = tinyTitle;
+const plays = playsOfThree;
 
 describe('origin fill plans: when a plan is made', () => {
   it('itReplansForNewPlaysEveryReplanMsOfMonotonicTimeWhateverTheWallClockDoes', async () => {
