@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, type Metric, type MetricObjectWithValues, type MetricType, type MetricValueWithName, type Registry } from 'prom-client';
 import { BREAKER_STATES, type BreakerState } from './circuit-breaker.js';
 import type { CacheEvents } from './edge-cache.js';
-import { type QoeInput, type QoeTracker, STARTUP_BOUNDS_MS, implausible, plausible } from './qoe.js';
+import { type QoeInput, type QoeTracker, type SessionOutcome, STARTUP_BOUNDS_MS, implausible, plausible } from './qoe.js';
 import type { UpstreamOptions } from './upstream.js';
 
 /** The edge's Prometheus series. Tier labels: HIT-MEM, HIT-DISK, HIT-FILL (joined another request's fetch), MISS, and "none" for answers without a body source. */
@@ -219,20 +219,12 @@ export class EdgeMetrics {
   watchQoe(qoe: QoeTracker): CmcdSink {
     const registers = [this.registry];
     const requests = new Counter({ name: 'reelcdn_edge_cmcd_requests_total', help: 'Requests carrying CMCD, by object type (ot; other: not a CTA-5004 type, none: no ot)', labelNames: ['ot'], registers });
-    const sessions = new Counter({ name: 'reelcdn_edge_cmcd_sessions_total', help: 'CMCD sessions (sid) first seen by this edge', registers });
-    new Gauge({
-      name: 'reelcdn_edge_cmcd_active_sessions',
-      help: 'CMCD sessions (sid) seen in the last 5 minutes (a node sums its workers\' — a session spread over two counts twice)',
-      registers,
-      collect() {
-        this.set(qoe.activeSessions());
-      },
-    });
+    // A worker of a node forwards its sessions to the primary (QoeTracker's forward): its series stay at zero.
+    const sessionSeen = this.watchSessions(() => qoe.activeSessions());
     const media = new Counter({ name: 'reelcdn_edge_cmcd_media_requests_total', help: 'CMCD requests for media (ot a, v, av; or no ot but a br)', registers });
     const starved = new Counter({ name: 'reelcdn_edge_cmcd_starved_requests_total', help: 'CMCD media requests with bs (buffer starved since the last request): over media requests, the rebuffer ratio', registers });
     const bitrate = new Histogram({ name: 'reelcdn_edge_cmcd_bitrate_kbps', help: 'Encoded bitrate (br) of the media requested, kbps', buckets: [200, 400, 800, 1200, 2000, 3000, 4500, 6000, 8000, 12000, 20000, 40000], registers });
     const buffer = new Histogram({ name: 'reelcdn_edge_cmcd_buffer_length_ms', help: 'Buffer length (bl) players report with media requests, ms', buckets: [0, 500, 1000, 2000, 4000, 6000, 10000, 15000, 20000, 30000, 60000, 120000], registers });
-    const startup = new Histogram({ name: 'reelcdn_edge_cmcd_startup_seconds', help: 'Startup of a session: its first request with su to its first without, seconds (once per sid)', buckets: STARTUP_BOUNDS_MS.map((ms) => ms / 1000), registers });
     const throughput = new Histogram({ name: 'reelcdn_edge_cmcd_measured_throughput_kbps', help: 'Throughput players measured (mtp), kbps', buckets: [500, 1000, 2000, 4000, 8000, 15000, 25000, 50000, 100000, 250000, 1000000], registers });
     const rejected = new Counter({ name: 'reelcdn_edge_cmcd_implausible_total', help: 'CMCD values left out of the QoE sums and histograms as implausible (br over 200,000 kbps, bl or dl over 600,000 ms, mtp over 10,000,000 kbps), by key', labelNames: ['key'], registers });
     const deadline = new Histogram({ name: 'reelcdn_edge_cmcd_deadline_ms', help: 'Deadline (dl): how soon players need the object, ms', buckets: [100, 250, 500, 1000, 2000, 4000, 8000, 15000, 30000, 60000], registers });
@@ -240,8 +232,7 @@ export class EdgeMetrics {
       record(c: CmcdSample) {
         const out = qoe.record(c);
         requests.inc({ ot: otLabel(c.ot) });
-        if (out.newSession) sessions.inc();
-        if (out.startupMs >= 0) startup.observe(out.startupMs / 1000);
+        sessionSeen(out);
         if (out.media) {
           media.inc();
           if (c.bs === true) starved.inc();
@@ -256,6 +247,30 @@ export class EdgeMetrics {
         if (implausible('mtp', c.mtp)) rejected.inc({ key: 'mtp' });
         if (implausible('dl', c.dl)) rejected.inc({ key: 'dl' });
       },
+    };
+  }
+
+  /**
+   * The session series: sessions started, active sessions (`active`, read when scraped), startup
+   * times. A one-process edge's come from its QoeTracker; a node's from its primary's one table
+   * (cluster/node-sessions.ts), its workers reporting zero. The returned function takes what one
+   * sighting changed.
+   */
+  watchSessions(active: () => number): (o: SessionOutcome) => void {
+    const registers = [this.registry];
+    const sessions = new Counter({ name: 'reelcdn_edge_cmcd_sessions_total', help: 'CMCD sessions (sid) first seen by this edge (a node: by any of its workers)', registers });
+    new Gauge({
+      name: 'reelcdn_edge_cmcd_active_sessions',
+      help: 'CMCD sessions (sid) seen in the last 5 minutes',
+      registers,
+      collect() {
+        this.set(active());
+      },
+    });
+    const startup = new Histogram({ name: 'reelcdn_edge_cmcd_startup_seconds', help: 'Startup of a session: its first request with su to its first without, seconds (once per sid)', buckets: STARTUP_BOUNDS_MS.map((ms) => ms / 1000), registers });
+    return (o) => {
+      if (o.newSession) sessions.inc();
+      if (o.startupMs >= 0) startup.observe(o.startupMs / 1000);
     };
   }
 

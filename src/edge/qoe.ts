@@ -2,7 +2,9 @@
  * What players say of their experience (CMCD, CTA-5004), gathered per edge process: sessions,
  * media requests, buffer starvation, bitrate, buffer length and startup time. Pure: the clock is
  * a parameter (monotonic ms), nothing here does I/O. Cumulative since the process started, so a
- * multi-worker node sums its workers' blocks and a dashboard takes differences over time.
+ * dashboard takes differences over time. A multi-worker node sums its workers' per-request
+ * counters and keeps sessions and startup in its primary's one SessionTable (the workers forward
+ * their sightings: cluster/node-sessions.ts).
  */
 
 /** The CMCD keys QoE reads (a `Cmcd` of src/common/cmcd.ts is one; typed fields only when well-formed). */
@@ -112,10 +114,25 @@ export interface QoeTrackerOptions {
   maxSessions?: number;
   /** A session is active while seen within this many ms. Default 5 minutes. */
   activeMs?: number;
+  /**
+   * A worker of a multi-worker node: each request's session part (its sid, cut to SID_MAX, and
+   * whether it said su) goes here instead of a table of this process's, so that a player whose
+   * connections land on several workers is one session of the node, its startup measured across
+   * them (cluster/node-sessions.ts). This tracker's sessions and startups then stay at zero.
+   */
+  forward?: (sid: string, su: boolean) => void;
 }
 
 /** The spec caps sid at 64 characters; a longer one is cut, so no client can make a key of any size. */
 export const SID_MAX = 64;
+
+/** What one sighting of a session changed. */
+export interface SessionOutcome {
+  /** Its sid was not tracked before (a session started). */
+  newSession: boolean;
+  /** The session's startup time, ms, when this sighting ended it; else -1. */
+  startupMs: number;
+}
 
 interface Session {
   lastSeen: number;
@@ -126,21 +143,90 @@ interface Session {
 }
 
 /**
- * The cumulative QoE block and a bounded table of sessions by sid (for sessions, startup and
- * the active gauge). Sids never leave this object except as counts.
+ * A bounded table of sessions by sid: sessions first seen, their startup (the first sighting
+ * with su to the first without, on the times given: in order, monotonic), and the active count.
+ * One per edge process, or one per node in its primary (the workers forward sightings). Sids
+ * never leave it except as counts.
  */
-export class QoeTracker {
-  private readonly block = emptyQoeBlock();
+export class SessionTable {
+  /** Sessions first seen (an sid evicted and seen again counts again). */
+  sessions = 0;
+  /** Per startup bucket (not cumulative). */
+  readonly startupCounts: number[] = new Array<number>(STARTUP_BOUNDS_MS.length + 1).fill(0);
   /** By sid, least recently seen first (a seen sid is moved to the end). */
-  private readonly sessions = new Map<string, Session>();
-  private readonly now: () => number;
+  private readonly table = new Map<string, Session>();
   private readonly maxSessions: number;
   private readonly activeMs: number;
 
-  constructor(opts: QoeTrackerOptions) {
-    this.now = opts.now;
+  constructor(opts: { maxSessions?: number; activeMs?: number } = {}) {
     this.maxSessions = Math.max(1, opts.maxSessions ?? 20_000);
     this.activeMs = opts.activeMs ?? 5 * 60_000;
+  }
+
+  /** A request of session `sid` (at most SID_MAX characters) at `t` ms, with su or not. */
+  see(sid: string, su: boolean, t: number, out: SessionOutcome = { newSession: false, startupMs: -1 }): SessionOutcome {
+    let s = this.table.get(sid);
+    if (s === undefined) {
+      if (this.table.size >= this.maxSessions) this.table.delete(this.table.keys().next().value!);
+      s = { lastSeen: t, suSince: -1, started: false };
+      this.sessions++;
+      out.newSession = true;
+    } else {
+      this.table.delete(sid); // to the end: most recently seen
+      if (t > s.lastSeen) s.lastSeen = t;
+    }
+    this.table.set(sid, s);
+    if (!s.started) {
+      if (su) {
+        if (s.suSince < 0) s.suSince = t;
+      } else if (s.suSince >= 0) {
+        s.started = true;
+        out.startupMs = Math.max(0, t - s.suSince);
+        this.startupCounts[startupBucket(out.startupMs)]! += 1;
+      }
+    }
+    return out;
+  }
+
+  /** Sessions seen since `now` − activeMs. The table is in order of last sight: counts the old end only. */
+  activeSessions(now: number): number {
+    const since = now - this.activeMs;
+    let old = 0;
+    for (const s of this.table.values()) {
+      if (s.lastSeen >= since) break;
+      old++;
+    }
+    return this.table.size - old;
+  }
+
+  /** Sids in the table (tests: the bound holds). */
+  get tracked(): number {
+    return this.table.size;
+  }
+
+  /** A qoe block of its sessions and startups only (the per-request counters at zero). */
+  block(): QoeBlock {
+    const b = emptyQoeBlock();
+    b.sessions = this.sessions;
+    b.startupCounts = [...this.startupCounts];
+    return b;
+  }
+}
+
+/**
+ * The cumulative QoE block of one edge process: per-request counters here, sessions and startup
+ * in a SessionTable of its own (or forwarded to its node's primary).
+ */
+export class QoeTracker {
+  private readonly block = emptyQoeBlock();
+  private readonly table: SessionTable;
+  private readonly now: () => number;
+  private readonly forward: ((sid: string, su: boolean) => void) | undefined;
+
+  constructor(opts: QoeTrackerOptions) {
+    this.now = opts.now;
+    this.forward = opts.forward;
+    this.table = new SessionTable(opts);
   }
 
   /** One request carrying CMCD (already past the token check). */
@@ -163,50 +249,25 @@ export class QoeTracker {
     const out: QoeOutcome = { newSession: false, media, startupMs: -1 };
     if (c.sid === undefined || c.sid === '') return out;
     const sid = c.sid.length > SID_MAX ? c.sid.slice(0, SID_MAX) : c.sid;
-    const now = this.now();
-    let s = this.sessions.get(sid);
-    if (s === undefined) {
-      if (this.sessions.size >= this.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);
-      s = { lastSeen: now, suSince: -1, started: false };
-      b.sessions++;
-      out.newSession = true;
-    } else {
-      this.sessions.delete(sid); // to the end: most recently seen
-      s.lastSeen = now;
-    }
-    this.sessions.set(sid, s);
-    if (!s.started) {
-      if (c.su === true) {
-        if (s.suSince < 0) s.suSince = now;
-      } else if (s.suSince >= 0) {
-        s.started = true;
-        out.startupMs = Math.max(0, now - s.suSince);
-        b.startupCounts[startupBucket(out.startupMs)]! += 1;
-      }
-    }
+    if (this.forward) this.forward(sid, c.su === true);
+    else this.table.see(sid, c.su === true, this.now(), out);
     return out;
   }
 
-  /** Sessions seen within the active window. The table is in order of last sight: counts the old end only. */
+  /** Sessions seen within the active window (0 where sessions are forwarded: the node's primary counts them). */
   activeSessions(): number {
-    const since = this.now() - this.activeMs;
-    let old = 0;
-    for (const s of this.sessions.values()) {
-      if (s.lastSeen >= since) break;
-      old++;
-    }
-    return this.sessions.size - old;
+    return this.forward ? 0 : this.table.activeSessions(this.now());
   }
 
   /** Sids in the table (tests: the bound holds). */
   get tracked(): number {
-    return this.sessions.size;
+    return this.table.tracked;
   }
 
   /** A copy of the cumulative block, for /health. */
   snapshot(): QoeBlock {
     const b = this.block;
-    return { ...b, startupBoundsMs: [...b.startupBoundsMs], startupCounts: [...b.startupCounts] };
+    return { ...b, sessions: this.table.sessions, startupBoundsMs: [...b.startupBoundsMs], startupCounts: [...this.table.startupCounts] };
   }
 }
 

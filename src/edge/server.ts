@@ -39,6 +39,9 @@ import { DEFAULT_TIMEOUTS, Upstream, type UpstreamTarget, type UpstreamTimeouts 
 
 export type { EdgeHealth, EdgeStatus } from './edge-health.js';
 
+/** How often duress follows the loop monitor's verdict: its sample period (LoopMonitor's default). */
+const LOOP_SAMPLE_MS = 500;
+
 export interface EdgeServerOptions {
   config: ClusterConfig;
   edge: EdgeConfig;
@@ -65,7 +68,8 @@ export interface EdgeServerOptions {
    * through `seenPlays`; no admin port and no fill here (the primary holds both).
    */
   /** How many serving processes share this node (budgets per node are split between them). */
-  worker?: { disk: DiskTier; claims: SliceClaims; seenPlays: SeenPlays; workers?: number };
+  /** `sessions`: where CMCD session sightings go (the primary's one table for the node; QoeTracker's forward). */
+  worker?: { disk: DiskTier; claims: SliceClaims; seenPlays: SeenPlays; workers?: number; sessions?: (sid: string, su: boolean) => void };
   /**
    * Certificates already read (a node's worker gets its primary's: every worker serves the same
    * bytes, and none reads a file the primary did not check). Default: read from the cluster file's paths.
@@ -108,6 +112,11 @@ export interface EdgeServer {
    * primary sets it on its workers.
    */
   setDrained(on: boolean): boolean;
+  /**
+   * A worker: its node's status as the primary merged it (NODE_STATUS). Its answers' CMSD `du`
+   * and its prefetch's overload skip follow the node's status from then on, not its own.
+   */
+  setNodeStatus(s: EdgeStatus): void;
   /** Applies a reload its node's primary prepared (a worker): reads no file, cannot fail. */
   applyReload(p: PreparedEdgeReload): ReloadOutcome;
 }
@@ -140,6 +149,11 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   const loop = LoopMonitor.fromConfig(config.http, logger);
   let connections = 0;
   let draining = false;
+  // Duress as answers and prefetch read it (refreshDuress), and what it follows on a node's worker.
+  let duress = false;
+  let nodeStatus: EdgeStatus | undefined;
+  /** The connection count at which the status changes (maxConnections + 1), kept by refreshDuress. */
+  let overConnections = config.steering.thresholds.maxConnections + 1;
   // An operator's drain (POST /drain): steered away from, still serving. `draining` is the stop.
   let drained = false;
 
@@ -214,7 +228,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   // Read on every request (a reload may turn it on or off); the keys are the verifier's.
   const signing = { required: config.signing.required };
   // CMCD (players' QoE) in, CMSD (the edge's id, duress and throughput to the client) out.
-  const qoe = new QoeTracker({ now: () => clock.monotonic() });
+  const qoe = new QoeTracker({ now: () => clock.monotonic(), forward: opts.worker?.sessions });
   const svc: ObjectService = {
     cache,
     signing,
@@ -227,12 +241,12 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       cache,
       // Budgets are the node's: a worker takes its share, recomputed as reloads change them.
       settings: () => prefetchShare(last.edge.prefetch, opts.worker?.workers ?? 1, last.edge.sliceBytes),
-      busy: () => status() !== 'ok',
+      busy: () => duress,
       logger,
       counts: new PrefetchMetrics(registry, () => cache.prefetchHits),
     }),
     cmcd: metrics.watchQoe(qoe),
-    cmsd: new CmsdDynamicHeader(edge.id, () => status() !== 'ok', new ClientThroughput({ now: () => clock.monotonic() })),
+    cmsd: new CmsdDynamicHeader(edge.id, () => duress, new ClientThroughput({ now: () => clock.monotonic() })),
   };
   // Play ids of the media served, read by steering, which counts a play only once its segments flow.
   const seen = opts.worker?.seenPlays ?? newSeenPlays(opts.seenPlaysCapacity);
@@ -252,7 +266,11 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   });
   publicApp.server.on('connection', (socket) => {
     connections++;
-    socket.once('close', () => connections--);
+    if (connections === overConnections) refreshDuress();
+    socket.once('close', () => {
+      connections--;
+      if (connections === overConnections - 1) refreshDuress();
+    });
   });
   registerObjectRoutes(publicApp, svc);
   recordSeenPlays(publicApp, seen);
@@ -275,8 +293,28 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   function setDrained(on: boolean): boolean {
     const was = drained;
     drained = on;
+    refreshDuress();
     return was;
   }
+
+  function setNodeStatus(s: EdgeStatus): void {
+    nodeStatus = s;
+    refreshDuress();
+  }
+
+  /**
+   * `duress` is what every answer's CMSD and every prefetch ask read: a field, set here when what
+   * it depends on changes — the loop monitor's verdict (checked on its own period), a drain, the
+   * connections crossing the limit, a reload of the limit, the node's status (a worker) — never
+   * computed per answer.
+   */
+  function refreshDuress(): void {
+    overConnections = last.config.steering.thresholds.maxConnections + 1;
+    // A worker follows its node (the primary's merged verdict, as /health says it); its own close is its own.
+    duress = nodeStatus !== undefined ? nodeStatus !== 'ok' || draining : status() !== 'ok';
+  }
+  const loopCheck = setInterval(refreshDuress, LOOP_SAMPLE_MS);
+  loopCheck.unref();
 
   function health(hopts: { resetLoopDelay?: boolean } = {}): EdgeHealth {
     const h = edgeHealth({
@@ -322,6 +360,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     if (p.clientTlsChanged) clientTls = p.clientTls;
     reporter.reconfigure(p.config, p.edge, clientTls);
     last = { config: p.config, edge: p.edge };
+    refreshDuress();
     return { applied: [...p.applied], needsRestart: [...p.needsRestart] };
   }
 
@@ -329,6 +368,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     reload,
     applyReload,
     setDrained,
+    setNodeStatus,
     publicApp,
     adminApp,
     cache,
@@ -361,6 +401,8 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     },
     async close() {
       draining = true;
+      refreshDuress();
+      clearInterval(loopCheck);
       clearInterval(fillLoopReset);
       fillLoopDelay.disable();
       await fill.stop();

@@ -10,8 +10,9 @@ import { killAll, spawnRole, until } from '../helpers/role-proc.js';
 import { TestOrigin } from '../helpers/test-origin.js';
 
 /**
- * A multi-worker node's /health qoe block and CMCD series are its workers' summed: players'
- * requests spread over both workers (a new connection each), the node counts every one. An
+ * A multi-worker node's /health qoe block and CMCD series are its workers' summed (sessions: the
+ * primary's one table): players' requests spread over both workers (a new connection each), the
+ * node counts every one. An
  * operator's drain of the node reaches its workers (CMSD `du` on their answers).
  */
 describe('QoE on an edge node with --workers 2', () => {
@@ -62,7 +63,11 @@ describe('QoE on an edge node with --workers 2', () => {
         await dispatcher.close();
       }
     }
-    const q = (await health()).qoe;
+    // Sessions are the primary's (the workers forward sightings, applied once settled): poll.
+    const q = await until('the node counted every session', async () => {
+      const h = (await health()).qoe;
+      return h.sessions === N ? h : undefined;
+    });
     expect(q).toMatchObject({ requests: N, sessions: N, mediaRequests: N, starved: N / 4, brKbpsSum: N * 1000, brCount: N, blMsSum: N * 2000, blCount: N });
     const m = parsePrometheusText(await admin('/metrics'));
     expect(sumOf(m, 'reelcdn_edge_cmcd_requests_total', { ot: 'v' })).toBe(N);

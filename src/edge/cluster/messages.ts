@@ -3,6 +3,7 @@ import type { ClientTls, ServiceTlsMaterial } from '../../common/tls.js';
 import type { DiskSnapshot } from '../disk-tier.js';
 import type { PreparedEdgeReload } from '../reload-plan.js';
 import type { PurgeSelector } from '../../common/purge-selector.js';
+import type { EdgeStatus } from '../edge-health.js';
 
 /**
  * What a node's primary and its workers say to each other (over `Rpc`). Calls have replies;
@@ -25,6 +26,8 @@ export interface InitReply {
   snapshot: DiskSnapshot;
   /** The node is drained by an operator (a worker restarted meanwhile starts drained; then DRAINED notices). */
   drained: boolean;
+  /** The node's status as the primary last merged it (then NODE_STATUS notices). */
+  nodeStatus: EdgeStatus;
 }
 
 /** Call worker → primary: may I fetch this slice upstream? Reply: ClaimVerdict. */
@@ -40,6 +43,8 @@ export const RELEASE = 'release';
 export const READY = 'ready';
 /** Notice worker → primary: play ids this worker served media for (batched). */
 export const PLAYS_SEEN = 'plays-seen';
+/** Notice worker → primary: CMCD session sightings (batched; body SessionBatch, node-sessions.ts). */
+export const SESSIONS = 'sessions';
 
 /** Disk replica → owner. Call: commit a prepared slice. Notices: the rest of DiskRemote. */
 export const DISK_COMMIT = 'disk.commit';
@@ -74,5 +79,11 @@ export type ReloadBody = PreparedEdgeReload;
  * their answers say duress (CMSD `du`) and their prefetch stops, as a one-process edge's do.
  */
 export const DRAINED = 'drained';
+/**
+ * Notice primary → workers: the node's status changed (body EdgeStatus, as its /health says it).
+ * A worker's CMSD `du` and its prefetch's overload skip follow the node, not the worker's own
+ * connections against the node's limit (nor one slow worker loop the node's majority outvotes).
+ */
+export const NODE_STATUS = 'node-status';
 /** Call primary → worker: drain and exit. */
 export const DRAIN = 'drain';

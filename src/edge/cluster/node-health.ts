@@ -1,6 +1,6 @@
 import { TIERS, type Tier } from '../edge-cache.js';
 import type { EdgeHealth, EdgeStatus } from '../server.js';
-import { sumQoeBlocks } from '../qoe.js';
+import { type QoeBlock, sumQoeBlocks } from '../qoe.js';
 
 /** One worker as the node's /health lists it. */
 export interface WorkerSummary {
@@ -25,6 +25,8 @@ export function mergeHealth(
   node: Pick<EdgeHealth, 'id' | 'isp' | 'version' | 'uptimeSec' | 'disk' | 'fill' | 'upstream'> & {
     draining: boolean;
     maxConnections: number;
+    /** The node's block as the primary carries it (node-qoe.ts: it only goes up); default the answering workers' sum. */
+    qoe?: QoeBlock;
   },
   workers: { worker: number; pid: number; restarts: number; health?: EdgeHealth }[],
 ): NodeHealth {
@@ -68,8 +70,7 @@ export function mergeHealth(
     byTier,
     upstream: { url: node.upstream.url, inflightSlices: sum((h) => h.upstream.inflightSlices) },
     fill: node.fill,
-    // Each worker's players' cumulative numbers: the node's are their sum (a worker restarted starts again at zero).
-    qoe: sumQoeBlocks(up.map((h) => h.qoe)),
+    qoe: node.qoe ?? sumQoeBlocks(up.map((h) => h.qoe)),
     workers: workers.map((w) => ({
       worker: w.worker,
       pid: w.pid,

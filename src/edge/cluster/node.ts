@@ -26,6 +26,8 @@ import { ClaimTable, type ClaimVerdict } from './claim-table.js';
 import * as M from './messages.js';
 import { type PurgeCounts, purgeNode } from './node-purge.js';
 import { type NodeHealth, mergeHealth } from './node-health.js';
+import { NodeQoeCounts } from './node-qoe.js';
+import { NodeSessions, SESSIONS_FLUSH_MS, type SessionBatch, sharedMonotonicMs } from './node-sessions.js';
 import { type MetricData, type WorkerScrape, monotonicOnly, nodeMetricsText } from './node-metrics.js';
 import { type Rpc, RpcClosed } from './rpc.js';
 import { Supervisor } from './supervisor.js';
@@ -112,6 +114,13 @@ export class EdgeNode {
   /** Counters of workers that died, still part of the node's sums. */
   private readonly retired: MetricData[][] = [];
   private busyPoll?: NodeJS.Timeout;
+  /** The node's qoe block, carried so that it only goes up (a late worker, a restarted one). */
+  private readonly qoeCounts = new NodeQoeCounts();
+  /** The node's one session table, fed by the workers' sightings (node-sessions.ts). */
+  private readonly sessions: NodeSessions;
+  private sessionsSettle?: NodeJS.Timeout;
+  /** The status the workers were last told (NODE_STATUS). */
+  private toldStatus: EdgeStatus = 'ok';
 
   constructor(private readonly opts: EdgeNodeOptions) {
     const { config, edge } = opts;
@@ -139,6 +148,8 @@ export class EdgeNode {
       const d = this.disk.stats();
       return { memory: 0, memoryCap: 0, disk: d.usedBytes, diskCap: d.capacityBytes, connections: 0 };
     });
+    const sessionSeen = this.metrics.watchSessions(() => this.sessions.table.activeSessions(sharedMonotonicMs()));
+    this.sessions = new NodeSessions({ onOutcome: sessionSeen });
     this.fill = new FillAgent({
       config,
       edge,
@@ -193,6 +204,9 @@ export class EdgeNode {
           this.drained = on;
           // The workers answer: they say duress and stop prefetching while drained.
           this.broadcast(M.DRAINED, on);
+          // Their du and prefetch follow the node's status: draining now; after an undrain, as merged anew.
+          if (on) this.setStatus('draining');
+          else void this.gather(false).then((ws) => this.setStatus(this.merge(ws).status));
           return was;
         },
       },
@@ -218,6 +232,7 @@ export class EdgeNode {
         publicListen: this.publicListen!,
         snapshot: this.disk.snapshot(),
         drained: this.drained,
+        nodeStatus: this.toldStatus,
       };
     });
     rpc.handle(M.CLAIM, ({ key, index: slice }: M.ClaimBody) => {
@@ -241,6 +256,7 @@ export class EdgeNode {
     rpc.on(M.DISK_TOUCHED, (paths: string[]) => this.disk.touched(paths));
     rpc.on(M.DISK_DAMAGED, ({ key, index: slice, path }: { key: string; index: number; path: string }) => this.disk.damaged(key, slice, path));
     rpc.on(M.DISK_DROPPED, ({ key, rep }: { key: string; rep: Representation }) => this.disk.dropIfCurrent(key, rep));
+    rpc.on(M.SESSIONS, (b: SessionBatch) => this.sessions.add(b));
     rpc.on(M.PLAYS_SEEN, (ids: string[]) => {
       for (const id of ids) this.seen.record(id);
     });
@@ -281,10 +297,13 @@ export class EdgeNode {
     this.busyPoll = setInterval(() => {
       void this.gather(false).then((ws) => {
         this.lastLoopDelayMs = ws.reduce((m, w) => Math.max(m, w.stats?.health.eventLoopDelayMs ?? 0), 0);
-        this.lastStatus = this.merge(ws).status;
+        this.setStatus(this.merge(ws).status);
       });
     }, 1000);
     this.busyPoll.unref();
+    // Sightings older than the settle time go into the table in time order (node-sessions.ts).
+    this.sessionsSettle = setInterval(() => this.sessions.settle(sharedMonotonicMs()), SESSIONS_FLUSH_MS);
+    this.sessionsSettle.unref();
     const publicUrl = this.publicUrl!;
     this.logger.info({ publicUrl, adminUrl, workers: this.opts.workers, upstream: this.opts.config.origin.url }, 'edge listening');
     return { publicUrl, adminUrl };
@@ -301,7 +320,10 @@ export class EdgeNode {
         const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), STATS_TIMEOUT_MS)));
         const stats = await Promise.race([w.rpc.call<WorkerStats>(M.STATS, { resetLoopDelay } satisfies M.StatsBody).catch(() => undefined), timeout]);
         clearTimeout(timer);
-        if (stats) this.lastScrape.set(w.index, { pid: w.pid, metrics: stats.metrics });
+        if (stats) {
+          this.lastScrape.set(w.index, { pid: w.pid, metrics: stats.metrics });
+          this.qoeCounts.answered(w.index, w.pid, stats.health.qoe);
+        }
         return { index: w.index, pid: w.pid, restarts: w.restarts, stats };
       }),
     );
@@ -309,8 +331,16 @@ export class EdgeNode {
 
   async health(): Promise<NodeHealth> {
     const h = this.merge(await this.gather(true));
-    this.lastStatus = h.status;
+    this.setStatus(h.status);
     return h;
+  }
+
+  /** The node's merged status; the workers are told when it changes (their CMSD du and prefetch follow it). */
+  private setStatus(s: EdgeStatus): void {
+    this.lastStatus = s;
+    if (s === this.toldStatus) return;
+    this.toldStatus = s;
+    this.broadcast(M.NODE_STATUS, s);
   }
 
   private merge(workers: { index: number; pid: number; restarts: number; stats?: WorkerStats }[]): NodeHealth {
@@ -326,9 +356,16 @@ export class EdgeNode {
         upstream: { url: workers.find((w) => w.stats)?.stats?.health.upstream.url ?? this.opts.config.origin.url, inflightSlices: 0 },
         draining: this.draining || this.drained,
         maxConnections: this.last.config.steering.thresholds.maxConnections,
+        qoe: this.nodeQoe(),
       },
       this.allSlots(workers).map((w) => ({ worker: w.index, pid: w.pid, restarts: w.restarts, health: w.stats?.health })),
     );
+  }
+
+  /** Every worker's last per-request counters, the retired workers', and the node's sessions and startups. */
+  private nodeQoe() {
+    this.sessions.settle(sharedMonotonicMs());
+    return this.qoeCounts.total(this.sessions.table.block());
   }
 
   /** Live workers, plus a line for each one that is down right now (restarting). */
@@ -351,6 +388,7 @@ export class EdgeNode {
     const last = this.lastScrape.get(index);
     this.lastScrape.delete(index);
     if (last) this.retired.push(monotonicOnly(last.metrics));
+    this.qoeCounts.retire(index);
   }
 
   /** Purges the disk (here) and every worker's memory tier, metadata and fetches (node-purge.ts). */
@@ -410,6 +448,7 @@ export class EdgeNode {
     // Workers that go on their own signal now (a process-group SIGTERM) are not restarted.
     this.supervisor.stopRestarting();
     if (this.busyPoll) clearInterval(this.busyPoll);
+    if (this.sessionsSettle) clearInterval(this.sessionsSettle);
     await this.fill.stop();
     await this.supervisor.drain((rpc) => rpc.call(M.DRAIN));
     await this.adminApp.close();

@@ -7,7 +7,9 @@ import { createEdgeServer, type EdgeServer } from '../server.js';
 import type { ClaimVerdict } from './claim-table.js';
 import * as M from './messages.js';
 import type { WorkerStats } from './node.js';
+import { SessionForwarder } from './node-sessions.js';
 import { type Channel, Rpc } from './rpc.js';
+import type { EdgeStatus } from '../edge-health.js';
 
 /** Play ids this worker served, each new one also sent to the primary, which answers GET /plays. */
 class ForwardedSeenPlays extends SeenPlays {
@@ -56,6 +58,14 @@ export async function runWorker(): Promise<void> {
     drained = on;
     server?.setDrained(on);
   });
+  // The node's status as its primary merges it (kept until the server exists): du and prefetch follow it.
+  let nodeStatus: EdgeStatus = 'ok';
+  rpc.on(M.NODE_STATUS, (s: EdgeStatus) => {
+    nodeStatus = s;
+    server?.setNodeStatus(s);
+  });
+  // CMCD session sightings go to the primary, which keeps the node's one session table.
+  const sessions = new SessionForwarder((b) => rpc.notify(M.SESSIONS, b));
 
   // Asked to go (by the primary, a signal, or the primary's end) at any moment, even while
   // starting: answers in flight finish, then the process exits.
@@ -66,6 +76,7 @@ export async function runWorker(): Promise<void> {
       if (playsFlush) clearInterval(playsFlush);
       if (plays.length > 0) rpc.notify(M.PLAYS_SEEN, plays);
       await server?.close();
+      sessions.flush();
       await disk?.close();
     })()
       .catch((err) => logger?.error({ err: (err as Error).message }, 'worker drain failed'))
@@ -93,6 +104,7 @@ export async function runWorker(): Promise<void> {
   const init = await rpc.call<M.InitReply>(M.INIT);
   const { config, edge, worker, workers } = init;
   drained = init.drained; // DRAINED notices come after this reply (the primary sends them to workers it has answered)
+  nodeStatus = init.nodeStatus;
   logger = createLogger('edge', config.log.level, edge.id).child({ worker });
   disk = new DiskTier({
     dir: edge.dataDir,
@@ -140,10 +152,11 @@ export async function runWorker(): Promise<void> {
     logger,
     listen: { public: init.publicListen },
     tls: { service: init.tls, client: init.clientTls },
-    worker: { disk, claims, seenPlays: new ForwardedSeenPlays((id) => plays.push(id)), workers },
+    worker: { disk, claims, seenPlays: new ForwardedSeenPlays((id) => plays.push(id)), workers, sessions: (sid, su) => sessions.add(sid, su) },
   });
   const s = server;
   s.setDrained(drained);
+  s.setNodeStatus(nodeStatus);
   if (pendingReload) {
     s.applyReload(pendingReload);
     pendingReload = undefined;
