@@ -246,7 +246,7 @@ export function createHitPath(opts: HitPathOptions): HitPath {
   /** The player named its next object or range: the prefetcher may fetch it while this answer goes out. */
   function considerNext(a: Answer, cmcd: Cmcd): void {
     try {
-      prefetcher!.consider({ title: a.u.title, file: a.u.file, cmcd, remote: a.remote, traceparent: a.traceparent });
+      prefetcher!.consider({ title: a.u.title, file: a.u.file, cmcd, remote: a.remote, traceparent: a.traceparent, head: a.head, answerBytes: a.length });
     } catch (err) {
       // It promises never to throw; if it does, the answer under way must not suffer for it.
       logger.warn({ err: (err as Error).message }, 'prefetcher failed');

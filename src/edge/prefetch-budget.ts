@@ -20,12 +20,15 @@ export interface PrefetchLoad {
  * Whether a prefetch asked now may start. `bufferMs`: the player's CMCD `bl` (undefined: it did
  * not say — prefetched for, as a player that sends `nor` wants it). `busy`: the node is
  * overloaded or draining. Order: the player's own need first (the cheapest to tell and the most
- * common reason), then the node, then the budget.
+ * common reason), then the node, then the budget. `startBytes`: what a prefetch reserves as it
+ * starts (the slice it may fetch to learn its object, which is fetched whatever comes next): it
+ * must fit, so the bytes in flight never pass the budget.
  */
-export function admitPrefetch(cfg: PrefetchConfig, load: PrefetchLoad, bufferMs: number | undefined, busy: boolean): PrefetchSkip | 'start' {
+export function admitPrefetch(cfg: PrefetchConfig, load: PrefetchLoad, bufferMs: number | undefined, busy: boolean, startBytes = 0): PrefetchSkip | 'start' {
   if (bufferMs !== undefined && bufferMs >= cfg.maxBufferMs) return 'skipped_buffer';
   if (busy) return 'skipped_overload';
   if (load.running >= cfg.maxConcurrent || load.bytesInFlight >= cfg.maxBytesInFlight) return 'skipped_budget';
+  if (load.bytesInFlight + startBytes > cfg.maxBytesInFlight) return 'skipped_budget';
   return 'start';
 }
 
@@ -52,4 +55,19 @@ export function prefetchShare(cfg: PrefetchConfig, workers: number, sliceBytes: 
     maxConcurrent: Math.max(1, Math.floor(cfg.maxConcurrent / workers)),
     maxBytesInFlight: Math.max(sliceBytes, Math.floor(cfg.maxBytesInFlight / workers)),
   };
+}
+
+/** How many times the answer under way's size one prefetch may bring (see `prefetchCap`). */
+export const ANSWER_MULTIPLE = 4;
+
+/**
+ * The most one prefetch asked by an answer of `answerBytes` may bring: ANSWER_MULTIPLE times that
+ * answer (a player's next segment is about the size of this one; a little more covers a rendition
+ * switch upward), at least one slice (what learning an unknown object costs anyway), never more
+ * than `maxBytesInFlight`. Without it a request of one byte naming a 1 GB file would pull the
+ * budget's worth of it into memory, evicting hot slices. An unusable size counts as none.
+ */
+export function prefetchCap(cfg: PrefetchConfig, answerBytes: number, sliceBytes: number): number {
+  const answer = Number.isFinite(answerBytes) && answerBytes > 0 ? answerBytes : 0;
+  return Math.min(cfg.maxBytesInFlight, Math.max(sliceBytes, ANSWER_MULTIPLE * answer));
 }

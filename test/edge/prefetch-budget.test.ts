@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_PREFETCH, type PrefetchConfig } from '../../src/common/config.js';
-import { admitPrefetch, prefetchShare, reserveBytes } from '../../src/edge/prefetch-budget.js';
+import { ANSWER_MULTIPLE, admitPrefetch, prefetchCap, prefetchShare, reserveBytes } from '../../src/edge/prefetch-budget.js';
 
 const MiB = 1024 * 1024;
 const cfg: PrefetchConfig = { enabled: true, maxBufferMs: 30_000, maxConcurrent: 4, maxBytesInFlight: 16 * MiB };
@@ -27,6 +27,13 @@ describe('admitPrefetch', () => {
     expect(admitPrefetch(cfg, { running: 4, bytesInFlight: 0 }, 1000, false)).toBe('skipped_budget');
     expect(admitPrefetch(cfg, { running: 1, bytesInFlight: 16 * MiB - 1 }, 1000, false)).toBe('start');
     expect(admitPrefetch(cfg, { running: 1, bytesInFlight: 16 * MiB }, 1000, false)).toBe('skipped_budget');
+  });
+
+  it('skips when the slice a prefetch reserves as it starts would not fit beside the bytes in flight (review P2-6)', () => {
+    expect(admitPrefetch(cfg, { running: 1, bytesInFlight: 14 * MiB }, 1000, false, 2 * MiB)).toBe('start');
+    expect(admitPrefetch(cfg, { running: 1, bytesInFlight: 14 * MiB + 1 }, 1000, false, 2 * MiB)).toBe('skipped_budget');
+    // Alone, one slice always fits (the budget is at least one slice).
+    expect(admitPrefetch(cfg, idle, 1000, false, 16 * MiB)).toBe('start');
   });
 
   it('tells the player-side reason first: a comfortable buffer on a busy node is skipped_buffer', () => {
@@ -57,5 +64,20 @@ describe('prefetchShare: a worker of an N-worker node', () => {
     const s = prefetchShare(DEFAULT_PREFETCH, 4, 2 * MiB);
     expect(s.maxBufferMs).toBe(DEFAULT_PREFETCH.maxBufferMs);
     expect(s.enabled).toBe(true);
+  });
+});
+
+describe('prefetchCap (review P2-5)', () => {
+  const slice = 2 * MiB;
+  it('brings at most a few times the answer under way, at least one slice, never over the budget', () => {
+    expect(ANSWER_MULTIPLE).toBe(4);
+    expect(prefetchCap(cfg, 1 * MiB, slice)).toBe(4 * MiB);
+    expect(prefetchCap(cfg, 1, slice)).toBe(slice);
+    expect(prefetchCap(cfg, 0, slice)).toBe(slice);
+    expect(prefetchCap(cfg, 100 * MiB, slice)).toBe(16 * MiB);
+  });
+
+  it('takes an unusable answer size as none (one slice)', () => {
+    for (const bad of [Number.NaN, -5, Number.POSITIVE_INFINITY]) expect(prefetchCap(cfg, bad, slice)).toBe(slice);
   });
 });

@@ -121,7 +121,7 @@ export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): 
     const prefetcher = svc.prefetcher;
     const next =
       prefetcher !== undefined && asksNext(cmcd)
-        ? () => considerNext(prefetcher, { title: parsed.title, file: parsed.file, cmcd, remote: req.socket.remoteAddress, traceparent })
+        ? () => considerNext(prefetcher, { title: parsed.title, file: parsed.file, cmcd, remote: req.socket.remoteAddress, traceparent, head: req.method === 'HEAD', answerBytes: Number(reply.getHeader('content-length')) })
         : undefined;
     return answerObject(req, reply, parsed.title, parsed.file, traceparent, true, cmcd !== undefined, next);
   }
