@@ -7,7 +7,8 @@ import { formatCmcd } from '../../src/common/cmcd.js';
 import type { NodeHealth } from '../../src/edge/cluster/node-health.js';
 import { startupBucket } from '../../src/edge/qoe.js';
 import { QoeHistory, asQoeCounts } from '../../src/steering/qoe-history.js';
-import { TEST_ADMIN_TOKEN, TEST_KEYS, randomTitle, tempDir, writeMedia } from '../helpers/cluster.js';
+import { TEST_ADMIN_TOKEN, TEST_KEYS, randomTitle, tempDir, testCluster, writeMedia } from '../helpers/cluster.js';
+import { startEdge } from '../helpers/edge-harness.js';
 import { parsePrometheusText, sumOf } from '../helpers/prom-parse.js';
 import { type RoleProc, killAll, spawnRole, until } from '../helpers/role-proc.js';
 import { TestOrigin } from '../helpers/test-origin.js';
@@ -190,4 +191,25 @@ describe('QoE and duress per node, --workers 2', () => {
     });
     await proc.stop();
   }, 40_000);
+
+  it('itKeepsDuressAsAFieldOnAOneProcessEdge: set when its connections cross the limit and on drain', async () => {
+    const edge = await startEdge(testCluster({}, { steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1', thresholds: { maxConnections: 3 } } }), origin.url);
+    const { port } = new URL(edge.url);
+    const dyn = async () => (await edge.get(title, 'seg.m4s')).headers['cmsd-dynamic'];
+    try {
+      expect(await dyn()).toBe('"edge-a1"');
+      const idle: Socket[] = [];
+      for (let i = 0; i < 3; i++) idle.push(await new Promise<Socket>((resolve, reject) => { const s = connect(Number(port), '127.0.0.1', () => resolve(s)).once('error', reject); }));
+      await until('connections counted', async () => (edge.server.health().connections >= 3 ? true : undefined));
+      expect(await dyn()).toBe('"edge-a1";du'); // the request's own connection is the 4th: over, at once
+      for (const s of idle) s.destroy();
+      await until('under the limit again', async () => ((await dyn()) === '"edge-a1"' ? true : undefined), 5000);
+      edge.server.setDrained(true);
+      expect(await dyn()).toBe('"edge-a1";du');
+      edge.server.setDrained(false);
+      expect(await dyn()).toBe('"edge-a1"');
+    } finally {
+      await edge.close();
+    }
+  }, 20_000);
 });
