@@ -11,7 +11,8 @@ import { type MemorySlice, MemoryTier, holdsLittleMore, sliceKey } from './memor
 import { SliceFetch, SliceLock } from './slice-lock.js';
 import { type PurgeSelector, purgeMatchesKey } from '../common/purge-selector.js';
 import { sliceBounds, slicesFor } from './slice-math.js';
-import { type Upstream, UpstreamError, toUpstreamError } from './upstream.js';
+import { LaneTicket } from './prefetch-lane.js';
+import { type Upstream, type UpstreamResponse, UpstreamError, toUpstreamError } from './upstream.js';
 
 /**
  * Where a response's bytes come from: Pingora's cache phase, spoken in X-Cache.
@@ -94,9 +95,14 @@ export type PrefetchSliceOutcome =
   /** Upstream failed, or the object changed or went under it. */
   | { kind: 'failed'; reason: string };
 
-/** A fetch a prefetch started: `used` once a client joined it (its bytes were served: the hit is counted). */
+/**
+ * A fetch a prefetch started: `used` once a client joined it (its bytes were served: the hit is
+ * counted); `ticket`: its upstream request's place in the prefetch lane, promoted to a client's
+ * when a client joins it while it still waits there (prefetch-lane.ts).
+ */
 interface PrefetchMark {
   used: boolean;
+  ticket: LaneTicket;
 }
 
 /** Keys whose last purge EdgeCache remembers by name (see EdgeCache.purgedSince). */
@@ -199,11 +205,16 @@ export class EdgeCache {
   /** Slice fetches prefetches started (see FetchPurpose). */
   private readonly prefetchMarks = new WeakMap<SliceFetch<SliceHead>, PrefetchMark>();
   private prefetchAnswers = 0;
+  private prefetchWasted = 0;
   readonly sliceBytes: number;
 
   constructor(private readonly opts: EdgeCacheOptions) {
     this.sliceBytes = opts.sliceBytes;
-    this.memory = new MemoryTier({ capacityBytes: opts.memoryBytes, onEvict: (bytes) => opts.events?.evicted?.('memory', bytes) });
+    this.memory = new MemoryTier({
+      capacityBytes: opts.memoryBytes,
+      onEvict: (bytes) => opts.events?.evicted?.('memory', bytes),
+      onWastedPrefetch: (bytes) => (this.prefetchWasted += bytes),
+    });
   }
 
   /**
@@ -213,6 +224,15 @@ export class EdgeCache {
    */
   get prefetchHits(): number {
     return this.prefetchAnswers;
+  }
+
+  /**
+   * Bytes of prefetched slices the memory tier let go before any answer read them — evicted,
+   * purged, or dropped for a newer version (reelcdn_edge_prefetch_wasted_bytes_total): prefetches
+   * that fetched for nothing, the figure to tune maxBufferMs and the budget by.
+   */
+  get prefetchWastedBytes(): number {
+    return this.prefetchWasted;
   }
 
   /** Whether `s` is a prefetched slice no answer read yet; claims it (see MemorySlice.prefetched). */
@@ -556,7 +576,7 @@ export class EdgeCache {
   private acquire(title: string, file: string, index: number, known: CachedMeta | undefined, traceparent?: string, purpose: FetchPurpose = 'client') {
     const key = objectKey(title, file);
     const got = this.lock.acquire(this.sliceKey(key, index), (fetch) => {
-      if (purpose === 'prefetch') this.prefetchMarks.set(fetch, { used: false });
+      if (purpose === 'prefetch') this.prefetchMarks.set(fetch, { used: false, ticket: new LaneTicket() });
       void this.runFetch(fetch, key, title, file, index, known, traceparent);
     });
     let prefetchHit = false;
@@ -564,6 +584,8 @@ export class EdgeCache {
       this.opts.events?.coalescedWait?.();
       // A client joining a prefetch while it runs is served the prefetch's bytes: the caller counts its hit, once.
       const mark = this.prefetchMarks.get(got.fetch);
+      // A client waits on it now: it is no longer behind the clients in the upstream pool.
+      mark?.ticket.promote();
       if (mark && !mark.used) mark.used = prefetchHit = true;
     }
     return { fetch: got.fetch, joined: got.joined, prefetchHit };
@@ -634,9 +656,10 @@ export class EdgeCache {
     const wantEnd = known ? Math.min(start + this.sliceBytes, known.size) : start + this.sliceBytes;
     let upstreamBytes = 0;
     const claims = this.opts.claims;
+    let res: UpstreamResponse | undefined;
     try {
       if (claims && (await claims.claim(key, index)) === 'stored' && (await this.fromSharedDisk(fetch, key, title, file, index, known, started))) return;
-      const res = await this.opts.upstream.request({ title, file, start, end: wantEnd, traceparent });
+      res = await this.opts.upstream.request({ title, file, start, end: wantEnd, traceparent, prefetch: this.prefetchMarks.get(fetch)?.ticket });
       const now = this.opts.clock.now();
       if (res.status !== 206 && res.status !== 200) {
         await res.dump();
@@ -743,6 +766,8 @@ export class EdgeCache {
       this.opts.events?.upstreamFetch?.('ok', upstreamBytes);
       if (meta.storable) await this.store(key, index, meta.rep, stored, data, started);
     } catch (err) {
+      // A body left unread would hold its connection (and its place in the prefetch lane) for good.
+      void res?.dump();
       if (err instanceof RepresentationChanged) {
         this.opts.events?.upstreamFetch?.('ok', upstreamBytes);
         fetch.fail(err);

@@ -30,6 +30,8 @@ const NO_BYTES = Buffer.alloc(0);
 export interface MemoryTierOptions {
   capacityBytes: number;
   onEvict?: (bytes: number) => void;
+  /** A prefetched slice no answer read was let go (evicted, purged, of a replaced version): its bytes were fetched for nothing. */
+  onWastedPrefetch?: (bytes: number) => void;
 }
 
 /**
@@ -52,6 +54,8 @@ export class MemoryTier {
       sizeCalculation: (s) => Math.max(1, s.data.length),
       dispose: (s, _k, reason) => {
         if (reason === 'evict') opts.onEvict?.(s.data.length);
+        // Replaced ('set') by the same slice, it is not lost: only a slice that leaves unread is.
+        if (s.prefetched && (reason === 'evict' || reason === 'delete')) opts.onWastedPrefetch?.(s.data.length);
         s.gone = true;
         s.data = NO_BYTES;
       },

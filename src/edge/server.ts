@@ -243,7 +243,7 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       settings: () => prefetchShare(last.edge.prefetch, opts.worker?.workers ?? 1, last.edge.sliceBytes),
       busy: () => duress,
       logger,
-      counts: new PrefetchMetrics(registry, () => cache.prefetchHits),
+      counts: new PrefetchMetrics(registry, () => cache.prefetchHits, () => cache.prefetchWastedBytes),
     }),
     cmcd: metrics.watchQoe(qoe),
     cmsd: new CmsdDynamicHeader(edge.id, () => duress, new ClientThroughput({ now: () => clock.monotonic() })),

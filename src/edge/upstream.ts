@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { Pool, errors as undiciErrors } from 'undici';
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
@@ -6,6 +7,7 @@ import { signedOriginPath } from '../common/origin-signing.js';
 import { signQuery } from '../common/signing.js';
 import { EDGE_HOP_HEADER } from '../common/serve-report-wire.js';
 import { type BreakerSettings, type BreakerState, type BreakerTransition, CircuitBreaker } from './circuit-breaker.js';
+import { type LaneTicket, LaneTimeout, PrefetchLane, laneFor } from './prefetch-lane.js';
 
 /** The cluster's keys: every upstream request is signed with the active one. */
 export interface UpstreamSigning {
@@ -57,6 +59,8 @@ export interface UpstreamRequest {
   ifNoneMatch?: string;
   ifModifiedSince?: string;
   traceparent?: string;
+  /** Sent for a prefetch (no client waits on it): it goes out only when clients leave room (prefetch-lane.ts). */
+  prefetch?: LaneTicket;
 }
 
 export interface UpstreamResponse {
@@ -104,6 +108,8 @@ export class Upstream {
   private readonly origin?: Route;
   private readonly breaker?: CircuitBreaker;
   private signing: UpstreamSigning;
+  /** Who holds the pool's connections: prefetches only take what clients leave (prefetch-lane.ts). */
+  readonly lane: PrefetchLane;
 
   constructor(
     readonly target: UpstreamTarget,
@@ -117,6 +123,7 @@ export class Upstream {
       return { kind, base, pool: this.newPool(base, opts.tls) };
     };
     this.signing = target.signing;
+    this.lane = new PrefetchLane(laneFor(connections, timeouts.headersMs));
     this.primary = route(target.kind, target.url);
     if (target.kind === 'parent' && target.fallback) {
       this.origin = route('origin', target.fallback.originUrl);
@@ -176,7 +183,30 @@ export class Upstream {
     return `${path}?${signQuery(s.keys, s.activeKey, path, nowSec, s.ttlSeconds)}`;
   }
 
+  /**
+   * Sends `req` (to the parent, else or meanwhile the origin). Each request holds its place in
+   * the lane until its response's body is over (read to its end, dumped or destroyed).
+   */
   async request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    let release: () => void;
+    try {
+      release = req.prefetch ? await this.lane.prefetch(req.prefetch) : this.lane.client();
+    } catch (err) {
+      if (err instanceof LaneTimeout) throw new UpstreamError(err.message, 504);
+      throw err;
+    }
+    let res: UpstreamResponse;
+    try {
+      res = await this.route(req);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    whenBodyOver(res.body, release);
+    return res;
+  }
+
+  private async route(req: UpstreamRequest): Promise<UpstreamResponse> {
     if (!this.breaker || !this.origin) return this.send(this.primary, req);
     const permit = this.breaker.admit();
     if (!permit) return this.viaOrigin(req);
@@ -230,6 +260,13 @@ export class Upstream {
   async close(): Promise<void> {
     await Promise.all([this.primary.pool.close().catch(() => {}), this.origin?.pool.close().catch(() => {})]);
   }
+}
+
+/** Calls `done` once `body` (undici's Readable) is over: ended and closed, dumped, or destroyed. */
+function whenBodyOver(body: AsyncIterable<Buffer>, done: () => void): void {
+  const b = body as Partial<Readable>;
+  if (typeof b.once !== 'function' || b.closed === true || b.destroyed === true) return done();
+  b.once('close', done);
 }
 
 /** Maps undici's failures onto what the client should hear. */
