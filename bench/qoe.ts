@@ -80,6 +80,8 @@ function options() {
 /** The edge's /health qoe block and prefetch counters; a line saying why when it cannot be read. */
 async function readEdgeView(adminUrl: string): Promise<string[]> {
   const auth = { authorization: `Bearer ${QOE_ADMIN_TOKEN}` };
+  // A node of several workers counts sessions in its primary from events the workers send in batches (~1 s behind).
+  await new Promise((r) => setTimeout(r, 1500));
   try {
     const health = (await (await fetch(`${adminUrl}/health`, { headers: auth })).json()) as { qoe?: QoeBlock };
     const metrics = await fetch(`${adminUrl}/metrics`, { headers: auth });
