@@ -1,17 +1,25 @@
+import { Readable } from 'node:stream';
+
 /**
  * An estimate of the throughput from this edge to each client address, from the answers it
- * recently sent them: what CMSD-Dynamic's `etp` tells a player (CTA-5006). Pure: the clock is a
- * parameter (monotonic ms).
+ * recently sent them: what CMSD-Dynamic's `etp` tells a player (CTA-5006). The estimate is pure
+ * (the clock is a parameter, monotonic ms); `PacedTransfer` and the two writers below take its
+ * samples from real responses, for the hit path and the object routes alike.
  *
- * Only answers big enough to say something are measured (MIN_MEASURED_BYTES): a small body goes
- * to the kernel's socket buffer at once, and its "transfer time" is the server's own CPU time. A
- * client that only ever gets small answers (the 16 KiB hot bench) costs one failed size check.
+ * Only answers to requests that carry CMCD are measured (only those are told `etp`), and only the
+ * part of a body the client paced: what was handed to the response after the kernel first pushed
+ * back (a write returned false, or the response's first 'drain'), timed from then to 'finish'.
+ * What went before sat in the kernel's socket buffer (up to 4 MB with Linux's autotuning) at once
+ * and says nothing of the client; counting it would overstate a slow client most. An answer the
+ * client aborted gives no sample (it never finishes), nor one that never met backpressure.
  */
 
-/** Bodies smaller than this are not measured. */
+/** Paced parts smaller than this are not measured. */
 export const MIN_MEASURED_BYTES = 64 * 1024;
-/** Transfers shorter than this are not measured (timer resolution, and the socket buffer's head start). */
+/** Paced parts shorter than this are not measured (timer resolution). */
 export const MIN_MEASURED_MS = 2;
+/** A measured body goes to the response in pieces of this size until the kernel pushes back: where it does is known within one. */
+export const PACED_PIECE_BYTES = 64 * 1024;
 
 export interface ClientThroughputOptions {
   /** Monotonic ms. */
@@ -32,7 +40,8 @@ interface Estimate {
 export class ClientThroughput {
   /** By address, least recently measured first. */
   private readonly byClient = new Map<string, Estimate>();
-  private readonly now: () => number;
+  /** Monotonic ms (the measurements' clock too). */
+  readonly now: () => number;
   private readonly maxClients: number;
   private readonly maxAgeMs: number;
   private readonly weight: number;
@@ -44,7 +53,7 @@ export class ClientThroughput {
     this.weight = Math.min(1, Math.max(0.01, opts.weight ?? 0.3));
   }
 
-  /** A body of `bytes` went to `client` in `ms` (head written to response finished). Small ones are ignored. */
+  /** `bytes` went to `client` in `ms`, at its pace (see PacedTransfer). Small or short ones are ignored. */
   transferred(client: string | undefined, bytes: number, ms: number): void {
     if (bytes < MIN_MEASURED_BYTES || client === undefined || !(ms >= MIN_MEASURED_MS)) return;
     const kbps = (bytes * 8) / ms; // bits per ms = kbit/s
@@ -74,4 +83,102 @@ export class ClientThroughput {
   get size(): number {
     return this.byClient.size;
   }
+}
+
+/** A response as measured: what node's ServerResponse and Http2ServerResponse both have. */
+export interface PacedResponse {
+  write(chunk: Buffer): boolean;
+  end(): unknown;
+  once(event: 'finish' | 'drain', listener: () => void): unknown;
+}
+
+/**
+ * One answer's body as its client paces it: `pushedBack` marks the first backpressure, and the
+ * response's 'finish' (emitted only when every byte went to the kernel: never for an aborted
+ * answer) gives `into` the bytes handed over since, over the time since.
+ */
+export class PacedTransfer {
+  private at = -1;
+  private paced = 0;
+
+  constructor(
+    res: PacedResponse,
+    /** The body's bytes. */
+    private readonly total: number,
+    private readonly client: string | undefined,
+    private readonly into: ClientThroughput,
+  ) {
+    res.once('finish', () => {
+      if (this.at >= 0) this.into.transferred(this.client, this.paced, this.into.now() - this.at);
+    });
+  }
+
+  /**
+   * The response pushed back once `handedOver` bytes of the body were handed to it (the piece
+   * that met the push-back included: part of it may have gone to the kernel at once, so the
+   * estimate errs low, never high). Only the first call counts.
+   */
+  pushedBack(handedOver: number): void {
+    if (this.at >= 0) return;
+    this.at = this.into.now();
+    this.paced = this.total - handedOver;
+  }
+}
+
+/**
+ * Writes `body` to `res` and ends it, measured by `m`: piece by piece (PACED_PIECE_BYTES) until
+ * a write returns false, the rest at once. A body the kernel takes whole costs a write per piece
+ * and gives no sample. For the hit path, which writes its cached bodies itself.
+ */
+export function endMeasured(res: PacedResponse, body: Buffer | readonly Buffer[], m: PacedTransfer): void {
+  let handed = 0;
+  let pushedBack = false;
+  for (const piece of Buffer.isBuffer(body) ? [body] : body) {
+    if (pushedBack) {
+      res.write(piece);
+      continue;
+    }
+    for (let at = 0; at < piece.length; at += PACED_PIECE_BYTES) {
+      const chunk = at === 0 && piece.length <= PACED_PIECE_BYTES ? piece : piece.subarray(at, at + PACED_PIECE_BYTES);
+      handed += chunk.length;
+      if (!res.write(chunk)) {
+        m.pushedBack(handed);
+        pushedBack = true;
+        if (at + PACED_PIECE_BYTES < piece.length) res.write(piece.subarray(at + PACED_PIECE_BYTES));
+        break;
+      }
+    }
+  }
+  res.end();
+}
+
+/**
+ * `pieces` as a stream for a framework that pipes it into `res` (the object routes), measured
+ * by `m`: the response's first 'drain' — a write returned false and the kernel has since taken
+ * what was queued — marks the backpressure, with what the pipe had taken from the stream by then.
+ */
+export function measuredStream(pieces: readonly Buffer[], res: PacedResponse, m: PacedTransfer): Readable {
+  let piece = 0;
+  let at = 0;
+  let pushed = 0;
+  const s = new Readable({
+    highWaterMark: 1,
+    read() {
+      const p = pieces[piece];
+      if (p === undefined) {
+        this.push(null);
+        return;
+      }
+      const chunk = p.subarray(at, at + PACED_PIECE_BYTES);
+      at += chunk.length;
+      if (at >= p.length) {
+        piece++;
+        at = 0;
+      }
+      pushed += chunk.length;
+      this.push(chunk);
+    },
+  });
+  res.once('drain', () => m.pushedBack(pushed - s.readableLength));
+  return s;
 }

@@ -1,9 +1,11 @@
-import { formatCmsdDynamic, formatCmsdStatic, objectTypeOf } from '../common/cmsd.js';
 import { CORS_HEADERS } from '../common/cors.js';
 import type { ByteRange } from '../common/range.js';
 import type { ObjectMeta } from '../common/response-plan.js';
-import type { ClientThroughput } from './client-throughput.js';
+import { CMSD_DYNAMIC, CMSD_STATIC, cmsdStaticOf } from './cmsd-header.js';
 import type { Tier } from './edge-cache.js';
+
+// Until server.ts and test/edge/qoe.test.ts import it from its own module (cmsd-header.ts).
+export { CmsdDynamicHeader } from './cmsd-header.js';
 
 /** How to answer: the status, the body's bytes and, off the common case, planResponse's headers. */
 export interface Plan {
@@ -52,9 +54,9 @@ export class RepresentationHeaders {
   }
 
   /**
-   * The headers of a whole 200 answered from `tier` with CMSD-Dynamic `dynamic`, nothing else
-   * added: built once per tier while the node's CMSD-Dynamic stays the same (a client with its
-   * own `etp` gets a list of its own).
+   * The headers of a whole 200 answered from `tier` with the node's CMSD-Dynamic `dynamic`
+   * (CmsdDynamicHeader.shared), nothing else added: built once per tier while that value stays
+   * the same. An answer with an `etp` of its own takes `whole200Own`, which leaves these alone.
    */
   whole200(tier: Tier, dynamic: string): readonly string[] {
     const i = TIER_SLOTS.indexOf(tier);
@@ -64,6 +66,13 @@ export class RepresentationHeaders {
       this.whole[i] = h;
       this.wholeDynamic[i] = dynamic;
     }
+    return h;
+  }
+
+  /** The headers of a whole 200 with a client's own CMSD-Dynamic (`etp`): `common` and the rest, made for this answer. */
+  whole200Own(tier: Tier, dynamic: string): string[] {
+    const h = this.common.slice();
+    h.push('content-length', this.sizeText, 'x-cache', tier, CMSD_DYNAMIC, dynamic);
     return h;
   }
 }
@@ -83,51 +92,5 @@ export class HeaderBook {
       this.byMeta.set(meta, h);
     }
     return h;
-  }
-}
-
-export const CMSD_STATIC = 'cmsd-static';
-export const CMSD_DYNAMIC = 'cmsd-dynamic';
-
-/** CMSD-Static by representation (a meta is replaced, never mutated, when its object changes). */
-const staticByMeta = new WeakMap<ObjectMeta, string>();
-
-/** CMSD-Static of a representation of `file`: its object type, and VOD (every title an edge serves is). */
-export function cmsdStaticOf(meta: ObjectMeta, file: string): string {
-  let s = staticByMeta.get(meta);
-  if (s === undefined) {
-    s = formatCmsdStatic({ ot: objectTypeOf(file, meta.contentType), st: 'v' });
-    staticByMeta.set(meta, s);
-  }
-  return s;
-}
-
-/**
- * CMSD-Dynamic of this edge's answers: its id; `du` (duress) while the node is overloaded or
- * draining; `etp` for a client whose recent large answers were measured (ClientThroughput), on
- * answers to requests that carry CMCD only — a player that speaks CMCD reads it, and other
- * answers stay the same for every client (a shared cache downstream may keep them) and cost no
- * lookup. The two values without `etp` are made once; only an answer with `etp` makes a string.
- */
-export class CmsdDynamicHeader {
-  private readonly plain: string;
-  private readonly duress: string;
-
-  constructor(
-    private readonly id: string,
-    /** True while the node is overloaded or draining (read per answer: a few comparisons). */
-    private readonly inDuress: () => boolean,
-    readonly throughput: ClientThroughput | undefined,
-  ) {
-    this.plain = formatCmsdDynamic(id);
-    this.duress = formatCmsdDynamic(id, { du: true });
-  }
-
-  /** The value for an answer to `client` (its address); `player`: the request carried CMCD. */
-  valueFor(client: string | undefined, player: boolean): string {
-    const du = this.inDuress();
-    const etp = player ? this.throughput?.kbps(client) : undefined;
-    if (etp === undefined) return du ? this.duress : this.plain;
-    return formatCmsdDynamic(this.id, { etp, du });
   }
 }

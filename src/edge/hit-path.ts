@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { type Cmcd, hasCmcdQuery, readCmcd, withoutCmcdQuery } from '../common/cmcd.js';
+import { type Cmcd, readCmcd, withoutCmcdQuery } from '../common/cmcd.js';
 import { CORS_HEADERS } from '../common/cors.js';
 import { requestId } from '../common/http-app.js';
 import { logRequestLine } from '../common/logger.js';
@@ -11,9 +11,10 @@ import { planResponse, requestView } from '../common/response-plan.js';
 import { parseTraceparent } from '../common/trace.js';
 import { type CachedMeta, type HeldObject, type PrimedFetch, RepresentationChanged, type Tier } from './edge-cache.js';
 import { type SliceLease, releaseAll, releaseWhenClosed } from './disk-tier.js';
-import { CMSD_DYNAMIC, CMSD_STATIC, HeaderBook, type Plan, type RepresentationHeaders, cmsdStaticOf } from './hit-path-headers.js';
-import { MIN_MEASURED_BYTES } from './client-throughput.js';
-import { type Prefetcher, asksNext } from './prefetch-hook.js';
+import { HeaderBook, type Plan, type RepresentationHeaders } from './hit-path-headers.js';
+import { CMSD_DYNAMIC, pushCmsdHeaders } from './cmsd-header.js';
+import { MIN_MEASURED_BYTES, PacedTransfer, endMeasured } from './client-throughput.js';
+import { type Prefetcher, askPrefetcher, asksNext } from './prefetch-hook.js';
 import { ServedFile, type ServedSink } from './serve-report.js';
 import { EDGE_HOP_HEADER } from '../common/serve-report-wire.js';
 import { type ObjectService, ONLY_IF_CACHED, firstOffset, upstreamFailure } from './routes/object-routes.js';
@@ -98,8 +99,6 @@ class Answer {
   closed = false;
   counted = false;
   reqId: string | undefined = undefined;
-  /** performance.now() when the head went out, for bodies large enough to measure the client's throughput by (else 0). */
-  headAt = 0;
 
   constructor(
     readonly req: IncomingMessage,
@@ -189,10 +188,6 @@ export function createHitPath(opts: HitPathOptions): HitPath {
     a.counted = true;
     const ms = performance.now() - a.start;
     answers.answered(a.status, a.tier, a.head ? 0 : a.length, ms / 1000, false);
-    // A large body from the cache, counted once its response finished: its time on the wire says how fast this client takes bytes.
-    if (a.headAt > 0 && cmsd?.throughput !== undefined && (a.tier === 'HIT-MEM' || a.tier === 'HIT-DISK')) {
-      cmsd.throughput.transferred(a.remote, a.length, performance.now() - a.headAt);
-    }
     const u = a.u;
     if (!a.head && (a.status === 200 || a.status === 206)) {
       if (plays && u.play !== undefined) plays.record(u.play);
@@ -235,22 +230,19 @@ export function createHitPath(opts: HitPathOptions): HitPath {
     a.status = status;
     a.tier = tier;
     a.length = length;
-    if (!a.res.headersSent) {
-      a.res.writeHead(status, h as string[]);
-      if (length >= MIN_MEASURED_BYTES && !a.head) a.headAt = performance.now();
-      if (prefetcher !== undefined && asksNext(a.cmcd) && (status === 200 || status === 206)) considerNext(a, a.cmcd);
-    }
+    if (!a.res.headersSent) a.res.writeHead(status, h as string[]);
     if (a.closed) done(a); // the client left before the answer was ready
   }
 
-  /** The player named its next object or range: the prefetcher may fetch it while this answer goes out. */
-  function considerNext(a: Answer, cmcd: Cmcd): void {
-    try {
-      prefetcher!.consider({ title: a.u.title, file: a.u.file, cmcd, remote: a.remote, traceparent: a.traceparent, head: a.head, answerBytes: a.length });
-    } catch (err) {
-      // It promises never to throw; if it does, the answer under way must not suffer for it.
-      logger.warn({ err: (err as Error).message }, 'prefetcher failed');
-    }
+  /**
+   * The player named its next object or range: the prefetcher may fetch it while this answer
+   * goes out. Called once the answer's body is with the socket (ended, or its first bytes
+   * written), so the prefetcher's work never comes before this answer's first byte.
+   */
+  function considerNext(a: Answer): void {
+    const cmcd = a.cmcd;
+    if (prefetcher === undefined || !asksNext(cmcd) || (a.status !== 200 && a.status !== 206)) return;
+    askPrefetcher(prefetcher, { title: a.u.title, file: a.u.file, cmcd, remote: a.remote, traceparent: a.traceparent, head: a.head, answerBytes: a.length }, logger);
   }
 
   /** A one-line plain-text answer, as the framework's sendError writes it. */
@@ -407,10 +399,12 @@ export function createHitPath(opts: HitPathOptions): HitPath {
     a.size = meta.size;
     a.bodyStart = p.range ? p.range.start : -1;
     const rh = headersOf(a.u, meta);
-    const dynamic = cmsd?.valueFor(a.remote, a.cmcd !== undefined);
+    // A player (CMCD) may get an `etp` of its own; every other answer the node's value, a string made once.
+    const own = a.cmcd !== undefined ? cmsd?.own(a.remote) : undefined;
+    const dynamic = own ?? cmsd?.shared();
     if (p.planned === undefined && p.status === 200 && !a.traceparent && !stale && dynamic !== undefined) {
       a.length = meta.size;
-      return rh.whole200(tier, dynamic);
+      return own === undefined ? rh.whole200(tier, dynamic) : rh.whole200Own(tier, own);
     }
     let list: string[];
     let length: number;
@@ -430,10 +424,11 @@ export function createHitPath(opts: HitPathOptions): HitPath {
       for (const name in p.planned) list.push(name, p.planned[name]!);
       length = Number(p.planned['content-length'] ?? 0);
       // As the object routes: CMSD on answers that carry the object.
-      if (p.status === 200 || p.status === 206) list.push(CMSD_STATIC, cmsdStaticOf(meta, a.u.file));
+      pushCmsdHeaders(list, p.status, meta, a.u.file, dynamic);
     }
     list.push('x-cache', tier);
-    if (dynamic !== undefined && (p.status === 200 || p.status === 206)) list.push(CMSD_DYNAMIC, dynamic);
+    // The representation's common headers have its CMSD-Static; 200 and 206 only come this way.
+    if (p.planned === undefined && dynamic !== undefined) list.push(CMSD_DYNAMIC, dynamic);
     if (stale) list.push('warning', STALE_WARNING);
     a.length = length;
     return list;
@@ -443,14 +438,19 @@ export function createHitPath(opts: HitPathOptions): HitPath {
   function send(a: Answer, meta: CachedMeta, stale: boolean, p: Plan, tier: Tier, body: Buffer | Buffer[] | undefined): undefined {
     const out = head(a, meta, stale, p, tier);
     writeHead(a, p.status, tier, a.length, out);
+    const throughput = cmsd?.throughput;
     if (body === undefined) a.res.end();
-    else if (Buffer.isBuffer(body)) a.res.end(body);
+    // A player's large body: written so that the part its client paces is measured (its `etp`).
+    else if (a.cmcd !== undefined && throughput !== undefined && a.length >= MIN_MEASURED_BYTES) {
+      endMeasured(a.res, body, new PacedTransfer(a.res, a.length, a.remote, throughput));
+    } else if (Buffer.isBuffer(body)) a.res.end(body);
     else {
       // Cached pieces: one writev.
       a.res.cork();
       for (const piece of body) a.res.write(piece);
       a.res.end(); // uncorks fully
     }
+    considerNext(a);
     return undefined;
   }
 
@@ -480,13 +480,20 @@ export function createHitPath(opts: HitPathOptions): HitPath {
       return failed(a, err as Error, head);
     }
     writeHead(a, status, tier, length, head);
+    // Told once the body's first bytes are written (or, for none, once it ended).
+    let told = false;
     try {
       while (!next.done) {
         if (res.destroyed) {
           await chunks.return(undefined);
           return;
         }
-        if (!res.write(next.value)) await drained(res);
+        const more = res.write(next.value);
+        if (!told) {
+          told = true;
+          considerNext(a);
+        }
+        if (!more) await drained(res);
         next = await chunks.next();
       }
     } catch {
@@ -494,6 +501,7 @@ export function createHitPath(opts: HitPathOptions): HitPath {
       return;
     }
     res.end();
+    if (!told) considerNext(a);
   }
 
   const hitPath = function hitPath(req: IncomingMessage, res: ServerResponse): boolean {
@@ -512,14 +520,18 @@ export function createHitPath(opts: HitPathOptions): HitPath {
     const nowSec = now / 1000;
     // CMCD differs with every request of a player: its URLs are remembered without it (it is
     // neither in the token nor in the cache key), so they keep their place and the book its room.
-    const cmcd = readCmcd(url, h);
-    const known = hasCmcdQuery(url) ? withoutCmcdQuery(url) : url;
+    // One search of the URL for it, whatever the request carries.
+    const inQuery = url.indexOf('CMCD=') >= 0;
+    const known = inQuery ? withoutCmcdQuery(url) : url;
     let u = urls.get(known);
     // Admitted under keys a reload has since replaced: checked again (a dropped key stops here).
     if (u === undefined || u.expiry < nowSec || u.keys !== tokens.generation) {
       u = admit(known, nowSec);
       if (u === undefined) return false; // 400 or 403 from the object routes
     }
+    // Read only once the token holds (a refused request's CMCD is never parsed). A URL without
+    // `CMCD=` is not searched again: readCmcd then reads the four headers alone.
+    const cmcd = readCmcd(inQuery ? url : '', h);
     if (cmcd !== undefined) cmcdSink?.record(cmcd);
     // The header, or the `tp` query parameter steering puts in the URLs it signs (players drop headers).
     const traceparent = (h.traceparent !== undefined ? parseTraceparent(h.traceparent) : undefined) ?? u.traceparent;

@@ -14,9 +14,9 @@ import { type CachedMeta, type EdgeCache, type PrimedFetch, RepresentationChange
 import { type SliceLease, releaseAll, releaseWhenClosed } from '../disk-tier.js';
 import { UpstreamError } from '../upstream.js';
 import type { CmcdSink } from '../edge-metrics.js';
-import { CMSD_DYNAMIC, CMSD_STATIC, type CmsdDynamicHeader, cmsdStaticOf } from '../hit-path-headers.js';
-import { MIN_MEASURED_BYTES } from '../client-throughput.js';
-import { type PrefetchAsk, type Prefetcher, asksNext } from '../prefetch-hook.js';
+import { type CmsdDynamicHeader, pushCmsdHeaders } from '../cmsd-header.js';
+import { MIN_MEASURED_BYTES, PacedTransfer, measuredStream } from '../client-throughput.js';
+import { type Prefetcher, askPrefetcher, asksNext } from '../prefetch-hook.js';
 
 /** The cache as the public routes use it: lookups and reads, no administration. */
 export type ObjectSource = Pick<EdgeCache, 'resolve' | 'peek' | 'hold' | 'stillHeld' | 'heldSlice' | 'tierFor' | 'memorySlice' | 'cachedPieces' | 'prime' | 'read'>;
@@ -78,11 +78,6 @@ export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): 
     const bytes = req.method === 'HEAD' ? 0 : Number(reply.getHeader('content-length') ?? 0);
     const onlyIfCachedMiss = reply.statusCode === 504 && ONLY_IF_CACHED.test(String(req.headers['cache-control'] ?? ''));
     svc.answers.answered(reply.statusCode, tier, bytes, reply.elapsedTime / 1000, onlyIfCachedMiss);
-    // As the hit path measures its large cached answers (the time includes the little before the head).
-    const throughput = svc.cmsd?.throughput;
-    if (throughput !== undefined && bytes >= MIN_MEASURED_BYTES && (tier === 'HIT-MEM' || tier === 'HIT-DISK')) {
-      throughput.transferred(req.socket.remoteAddress, bytes, reply.elapsedTime);
-    }
   });
 
   app.options('/c/*', async (_req, reply) => reply.code(204).headers(CORS_PREFLIGHT_HEADERS).send());
@@ -121,18 +116,9 @@ export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): 
     const prefetcher = svc.prefetcher;
     const next =
       prefetcher !== undefined && asksNext(cmcd)
-        ? () => considerNext(prefetcher, { title: parsed.title, file: parsed.file, cmcd, remote: req.socket.remoteAddress, traceparent, head: req.method === 'HEAD', answerBytes: Number(reply.getHeader('content-length')) })
+        ? () => askPrefetcher(prefetcher, { title: parsed.title, file: parsed.file, cmcd, remote: req.socket.remoteAddress, traceparent, head: req.method === 'HEAD', answerBytes: Number(reply.getHeader('content-length')) }, svc.logger)
         : undefined;
     return answerObject(req, reply, parsed.title, parsed.file, traceparent, true, cmcd !== undefined, next);
-  }
-
-  function considerNext(prefetcher: Prefetcher, ask: PrefetchAsk): void {
-    try {
-      prefetcher.consider(ask);
-    } catch (err) {
-      // It promises never to throw; if it does, the answer under way must not suffer for it.
-      svc.logger.warn({ err: (err as Error).message }, 'prefetcher failed');
-    }
   }
 
   /**
@@ -140,8 +126,9 @@ export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): 
    * before headers go out: cached bytes are read first (a slice failing its checksum makes the
    * answer a MISS), and a miss waits for upstream's answer head, so a dead upstream is a clean
    * 502/504 and an object that changed is resolved again rather than promised in its old version.
-   * `player`: the request carried CMCD (its CMSD-Dynamic may tell `etp`). `next`: called once an
-   * answer carrying the object is under way (the prefetch hook).
+   * `player`: the request carried CMCD (its CMSD-Dynamic may tell `etp`, and its large cached
+   * body is measured for it). `next`: called once an answer carrying the object has been handed
+   * to the socket (the prefetch hook).
    */
   async function answerObject(
     req: FastifyRequest,
@@ -188,16 +175,20 @@ export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): 
       }
     }
     reply.code(plan.status).headers(plan.headers).header('x-cache', tier);
-    if (plan.status === 200 || plan.status === 206) {
-      reply.header(CMSD_STATIC, cmsdStaticOf(meta, file));
-      if (svc.cmsd !== undefined) reply.header(CMSD_DYNAMIC, svc.cmsd.valueFor(req.socket.remoteAddress, player));
-    }
+    const cmsd: string[] = [];
+    pushCmsdHeaders(cmsd, plan.status, meta, file, svc.cmsd?.valueFor(req.socket.remoteAddress, player));
+    for (let i = 0; i < cmsd.length; i += 2) reply.header(cmsd[i]!, cmsd[i + 1]);
     if (resolved.stale) reply.header('warning', '110 - "Response is Stale"');
     let sent: FastifyReply;
+    const throughput = svc.cmsd?.throughput;
     if (plan.body.length === 0) sent = reply.send();
-    else if (pieces) sent = reply.send(pieces.length === 1 ? pieces[0] : bufferStream(pieces));
+    else if (pieces && player && throughput !== undefined && sizeOf(pieces) >= MIN_MEASURED_BYTES) {
+      // A player's large cached body: as a stream, so that the part its client paces is measured (its `etp`).
+      const m = new PacedTransfer(reply.raw, sizeOf(pieces), req.socket.remoteAddress, throughput);
+      sent = reply.send(measuredStream(pieces, reply.raw, m));
+    } else if (pieces) sent = reply.send(pieces.length === 1 ? pieces[0] : bufferStream(pieces));
     else sent = reply.send(Readable.from(bodyOf(meta, plan.body, primed, traceparent), { objectMode: false, highWaterMark: 1 }));
-    if (next !== undefined && (plan.status === 200 || plan.status === 206)) next();
+    if (next !== undefined && (plan.status === 200 || plan.status === 206)) afterBodyHanded(reply.raw, next);
     return sent;
   }
 
@@ -246,6 +237,28 @@ export function registerObjectRoutes(app: FastifyInstance, svc: ObjectService): 
       else yield* cache.read(meta, part.range, primed, traceparent);
     }
   }
+}
+
+/**
+ * Calls `then` once `res`'s body is with the socket: ended (a body in hand) or piping started (a
+ * stream), whichever fastify does — it writes after reply.send returns — or the response closed.
+ */
+function afterBodyHanded(res: NodeJS.EventEmitter, then: () => void): void {
+  const go = () => {
+    res.off('pipe', go);
+    res.off('prefinish', go);
+    res.off('close', go);
+    then();
+  };
+  res.once('pipe', go);
+  res.once('prefinish', go);
+  res.once('close', go);
+}
+
+function sizeOf(pieces: readonly Buffer[]): number {
+  let n = 0;
+  for (const p of pieces) n += p.length;
+  return n;
 }
 
 /** A readable of buffers already in hand: pushed at once, no async iteration per piece. */
