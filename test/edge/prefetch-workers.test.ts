@@ -1,11 +1,10 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cmcdHeaders } from '../../src/common/cmcd.js';
-import { TEST_ADMIN_TOKEN, TEST_KEYS, randomTitle, tempDir, writeMedia } from '../helpers/cluster.js';
+import { TEST_ADMIN_TOKEN, randomTitle, tempDir, writeMedia } from '../helpers/cluster.js';
+import { clusterFileForNode, startEdgeNode } from '../helpers/node-cluster.js';
 import { parsePrometheusText, sumOf } from '../helpers/prom-parse.js';
-import { killAll, spawnRole, until } from '../helpers/role-proc.js';
+import { killAll, until } from '../helpers/role-proc.js';
 import { TestOrigin } from '../helpers/test-origin.js';
 
 /**
@@ -35,22 +34,9 @@ describe('prefetch on a node of two workers', () => {
 
   beforeAll(async () => {
     await origin.start();
-    const file = join(tempDir(), 'cluster.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        signing: { keys: TEST_KEYS, activeKey: 'k1', required: false },
-        origin: { url: origin.url, adminUrl: 'http://127.0.0.1:1', dataDir: 'origin' },
-        steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1' },
-        isps: [{ id: 'isp-a', prefixes: ['127.0.0.0/8'] }],
-        edges: [{ id: 'edge-a1', isp: 'isp-a', url: 'http://127.0.0.1:0', adminUrl: 'http://127.0.0.1:0', dataDir: 'edge', diskBytes: 100_000_000, memoryBytes: 40_000_000, sliceBytes: SLICE }],
-        admin: { openHealth: true, openMetrics: true },
-        log: { level: 'info' },
-      }),
-    );
-    const { ready } = await spawnRole(['edge', '--config', file, '--id', 'edge-a1', '--workers', '2'], { env: { REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN }, readyMsg: 'edge listening' });
-    publicUrl = String(ready.publicUrl);
-    adminUrl = String(ready.adminUrl);
+    const node = await startEdgeNode(clusterFileForNode(origin.url, { memoryBytes: 40_000_000, sliceBytes: SLICE }, { admin: { openHealth: true, openMetrics: true } }));
+    publicUrl = node.publicUrl;
+    adminUrl = node.adminUrl;
     await waitFor('two workers up', async () => {
       const h = JSON.parse(await (await request(`${adminUrl}/health`)).body.text()) as { workers: { status: string }[] };
       return h.workers.length === 2 && h.workers.every((w) => w.status === 'ok');

@@ -1,10 +1,11 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_ADMIN_TOKEN, TEST_KEYS, randomTitle, tempDir, writeMedia } from '../../helpers/cluster.js';
+import { TEST_ADMIN_TOKEN, randomTitle, tempDir, writeMedia } from '../../helpers/cluster.js';
+import { clusterFileForNode, startEdgeNode } from '../../helpers/node-cluster.js';
 import { parsePrometheusText, sumOf } from '../../helpers/prom-parse.js';
 import { TestOrigin } from '../../helpers/test-origin.js';
 import { makeTestPki } from '../../helpers/certs.js';
@@ -81,58 +82,12 @@ describe('an edge node with --workers 2', () => {
   const nodes: NodeProc[] = [];
 
   function clusterFile(edge: Record<string, unknown> = {}): string {
-    const dir = tempDir();
-    const file = join(dir, 'cluster.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        signing: { keys: TEST_KEYS, activeKey: 'k1', required: false },
-        origin: { url: origin.url, adminUrl: 'http://127.0.0.1:1', dataDir: 'origin' },
-        steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1' },
-        isps: [{ id: 'isp-a', prefixes: ['127.0.0.0/8'] }],
-        edges: [
-          {
-            id: 'edge-a1',
-            isp: 'isp-a',
-            url: 'http://127.0.0.1:0',
-            adminUrl: 'http://127.0.0.1:0',
-            dataDir: 'edge',
-            diskBytes: 100_000_000,
-            memoryBytes: 20_000_000,
-            sliceBytes: SLICE,
-            ...edge,
-          },
-        ],
-        admin: { openHealth: true, openMetrics: true },
-        log: { level: 'info' },
-      }),
-    );
-    return file;
+    return clusterFileForNode(origin.url, edge, { admin: { openHealth: true, openMetrics: true } });
   }
 
   async function startNode(args: string[] = ['--workers', '2'], edge: Record<string, unknown> = {}): Promise<NodeProc> {
-    const child = spawn(process.execPath, [cli, 'edge', '--config', clusterFile(edge), '--id', 'edge-a1', ...args], {
-      env: { ...process.env, REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout!.on('data', (c) => (out += c));
-    child.stderr!.on('data', (c) => (out += c));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const urls = await new Promise<{ publicUrl: string; adminUrl: string }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`edge node did not start: ${out}`)), 20_000);
-      const look = () => {
-        for (const line of out.split('\n')) {
-          if (!line.includes('"edge listening"')) continue;
-          clearTimeout(timer);
-          resolve(JSON.parse(line) as { publicUrl: string; adminUrl: string });
-          return;
-        }
-      };
-      child.stdout!.on('data', look);
-      child.once('exit', (code) => reject(new Error(`edge node exited ${code}: ${out}`)));
-    });
-    const node = { child, ...urls, exited, out: () => out };
+    const n = await startEdgeNode(clusterFile(edge), args);
+    const node: NodeProc = { child: n.child, publicUrl: n.publicUrl, adminUrl: n.adminUrl, exited: n.exited, out: n.output };
     nodes.push(node);
     return node;
   }
