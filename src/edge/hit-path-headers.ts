@@ -5,7 +5,6 @@ import { CMSD_DYNAMIC, CMSD_STATIC, cmsdStaticOf } from './cmsd-header.js';
 import type { Tier } from './edge-cache.js';
 
 // Until server.ts and test/edge/qoe.test.ts import it from its own module (cmsd-header.ts).
-export { CmsdDynamicHeader } from './cmsd-header.js';
 
 /** How to answer: the status, the body's bytes and, off the common case, planResponse's headers. */
 export interface Plan {

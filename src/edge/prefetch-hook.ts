@@ -26,7 +26,7 @@ export interface PrefetchAsk {
   answerBytes: number;
 }
 
-/** Synchronous, never throws, cheap when it declines. */
+/** Synchronous and cheap when it declines; called through askPrefetcher, which keeps a throw from the answer. */
 export interface Prefetcher {
   consider(ask: PrefetchAsk): void;
 }
@@ -38,8 +38,8 @@ export function asksNext(c: Cmcd | undefined): c is Cmcd {
 
 /**
  * Hands `ask` to `prefetcher`, once the answer's body is with the socket: the one guard around
- * any prefetcher, for the hit path and the object routes alike. A prefetcher promises never to
- * throw; if one does, the answer under way must not suffer for it.
+ * any prefetcher, for the hit path and the object routes alike. If a prefetcher throws, the answer
+ * under way must not suffer for it.
  */
 export function askPrefetcher(prefetcher: Prefetcher, ask: PrefetchAsk, logger: { warn(obj: object, msg: string): void }): void {
   try {

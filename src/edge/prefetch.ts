@@ -53,16 +53,8 @@ export class EdgePrefetcher implements Prefetcher {
     return { running: this.active.size, bytesInFlight: this.bytesInFlight };
   }
 
+  /** Callers go through askPrefetcher (prefetch-hook.ts), the one guard: a bug here costs the answer under way nothing. */
   consider(ask: PrefetchAsk): void {
-    try {
-      this.decide(ask);
-    } catch (err) {
-      // A bug here must cost the answer under way nothing.
-      this.opts.logger.warn({ err: (err as Error).message }, 'prefetch: consider failed');
-    }
-  }
-
-  private decide(ask: PrefetchAsk): void {
     const cfg = this.opts.settings();
     if (!cfg.enabled) return;
     const { counts, logger } = this.opts;

@@ -23,7 +23,7 @@ import { applyAnswerShare, applyNodeShare } from './edge-reload.js';
 import { type EdgeView, type PreparedEdgeReload, prepareEdgeReload } from './reload-plan.js';
 import type { SeenPlays } from './play-seen.js';
 import { type HitPath, createHitPath } from './hit-path.js';
-import { CmsdDynamicHeader } from './hit-path-headers.js';
+import { CmsdDynamicHeader } from './cmsd-header.js';
 import { ClientThroughput } from './client-throughput.js';
 import { QoeTracker } from './qoe.js';
 import { newSeenPlays, recordSeenPlays, registerPlaysRoute } from './play-seen-routes.js';

@@ -3,7 +3,7 @@ import { parseCmcdText } from '../../src/common/cmcd.js';
 import { ClientThroughput, MIN_MEASURED_BYTES } from '../../src/edge/client-throughput.js';
 import { mergeHealth } from '../../src/edge/cluster/node-health.js';
 import type { EdgeHealth } from '../../src/edge/edge-health.js';
-import { CmsdDynamicHeader } from '../../src/edge/hit-path-headers.js';
+import { CmsdDynamicHeader } from '../../src/edge/cmsd-header.js';
 import { Registry } from 'prom-client';
 import { EdgeMetrics } from '../../src/edge/edge-metrics.js';
 import { PLAUSIBLE_MAX, QoeTracker, SID_MAX, STARTUP_BOUNDS_MS, emptyQoeBlock, startupBucket, sumQoeBlocks } from '../../src/edge/qoe.js';
