@@ -22,6 +22,7 @@
  * before, and in the worker thread, as the origin runs now.
  * Knobs: TITLES, FILES, PLAYS, DAYS (days of history, default 7), SEED, REPLAN_WATCH_S, MODES, PACE_MS
  * (each `/o/` loop's pause between requests, default 5).
+ * At 10,000 titles and more: `node --max-old-space-size=8192` (the origin and the bench share a heap).
  * Results and method: docs/fill.md, "Planning cost".
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -196,10 +197,11 @@ interface Row {
 
 async function runSize(n: number, mode: 'inline' | 'worker'): Promise<Row> {
   const now = Date.now();
-  const syn = synthesize(n, now);
+  let syn: Synthetic | undefined = synthesize(n, now);
+  const { files: synFiles, bytes: synBytes } = syn;
   const base = await mkdtemp(join(tmpdir(), 'reelcdn-plancost-'));
   // Disks: the catalog is 5× one ISP's disks (as bench:offload's default model).
-  const config = await clusterFor(base, Math.floor(syn.bytes / 5 / EDGES_PER_ISP));
+  const config = await clusterFor(base, Math.floor(synBytes / 5 / EDGES_PER_ISP));
   const dataDir = config.origin.dataDir;
   mkdirSync(dataDir, { recursive: true });
   const src = join(base, 'src');
@@ -210,6 +212,7 @@ async function runSize(n: number, mode: 'inline' | 'worker'): Promise<Row> {
   writeFileSync(join(dataDir, 'catalog.json'), JSON.stringify(doc));
   writeFileSync(join(dataDir, 'plays.json'), JSON.stringify({ version: 1, days: syn.plays }));
   writeFileSync(join(dataDir, 'served.json'), JSON.stringify({ version: 1, sliceBytes: 2 * 1024 * 1024, days: syn.served }));
+  syn = undefined; // the origin reads its own copy: the bench's would double the heap
 
   const registry = new Registry();
   const server = createOriginServer({
@@ -343,8 +346,8 @@ async function runSize(n: number, mode: 'inline' | 'worker'): Promise<Row> {
   return {
     mode,
     titles: n,
-    files: syn.files,
-    catalogGB: syn.bytes / 1e9,
+    files: synFiles,
+    catalogGB: synBytes / 1e9,
     loadS,
     firstPlanS,
     first,
