@@ -1,16 +1,15 @@
-import { writeFileSync } from 'node:fs';
 import { type Socket, connect } from 'node:net';
-import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatCmcd } from '../../src/common/cmcd.js';
 import type { NodeHealth } from '../../src/edge/cluster/node-health.js';
 import { startupBucket } from '../../src/edge/qoe.js';
 import { QoeHistory, asQoeCounts } from '../../src/steering/qoe-history.js';
-import { TEST_ADMIN_TOKEN, TEST_KEYS, randomTitle, tempDir, testCluster, writeMedia } from '../helpers/cluster.js';
+import { randomTitle, tempDir, testCluster, writeMedia } from '../helpers/cluster.js';
 import { startEdge } from '../helpers/edge-harness.js';
+import { clusterFileForNode, nodeAdmin, nodeHealth, startEdgeNode, untilWorkersUp } from '../helpers/node-cluster.js';
 import { parsePrometheusText, sumOf } from '../helpers/prom-parse.js';
-import { type RoleProc, killAll, spawnRole, until } from '../helpers/role-proc.js';
+import { type RoleProc, killAll, until } from '../helpers/role-proc.js';
 import { TestOrigin } from '../helpers/test-origin.js';
 
 /**
@@ -34,24 +33,10 @@ describe('QoE and duress per node, --workers 2', () => {
   });
 
   async function startNode(maxConnections = 20_000) {
-    const file = join(tempDir(), 'cluster.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        signing: { keys: TEST_KEYS, activeKey: 'k1', required: false },
-        origin: { url: origin.url, adminUrl: 'http://127.0.0.1:1', dataDir: 'origin' },
-        steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1', thresholds: { maxConnections } },
-        isps: [{ id: 'isp-a', prefixes: ['127.0.0.0/8'] }],
-        edges: [{ id: 'edge-a1', isp: 'isp-a', url: 'http://127.0.0.1:0', adminUrl: 'http://127.0.0.1:0', dataDir: 'edge', diskBytes: 100_000_000, memoryBytes: 20_000_000, sliceBytes: 65536 }],
-        log: { level: 'info' },
-      }),
-    );
-    const { proc, ready } = await spawnRole(['edge', '--config', file, '--id', 'edge-a1', '--workers', '2'], { env: { REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN }, readyMsg: 'edge listening' });
-    const { publicUrl, adminUrl } = ready as unknown as { publicUrl: string; adminUrl: string };
-    const admin = async (path: string) => (await request(`${adminUrl}${path}`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).body.text();
-    const health = async () => JSON.parse(await admin('/health')) as NodeHealth;
-    await until('two workers up', async () => ((await health()).workers.filter((w) => w.status === 'ok').length === 2 ? true : undefined));
-    return { proc, publicUrl, admin, health };
+    const steering = { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1', thresholds: { maxConnections } };
+    const node = await startEdgeNode(clusterFileForNode(origin.url, {}, { steering }));
+    await untilWorkersUp(node);
+    return { proc: node.proc, publicUrl: node.publicUrl, admin: (path: string) => nodeAdmin(node, path), health: () => nodeHealth(node) };
   }
 
   /** GET through `dispatcher` (a new connection when undefined); its CMSD-Dynamic. */

@@ -2,7 +2,7 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cmcdHeaders } from '../../src/common/cmcd.js';
 import { TEST_ADMIN_TOKEN, randomTitle, tempDir, writeMedia } from '../helpers/cluster.js';
-import { clusterFileForNode, startEdgeNode } from '../helpers/node-cluster.js';
+import { clusterFileForNode, startEdgeNode, untilWorkersUp } from '../helpers/node-cluster.js';
 import { parsePrometheusText, sumOf } from '../helpers/prom-parse.js';
 import { killAll, until } from '../helpers/role-proc.js';
 import { TestOrigin } from '../helpers/test-origin.js';
@@ -37,10 +37,7 @@ describe('prefetch on a node of two workers', () => {
     const node = await startEdgeNode(clusterFileForNode(origin.url, { memoryBytes: 40_000_000, sliceBytes: SLICE }, { admin: { openHealth: true, openMetrics: true } }));
     publicUrl = node.publicUrl;
     adminUrl = node.adminUrl;
-    await waitFor('two workers up', async () => {
-      const h = JSON.parse(await (await request(`${adminUrl}/health`)).body.text()) as { workers: { status: string }[] };
-      return h.workers.length === 2 && h.workers.every((w) => w.status === 'ok');
-    });
+    await untilWorkersUp(node);
   });
 
   afterAll(async () => {

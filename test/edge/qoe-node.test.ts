@@ -1,12 +1,10 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatCmcd } from '../../src/common/cmcd.js';
-import type { NodeHealth } from '../../src/edge/cluster/node-health.js';
-import { TEST_ADMIN_TOKEN, TEST_KEYS, randomTitle, tempDir, writeMedia } from '../helpers/cluster.js';
+import { randomTitle, tempDir, writeMedia } from '../helpers/cluster.js';
+import { clusterFileForNode, nodeAdmin, nodeHealth, startEdgeNode, untilWorkersUp } from '../helpers/node-cluster.js';
 import { parsePrometheusText, sumOf } from '../helpers/prom-parse.js';
-import { killAll, spawnRole, until } from '../helpers/role-proc.js';
+import { killAll, until } from '../helpers/role-proc.js';
 import { TestOrigin } from '../helpers/test-origin.js';
 
 /**
@@ -28,23 +26,11 @@ describe('QoE on an edge node with --workers 2', () => {
   });
 
   it('itSumsTheWorkersQoeInHealthAndMetrics', async () => {
-    const file = join(tempDir(), 'cluster.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        signing: { keys: TEST_KEYS, activeKey: 'k1', required: false },
-        origin: { url: origin.url, adminUrl: 'http://127.0.0.1:1', dataDir: 'origin' },
-        steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1' },
-        isps: [{ id: 'isp-a', prefixes: ['127.0.0.0/8'] }],
-        edges: [{ id: 'edge-a1', isp: 'isp-a', url: 'http://127.0.0.1:0', adminUrl: 'http://127.0.0.1:0', dataDir: 'edge', diskBytes: 100_000_000, memoryBytes: 20_000_000, sliceBytes: 65536 }],
-        log: { level: 'info' },
-      }),
-    );
-    const { proc, ready } = await spawnRole(['edge', '--config', file, '--id', 'edge-a1', '--workers', '2'], { env: { REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN }, readyMsg: 'edge listening' });
-    const { publicUrl, adminUrl } = ready as unknown as { publicUrl: string; adminUrl: string };
-    const admin = async (path: string) => (await request(`${adminUrl}${path}`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).body.text();
-    const health = async () => JSON.parse(await admin('/health')) as NodeHealth;
-    await until('two workers up', async () => ((await health()).workers.filter((w) => w.status === 'ok').length === 2 ? true : undefined));
+    const node = await startEdgeNode(clusterFileForNode(origin.url));
+    const { proc, publicUrl } = node;
+    const admin = (path: string) => nodeAdmin(node, path);
+    const health = () => nodeHealth(node);
+    await untilWorkersUp(node);
     expect((await health()).qoe).toMatchObject({ requests: 0, sessions: 0 });
 
     const title = randomTitle();
@@ -94,7 +80,7 @@ describe('QoE on an edge node with --workers 2', () => {
       }
       return [...seen];
     };
-    const post = async (path: string) => (await request(`${adminUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).body.text();
+    const post = (path: string) => nodeAdmin(node, path, 'POST');
     await post('/drain');
     expect(await dynamics(16)).toEqual(['200 "edge-a1";du']);
     const pidsBefore = new Set((await health()).workers.map((w) => w.pid));

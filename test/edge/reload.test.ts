@@ -1,13 +1,13 @@
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { signQuery } from '../../src/common/signing.js';
 import { makeTestPki } from '../helpers/certs.js';
 import { TEST_ADMIN_TOKEN, randomTitle, tempDir, writeMedia } from '../helpers/cluster.js';
+import { nodeClusterRaw, startEdgeNode, untilWorkersUp, writeClusterFile } from '../helpers/node-cluster.js';
 import { parsePrometheusText, sumOf } from '../helpers/prom-parse.js';
-import { type LogLine, type RoleProc, killAll, resumes, serialAt, sessionTicket, spawnRole, until } from '../helpers/role-proc.js';
+import { type LogLine, type RoleProc, killAll, resumes, serialAt, sessionTicket, until } from '../helpers/role-proc.js';
 import { TestOrigin } from '../helpers/test-origin.js';
 
 /**
@@ -86,50 +86,19 @@ describe('reloading a running edge', () => {
   const origin = new TestOrigin(root);
 
   function clusterRaw(edge: Record<string, unknown> = {}): Record<string, any> {
-    return {
-      signing: { keys: { ...K1 }, activeKey: 'k1', ttlSeconds: 3600 },
-      origin: { url: origin.url, adminUrl: 'http://127.0.0.1:1', dataDir: 'origin' },
-      steering: { url: 'http://127.0.0.1:1', adminUrl: 'http://127.0.0.1:1' },
-      isps: [{ id: 'isp-a', prefixes: ['127.0.0.0/8'] }],
-      edges: [
-        {
-          id: 'edge-a1',
-          isp: 'isp-a',
-          url: 'http://127.0.0.1:0',
-          adminUrl: 'http://127.0.0.1:0',
-          dataDir: 'edge',
-          diskBytes: 100_000_000,
-          memoryBytes: 20_000_000,
-          sliceBytes: 65536,
-          timezone: 'UTC',
-          ...edge,
-        },
-      ],
-      admin: { openHealth: true, openMetrics: false },
-      log: { level: 'info' },
-    };
+    return nodeClusterRaw(origin.url, { timezone: 'UTC', ...edge }, { signing: { keys: { ...K1 }, activeKey: 'k1', ttlSeconds: 3600 }, admin: { openHealth: true, openMetrics: false } });
   }
 
   async function startEdge(raw: Record<string, any>, workers: number, ca?: Buffer): Promise<EdgeProc> {
-    const file = join(tempDir(), 'cluster.json');
-    // Owner-only: a file with inline keys readable by others is warned about on every reload.
-    writeFileSync(file, JSON.stringify(raw), { mode: 0o600 });
-    const { proc, ready } = await spawnRole(['edge', '--config', file, '--id', 'edge-a1', '--workers', String(workers)], {
-      env: { REELCDN_ADMIN_TOKEN: TEST_ADMIN_TOKEN },
-      readyMsg: 'edge listening',
-    });
-    const p: EdgeProc = Object.assign(proc, { workers, publicUrl: String(ready.publicUrl), adminUrl: String(ready.adminUrl), file, raw, ca });
-    if (workers > 1) {
-      await until('every worker up', async () => {
-        const h = JSON.parse((await admin(p, 'GET', '/health')).body) as { workers: { status: string }[] };
-        return h.workers.length === workers && h.workers.every((w) => w.status === 'ok') ? true : undefined;
-      });
-    }
+    const file = writeClusterFile(raw);
+    const node = await startEdgeNode(file, ['--workers', String(workers)]);
+    const p: EdgeProc = Object.assign(node.proc, { workers, publicUrl: node.publicUrl, adminUrl: node.adminUrl, file, raw, ca });
+    if (workers > 1) await untilWorkersUp(p, workers);
     return p;
   }
 
   function write(p: EdgeProc): void {
-    writeFileSync(p.file, JSON.stringify(p.raw), { mode: 0o600 });
+    writeClusterFile(p.raw, p.file);
   }
 
   beforeAll(async () => {
