@@ -6,9 +6,9 @@ import { createLogger } from '../../src/common/logger.js';
 import { signQuery } from '../../src/common/signing.js';
 import type { EdgeHealth } from '../../src/edge/edge-health.js';
 import { TEST_ADMIN_TOKEN, TEST_KEYS, randomTitle, tempDir, testCluster, writeMedia } from '../helpers/cluster.js';
-import { createEdgeServer, type EdgeServer } from '../../src/edge/server.js';
 import { EdgePrefetcher } from '../../src/edge/prefetch.js';
 import type { PrefetchAsk } from '../../src/edge/prefetch-hook.js';
+import { type RunningEdge, startEdge } from '../helpers/edge-harness.js';
 import { parsePrometheusText, sumOf } from '../helpers/prom-parse.js';
 import { TestOrigin } from '../helpers/test-origin.js';
 
@@ -19,12 +19,6 @@ import { TestOrigin } from '../helpers/test-origin.js';
  * answers carry CMSD that a page on another origin can read.
  */
 const S = 64 * 1024;
-
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: Buffer;
-}
 
 interface Line {
   msg: string;
@@ -44,36 +38,12 @@ describe.each([
   const origin = new TestOrigin(root);
   const config = testCluster({ sliceBytes: S });
   const lines: Line[] = [];
-  let edge: { server: EdgeServer; url: string; adminUrl: string; idle(): Promise<void>; close(): Promise<void> };
-  /** Requests fastify routed on the public port. */
-  let routed = 0;
+  let edge: RunningEdge;
 
   beforeAll(async () => {
     await origin.start();
     const logger = createLogger('edge', 'info', 'edge-a1', { write: (l: string) => void lines.push(JSON.parse(l) as Line) });
-    const server = createEdgeServer({
-      config,
-      edge: config.edges[0]!,
-      upstreamUrl: origin.url,
-      adminToken: TEST_ADMIN_TOKEN,
-      autoFill: false,
-      hitPath,
-      logger,
-      listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
-    });
-    server.publicApp.addHook('onRequest', async () => {
-      routed++;
-    });
-    const { publicUrl, adminUrl } = await server.start();
-    edge = {
-      server,
-      url: publicUrl,
-      adminUrl,
-      async idle() {
-        for (let i = 0; i < 500 && server.cache.inflight > 0; i++) await new Promise((r) => setTimeout(r, 10));
-      },
-      close: () => server.close(),
-    };
+    edge = await startEdge(config, origin.url, { hitPath, logger });
   });
   afterAll(async () => {
     await edge?.close();
@@ -84,13 +54,7 @@ describe.each([
     return `${path}?${signQuery(TEST_KEYS, 'k1', path, Date.now() / 1000, 3600)}`;
   }
 
-  async function get(pathAndQuery: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' | 'OPTIONS' = 'GET'): Promise<Answer> {
-    const res = await request(`${edge.url}${pathAndQuery}`, { method, headers });
-    const body = Buffer.from(await res.body.arrayBuffer());
-    const flat: Record<string, string> = {};
-    for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) flat[k] = Array.isArray(v) ? v.join(', ') : v;
-    return { status: res.statusCode, headers: flat, body };
-  }
+  const get = (pathAndQuery: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' | 'OPTIONS' = 'GET') => edge.send(pathAndQuery, headers, method);
 
   async function metrics() {
     return parsePrometheusText(await edge.server.metrics.registry.metrics());
@@ -169,7 +133,7 @@ describe.each([
     a = await get(url);
     expect(a.headers['x-cache']).toMatch(/^HIT-(MEM|DISK)$/);
     const kept = edge.server.hitPath?.urlsKept() ?? 0;
-    const routedBefore = routed;
+    const routedBefore = edge.routed();
     for (let i = 0; i < 300; i++) {
       // Every request of a player differs by its CMCD, and the parameter may come anywhere in the query.
       const c = `CMCD=${encodeURIComponent(formatCmcd({ sid: `s-${i}`, bl: i * 100, ot: 'v' }))}`;
@@ -183,7 +147,7 @@ describe.each([
     expect(fetched).toBeLessThanOrEqual(2); // the slices of the first answer, once
     if (hitPath) {
       // All on the fast path, and the book holds the URL once (its query without CMCD), not 300 times.
-      expect(routed).toBe(routedBefore);
+      expect(edge.routed()).toBe(routedBefore);
       expect(edge.server.hitPath!.urlsKept()).toBe(kept);
     }
   });

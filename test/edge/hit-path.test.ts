@@ -2,8 +2,8 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signQuery } from '../../src/common/signing.js';
 import { readObjectQuery, type ObjectQuery } from '../../src/edge/hit-path.js';
-import { createEdgeServer, type EdgeServer } from '../../src/edge/server.js';
-import { TEST_ADMIN_TOKEN, TEST_KEYS, randomTitle, tempDir, testCluster, writeMedia } from '../helpers/cluster.js';
+import { TEST_KEYS, randomTitle, tempDir, testCluster, writeMedia } from '../helpers/cluster.js';
+import { type EdgeAnswer as Answer, type RunningEdge as Edge, startEdge } from '../helpers/edge-harness.js';
 import { parsePrometheusText } from '../helpers/prom-parse.js';
 import { TestOrigin } from '../helpers/test-origin.js';
 
@@ -14,19 +14,6 @@ import { TestOrigin } from '../helpers/test-origin.js';
  */
 const S = 64 * 1024;
 
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: Buffer;
-}
-
-interface Edge {
-  server: EdgeServer;
-  url: string;
-  /** Requests fastify routed (its onRequest hook ran) on the public port. */
-  routed: number;
-}
-
 /** Headers that differ between any two answers (time) or by design (the multipart boundary). */
 const VOLATILE = new Set(['date']);
 
@@ -36,24 +23,7 @@ describe('edge hit path: answers equal to the object routes', () => {
   let ref: Edge;
   let hit: Edge;
 
-  async function start(hitPath: boolean): Promise<Edge> {
-    const config = testCluster({ sliceBytes: S });
-    const server = createEdgeServer({
-      config,
-      edge: config.edges[0]!,
-      upstreamUrl: origin.url,
-      adminToken: TEST_ADMIN_TOKEN,
-      autoFill: false,
-      hitPath,
-      listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
-    });
-    const e: Edge = { server, url: '', routed: 0 };
-    server.publicApp.addHook('onRequest', async () => {
-      e.routed++;
-    });
-    e.url = (await server.start()).publicUrl;
-    return e;
-  }
+  const start = (hitPath: boolean) => startEdge(testCluster({ sliceBytes: S }), origin.url, { hitPath });
 
   beforeAll(async () => {
     await origin.start();
@@ -61,8 +31,8 @@ describe('edge hit path: answers equal to the object routes', () => {
     hit = await start(true);
   });
   afterAll(async () => {
-    await hit?.server.close();
-    await ref?.server.close();
+    await hit?.close();
+    await ref?.close();
     await origin.close();
   });
 
@@ -70,24 +40,19 @@ describe('edge hit path: answers equal to the object routes', () => {
     return `${path}?${signQuery(TEST_KEYS, 'k1', path, Date.now() / 1000, 3600)}${extra}`;
   }
 
+  /** The answer without its VOLATILE headers. */
   async function get(e: Edge, pathAndQuery: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET'): Promise<Answer> {
-    const res = await request(`${e.url}${pathAndQuery}`, { method, headers });
-    const body = Buffer.from(await res.body.arrayBuffer());
-    const flat: Record<string, string> = {};
-    for (const [k, v] of Object.entries(res.headers)) if (v !== undefined && !VOLATILE.has(k)) flat[k] = Array.isArray(v) ? v.join(', ') : v;
-    return { status: res.statusCode, headers: flat, body };
-  }
-
-  async function idle(e: Edge): Promise<void> {
-    for (let i = 0; i < 500 && e.server.cache.inflight > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const a = await e.send(pathAndQuery, headers, method);
+    for (const k of VOLATILE) delete a.headers[k];
+    return a;
   }
 
   /** The same request on both edges, one after the other; returns the hit path's answer. */
   async function same(pathAndQuery: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET'): Promise<Answer> {
     const want = await get(ref, pathAndQuery, headers, method);
-    await idle(ref);
+    await ref.idle();
     const got = await get(hit, pathAndQuery, headers, method);
-    await idle(hit);
+    await hit.idle();
     expect({ status: got.status, headers: got.headers }).toEqual({ status: want.status, headers: want.headers });
     expect(got.body.equals(want.body)).toBe(true);
     return got;
@@ -190,7 +155,7 @@ describe('edge hit path: answers equal to the object routes', () => {
     const range = { range: `bytes=${S}-${S + 9}` };
     const pair = async (e: Edge) => {
       const [first, joined] = await Promise.all([get(e, signed(path), range), new Promise((r) => setTimeout(r, 50)).then(() => get(e, signed(path), range))]);
-      await idle(e);
+      await e.idle();
       return { first, joined };
     };
     const want = await pair(ref);
@@ -273,7 +238,7 @@ describe('edge hit path: answers equal to the object routes', () => {
     controller.abort();
     await res.body.dump().catch(() => {});
     await new Promise((r) => setTimeout(r, 600));
-    await idle(hit);
+    await hit.idle();
     // The first slice (asked when the answer started), perhaps the one being read when the client
     // left — not the eight a reader that went on would have fetched.
     expect(origin.countFor(path)).toBeLessThanOrEqual(2);
@@ -285,18 +250,18 @@ describe('edge hit path: answers equal to the object routes', () => {
     const path = `/c/${title}/h.mp4`;
     for (let i = 0; i < 3; i++) {
       await get(hit, signed(path));
-      await idle(hit);
+      await hit.idle();
     }
-    const before = hit.routed;
+    const before = hit.routed();
     for (let i = 0; i < 5; i++) expect((await get(hit, signed(path), { range: 'bytes=0-9' })).headers['x-cache']).toBe('HIT-MEM');
     await get(hit, signed(path), {}, 'HEAD');
-    expect(hit.routed).toBe(before);
+    expect(hit.routed()).toBe(before);
     await get(hit, path); // 403
     await get(hit, signed(path), { 'cache-control': 'only-if-cached' });
     const preflight = await request(`${hit.url}${path}`, { method: 'OPTIONS' });
     await preflight.body.dump();
     expect(preflight.statusCode).toBe(204);
-    expect(hit.routed).toBe(before + 3);
+    expect(hit.routed()).toBe(before + 3);
   });
 });
 
