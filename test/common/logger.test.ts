@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LogLines, createLogger, logRequestLine } from '../../src/common/logger.js';
 import { tempDir } from '../helpers/cluster.js';
+import { batchBesidePino, untimed } from '../helpers/log-capture.js';
 
 describe('logRequestLine', () => {
   it('itWritesTheLinePinoWouldWrite, fields in order and undefined ones left out', () => {
@@ -19,7 +20,7 @@ describe('logRequestLine', () => {
       const [reqId, method, path, range, status, tier, bytes, ms, remote, traceparent] = r;
       log.info({ reqId, method, path, range, status, tier, bytes, ms, remote, traceparent }, 'request');
       logRequestLine(log, 'info', ...r);
-      const [viaPino, byHand] = lines.map((l) => l.replace(/"time":"[^"]+"/, '"time":"T"'));
+      const [viaPino, byHand] = lines.map(untimed);
       expect(byHand).toBe(viaPino);
       expect(JSON.parse(byHand!)).toMatchObject({ level: 30, service: 'edge', node: 'edge-a1', msg: 'request', reqId, status });
     }
@@ -31,12 +32,7 @@ describe('logRequestLine', () => {
 
 describe('the access line as bytes', () => {
   it('itWritesTheLineIntoTheBatchExactlyAsPinoWould: ids, ranges, numbers, addresses, traceparents, paths of every kind', async () => {
-    const file = join(tempDir(), 'log');
-    const fd = openSync(file, 'w');
-    const out = new LogLines(fd);
-    const log = createLogger('edge', 'info', 'edge-a1', out);
-    const want: string[] = [];
-    const ref = createLogger('edge', 'info', 'edge-a1', { write: (l: string) => void want.push(l) });
+    const { file, log, ref, want, written } = batchBesidePino();
     const rows: [string, string, string, string | undefined, number, string | undefined, number, number, string | undefined, string | undefined][] = [
       ['c0decab1-4og', 'GET', '/c/small/o0441.m4s', undefined, 200, 'HIT-MEM', 16384, 0.1, '127.0.0.1', undefined],
       ['c0decab1-4oh', 'GET', '/c/small/o0441.m4s', undefined, 200, 'HIT-MEM', 16384, 0, '127.0.0.1', undefined],
@@ -58,10 +54,7 @@ describe('the access line as bytes', () => {
       ref.info({ reqId, method, path, range, status, tier, bytes, ms, remote, traceparent }, 'request');
       logRequestLine(log, 'info', reqId, method, path, range, status, tier, bytes, ms, remote, traceparent);
     }
-    await out.flush();
-    closeSync(fd);
-    const untimed = (l: string) => l.replace(/"time":"[^"]+"/, '"time":"T"');
-    const got = readFileSync(file, 'utf8').split('\n').slice(0, -1).map(untimed);
+    const got = (await written()).split('\n').slice(0, -1).map(untimed);
     expect(got).toEqual(want.map((l) => untimed(l).slice(0, -1)));
     expect(readFileSync(file).equals(Buffer.from(want.map((l, i) => l.replace(/"time":"[^"]+"/, /"time":"[^"]+"/.exec(readFileSync(file, 'utf8').split('\n')[i]!)![0])).join('')))).toBe(true);
   });

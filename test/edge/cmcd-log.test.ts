@@ -1,11 +1,10 @@
-import { closeSync, openSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { formatCmcd } from '../../src/common/cmcd.js';
-import { LOGGED_SID_MAX, LogLines, createLogger, logRequestLine, type LoggedCmcd } from '../../src/common/logger.js';
+import { LOGGED_SID_MAX, createLogger, logRequestLine, type LoggedCmcd } from '../../src/common/logger.js';
 import { randomTitle, tempDir, testCluster, writeMedia } from '../helpers/cluster.js';
 import { startEdge } from '../helpers/edge-harness.js';
+import { batchBesidePino, untimed } from '../helpers/log-capture.js';
 import { TestOrigin } from '../helpers/test-origin.js';
 
 /**
@@ -26,20 +25,12 @@ describe('the access line with CMCD', () => {
   const cut = (c: LoggedCmcd | undefined) => (c === undefined ? undefined : { sid: c.sid?.slice(0, LOGGED_SID_MAX), br: c.br, bl: c.bl });
 
   it('itWritesSidBrAndBlAsPinoWould, into the batch bytes', async () => {
-    const file = join(tempDir(), 'log');
-    const fd = openSync(file, 'w');
-    const out = new LogLines(fd);
-    const log = createLogger('edge', 'info', 'edge-a1', out);
-    const want: string[] = [];
-    const ref = createLogger('edge', 'info', 'edge-a1', { write: (l: string) => void want.push(l) });
+    const { log, ref, want, written } = batchBesidePino();
     for (const c of rows) {
       ref.info({ reqId: 'r', method: 'GET', path: '/c/t/f', range: undefined, status: 200, tier: 'HIT-MEM', bytes: 10, ms: 0.2, remote: '127.0.0.1', traceparent: undefined, ...cut(c) }, 'request');
       logRequestLine(log, 'info', 'r', 'GET', '/c/t/f', undefined, 200, 'HIT-MEM', 10, 0.2, '127.0.0.1', undefined, false, c);
     }
-    await out.flush();
-    closeSync(fd);
-    const untimed = (l: string) => l.replace(/"time":"[^"]+"/, '"time":"T"');
-    const got = readFileSync(file, 'utf8').split('\n').slice(0, -1).map(untimed);
+    const got = (await written()).split('\n').slice(0, -1).map(untimed);
     expect(got).toEqual(want.map((l) => untimed(l).slice(0, -1)));
     const second = JSON.parse(got[1]!) as Record<string, unknown>;
     expect(second).toMatchObject({ sid: '6e2fb550-c457-11e9-bb97-0800200c9a66', br: 3200, bl: 21300 });
@@ -54,7 +45,7 @@ describe('the access line with CMCD', () => {
       lines.length = 0;
       log.info({ reqId: 'r', method: 'HEAD', path: '/c/t/f', range: 'bytes=0-1', status: 206, tier: 'MISS', bytes: 2, ms: 1, remote: '::1', traceparent: undefined, ...cut(c) }, 'request');
       logRequestLine(log, 'info', 'r', 'HEAD', '/c/t/f', 'bytes=0-1', 206, 'MISS', 2, 1, '::1', undefined, false, c);
-      const [viaPino, byHand] = lines.map((l) => l.replace(/"time":"[^"]+"/, '"time":"T"'));
+      const [viaPino, byHand] = lines.map(untimed);
       expect(byHand).toBe(viaPino);
     }
   });
