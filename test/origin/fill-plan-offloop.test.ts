@@ -1,14 +1,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CatalogDocument, TitleEntry } from '../../src/origin/catalog.js';
 import { ingestTitle } from '../../src/origin/ingest.js';
-import { type OriginServer, createOriginServer } from '../../src/origin/server.js';
-import { FIXTURES, ORIGIN_ADMIN_TOKEN, authHeader, originTestConfig } from '../helpers/origin-harness.js';
-import { signedForOrigin } from '../helpers/origin-http.js';
+import { FIXTURES, type RunningOrigin, authHeader, originTestConfig, startTestOrigin } from '../helpers/origin-harness.js';
 
 /**
  * A fill plan of a large catalog takes the planner seconds; the origin makes it in a worker
@@ -48,10 +44,10 @@ function bigCatalog(): { entries: TitleEntry[]; plays: Record<string, unknown>; 
 }
 
 describe('an origin making a large fill plan', () => {
-  let server: OriginServer | undefined;
+  let origin: RunningOrigin | undefined;
   afterEach(async () => {
-    await server?.close();
-    server = undefined;
+    await origin?.close();
+    origin = undefined;
   });
 
   it('keepsAnsweringObjectRequestsWhileThePlanIsMade', async () => {
@@ -65,17 +61,10 @@ describe('an origin making a large fill plan', () => {
     writeFileSync(join(dataDir, 'plays.json'), JSON.stringify({ version: 1, days: big.plays }));
     writeFileSync(join(dataDir, 'served.json'), JSON.stringify({ version: 1, sliceBytes: 2 * 1024 * 1024, days: big.served }));
 
-    const registry = new Registry();
-    server = createOriginServer({
-      config,
-      logger: pino({ level: 'silent' }),
-      registry,
-      adminToken: ORIGIN_ADMIN_TOKEN,
-      catalogPollMs: 0,
-      listen: { public: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
-    });
-    const { publicUrl, adminUrl } = await server.start();
-    const object = `${publicUrl}${signedForOrigin(config.signing, '/o/real/stream_360p.mp4')}`;
+    origin = await startTestOrigin(config);
+    const { adminUrl, server } = origin;
+    const { registry } = server;
+    const object = `${origin.publicUrl}${origin.signed('/o/real/stream_360p.mp4')}`;
 
     // The first manifest waits for the first plan; meanwhile a client reads objects back to back.
     const askedAt = performance.now();
