@@ -57,7 +57,8 @@ async function startup(first: () => Promise<void>, next: () => Promise<void>, pa
   const t0 = performance.now();
   await first();
   const t1 = performance.now();
-  if (pause > 0) await sleep(pause);
+  // A timer may fire a fraction of a millisecond early by this clock: wait until the pause has truly passed.
+  while (performance.now() - t1 < pause) await sleep(Math.max(1, pause - (performance.now() - t1)));
   const t2 = performance.now();
   await next();
   const t3 = performance.now();

@@ -150,7 +150,8 @@ describe('reelcdn drain and undrain (real processes)', () => {
       const h = await health();
       expect(h.code).toBe(503);
       expect(h.body.status).toBe('draining');
-      expect(h.body.workers.map((w) => w.status)).toEqual(['ok', 'ok']);
+      // The workers are told (their answers say CMSD du and their prefetch stops) and say so; they keep serving.
+      expect(h.body.workers.map((w) => w.status)).toEqual(['draining', 'draining']);
       expect((await c.edgeState('edge-b1')).state).toBe('down');
       // Its workers still answer players.
       const [title, f] = FILES[0]!;
