@@ -40,9 +40,17 @@ interface Played {
   announced: { from: string; next: string; range: string | undefined; xCache: string | undefined }[];
 }
 
+/**
+ * The players' link: 512 kbit/s. A segment of these titles (7-37 KB) takes 0.1-0.6 s to arrive, as on a
+ * real access link, while the edge's prefetch from an origin on loopback takes milliseconds; unthrottled,
+ * a player on loopback asks for the next segment the instant the current one is in, and meets the
+ * prefetch still on its way (HIT-FILL) however fast the edge is.
+ */
+const DOWNLOAD_BYTES_PER_SEC = 64 * 1024;
+
 /** Plays a title past `seconds` and past its last segment, and reads what the player sent. */
 async function play(cluster: ProcCluster, browser: Browser, title: string, manifest: string, lastSegment: RegExp): Promise<Played> {
-  const p: PlayerPage = await openPlayer(browser, `${cluster.steeringUrl}/player/?title=${title}&manifest=${manifest}&autoplay=1`, { cache: false });
+  const p: PlayerPage = await openPlayer(browser, `${cluster.steeringUrl}/player/?title=${title}&manifest=${manifest}&autoplay=1`, { cache: false, downloadBytesPerSec: DOWNLOAD_BYTES_PER_SEC });
   try {
     await p.waitForTime(5, 30_000);
     // The titles are 12 s: every segment is asked for well within the buffer goal.
@@ -158,13 +166,13 @@ describe('browser: hls.js and dash.js with CMCD on fill the QoE panel, and nor i
     expect(qoe!.avgBitrateKbps).toBeLessThanOrEqual(Math.max(...brs));
     expect(qoe!.avgBufferMs).not.toBeNull();
 
-    // nor: the segment a request announced was prefetched — its first request is a HIT-MEM, or a
-    // HIT-FILL when the player asked while the prefetch was still bringing it (dash.js asks for the
-    // next video segment as soon as the current one is in); never a MISS or a disk read.
+    // nor: the segment a request announced was prefetched — its first request is a HIT-MEM, or (on a
+    // busy machine, where the edge's prefetch can take longer than a small segment's 0.1 s on the
+    // link) a HIT-FILL that joined the prefetch on its way; never a MISS or a disk read.
     const report = [hls, dash].map((p) => `${p.engine}:\n${p.announced.map((a) => `  ${a.from} -> ${a.next} ${a.range ?? ''} ${a.xCache}`).join('\n')}`).join('\n');
     for (const p of [hls, dash]) {
       expect(p.announced.length, report).toBeGreaterThanOrEqual(3);
-      expect(p.announced.filter((a) => a.xCache === 'HIT-MEM').length, report).toBeGreaterThanOrEqual(1);
+      expect(p.announced.filter((a) => a.xCache === 'HIT-MEM').length * 2, report).toBeGreaterThanOrEqual(p.announced.length);
     }
     expect([hls, dash].flatMap((p) => p.announced.filter((a) => a.xCache !== 'HIT-MEM' && a.xCache !== 'HIT-FILL')), report).toEqual([]);
     console.log(report);

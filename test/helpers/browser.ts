@@ -118,6 +118,11 @@ export interface OpenOptions {
    * played the same URLs: cached answers would replay the dead edge's headers.
    */
   cache?: boolean;
+  /**
+   * The page's download rate once it has loaded, bytes/s (Chromium's network emulation, with 20 ms
+   * of latency): a player on a real link, whose next request comes only once the current body is in.
+   */
+  downloadBytesPerSec?: number;
 }
 
 export async function openPlayer(browser: Browser, url: string, opts: OpenOptions = {}): Promise<PlayerPage> {
@@ -161,6 +166,10 @@ export async function openPlayer(browser: Browser, url: string, opts: OpenOption
   await cdp.send('Network.enable');
   if (opts.cache === false) await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
   await page.goto(url, { waitUntil: 'load', timeout: 20_000 });
+  // Once the page and its player bundles are in: the link is the media's.
+  if (opts.downloadBytesPerSec !== undefined) {
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 20, downloadThroughput: opts.downloadBytesPerSec, uploadThroughput: -1 });
+  }
 
   const reel = () =>
     page.evaluate(() => {
