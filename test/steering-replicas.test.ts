@@ -52,7 +52,8 @@ describe('two steering processes on one cluster file', () => {
         keys: KEYS,
         originUrl,
         originAdminUrl,
-        steering: { url: 'http://steering.example:80', healthIntervalMs: 100, downAfter: 2, upAfter: 1 },
+        // Four missed polls before down: a loaded machine's slow poll must not take a live edge away mid-test.
+        steering: { url: 'http://steering.example:80', healthIntervalMs: 100, downAfter: 4, upAfter: 1 },
         edges,
         log: 'warn',
       });
