@@ -2,42 +2,35 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import { systemClock, type Clock } from '../common/clock.js';
 import type { ClusterConfig, EdgeConfig } from '../common/config.js';
-import { edgeField, listenAddress } from '../common/config.js';
-import { CORS_HEADERS } from '../common/cors.js';
-import { adminTokenFromEnv, setOpenAdminPaths } from '../common/admin-auth.js';
-import { adminGuard, adminLimits, createApp, listenerServer } from '../common/http-app.js';
+import { adminTokenFromEnv } from '../common/admin-auth.js';
 import type { ReloadOutcome } from '../common/reload.js';
 import { LoopMonitor } from '../common/loop-monitor.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
-import { type ClientTls, type ServiceTlsMaterial, clusterClientTls, loadServiceTls } from '../common/tls.js';
-import { watchCertificateExpiry } from '../common/tls-metrics.js';
-import { TokenVerifier } from '../common/signing.js';
-import { VERSION } from '../common/version.js';
-import { DiskTier } from './disk-tier.js';
-import { EdgeCache, type SliceClaims, type Tier } from './edge-cache.js';
+import type { ClientTls, ServiceTlsMaterial } from '../common/tls.js';
+import type { DiskTier } from './disk-tier.js';
+import type { EdgeCache, SliceClaims } from './edge-cache.js';
+import type { EdgeContext } from './edge-context.js';
 import { type EdgeHealth, type EdgeStatus, edgeHealth } from './edge-health.js';
-import { EdgeMetrics } from './edge-metrics.js';
-import { FillAgent } from './fill-agent.js';
+import { EdgeLoad } from './edge-load.js';
+import type { EdgeMetrics } from './edge-metrics.js';
+import { buildEdgeParts } from './edge-parts.js';
+import { startEdge } from './edge-start.js';
+import type { FillAgent } from './fill-agent.js';
 import { applyAnswerShare, applyNodeShare } from './edge-reload.js';
 import { type EdgeView, type PreparedEdgeReload, prepareEdgeReload } from './reload-plan.js';
 import type { SeenPlays } from './play-seen.js';
-import { type HitPath, createHitPath } from './hit-path.js';
-import { CmsdDynamicHeader } from './cmsd-header.js';
-import { ClientThroughput } from './client-throughput.js';
-import { QoeTracker } from './qoe.js';
-import { newSeenPlays, recordSeenPlays, registerPlaysRoute } from './play-seen-routes.js';
-import { EdgePrefetcher } from './prefetch.js';
-import { prefetchShare } from './prefetch-budget.js';
-import { PrefetchMetrics } from './prefetch-metrics.js';
-import { registerAdminRoutes } from './routes/admin-routes.js';
-import { registerFillRoutes } from './routes/fill-routes.js';
-import { type AnswerSink, type ObjectService, registerObjectRoutes } from './routes/object-routes.js';
+import type { HitPath } from './hit-path.js';
+import type { QoeTracker } from './qoe.js';
+import { newSeenPlays } from './play-seen-routes.js';
+import { buildAdminPort } from './routes/admin-port.js';
+import { buildPublicPort } from './routes/public-port.js';
 import { TrafficStats } from './traffic-stats.js';
-import { ServeReporter, ServeTally, recordServed } from './serve-report.js';
-import { DEFAULT_TIMEOUTS, Upstream, type UpstreamTarget, type UpstreamTimeouts } from './upstream.js';
+import { ServeReporter, ServeTally } from './serve-report.js';
+import type { UpstreamTimeouts } from './upstream.js';
 
 export type { EdgeHealth, EdgeStatus } from './edge-health.js';
+export { upstreamTarget } from './edge-parts.js';
 
 /** How often duress follows the loop monitor's verdict: its sample period (LoopMonitor's default). */
 const LOOP_SAMPLE_MS = 500;
@@ -121,19 +114,10 @@ export interface EdgeServer {
   applyReload(p: PreparedEdgeReload): ReloadOutcome;
 }
 
-export function upstreamTarget(config: ClusterConfig, edge: EdgeConfig, override?: string): UpstreamTarget {
-  if (override) return { kind: 'origin', url: override, signing: config.signing };
-  if (edge.parent) {
-    const parent = config.edges.find((e) => e.id === edge.parent)!;
-    return { kind: 'parent', url: parent.url, signing: config.signing, fallback: { originUrl: config.origin.url, breaker: edge.parentBreaker } };
-  }
-  return { kind: 'origin', url: config.origin.url, signing: config.signing };
-}
-
 /**
- * One edge process: the tiers, upstream and fill agent, a public port (object routes, play ids)
- * and an admin port (health, metrics, purge, fill, plays). The routes live in ./routes; this
- * factory only builds what they depend on and wires them.
+ * One edge process: the tiers, upstream and fill agent (edge-parts.ts), a public port (object
+ * routes, play ids) and an admin port (health, metrics, purge, fill, plays). The routes live in
+ * ./routes; this factory only builds what they depend on and wires them.
  */
 export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   const { config, edge } = opts;
@@ -147,183 +131,37 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
   // Overloaded only on a sustained delay (http.overloadSamples in a row): one slow moment must
   // not take the edge out of steering nor shed its clients.
   const loop = LoopMonitor.fromConfig(config.http, logger);
-  let connections = 0;
-  let draining = false;
-  // Duress as answers and prefetch read it (refreshDuress), and what it follows on a node's worker.
-  let duress = false;
-  let nodeStatus: EdgeStatus | undefined;
-  /** The connection count at which the status changes (maxConnections + 1), kept by refreshDuress. */
-  let overConnections = config.steering.thresholds.maxConnections + 1;
-  // An operator's drain (POST /drain): steered away from, still serving. `draining` is the stop.
-  let drained = false;
-
-  // Metrics sample the tiers lazily, so the cache may be created after them.
-  let cache!: EdgeCache;
-  const disk = opts.worker?.disk ?? new DiskTier({
-    dir: edge.dataDir,
-    capacityBytes: edge.diskBytes,
-    sliceBytes: edge.sliceBytes,
-    logger,
-    onEvict: (bytes) => metrics.cacheEvents().evicted?.('disk', bytes),
-    poisonReleasedBuffers: opts.poisonReleasedBuffers,
-  });
-  const metrics = new EdgeMetrics(registry, () => {
-    const m = cache.memoryStats();
-    // A worker's disk is the node's, reported once by the primary (the node sums the series).
-    const d = opts.worker ? { usedBytes: 0, capacityBytes: 0 } : disk.stats();
-    return { memory: m.usedBytes, memoryCap: m.capacityBytes, disk: d.usedBytes, diskCap: d.capacityBytes, connections };
-  });
-  // Certificates of our listeners (a bad file stops the start here), and what we trust and show as a client.
-  let tls = opts.tls?.service ?? loadServiceTls(edge, edgeField(config, edge.id));
-  let clientTls = opts.tls ? opts.tls.client : clusterClientTls(config, tls.identity);
   // The file this edge started with (what restart-only fields still are) and the one last applied.
   const boot: EdgeView = { config, edge };
   let last: EdgeView = boot;
-  const target = upstreamTarget(config, edge, opts.upstreamUrl);
-  const upstream = new Upstream(target, clock, opts.upstreamTimeouts ?? DEFAULT_TIMEOUTS, undefined, {
-    monotonicNow: () => clock.monotonic(),
-    logger,
-    tls: clientTls,
-    events: target.fallback ? metrics.watchParentBreaker(() => upstream.breakerState) : undefined,
-  });
-  cache = new EdgeCache({
-    disk,
-    memoryBytes: edge.memoryBytes,
-    sliceBytes: edge.sliceBytes,
-    upstream,
-    clock,
-    logger,
-    events: metrics.cacheEvents(),
-    claims: opts.worker?.claims,
-  });
+  const load = new EdgeLoad(loop, () => last.config.steering.thresholds.maxConnections);
+  const ctx: EdgeContext = { opts, config, edge, clock, logger, registry, loop, load, last: () => last };
 
-  // Fill yields to clients: a separate delay monitor, reset every second, says when the loop is busy.
-  const fillLoopDelay = monitorEventLoopDelay({ resolution: 10 });
-  fillLoopDelay.enable();
-  const fillLoopReset = setInterval(() => fillLoopDelay.reset(), 1000);
-  fillLoopReset.unref();
-  const fill = new FillAgent({
-    config,
-    edge,
-    disk,
-    clock,
-    logger,
-    adminToken: opts.adminToken ?? adminTokenFromEnv(),
-    tls: clientTls,
-    busy: () => fillLoopDelay.percentile(99) / 1e6 > 40,
-    onBytes: (source, bytes) => metrics.fillBytes.inc({ source }, bytes),
-    onPublished: (key) => cache.adoptFromDisk(key),
-  });
-
-  metrics.watchStatus(edge.isp, VERSION, () => {
-    const p = fill.progress();
-    return { status: status(), fillWindowOpen: p.windowOpen, nextFillWindowStart: p.nextWindowStart };
-  });
-  metrics.watchFill(() => {
-    const p = fill.progress();
-    return { filesDone: p.files.done, filesTotal: p.files.total, bytesDone: p.bytes.done, bytesTotal: p.bytes.total, held: p.heldTitles.length };
-  });
-
-  // ---- public port ----
-  // Read on every request (a reload may turn it on or off); the keys are the verifier's.
-  const signing = { required: config.signing.required };
-  // CMCD (players' QoE) in, CMSD (the edge's id, duress and throughput to the client) out.
-  const qoe = new QoeTracker({ now: () => clock.monotonic(), forward: opts.worker?.sessions });
-  const svc: ObjectService = {
-    cache,
-    signing,
-    tokens: new TokenVerifier(config.signing.keys),
-    clock,
-    logger,
-    answers: answerSink(stats, metrics),
-    // The next object players announce (CMCD nor/nrr), fetched into memory before they ask.
-    prefetcher: new EdgePrefetcher({
-      cache,
-      // Budgets are the node's: a worker takes its share, recomputed as reloads change them.
-      settings: () => prefetchShare(last.edge.prefetch, opts.worker?.workers ?? 1, last.edge.sliceBytes),
-      busy: () => duress,
-      logger,
-      counts: new PrefetchMetrics(registry, () => cache.prefetchHits, () => cache.prefetchWastedBytes),
-    }),
-    cmcd: metrics.watchQoe(qoe),
-    cmsd: new CmsdDynamicHeader(edge.id, () => duress, new ClientThroughput({ now: () => clock.monotonic() })),
-  };
+  const parts = buildEdgeParts(ctx);
+  const { disk, metrics, upstream, cache, fill } = parts;
+  let { tls, clientTls } = parts;
   // Play ids of the media served, read by steering, which counts a play only once its segments flow.
   const seen = opts.worker?.seenPlays ?? newSeenPlays(opts.seenPlaysCapacity);
   // What clients were served per title and file, for the origin's file weights. Each worker of a
   // node reports its own (its own instance): a play's requests mostly ride one connection.
   const tally = new ServeTally(edge.sliceBytes);
   const reporter = new ServeReporter({ config, edge, tally, clock, logger, adminToken: opts.adminToken ?? adminTokenFromEnv(), tls: clientTls, intervalMs: opts.serveReportMs });
-  const hitPath = (opts.hitPath ?? true) ? createHitPath({ svc, plays: seen, served: tally }) : undefined;
-  const publicApp = createApp({
-    logger,
-    frameworkErrorHeaders: CORS_HEADERS,
-    limits: config.http,
-    overloaded: () => loop.overloaded,
-    front: hitPath,
-    tls: tls.public,
-    http2: true,
-  });
-  publicApp.server.on('connection', (socket) => {
-    connections++;
-    if (connections === overConnections) refreshDuress();
-    socket.once('close', () => {
-      connections--;
-      if (connections === overConnections - 1) refreshDuress();
-    });
-  });
-  registerObjectRoutes(publicApp, svc);
-  recordSeenPlays(publicApp, seen);
-  recordServed(publicApp, tally);
-
-  // ---- admin port ----
-  const adminApp = createApp({ logger, requestLogLevel: 'debug', limits: adminLimits(config.http), tls: tls.admin, http2: true });
-  const open = setOpenAdminPaths(new Set<string>(), config.admin);
-  adminApp.addHook('onRequest', adminGuard(open, opts.adminToken));
-  // A worker's listener is its node's: the primary reports the node's certificates once.
-  if (!opts.worker) watchCertificateExpiry(registry, { public: () => listenerServer(publicApp).tlsMaterial, admin: () => listenerServer(adminApp).tlsMaterial });
-  registerPlaysRoute(adminApp, seen);
-
-  function status(): EdgeStatus {
-    if (draining || drained) return 'draining';
-    if (loop.overloaded || connections > last.config.steering.thresholds.maxConnections) return 'overloaded';
-    return 'ok';
-  }
-
-  function setDrained(on: boolean): boolean {
-    const was = drained;
-    drained = on;
-    refreshDuress();
-    return was;
-  }
-
-  function setNodeStatus(s: EdgeStatus): void {
-    nodeStatus = s;
-    refreshDuress();
-  }
-
-  /**
-   * `duress` is what every answer's CMSD and every prefetch ask read: a field, set here when what
-   * it depends on changes — the loop monitor's verdict (checked on its own period), a drain, the
-   * connections crossing the limit, a reload of the limit, the node's status (a worker) — never
-   * computed per answer.
-   */
-  function refreshDuress(): void {
-    overConnections = last.config.steering.thresholds.maxConnections + 1;
-    // A worker follows its node (the primary's merged verdict, as /health says it); its own close is its own.
-    duress = nodeStatus !== undefined ? nodeStatus !== 'ok' || draining : status() !== 'ok';
-  }
-  const loopCheck = setInterval(refreshDuress, LOOP_SAMPLE_MS);
+  const pub = buildPublicPort(ctx, parts, tls, stats, seen, tally);
+  const { publicApp, qoe } = pub;
+  const setDrained = (on: boolean) => load.setDrained(on);
+  const { adminApp, openPaths } = buildAdminPort(ctx, parts, tls, publicApp, seen, { health, setDrained });
+  // Duress follows the loop monitor's verdict on the monitor's own period.
+  const loopCheck = setInterval(() => load.refresh(), LOOP_SAMPLE_MS);
   loopCheck.unref();
 
   function health(hopts: { resetLoopDelay?: boolean } = {}): EdgeHealth {
     const h = edgeHealth({
-      status: status(),
+      status: load.status(),
       id: edge.id,
       isp: edge.isp,
       startedAt,
       clock,
-      connections,
+      connections: load.connections,
       traffic: stats.snapshot(),
       eventLoopDelayMs: loopDelay.percentile(99) / 1e6,
       memory: cache.memoryStats(),
@@ -336,31 +174,19 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     return h;
   }
 
-  registerAdminRoutes(
-    adminApp,
-    {
-      health,
-      metricsText: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
-      purge: (sel) => cache.purge(sel),
-      setDrained,
-    },
-    logger,
-  );
-  registerFillRoutes(adminApp, fill, logger);
-
   async function reload(next: ClusterConfig): Promise<ReloadOutcome> {
     // Everything that can refuse the file, before anything changes.
     return applyReload(prepareEdgeReload(boot, last, { tls, clientTls }, next));
   }
 
   function applyReload(p: PreparedEdgeReload): ReloadOutcome {
-    applyAnswerShare(p, { publicApp, signing, tokens: svc.tokens, upstream, logger });
-    if (!opts.worker) applyNodeShare(p, { adminApp, fill, openPaths: open, logger }, clientTls);
+    applyAnswerShare(p, { publicApp, signing: pub.signing, tokens: pub.tokens, upstream, logger });
+    if (!opts.worker) applyNodeShare(p, { adminApp, fill, openPaths, logger }, clientTls);
     tls = p.tls;
     if (p.clientTlsChanged) clientTls = p.clientTls;
     reporter.reconfigure(p.config, p.edge, clientTls);
     last = { config: p.config, edge: p.edge };
-    refreshDuress();
+    load.refresh();
     return { applied: [...p.applied], needsRestart: [...p.needsRestart] };
   }
 
@@ -368,43 +194,22 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
     reload,
     applyReload,
     setDrained,
-    setNodeStatus,
+    setNodeStatus: (s) => load.setNodeStatus(s),
     publicApp,
     adminApp,
     cache,
     disk,
     metrics,
     fill,
-    hitPath,
+    hitPath: pub.hitPath,
     qoe,
     serveReports: { tally, reporter },
     health,
-    async start() {
-      await disk.open();
-      cache.loadFromDisk();
-      if ((opts.serveReportMs ?? 60_000) > 0) reporter.start();
-      const pub = opts.listen?.public ?? listenAddress(edge.url);
-      if (opts.worker) {
-        // Each worker binds the port itself (SO_REUSEPORT): the kernel spreads connections and
-        // the primary never holds one (docs/architecture.md says why).
-        const publicUrl = await publicApp.listen({ host: pub.host, port: pub.port, reusePort: true } as { host: string; port: number });
-        logger.info({ publicUrl, upstream: upstream.target.url }, 'edge worker listening');
-        return { publicUrl, adminUrl: '' };
-      }
-      await fill.open();
-      if (opts.autoFill ?? true) fill.start();
-      const adm = opts.listen?.admin ?? listenAddress(edge.adminUrl);
-      const publicUrl = await publicApp.listen({ host: pub.host, port: pub.port });
-      const adminUrl = await adminApp.listen({ host: adm.host, port: adm.port });
-      logger.info({ publicUrl, adminUrl, upstream: upstream.target.url }, 'edge listening');
-      return { publicUrl, adminUrl };
-    },
+    start: () => startEdge(ctx, parts, { publicApp, adminApp }, reporter),
     async close() {
-      draining = true;
-      refreshDuress();
+      load.close();
       clearInterval(loopCheck);
-      clearInterval(fillLoopReset);
-      fillLoopDelay.disable();
+      parts.stopFillLoop();
       await fill.stop();
       // Idle keep-alive connections are swept while answers in flight finish (createApp).
       await publicApp.close();
@@ -416,17 +221,6 @@ export function createEdgeServer(opts: EdgeServerOptions): EdgeServer {
       await disk.close();
       loopDelay.disable();
       loop.stop();
-    },
-  };
-}
-
-/** Counts answers into /health's traffic stats and the metrics' tally. */
-function answerSink(stats: TrafficStats, metrics: EdgeMetrics): AnswerSink {
-  const tally = metrics.answers;
-  return {
-    answered(status: number, tier: Tier | undefined, bytes: number, seconds: number, onlyIfCachedMiss: boolean) {
-      stats.record(status, bytes, tier, onlyIfCachedMiss);
-      tally.record(tier, status, bytes, seconds);
     },
   };
 }
