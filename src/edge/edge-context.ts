@@ -9,8 +9,12 @@ import type { EdgeServerOptions } from './server.js';
 /** What the parts of one edge process share: its options, the file it started with, and its load. */
 export interface EdgeContext {
   opts: EdgeServerOptions;
-  /** The cluster file this edge started with (what restart-only fields still are). */
+  /**
+   * The cluster file this edge started with: right for restart-only fields only. Anything a reload
+   * changes (keys, thresholds, fill, prefetch, TLS) is read through last(), at the time it is used.
+   */
   config: ClusterConfig;
+  /** This edge's entry of that file, as started (same caveat). */
   edge: EdgeConfig;
   clock: Clock;
   logger: Logger;

@@ -18,7 +18,10 @@ export interface EdgeParts {
   upstream: Upstream;
   cache: EdgeCache;
   fill: FillAgent;
-  /** Certificates of our listeners, and what we trust and show as a client, as the edge started. */
+  /**
+   * Certificates of our listeners, and what we trust and show as a client, as the edge started:
+   * the factory keeps the current ones (a reload swaps them there, not here).
+   */
   tls: ServiceTlsMaterial;
   clientTls: ClientTls | undefined;
   /** Stops the event-loop delay monitor the fill yields by (close). */
