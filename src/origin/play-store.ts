@@ -1,9 +1,10 @@
 import { basename, dirname } from 'node:path';
-import type { Clock, TimerHandle } from '../common/clock.js';
+import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
 import { OriginInputError } from './errors.js';
 import { type DayCounts, type Play, DAY_RE, addPlays, copyCounts, pruneDays, utcDay } from './plays.js';
 import { DirStorage } from './storage/dir-storage.js';
+import { DocumentWrites } from './storage/document-writes.js';
 import type { OriginStorage } from './storage/storage.js';
 
 export interface PlayStoreOptions {
@@ -52,10 +53,8 @@ export class PlayStore {
   private sending: Map<string, DayCounts> | undefined;
   private readonly debounceMs: number;
   private readonly retainDays: number;
-  private timer: TimerHandle | undefined;
   /** Saves and refreshes, one at a time: each starts from the tag the previous one left. */
-  private chain: Promise<void> = Promise.resolve();
-  private closed = false;
+  private readonly writes: DocumentWrites;
   private counted = 0;
 
   private constructor(private readonly opts: PlayStoreOptions) {
@@ -69,6 +68,15 @@ export class PlayStore {
     }
     this.debounceMs = opts.debounceMs ?? 1000;
     this.retainDays = opts.retainDays ?? 120;
+    this.writes = new DocumentWrites({
+      clock: opts.clock,
+      debounceMs: this.debounceMs,
+      save: () => this.save(),
+      reload: () => this.reload(),
+      storedTag: () => this.storedTag,
+      currentTag: async () => (await this.storage.stat(this.key))?.tag ?? null,
+      saveFailed: (err) => opts.logger?.error({ err }, 'could not save play counts'),
+    });
   }
 
   /** Opens the store, loading the document if it exists; one that does not verify is an error. */
@@ -135,12 +143,7 @@ export class PlayStore {
     addPlays(this.pending, plays);
     pruneDays(this.pending, this.oldestKept());
     pruneDays(this.stored, this.oldestKept()); // the next save drops them from the document too
-    if (this.timer === undefined && !this.closed) {
-      this.timer = this.opts.clock.setTimeout(() => {
-        this.timer = undefined;
-        this.flush().catch((err: unknown) => this.opts.logger?.error({ err }, 'could not save play counts'));
-      }, this.debounceMs);
-    }
+    this.writes.changed();
   }
 
   /** isp → title → plays on a UTC day (`YYYY-MM-DD`); empty if none. A copy. */
@@ -157,30 +160,16 @@ export class PlayStore {
   }
 
   /** Writes pending counts now (and waits for a write already under way). */
-  async flush(): Promise<void> {
-    if (this.timer !== undefined) {
-      this.opts.clock.clearTimeout(this.timer);
-      this.timer = undefined;
-    }
-    await this.serial(() => this.save());
+  flush(): Promise<void> {
+    return this.writes.flush();
   }
 
   /**
    * Takes in what other replicas saved since this one last read or wrote the document (a stat,
    * or a HEAD, when nothing changed). A document that no longer verifies keeps the counts held.
    */
-  async refresh(): Promise<void> {
-    await this.serial(async () => {
-      const st = await this.storage.stat(this.key);
-      if ((st?.tag ?? null) === this.storedTag) return;
-      await this.reload();
-    });
-  }
-
-  private serial(job: () => Promise<void>): Promise<void> {
-    const run = this.chain.then(job, job);
-    this.chain = run.catch(() => {});
-    return run;
+  refresh(): Promise<void> {
+    return this.writes.refresh();
   }
 
   private async save(): Promise<void> {
@@ -228,9 +217,8 @@ export class PlayStore {
   }
 
   /** Final flush; later plays are still counted in memory but not scheduled for writing. */
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.flush();
+  close(): Promise<void> {
+    return this.writes.close();
   }
 }
 

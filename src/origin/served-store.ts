@@ -1,10 +1,11 @@
 import { basename, dirname } from 'node:path';
-import type { Clock, TimerHandle } from '../common/clock.js';
+import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
 import { OriginInputError } from './errors.js';
 import { type FileWeights, type ServeReport, type ServedDay, addReport, fileWeights } from './file-weights.js';
 import { DAY_RE, utcDay } from './plays.js';
 import { DirStorage } from './storage/dir-storage.js';
+import { DocumentWrites } from './storage/document-writes.js';
 import type { OriginStorage } from './storage/storage.js';
 
 export interface ServedStoreOptions {
@@ -99,10 +100,8 @@ export class ServedStore {
   private view: Map<string, ServedDay> | undefined;
   private readonly previous = new Map<string, { seq: number; to: number }>();
   private sliceUnit: number;
-  private timer: TimerHandle | undefined;
   /** Saves and refreshes, one at a time: each starts from the tag the previous one left. */
-  private chain: Promise<void> = Promise.resolve();
-  private closed = false;
+  private readonly writes: DocumentWrites;
   /** Goes up with every accepted report and every document read: weights computed before are stale. */
   private changes = 0;
   private counted = 0;
@@ -121,6 +120,15 @@ export class ServedStore {
       this.storage = new DirStorage(dirname(opts.file));
       this.key = basename(opts.file);
     }
+    this.writes = new DocumentWrites({
+      clock: opts.clock,
+      debounceMs: opts.debounceMs ?? 5000,
+      save: () => this.save(),
+      reload: () => this.reload(),
+      storedTag: () => this.storedTag,
+      currentTag: async () => (await this.storage.stat(this.key))?.tag ?? null,
+      saveFailed: (err) => opts.logger?.error({ err }, 'could not save served counts'),
+    });
   }
 
   /** Opens the store, loading the document if it exists; one that does not verify is an error. */
@@ -239,12 +247,7 @@ export class ServedStore {
     // The next save drops old days from the document too.
     for (const days of [this.pending, this.stored]) for (const d of days.keys()) if (d < oldest) days.delete(d);
     this.changed();
-    if (this.timer === undefined && !this.closed) {
-      this.timer = this.opts.clock.setTimeout(() => {
-        this.timer = undefined;
-        this.flush().catch((err: unknown) => this.opts.logger?.error({ err }, 'could not save served counts'));
-      }, this.opts.debounceMs ?? 5000);
-    }
+    this.writes.changed();
   }
 
   /**
@@ -294,30 +297,16 @@ export class ServedStore {
   }
 
   /** Writes the pending sums now (and waits for a write already under way). */
-  async flush(): Promise<void> {
-    if (this.timer !== undefined) {
-      this.opts.clock.clearTimeout(this.timer);
-      this.timer = undefined;
-    }
-    await this.serial(() => this.save());
+  flush(): Promise<void> {
+    return this.writes.flush();
   }
 
   /**
    * Takes in what other replicas saved since this one last read or wrote the document (a stat,
    * or a HEAD, when nothing changed). A document that no longer verifies keeps the sums held.
    */
-  async refresh(): Promise<void> {
-    await this.serial(async () => {
-      const st = await this.storage.stat(this.key);
-      if ((st?.tag ?? null) === this.storedTag) return;
-      await this.reload();
-    });
-  }
-
-  private serial(job: () => Promise<void>): Promise<void> {
-    const run = this.chain.then(job, job);
-    this.chain = run.catch(() => {});
-    return run;
+  refresh(): Promise<void> {
+    return this.writes.refresh();
   }
 
   private async save(): Promise<void> {
@@ -372,9 +361,8 @@ export class ServedStore {
     this.changed();
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.flush();
+  close(): Promise<void> {
+    return this.writes.close();
   }
 }
 
