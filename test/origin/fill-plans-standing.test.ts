@@ -1,30 +1,17 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/common/clock.js';
-import { Catalog, type TitleEntry } from '../../src/origin/catalog.js';
 import { FillPlans } from '../../src/origin/fill-plans.js';
 import { type Plan, planChurn } from '../../src/origin/fill-planner.js';
 import { PlayStore } from '../../src/origin/play-store.js';
 import { tempDir, testCluster } from '../helpers/cluster.js';
+import { catalog, held, playsOf, titles } from './fill-plans-fixtures.js';
 
 const MB = 1e6;
 const DAY = 86_400_000;
 const DAY1 = Date.parse('2024-06-01T12:00:00Z');
 
-function entry(title: string): TitleEntry {
-  const files = [
-    { path: 'index.m3u8', size: 1_000, sha256: `${title}-i`.padEnd(64, '0'), contentType: 'application/vnd.apple.mpegurl' },
-    { path: 'seg0.m4s', size: 5 * MB - 1_000, sha256: `${title}-s`.padEnd(64, '0'), contentType: 'video/mp4' },
-  ];
-  return { title, kind: 'hls', manifests: ['index.m3u8'], files, bytes: 5 * MB, ingestedAt: '2024-05-01T00:00:00.000Z' };
-}
 
-const titles = Array.from({ length: 60 }, (_, i) => `t${i}`);
-const catalog = new Catalog(titles.map(entry));
-/** Plays of a day: title i played 100 − i times, with changes. */
-const playsOf = (at: number, change: Record<string, number> = {}) =>
-  titles.flatMap((t, i) => Array.from({ length: change[t] ?? 100 - i }, () => ({ title: t, isp: 'isp-a', at })));
-const held = (p: Plan) => new Set(p.manifests.get('edge-a1')!.titles);
 
 describe('origin fill plans against the standing plan', () => {
   // One edge of 100 MB: 90 MB for 5 MB titles — 18 of them. A night may move one title (5 % of

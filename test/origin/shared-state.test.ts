@@ -4,7 +4,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/common/clock.js';
 import type { ClusterConfig } from '../../src/common/config.js';
 import { REPORT_PATH, REPORT_SIGNATURE_HEADER, signReport } from '../../src/common/serve-report-wire.js';
-import { Catalog, type TitleEntry } from '../../src/origin/catalog.js';
 import type { ServeReport } from '../../src/origin/file-weights.js';
 import { FillPlans } from '../../src/origin/fill-plans.js';
 import type { Plan } from '../../src/origin/fill-planner.js';
@@ -15,6 +14,7 @@ import { originStorage } from '../../src/origin/storage/open-storage.js';
 import { testCluster } from '../helpers/cluster.js';
 import { FIXTURES, ORIGIN_ADMIN_TOKEN, type RunningOrigin, originTempDir, originTestConfig, startTestOrigin } from '../helpers/origin-harness.js';
 import { STORAGE_KINDS, useStorage } from '../helpers/origin-storages.js';
+import { catalog, held, playsOf, titles } from './fill-plans-fixtures.js';
 
 /**
  * Several origin replicas on one storage (issue 14, P1-3): the edges' serve sums (`served.json`)
@@ -27,19 +27,6 @@ const MB = 1e6;
 const DAY = 86_400_000;
 const DAY1 = Date.parse('2024-06-01T12:00:00Z');
 
-function entry(title: string): TitleEntry {
-  const files = [
-    { path: 'index.m3u8', size: 1_000, sha256: `${title}-i`.padEnd(64, '0'), contentType: 'application/vnd.apple.mpegurl' },
-    { path: 'seg0.m4s', size: 5 * MB - 1_000, sha256: `${title}-s`.padEnd(64, '0'), contentType: 'video/mp4' },
-  ];
-  return { title, kind: 'hls', manifests: ['index.m3u8'], files, bytes: 5 * MB, ingestedAt: '2024-05-01T00:00:00.000Z' };
-}
-const titles = Array.from({ length: 60 }, (_, i) => `t${i}`);
-const catalog = new Catalog(titles.map(entry));
-/** Plays of a day: title i played 100 − i times, with changes. */
-const playsOf = (at: number, change: Record<string, number> = {}) =>
-  titles.flatMap((t, i) => Array.from({ length: change[t] ?? 100 - i }, () => ({ title: t, isp: 'isp-a', at })));
-const held = (p: Plan) => new Set(p.manifests.get('edge-a1')!.titles);
 const version = (p: Plan) => p.manifests.get('edge-a1')!.version;
 
 describe.each(STORAGE_KINDS)('origin replicas sharing %s storage', (kind) => {
